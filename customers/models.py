@@ -1,0 +1,158 @@
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Now
+
+
+class Consent(models.TextChoices):
+    CLOSED = "closed", "Closed"
+    CONDITIONAL = "conditional", "Conditional"
+    OPEN = "open", "Open"
+
+
+class Pace(models.TextChoices):
+    BRISK = "brisk", "Brisk (in a rush)"
+    UNHURRIED = "unhurried", "Unhurried"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class HoldTolerance(models.TextChoices):
+    FINE = "fine", "Fine on hold"
+    AVOID = "avoid", "Avoid holding"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Channel(models.TextChoices):
+    PHONE = "phone", "Phone"
+    TEXT = "text", "Text"
+    EMAIL = "email", "Email"
+    UNKNOWN = "unknown", "Unknown"
+
+
+class Provenance(models.TextChoices):
+    SAID_BY_CALLER = "caller", "Said by the caller"
+    INFERRED_BY_AGENT = "agent", "Inferred by an agent"
+    UNKNOWN = "unknown", "Not recorded"
+
+
+class SurveyTrust(models.TextChoices):
+    AGREE = "agree", "Agrees we have their best interest in mind"
+    NEUTRAL = "neutral", "Neutral"
+    DISAGREE = "disagree", "Disagrees"
+    UNKNOWN = "unknown", "Not answered"
+
+
+class ReturnBehaviour(models.TextChoices):
+    RARELY = "rarely", "Rarely returns"
+    SOMETIMES = "sometimes", "Sometimes returns"
+    OFTEN = "often", "Often returns"
+    UNKNOWN = "unknown", "Unknown"
+
+
+# Every preference carries where it came from, who recorded it and when: "ask, don't assume".
+def _provenance_field() -> models.CharField:
+    return models.CharField(max_length=16, choices=Provenance.choices, default=Provenance.UNKNOWN)
+
+
+def _recorded_by_field() -> models.ForeignKey:
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+
+def _recorded_at_field() -> models.DateTimeField:
+    return models.DateTimeField(null=True, blank=True)
+
+
+class Customer(models.Model):
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    external_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    customer_since = models.DateField(null=True, blank=True, help_text="Tenure starts here.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    pace = models.CharField(max_length=16, choices=Pace.choices, default=Pace.UNKNOWN)
+    pace_source = _provenance_field()
+    pace_set_by = _recorded_by_field()
+    pace_set_at = _recorded_at_field()
+
+    hold_tolerance = models.CharField(
+        max_length=16, choices=HoldTolerance.choices, default=HoldTolerance.UNKNOWN
+    )
+    hold_tolerance_source = _provenance_field()
+    hold_tolerance_set_by = _recorded_by_field()
+    hold_tolerance_set_at = _recorded_at_field()
+
+    preferred_channel = models.CharField(
+        max_length=16, choices=Channel.choices, default=Channel.UNKNOWN
+    )
+    preferred_channel_source = _provenance_field()
+    preferred_channel_set_by = _recorded_by_field()
+    preferred_channel_set_at = _recorded_at_field()
+
+    # Closed until the customer says otherwise: about half want to stay anonymous.
+    consent = models.CharField(max_length=16, choices=Consent.choices, default=Consent.CLOSED)
+    consent_source = _provenance_field()
+    consent_set_by = _recorded_by_field()
+    consent_set_at = _recorded_at_field()
+
+    survey_trust = models.CharField(
+        max_length=16, choices=SurveyTrust.choices, default=SurveyTrust.UNKNOWN
+    )
+    survey_trust_at = models.DateTimeField(null=True, blank=True)
+    return_behaviour = models.CharField(
+        max_length=16, choices=ReturnBehaviour.choices, default=ReturnBehaviour.UNKNOWN
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PhoneNumber(models.Model):
+    """One customer's number. The same number on several customers is a shared line."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="phones")
+    number = models.CharField(max_length=32, help_text="E.164, e.g. +14155550123", db_index=True)
+    label = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "number"], name="unique_number_per_customer"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CallNote(models.Model):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notes")
+    call = models.ForeignKey(
+        "routing.Call", null=True, blank=True, on_delete=models.SET_NULL, related_name="notes"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(blank=True)
+    occasion = models.CharField(max_length=200, blank=True)
+    intent = models.CharField(max_length=200, blank=True)
+    shopping_for = models.CharField(max_length=200, blank=True)
+    sizes = models.CharField(max_length=200, blank=True, help_text="Sizes that have fit before.")
+    open_matter = models.BooleanField(
+        default=False,
+        help_text="About something still unresolved (shown even with consent closed).",
+    )
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-created_at", "-id"], name="note_customer_newest")
+        ]
+
+    def __str__(self) -> str:
+        return f"Note on {self.customer_id} at {self.created_at:%Y-%m-%d}"

@@ -1,0 +1,26 @@
+"""pytest plugin: give the test run a real PostgreSQL and Redis before Django loads settings.
+
+With DATABASE_URL / REDIS_URL set, those servers are used. Without them, embedded servers start
+under `.rapport/test/` (apart from the ones `manage.py up` uses) and stop when the run ends.
+"""
+
+import contextlib
+import os
+
+import pytest
+
+from rapport.embedded import embedded_services
+from rapport.settings_paths import RUNTIME_DIR
+
+_services = contextlib.ExitStack()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    urls = _services.enter_context(embedded_services(RUNTIME_DIR / "test"))
+    os.environ.update(urls)
+    return (yield)
+
+
+def pytest_unconfigure(config):
+    _services.close()

@@ -1,0 +1,93 @@
+from django.contrib import admin
+
+from routing.models import (
+    Agent,
+    AgentStatusChange,
+    Call,
+    CallEvent,
+    ConnectAttempt,
+    Offer,
+    Queue,
+    RoutingDecision,
+)
+
+
+@admin.register(Queue)
+class QueueAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "last_agent_wait_seconds", "offer_timeout_seconds"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Agent)
+class AgentAdmin(admin.ModelAdmin):
+    list_display = ["display_name", "telephony_identity", "status", "status_changed_at"]
+    list_filter = ["status", "queues"]
+    search_fields = ["display_name", "telephony_identity", "user__username"]
+    filter_horizontal = ["queues"]
+    raw_id_fields = ["user"]
+
+
+@admin.register(AgentStatusChange)
+class AgentStatusChangeAdmin(admin.ModelAdmin):
+    list_display = ["agent", "previous_status", "status", "changed_at", "changed_by", "reason"]
+    list_select_related = ["agent", "changed_by"]
+
+
+class CallEventInline(admin.TabularInline):
+    model = CallEvent
+    extra = 0
+    fields = ["type", "occurred_at", "received_at", "applied", "outcome"]
+    readonly_fields = fields
+
+
+class RoutingDecisionInline(admin.TabularInline):
+    model = RoutingDecision
+    extra = 0
+    fields = ["reason", "agent", "decided_at", "caller_waited_ms", "took_ms"]
+    readonly_fields = fields
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = [
+        "telephony_call_id",
+        "from_e164",
+        "queue",
+        "customer",
+        "agent",
+        "state",
+        "created_at",
+    ]
+    list_filter = ["state", "queue"]
+    search_fields = ["telephony_call_id", "from_e164", "customer__name"]
+    raw_id_fields = ["customer", "agent", "last_agent", "candidates"]
+    list_select_related = ["queue", "customer", "agent"]
+    inlines = [CallEventInline, RoutingDecisionInline]
+
+
+@admin.register(CallEvent)
+class CallEventAdmin(admin.ModelAdmin):
+    list_display = ["webhook_id", "type", "call", "occurred_at", "applied"]
+    list_filter = ["type", "applied"]
+    search_fields = ["webhook_id", "call__telephony_call_id"]
+    raw_id_fields = ["call"]
+
+
+@admin.register(Offer)
+class OfferAdmin(admin.ModelAdmin):
+    list_display = ["call", "agent", "state", "offered_at", "responded_at"]
+    list_filter = ["state"]
+    raw_id_fields = ["call", "agent"]
+
+
+@admin.register(RoutingDecision)
+class RoutingDecisionAdmin(admin.ModelAdmin):
+    list_display = ["call", "reason", "agent", "decided_at", "took_ms"]
+    list_filter = ["reason"]
+    raw_id_fields = ["call", "agent", "offer"]
+
+
+@admin.register(ConnectAttempt)
+class ConnectAttemptAdmin(admin.ModelAdmin):
+    list_display = ["call", "attempt", "sent_at", "status_code", "error"]
+    raw_id_fields = ["call", "decision"]

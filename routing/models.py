@@ -1,0 +1,264 @@
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+
+from routing.call_states import CallState
+
+
+class Queue(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    numbers = ArrayField(
+        models.CharField(max_length=32),
+        default=list,
+        blank=True,
+        help_text="Dialled numbers (E.164) that reach this queue.",
+    )
+    last_agent_wait_seconds = models.PositiveIntegerField(
+        default=20, help_text="How long a caller is held for their busy last agent."
+    )
+    offer_timeout_seconds = models.PositiveIntegerField(
+        default=15, help_text="How long an offer rings before it is taken back."
+    )
+    wrap_up_seconds = models.PositiveIntegerField(
+        default=120, help_text="Longest wrap-up before the agent is made available again."
+    )
+    last_agent_lookback_days = models.PositiveIntegerField(default=180)
+    service_level_seconds = models.PositiveIntegerField(
+        default=20, help_text="Target: answered within this many seconds."
+    )
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            models.Index(fields=["numbers"], name="queue_numbers_gin", opclasses=["array_ops"])
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AgentStatus(models.TextChoices):
+    OFFLINE = "offline", "Offline"
+    AVAILABLE = "available", "Available"
+    BUSY = "busy", "On a call"
+    WRAP_UP = "wrap_up", "Wrap-up"
+    BREAK = "break", "On break"
+
+
+class Agent(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent"
+    )
+    display_name = models.CharField(max_length=100)
+    telephony_identity = models.CharField(
+        max_length=64, unique=True, help_text="Extension or username at the telephony system."
+    )
+    queues = models.ManyToManyField(Queue, related_name="agents", blank=True)
+    status = models.CharField(
+        max_length=16, choices=AgentStatus.choices, default=AgentStatus.OFFLINE
+    )
+    status_changed_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["display_name"]
+        indexes = [models.Index(fields=["status", "status_changed_at"], name="agent_idle_order")]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class AgentStatusChange(models.Model):
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="status_changes")
+    status = models.CharField(max_length=16, choices=AgentStatus.choices)
+    previous_status = models.CharField(max_length=16, choices=AgentStatus.choices)
+    changed_at = models.DateTimeField(db_default=Now())
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+
+class Call(models.Model):
+    telephony_call_id = models.CharField(max_length=128, unique=True)
+    from_number = models.CharField(
+        max_length=64, blank=True, help_text="As the telephony system sent it."
+    )
+    from_e164 = models.CharField(max_length=32, blank=True, db_index=True)
+    to_number = models.CharField(max_length=64, blank=True)
+    queue = models.ForeignKey(
+        Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="calls"
+    )
+    customer = models.ForeignKey(
+        "customers.Customer", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    candidates = models.ManyToManyField(
+        "customers.Customer",
+        blank=True,
+        related_name="candidate_calls",
+        help_text="Customers sharing the caller's number, until the agent says who is calling.",
+    )
+    agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="calls",
+        help_text="The agent connected to the caller.",
+    )
+    state = models.CharField(max_length=16, choices=CallState.choices, default=CallState.RINGING)
+    identity_verified = models.BooleanField(default=False)
+    end_reason = models.CharField(max_length=32, blank=True)
+
+    created_at = models.DateTimeField(db_default=Now())
+    ringing_at = models.DateTimeField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(db_default=Now())
+    last_event_at = models.DateTimeField(
+        null=True, blank=True, help_text="occurred_at of the latest event applied to the state."
+    )
+
+    # Router bookkeeping: the deadlines live in the database so a restarted worker keeps them.
+    last_agent = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The agent of the caller's most recent connected call, when routing began.",
+    )
+    last_agent_wait_until = models.DateTimeField(null=True, blank=True)
+    routing_requested_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["customer", "-connected_at"],
+                name="call_customer_latest",
+                condition=Q(connected_at__isnull=False),
+            ),
+            models.Index(fields=["state", "queued_at"], name="call_state_waiting"),
+            models.Index(fields=["queue", "-created_at"], name="call_queue_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.telephony_call_id
+
+
+class CallEventType(models.TextChoices):
+    RINGING = "call.ringing"
+    ANSWERED = "call.answered"
+    HELD = "call.held"
+    RESUMED = "call.resumed"
+    TRANSFERRED = "call.transferred"
+    ENDED = "call.ended"
+
+
+class CallEvent(models.Model):
+    """Every accepted telephony event, exactly once per webhook id."""
+
+    webhook_id = models.CharField(max_length=255, unique=True)
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=CallEventType.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(db_default=Now())
+    payload = models.JSONField(default=dict)
+    applied = models.BooleanField(default=True)
+    outcome = models.CharField(max_length=200, blank=True, help_text="Why it was not applied.")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+
+
+class OfferState(models.TextChoices):
+    OFFERED = "offered", "Offered"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    TIMED_OUT = "timed_out", "Timed out"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class Offer(models.Model):
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="offers")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="offers")
+    state = models.CharField(max_length=16, choices=OfferState.choices, default=OfferState.OFFERED)
+    offered_at = models.DateTimeField(db_default=Now())
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-offered_at", "-id"]
+        # The database itself refuses a second ringing offer for an agent or for a call.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent"], condition=Q(state="offered"), name="one_open_offer_per_agent"
+            ),
+            models.UniqueConstraint(
+                fields=["call"], condition=Q(state="offered"), name="one_open_offer_per_call"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"], name="offer_open_expiry", condition=Q(state="offered")
+            )
+        ]
+
+
+class DecisionReason(models.TextChoices):
+    LAST_AGENT = "last_agent", "Offered to the caller's last agent"
+    LAST_AGENT_BUSY_WAITED = "last_agent_busy_waited", "Waited for the busy last agent"
+    LAST_AGENT_UNAVAILABLE = "last_agent_unavailable", "Last agent offline or on break"
+    LAST_AGENT_DECLINED = "last_agent_declined", "Last agent declined"
+    LAST_AGENT_WAIT_EXPIRED = "last_agent_wait_expired", "Last agent still busy after the wait"
+    OFFER_TIMED_OUT = "offer_timed_out", "Offer not answered in time"
+    OFFER_DECLINED = "offer_declined", "Offer declined"
+    LONGEST_IDLE = "longest_idle", "Longest-idle available agent"
+    NO_AGENT_WAITING = "no_agent_waiting", "No agent available: caller waits"
+    WAITING_LAST_AGENT_FREED = "waiting_last_agent_freed", "Waiting caller's last agent freed up"
+    WAITING_FIFO = "waiting_fifo", "Longest-waiting caller offered to a freed agent"
+    TELEPHONY_ANSWERED = "telephony_answered", "Answered at the telephony system"
+    MOVED_BY_SUPERVISOR = "moved_by_supervisor", "Moved to another queue by a supervisor"
+
+
+class RoutingDecision(models.Model):
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="decisions")
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    offer = models.OneToOneField(
+        Offer, null=True, blank=True, on_delete=models.SET_NULL, related_name="decision"
+    )
+    reason = models.CharField(max_length=32, choices=DecisionReason.choices)
+    decided_at = models.DateTimeField(db_default=Now())
+    caller_waited_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="From the call reaching the queue to this decision."
+    )
+    took_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time spent deciding.")
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["decided_at", "id"]
+
+
+class ConnectAttempt(models.Model):
+    """One push of a `call.connect` instruction to the telephony system."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="connect_attempts")
+    decision = models.ForeignKey(
+        RoutingDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attempt = models.PositiveSmallIntegerField()
+    sent_at = models.DateTimeField(db_default=Now())
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["sent_at", "id"]

@@ -1,0 +1,39 @@
+import pytest
+from django.contrib.auth.models import Group, User
+
+from customers.models import Customer, PhoneNumber
+from routing.models import Agent, Queue
+
+
+@pytest.fixture
+def queue(db) -> Queue:
+    return Queue.objects.create(slug="loyalty", name="Loyalty", numbers=["+18005550100"])
+
+
+@pytest.fixture
+def make_agent(db, queue):
+    def make(username: str = "dana", *, extension: str | None = None, status: str = "offline",
+             queues=None) -> Agent:
+        user = User.objects.create_user(username=username, password="pw-" + username)
+        user.groups.add(Group.objects.get_or_create(name="agent")[0])
+        agent = Agent.objects.create(
+            user=user,
+            display_name=username.title(),
+            telephony_identity=extension or f"ext-{username}",
+            status=status,
+        )
+        agent.queues.set(queues if queues is not None else [queue])
+        return agent
+
+    return make
+
+
+@pytest.fixture
+def make_customer(db):
+    def make(name: str = "Maya Chen", *, phones=("+14155550123",), **fields) -> Customer:
+        customer = Customer.objects.create(name=name, **fields)
+        for number in phones:
+            PhoneNumber.objects.create(customer=customer, number=number)
+        return customer
+
+    return make
