@@ -1,7 +1,8 @@
 """pytest plugin: give the test run a real PostgreSQL and Redis before Django loads settings.
 
 With DATABASE_URL / REDIS_URL set, those servers are used. Without them, embedded servers start
-under `.rapport/test/` (apart from the ones `manage.py up` uses) and stop when the run ends.
+under `.rapport/test/` (apart from the ones `manage.py up` uses) and stop when the run ends;
+RAPPORT_TEST_INSTANCE names another folder, so two test runs on one machine keep apart.
 """
 
 import contextlib
@@ -17,7 +18,9 @@ _services = contextlib.ExitStack()
 
 @pytest.hookimpl(wrapper=True)
 def pytest_load_initial_conftests(early_config, parser, args):
-    urls = _services.enter_context(embedded_services(RUNTIME_DIR / "test"))
+    urls = _services.enter_context(
+        embedded_services(RUNTIME_DIR / os.environ.get("RAPPORT_TEST_INSTANCE", "test"))
+    )
     os.environ.update(urls)
     return (yield)
 

@@ -90,6 +90,7 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rapport")
 # A short visibility timeout lets Redis hand a task whose worker died to another worker soon;
 # every task is idempotent, so an early redelivery costs only a no-op.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300)}
+CELERY_IMPORTS = ["routing.telephony_tasks"]
 CELERY_BEAT_SCHEDULE: dict = {}
 
 AUTH_PASSWORD_VALIDATORS = [

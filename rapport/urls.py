@@ -9,6 +9,8 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/telephony/", include("routing.telephony_urls")),
+    path("api/", include("customers.urls")),
     path("api/", include("routing.urls")),
     path("", include("console.urls")),
 ]

@@ -12,8 +12,13 @@ def queue(db) -> Queue:
 
 @pytest.fixture
 def make_agent(db, queue):
-    def make(username: str = "dana", *, extension: str | None = None, status: str = "offline",
-             queues=None) -> Agent:
+    def make(
+        username: str = "dana",
+        *,
+        extension: str | None = None,
+        status: str = "offline",
+        queues=None,
+    ) -> Agent:
         user = User.objects.create_user(username=username, password="pw-" + username)
         user.groups.add(Group.objects.get_or_create(name="agent")[0])
         agent = Agent.objects.create(

@@ -11,11 +11,13 @@ pytestmark = pytest.mark.django_db
 
 def test_a_webhook_id_is_accepted_once():
     call = Call.objects.create(telephony_call_id="c-1")
-    CallEvent.objects.create(webhook_id="msg_1", call=call, type="call.ringing",
-                             occurred_at=timezone.now())
+    CallEvent.objects.create(
+        webhook_id="msg_1", call=call, type="call.ringing", occurred_at=timezone.now()
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        CallEvent.objects.create(webhook_id="msg_1", call=call, type="call.ended",
-                                 occurred_at=timezone.now())
+        CallEvent.objects.create(
+            webhook_id="msg_1", call=call, type="call.ended", occurred_at=timezone.now()
+        )
     assert CallEvent.objects.count() == 1
 
 

@@ -1,0 +1,1 @@
+"""Celery tasks of the telephony integration (registered through CELERY_IMPORTS)."""
