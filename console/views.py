@@ -1,5 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render
 
 from routing.models import Agent
@@ -8,4 +9,18 @@ from routing.models import Agent
 @login_required
 def console(request: HttpRequest) -> HttpResponse:
     agent = Agent.objects.filter(user=request.user).prefetch_related("queues").first()
-    return render(request, "console/console.html", {"agent": agent})
+    context: dict = {"agent": agent}
+    if agent is not None:
+        # Read by static/console/console.js: the page carries no inline script (CSP).
+        context["console_config"] = {
+            "agent": {
+                "id": agent.id,
+                "display_name": agent.display_name,
+                "status": agent.status,
+            },
+            "socket_path": "/ws/agent/",
+            "csrf_token": get_token(request),
+            "customers_url": "/api/customers/",
+            "calls_url": "/api/calls/",
+        }
+    return render(request, "console/console.html", context)

@@ -1,0 +1,188 @@
+import json
+from datetime import timedelta
+from html.parser import HTMLParser
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from routing.models import Call, Offer
+
+pytestmark = pytest.mark.django_db
+
+
+class ScriptAudit(HTMLParser):
+    """Collects what a Content-Security-Policy without 'unsafe-inline' would block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inline_scripts: list[str] = []
+        self.inline_handlers: list[str] = []
+        self.json_blocks: dict[str, str] = {}
+        self._in_script: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        self.inline_handlers += [name for name in attributes if name.startswith("on")]
+        if tag == "script":
+            self._in_script = attributes
+
+    def handle_data(self, data):
+        if self._in_script is None or not data.strip():
+            return
+        if self._in_script.get("type") == "application/json":
+            self.json_blocks[self._in_script.get("id", "")] = data
+        else:
+            self.inline_scripts.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = None
+
+
+def audit(html: str) -> ScriptAudit:
+    parser = ScriptAudit()
+    parser.feed(html)
+    return parser
+
+
+def test_it_sends_a_visitor_to_the_login_page(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/")
+
+
+def test_it_shows_the_console_to_an_agent(client, make_agent):
+    agent = make_agent("dana", status="break")
+    client.force_login(agent.user)
+
+    response = client.get("/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-set-status="available"' in html
+    assert 'data-set-status="break" aria-checked="true"' in html
+    assert "console/console.js" in html
+    assert "Accept the ringing call" in html  # the keyboard shortcuts are on screen
+    config = json.loads(audit(html).json_blocks["console-config"])
+    assert config["agent"] == {"id": agent.id, "display_name": "Dana", "status": "break"}
+    assert config["socket_path"] == "/ws/agent/"
+    assert config["csrf_token"]
+
+
+def test_it_has_no_inline_script_or_event_handler(client, make_agent):
+    client.force_login(make_agent().user)
+    for page in (client.get("/"), client.get("/accounts/login/")):
+        found = audit(page.content.decode())
+        assert found.inline_scripts == []
+        assert found.inline_handlers == []
+
+
+def test_the_config_block_cannot_close_its_script_tag(client, make_agent):
+    agent = make_agent("dana")
+    agent.display_name = "</script><script>alert(1)</script>"
+    agent.save()
+    client.force_login(agent.user)
+
+    found = audit(client.get("/").content.decode())
+
+    assert found.inline_scripts == []
+    config = json.loads(found.json_blocks["console-config"])
+    assert config["agent"]["display_name"] == "</script><script>alert(1)</script>"
+
+
+def test_it_tells_a_login_without_an_agent_profile_what_is_wrong(client):
+    user = User.objects.create_user(username="morgan", password="pw")
+    client.force_login(user)
+
+    response = client.get("/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "You are not set up as an agent" in html
+    assert "console.js" not in html
+    assert "console-config" not in html
+
+
+def test_logging_out_is_a_post_with_a_csrf_token(client, make_agent):
+    client.force_login(make_agent().user)
+    html = client.get("/").content.decode()
+    assert 'method="post" action="/accounts/logout/"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+
+
+# "Who am I speaking with?": the agent picks one of the customers sharing the number.
+
+SHARED = "+14155550142"
+
+
+@pytest.fixture
+def shared_line_call(make_agent, make_customer, queue):
+    dana = make_agent("dana", status="available")
+    maya = make_customer("Maya Chen", phones=[SHARED])
+    leo = make_customer("Leo Chen", phones=[SHARED])
+    call = Call.objects.create(
+        telephony_call_id="CA-shared", from_number=SHARED, from_e164=SHARED, queue=queue
+    )
+    call.candidates.set([maya, leo])
+    Offer.objects.create(call=call, agent=dana, expires_at=timezone.now() + timedelta(seconds=15))
+    return {"call": call, "dana": dana, "maya": maya, "leo": leo}
+
+
+def choose(client, call_id, customer_id):
+    return client.post(
+        f"/api/calls/{call_id}/caller/",
+        {"customer_id": customer_id},
+        content_type="application/json",
+    )
+
+
+def test_the_agent_offered_a_shared_line_call_says_who_is_calling(client, shared_line_call):
+    client.force_login(shared_line_call["dana"].user)
+
+    response = choose(client, "CA-shared", shared_line_call["leo"].id)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["customer_id"] == shared_line_call["leo"].id
+    assert "caller" in response.json()
+    shared_line_call["call"].refresh_from_db()
+    assert shared_line_call["call"].customer == shared_line_call["leo"]
+
+
+def test_another_agent_cannot_say_who_is_on_someone_elses_call(
+    client, shared_line_call, make_agent
+):
+    client.force_login(make_agent("sam").user)
+
+    response = choose(client, "CA-shared", shared_line_call["maya"].id)
+
+    assert response.status_code == 403
+    shared_line_call["call"].refresh_from_db()
+    assert shared_line_call["call"].customer is None
+
+
+def test_only_a_customer_on_the_callers_number_can_be_chosen(
+    client, shared_line_call, make_customer
+):
+    stranger = make_customer("Someone Else", phones=["+14155559999"])
+    client.force_login(shared_line_call["dana"].user)
+
+    response = choose(client, "CA-shared", stranger.id)
+
+    assert response.status_code == 400
+    assert "customer_id" in response.json()["errors"]
+    shared_line_call["call"].refresh_from_db()
+    assert shared_line_call["call"].customer is None
+
+
+def test_choosing_the_caller_names_bad_input(client, shared_line_call):
+    client.force_login(shared_line_call["dana"].user)
+    assert choose(client, "CA-missing", shared_line_call["maya"].id).status_code == 404
+    response = choose(client, "CA-shared", "maya")
+    assert response.status_code == 400
+    assert "customer_id" in response.json()["errors"]
+
+
+def test_a_login_without_an_agent_profile_cannot_choose_the_caller(client, shared_line_call):
+    client.force_login(User.objects.create_user(username="morgan", password="pw"))
+    assert choose(client, "CA-shared", shared_line_call["maya"].id).status_code == 403
