@@ -156,3 +156,75 @@ class CallNote(models.Model):
 
     def __str__(self) -> str:
         return f"Note on {self.customer_id} at {self.created_at:%Y-%m-%d}"
+
+
+class AccessReason(models.TextChoices):
+    OFFER = "offer", "Offered call (screen-pop)"
+    CALL = "call", "Their call with this agent"
+    LOOKUP = "lookup", "Lookup outside a call (reason typed)"
+    EXPORT = "export", "Data export"
+    API = "api", "API, by staff"
+    ADMIN = "admin", "Admin site"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("the context access log is append-only")
+
+    def delete(self):
+        raise PermissionError("the context access log is append-only")
+
+
+class ContextAccess(models.Model):
+    """One read of a customer's context by a person: who, when, which customer and why.
+
+    Append-only: the application never changes or removes a row (the database refuses it too,
+    see migration `customers_audit`). The foreign keys carry no database constraint and no
+    cascade, so neither erasing a customer nor removing a user or a call touches the log.
+    """
+
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="context_accesses",
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    username = models.CharField(max_length=150, help_text="Who, as they were called then.")
+    reason = models.CharField(max_length=16, choices=AccessReason.choices)
+    reason_text = models.CharField(max_length=300, blank=True, help_text="The typed reason.")
+    call = models.ForeignKey(
+        "routing.Call",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    accessed_at = models.DateTimeField(db_default=Now())
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-accessed_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-accessed_at"], name="access_customer_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} read customer {self.customer_id} ({self.reason})"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise PermissionError("the context access log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("the context access log is append-only")

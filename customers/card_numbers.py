@@ -1,0 +1,120 @@
+"""Payment card numbers never reach storage or logs: find them, keep only the last four digits.
+
+A card number here is 13 to 19 digits, optionally grouped with single spaces or dashes, that
+passes the Luhn check. This module imports no models, so the logging configuration (which loads
+before the apps) and the telephony code can both use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+MASK = "*"
+
+# A run of digit groups joined by single spaces or dashes, not glued to other digits.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ -]\d+)*(?!\d)")
+_GROUP = re.compile(r"\d+")
+
+
+def passes_luhn(digits: str) -> bool:
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _is_card_number(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and passes_luhn(digits)
+
+
+def _mask_digits(text: str) -> str:
+    """Every digit but the last four becomes MASK; spaces and dashes stay where they were."""
+    digit_count = sum(char.isdigit() for char in text)
+    seen = 0
+    masked = []
+    for char in text:
+        if char.isdigit():
+            seen += 1
+            masked.append(char if seen > digit_count - 4 else MASK)
+        else:
+            masked.append(char)
+    return "".join(masked)
+
+
+def _card_spans(run: str) -> list[tuple[int, int]]:
+    """Within one run of digit groups, the longest card numbers made of whole groups.
+
+    Groups are tried from each starting group, so "ref 12 4111 1111 1111 1111" still finds the
+    card after the stray "12".
+    """
+    groups = [(match.start(), match.end()) for match in _GROUP.finditer(run)]
+    spans: list[tuple[int, int]] = []
+    first = 0
+    while first < len(groups):
+        best_last = None
+        digits = ""
+        for last in range(first, len(groups)):
+            digits += run[groups[last][0] : groups[last][1]]
+            if len(digits) > 19:
+                break
+            if _is_card_number(digits):
+                best_last = last
+        if best_last is None:
+            first += 1
+            continue
+        spans.append((groups[first][0], groups[best_last][1]))
+        first = best_last + 1
+    return spans
+
+
+def mask_card_numbers(text: str) -> str:
+    """`text` with every card-like number masked to its last four digits ("**** **** **** 1111")."""
+    if not text or not any(char.isdigit() for char in text):
+        return text
+
+    def mask_run(match: re.Match[str]) -> str:
+        run = match.group(0)
+        spans = _card_spans(run)
+        if not spans:
+            return run
+        pieces = []
+        cursor = 0
+        for start, end in spans:
+            pieces.append(run[cursor:start])
+            pieces.append(_mask_digits(run[start:end]))
+            cursor = end
+        pieces.append(run[cursor:])
+        return "".join(pieces)
+
+    return _DIGIT_RUN.sub(mask_run, text)
+
+
+def mask_card_numbers_in(value):
+    """The same masking applied to every string inside a JSON-like value (event metadata)."""
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if isinstance(value, dict):
+        return {key: mask_card_numbers_in(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_card_numbers_in(item) for item in value]
+    return value
+
+
+class CardNumberFilter(logging.Filter):
+    """Installed on the log handlers: a card number in a message or a traceback is masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_card_numbers(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_card_numbers(record.exc_text)
+        return True
