@@ -1,1 +1,134 @@
-"""Celery tasks of the telephony integration (registered through CELERY_IMPORTS)."""
+"""Celery tasks of the telephony integration (registered through CELERY_IMPORTS).
+
+Publishing from a web request uses its own broker connection with short timeouts and no retries,
+so a broker outage costs the webhook milliseconds, never a hang; what could not be published is
+found again in the database (`resend_unrouted_calls`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import timedelta
+
+import httpx
+import kombu.exceptions
+import redis.exceptions
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from rapport.celery import app
+from routing.call_states import FINAL_STATES, CallState
+from routing.models import Call, ConnectAttempt, RoutingDecision
+from routing.tasks import route_call
+from routing.telephony_signing import sign
+
+logger = logging.getLogger(__name__)
+
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.RedisError, OSError)
+
+_publishing = threading.local()
+
+
+def _publishing_connection():
+    """This thread's broker connection for publishing, failing fast when the broker is away."""
+    connection = getattr(_publishing, "connection", None)
+    if connection is None:
+        connection = app.connection_for_write(
+            connect_timeout=1,
+            transport_options={
+                **app.conf.broker_transport_options,
+                "max_retries": 0,
+                "socket_connect_timeout": 1,
+                "socket_timeout": 2,
+            },
+        )
+        _publishing.connection = connection
+    return connection
+
+
+def _publish(task, *args) -> bool:
+    try:
+        task.apply_async(args=args, retry=False, connection=_publishing_connection())
+    except BROKER_ERRORS as unreachable:
+        logger.warning("broker unreachable, %s%r not sent now: %s", task.name, args, unreachable)
+        connection = getattr(_publishing, "connection", None)
+        _publishing.connection = None
+        if connection is not None:
+            connection.release()
+        return False
+    return True
+
+
+def publish_route_call(call_pk: int) -> bool:
+    """Send `routing.route_call` for the call; on success mark the hand-off as done."""
+    if not _publish(route_call, call_pk):
+        return False
+    Call.objects.filter(pk=call_pk, routing_requested_at__isnull=True).update(
+        routing_requested_at=timezone.now()
+    )
+    return True
+
+
+def publish_call_connect(call_pk: int, decision_pk: int) -> bool:
+    return _publish(push_call_connect, call_pk, decision_pk)
+
+
+@shared_task(name="routing.resend_unrouted_calls", ignore_result=True)
+def resend_unrouted_calls(grace_seconds: float = 2.0) -> int:
+    """Re-send the hand-off of queued calls whose `route_call` never reached the broker."""
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    waiting = Call.objects.filter(
+        state=CallState.QUEUED, routing_requested_at__isnull=True, queued_at__lte=cutoff
+    ).order_by("queued_at")
+    sent = 0
+    for call_pk in waiting.values_list("pk", flat=True)[:500]:
+        if not publish_route_call(call_pk):
+            break
+        sent += 1
+    return sent
+
+
+def connect_backoff_seconds(attempt: int) -> float:
+    base = settings.TELEPHONY_CONNECT_RETRY_SECONDS
+    return min(base * 2 ** (attempt - 1), settings.TELEPHONY_CONNECT_RETRY_MAX_SECONDS)
+
+
+@shared_task(name="routing.push_call_connect", bind=True, max_retries=None, ignore_result=True)
+def push_call_connect(self, call_pk: int, decision_pk: int) -> None:
+    """POST the signed `call.connect` instruction until a 2xx, or until the call ends."""
+    url = settings.TELEPHONY_CONTROL_URL
+    decision = (
+        RoutingDecision.objects.select_related("agent", "call").filter(pk=decision_pk).first()
+    )
+    if not url or decision is None or decision.agent is None:
+        return
+    call = decision.call
+    if call.pk != call_pk or call.state in FINAL_STATES:
+        return
+    attempt = ConnectAttempt.objects.filter(call=call, decision=decision).count() + 1
+    body = json.dumps(
+        {
+            "type": "call.connect",
+            "call_id": call.telephony_call_id,
+            "agent": decision.agent.telephony_identity,
+            "decision_id": decision.pk,
+        }
+    )
+    headers = {"content-type": "application/json", **sign(body=body)}
+    status_code, error = None, ""
+    try:
+        response = httpx.post(
+            url, content=body, headers=headers, timeout=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS
+        )
+        status_code = response.status_code
+    except httpx.HTTPError as failed:
+        error = f"{type(failed).__name__}: {failed}"[:300]
+    ConnectAttempt.objects.create(
+        call=call, decision=decision, attempt=attempt, status_code=status_code, error=error
+    )
+    if status_code is not None and 200 <= status_code < 300:
+        return
+    raise self.retry(countdown=connect_backoff_seconds(attempt))

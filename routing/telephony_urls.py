@@ -1,1 +1,12 @@
-urlpatterns: list = []
+from django.urls import path
+
+from routing import telephony_api
+
+urlpatterns = [
+    path("events/", telephony_api.TelephonyEventsView.as_view(), name="telephony-events"),
+    path(
+        "calls/<str:call_id>/",
+        telephony_api.TelephonyCallView.as_view(),
+        name="telephony-call",
+    ),
+]

@@ -1,0 +1,369 @@
+"""The telephony system's side of the API: signed events in, call state and agent to connect out."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from routing.models import CallEventType
+from routing.telephony_services import (
+    END_REASONS,
+    TelephonyEvent,
+    accept_event,
+    call_instruction,
+)
+from routing.telephony_signing import SIGNATURE_HEADERS, SignatureRejected, verify_signature
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_WEBHOOK_ID_CHARS = 255
+
+REQUIRED_BY_TYPE = {
+    CallEventType.RINGING: ("from", "to"),
+    CallEventType.ANSWERED: ("agent",),
+    CallEventType.TRANSFERRED: ("agent",),
+}
+
+
+class Rfc3339DateTimeField(serializers.DateTimeField):
+    """An RFC 3339 timestamp: a date, a time and an offset (`Z` or `+02:00`)."""
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):
+            raise serializers.ValidationError("Expected an RFC 3339 timestamp string.")
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            raise serializers.ValidationError(
+                "Give the offset (Z or +hh:mm): RFC 3339 timestamps are never local time."
+            )
+        return super().to_internal_value(value)
+
+
+class TelephonyEventSerializer(serializers.Serializer):
+    """One call event, as the contract in telephony-events.md defines it. Extra fields are kept."""
+
+    type = serializers.ChoiceField(choices=CallEventType.values)
+    call_id = serializers.CharField(max_length=128)
+    occurred_at = Rfc3339DateTimeField()
+    from_ = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, help_text="Caller (required on ringing)."
+    )
+    to = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, help_text="Dialled number (ringing)."
+    )
+    queue = serializers.CharField(
+        max_length=50, required=False, allow_blank=True, help_text="Queue slug, overrides `to`."
+    )
+    agent = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="Agent's telephony identity (required on answered and transferred).",
+    )
+    reason = serializers.ChoiceField(choices=END_REASONS, required=False, allow_blank=True)
+    metadata = serializers.DictField(required=False, help_text="Opaque, kept with the event.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def to_internal_value(self, data):
+        # Name every bad field at once, including those required only by this event's type.
+        errors: dict[str, Any] = {}
+        value = None
+        try:
+            value = super().to_internal_value(data)
+        except exceptions.ValidationError as invalid:
+            errors = dict(invalid.detail)
+        if isinstance(data, Mapping):
+            event_type = data.get("type")
+            for name in REQUIRED_BY_TYPE.get(event_type, ()) if isinstance(event_type, str) else ():
+                given = data.get(name)
+                if name not in errors and (given is None or not str(given).strip()):
+                    errors[name] = [f"This field is required on {event_type} events."]
+        if errors:
+            raise exceptions.ValidationError(errors)
+        return value
+
+
+class EventReceiptSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["accepted"])
+    duplicate = serializers.BooleanField(help_text="True when this webhook-id was already known.")
+    call_state = serializers.CharField()
+    applied = serializers.BooleanField(help_text="False when the event could not move the call.")
+    outcome = serializers.CharField(help_text="Why the event was not applied; empty otherwise.")
+
+
+ERROR_DETAIL = inline_serializer("TelephonyErrorDetail", {"detail": serializers.CharField()})
+FIELD_ERRORS = inline_serializer(
+    "TelephonyFieldErrors",
+    {
+        "detail": serializers.CharField(),
+        "errors": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+    },
+)
+SIGNATURE_PARAMETERS = [
+    OpenApiParameter(
+        "webhook-id",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        description="Unique per event; the idempotency key (at most 255 characters).",
+    ),
+    OpenApiParameter(
+        "webhook-timestamp",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        description="Unix seconds; refused when more than 5 minutes from the server clock.",
+    ),
+    OpenApiParameter(
+        "webhook-signature",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        description="Space-separated `v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}`.",
+    ),
+]
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = f"The body is larger than {MAX_BODY_BYTES} bytes."
+
+
+class NotJson(exceptions.UnsupportedMediaType):
+    def __init__(self) -> None:
+        super().__init__("", "Send the event as Content-Type: application/json (UTF-8).")
+
+
+class TelephonyEventsView(APIView):
+    """`POST /api/telephony/events/`: the signature is the authentication (no session, no CSRF)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="telephony_event_create",
+        summary="Receive one signed telephony call event",
+        description=(
+            "Standard Webhooks signature over `{webhook-id}.{webhook-timestamp}.{raw body}`. "
+            "Idempotent on `webhook-id`; events may arrive in any order. The event is durable "
+            "before `202` is sent. Unknown extra fields are accepted and kept."
+        ),
+        parameters=SIGNATURE_PARAMETERS,
+        request=TelephonyEventSerializer,
+        responses={
+            202: EventReceiptSerializer,
+            400: FIELD_ERRORS,
+            401: ERROR_DETAIL,
+            413: ERROR_DETAIL,
+            415: ERROR_DETAIL,
+        },
+        examples=[
+            OpenApiExample(
+                "A call rings",
+                request_only=True,
+                value={
+                    "type": "call.ringing",
+                    "call_id": "CA42",
+                    "occurred_at": "2026-11-23T17:00:00Z",
+                    "from": "+14155550123",
+                    "to": "+18005550100",
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        body = _read_limited_body(request)
+        if not _is_json(request.content_type):
+            raise NotJson()
+        try:
+            webhook_id = verify_signature(body=body, headers=request.headers)
+        except SignatureRejected as rejected:
+            raise exceptions.AuthenticationFailed(str(rejected)) from rejected
+        if len(webhook_id) > MAX_WEBHOOK_ID_CHARS or "\x00" in webhook_id:
+            raise exceptions.ValidationError(
+                {"webhook-id": [f"Use at most {MAX_WEBHOOK_ID_CHARS} characters, no NUL."]}
+            )
+        payload = _parse_json_object(body)
+        serializer = TelephonyEventSerializer(data=payload)
+        serializer.is_valid(raise_exception=True)
+        fields = serializer.validated_data
+        receipt = accept_event(
+            webhook_id=webhook_id,
+            event=TelephonyEvent(
+                type=fields["type"],
+                call_id=fields["call_id"],
+                occurred_at=fields["occurred_at"],
+                from_number=fields.get("from", ""),
+                to_number=fields.get("to", ""),
+                queue_slug=fields.get("queue", ""),
+                agent_identity=fields.get("agent", ""),
+                reason=fields.get("reason", ""),
+                payload=payload,
+            ),
+        )
+        return Response(
+            {
+                "status": "accepted",
+                "duplicate": receipt.duplicate,
+                "call_state": receipt.call_state,
+                "applied": receipt.applied,
+                "outcome": receipt.outcome,
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # Makes DRF answer 401 (not 403) for a refused signature.
+        return 'Signature realm="telephony"'
+
+
+class CallInstructionSerializer(serializers.Serializer):
+    call_id = serializers.CharField()
+    state = serializers.CharField()
+    queue = serializers.CharField(allow_null=True)
+    agent = serializers.CharField(
+        allow_null=True, help_text="Telephony identity of the agent to connect, once decided."
+    )
+    decision_id = serializers.IntegerField(allow_null=True)
+
+
+class TelephonyCallView(APIView):
+    """`GET /api/telephony/calls/<call_id>/`: for telephony systems that pull their instruction.
+
+    Signed like an event, over an empty body (`{id}.{timestamp}.`), or with an API token of a
+    user allowed to view calls.
+    """
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="telephony_call_retrieve",
+        summary="The call's state and, once decided, the agent to connect",
+        parameters=SIGNATURE_PARAMETERS,
+        responses={200: CallInstructionSerializer, 401: ERROR_DETAIL, 404: ERROR_DETAIL},
+    )
+    def get(self, request: Request, call_id: str) -> Response:
+        if any(request.headers.get(name) for name in SIGNATURE_HEADERS):
+            try:
+                verify_signature(body=b"", headers=request.headers)
+            except SignatureRejected as rejected:
+                raise exceptions.AuthenticationFailed(str(rejected)) from rejected
+        elif not (request.user.is_authenticated and request.user.has_perm("routing.view_call")):
+            raise exceptions.NotAuthenticated(
+                "Sign the request or send the API token of a user allowed to view calls."
+            )
+        instruction = call_instruction(telephony_call_id=call_id)
+        if instruction is None:
+            raise exceptions.NotFound("No call with this call_id.")
+        return Response(instruction)
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Signature realm="telephony", Token'
+
+
+def _read_limited_body(request: Request) -> bytes:
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        declared_length = int(declared)
+    except ValueError:
+        declared_length = 0
+    if declared_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge()
+    body = request._request.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge()
+    return body
+
+
+def _is_json(content_type: str) -> bool:
+    media_type, _, parameters = (content_type or "").partition(";")
+    if media_type.strip().lower() != "application/json":
+        return False
+    charset = next(
+        (
+            value.strip().strip('"').lower()
+            for name, _, value in (part.partition("=") for part in parameters.split(";"))
+            if name.strip().lower() == "charset"
+        ),
+        "utf-8",
+    )
+    return charset in ("utf-8", "utf8")
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text[:20]} is too large a number")
+    return number
+
+
+def _parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(
+            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except (ValueError, RecursionError) as malformed:
+        raise exceptions.ValidationError(
+            {"body": [f"Not valid JSON: {str(malformed)[:120]}"]}
+        ) from malformed
+    if not isinstance(payload, dict):
+        raise exceptions.ValidationError({"body": ["Expected one JSON object."]})
+    unstorable = sorted(key for key, value in payload.items() if not _storable(key, value))
+    if unstorable:
+        raise exceptions.ValidationError(
+            {
+                _printable(key)[:64]: ["Text must be valid Unicode without NUL characters."]
+                for key in unstorable
+            }
+        )
+    return payload
+
+
+def _storable(key: str, value: Any) -> bool:
+    """PostgreSQL cannot keep NUL characters or lone surrogates in text or jsonb."""
+    pending = [key, value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item or not item.isascii() and not _encodes(item):
+                return False
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,0 +1,307 @@
+"""Telephony events in, routing instructions out (see ../shared/contracts/telephony-events.md).
+
+`accept_event` is the webhook's one write: in one transaction it records the event exactly once
+per webhook id and applies it to the call. Events of one call serialise on the call's row lock;
+the call's state only moves forward in `occurred_at` order and only along `call_states`' moves.
+An event that cannot move the state is still recorded (`applied=False` and why), and the details
+it carries (caller, queue, agent) are kept when the call lacks them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.models import PhoneNumber
+from customers.phone_numbers import normalise_phone_number
+from routing import router
+from routing.call_states import WAITING_STATES, CallState, can_move
+from routing.models import (
+    Agent,
+    Call,
+    CallEvent,
+    CallEventType,
+    OfferState,
+    Queue,
+    RoutingDecision,
+)
+from routing.telephony_tasks import publish_call_connect, publish_route_call
+
+logger = logging.getLogger(__name__)
+
+END_REASONS = ("completed", "abandoned", "busy", "failed", "no-answer")
+
+_TARGET_STATE = {
+    CallEventType.RINGING: CallState.QUEUED,
+    CallEventType.ANSWERED: CallState.CONNECTED,
+    CallEventType.HELD: CallState.HELD,
+    CallEventType.RESUMED: CallState.CONNECTED,
+    CallEventType.TRANSFERRED: CallState.TRANSFERRED,
+}
+
+
+@dataclass(frozen=True)
+class TelephonyEvent:
+    """One validated inbound event; `payload` is the whole body as received."""
+
+    type: str
+    call_id: str
+    occurred_at: datetime
+    from_number: str = ""
+    to_number: str = ""
+    queue_slug: str = ""
+    agent_identity: str = ""
+    reason: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EventReceipt:
+    duplicate: bool
+    call_state: str
+    applied: bool = False
+    outcome: str = ""
+
+
+def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
+    """Record `event` once per `webhook_id` and apply it to its call; durable on return."""
+    with transaction.atomic():
+        call = _lock_call(event.call_id)
+        target, outcome = _state_move(call, event)
+        if not _record_event(webhook_id=webhook_id, call=call, event=event, outcome=outcome):
+            # A repeated delivery changes nothing, not even a call row it would have created.
+            transaction.set_rollback(True)
+            return EventReceipt(duplicate=True, call_state=call.state)
+        changed = _keep_details(call, event, moving=target is not None)
+        if target is not None:
+            changed |= _move(call, event, target)
+        if changed:
+            call.save(update_fields=sorted(changed))
+        if target is not None:
+            _tell_router(call, event)
+        return EventReceipt(
+            duplicate=False, call_state=call.state, applied=target is not None, outcome=outcome
+        )
+
+
+def hand_call_to_router(call: Call) -> None:
+    """The call waits in its queue: the router takes it, and Celery hears of it after commit.
+
+    `routing_requested_at` is set only once `routing.route_call` reached the broker; a call left
+    without it (broker down at that moment) is re-sent by `resend_unrouted_calls`.
+    """
+    router.call_arrived(call)
+    call_pk = call.pk
+    transaction.on_commit(lambda: publish_route_call(call_pk), robust=True)
+
+
+def request_connect(call: Call, decision: RoutingDecision) -> None:
+    """Tell the telephony system which agent to connect (pushed after commit, with retries)."""
+    if not settings.TELEPHONY_CONTROL_URL:
+        return
+    call_pk, decision_pk = call.pk, decision.pk
+    transaction.on_commit(lambda: publish_call_connect(call_pk, decision_pk), robust=True)
+
+
+def _lock_call(telephony_call_id: str) -> Call:
+    # Any event may be a call's first (order is not guaranteed), so any event may create it.
+    Call.objects.bulk_create([Call(telephony_call_id=telephony_call_id)], ignore_conflicts=True)
+    return Call.objects.select_for_update().get(telephony_call_id=telephony_call_id)
+
+
+def _record_event(*, webhook_id: str, call: Call, event: TelephonyEvent, outcome: str) -> bool:
+    """Insert the CallEvent unless this webhook id is known; True when it was new."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {CallEvent._meta.db_table}
+                (webhook_id, call_id, type, occurred_at, received_at, payload, applied, outcome)
+            VALUES (%s, %s, %s, %s, now(), %s::jsonb, %s, %s)
+            ON CONFLICT (webhook_id) DO NOTHING
+            RETURNING id
+            """,
+            [
+                webhook_id,
+                call.pk,
+                event.type,
+                event.occurred_at,
+                json.dumps(event.payload),
+                not outcome,
+                outcome[:200],
+            ],
+        )
+        return cursor.fetchone() is not None
+
+
+def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
+    """The state `event` moves the call to, or None and why it does not."""
+    if call.last_event_at is not None and event.occurred_at < call.last_event_at:
+        return None, "older than the call's latest applied event; its details were kept"
+    if event.type == CallEventType.ENDED:
+        target = _end_state(call, event.reason)
+    elif event.type == CallEventType.RINGING and call.state != CallState.RINGING:
+        return None, f"the call is already {call.state}"
+    else:
+        target = _TARGET_STATE[event.type]
+    if not can_move(call.state, target):
+        return None, f"a call cannot move from {call.state} to {target}"
+    return target, ""
+
+
+def _end_state(call: Call, reason: str) -> str:
+    # A caller who hangs up before anyone answered abandoned the call, whatever the reason says,
+    # unless the telephony system says it was completed (its answer may not have arrived yet).
+    if call.state in WAITING_STATES and call.connected_at is None and reason != "completed":
+        return CallState.ABANDONED
+    return CallState.ENDED
+
+
+def _keep_details(call: Call, event: TelephonyEvent, *, moving: bool) -> set[str]:
+    """Fill in what the event tells about the call: all of it when it moves the call, else only
+    what the call does not know yet."""
+    changed: set[str] = set()
+    if event.type == CallEventType.RINGING and call.ringing_at is None:
+        call.ringing_at = event.occurred_at
+        call.from_number = event.from_number[:64]
+        call.from_e164 = normalise_phone_number(event.from_number) or ""
+        call.to_number = event.to_number[:64]
+        changed |= {"ringing_at", "from_number", "from_e164", "to_number"}
+        changed |= _match_customers(call)
+        if call.queue_id is None:
+            call.queue = choose_queue(queue_slug=event.queue_slug, to_number=event.to_number)
+            changed.add("queue")
+    elif event.type == CallEventType.ANSWERED:
+        if moving or call.agent_id is None:
+            call.agent = _agent_with_identity(event.agent_identity)
+            changed.add("agent")
+        if call.connected_at is None:
+            call.connected_at = event.occurred_at
+            changed.add("connected_at")
+        if (
+            call.state == CallState.ABANDONED
+            and call.end_reason != "abandoned"
+            and call.ended_at is not None
+            and event.occurred_at <= call.ended_at
+        ):
+            # The hang-up arrived before this answer, so "abandoned" was a guess; the answer
+            # proves the caller was connected. Correcting the record is not a move of a live call.
+            call.state = CallState.ENDED
+            changed.add("state")
+    elif event.type == CallEventType.TRANSFERRED and (moving or call.agent_id is None):
+        call.agent = _agent_with_identity(event.agent_identity)
+        changed.add("agent")
+    return changed
+
+
+def _move(call: Call, event: TelephonyEvent, target: str) -> set[str]:
+    now = timezone.now()
+    call.state = target
+    call.state_changed_at = now
+    call.last_event_at = event.occurred_at
+    changed = {"state", "state_changed_at", "last_event_at"}
+    if target == CallState.QUEUED:
+        call.queued_at = now
+        changed.add("queued_at")
+    elif event.type == CallEventType.ENDED:
+        call.ended_at = event.occurred_at
+        call.end_reason = event.reason
+        changed |= {"ended_at", "end_reason"}
+    return changed
+
+
+def _tell_router(call: Call, event: TelephonyEvent) -> None:
+    if call.state == CallState.QUEUED:
+        hand_call_to_router(call)
+    elif event.type == CallEventType.ANSWERED:
+        router.call_answered(call)
+    elif event.type == CallEventType.ENDED:
+        router.call_ended(call)
+
+
+def _match_customers(call: Call) -> set[str]:
+    """One customer on the number: the caller. Several: candidates to ask. None: unknown."""
+    if not call.from_e164:
+        return set()
+    customer_ids = sorted(
+        set(
+            PhoneNumber.objects.filter(
+                number=call.from_e164, customer__erased_at__isnull=True
+            ).values_list("customer_id", flat=True)
+        )
+    )
+    if len(customer_ids) == 1:
+        call.customer_id = customer_ids[0]
+        return {"customer"}
+    if customer_ids:
+        Call.candidates.through.objects.bulk_create(
+            [
+                Call.candidates.through(call_id=call.pk, customer_id=customer_id)
+                for customer_id in customer_ids
+            ],
+            ignore_conflicts=True,
+        )
+    return set()
+
+
+def choose_queue(*, queue_slug: str, to_number: str) -> Queue:
+    """The `queue` slug, else the queue the dialled number reaches, else the default queue.
+
+    A call is never dropped: the default queue is created when it does not exist.
+    """
+    if queue_slug:
+        by_slug = Queue.objects.filter(slug=queue_slug).first()
+        if by_slug is not None:
+            return by_slug
+    dialled = {number for number in (to_number, normalise_phone_number(to_number)) if number}
+    if dialled:
+        by_number = Queue.objects.filter(numbers__overlap=sorted(dialled)).order_by("id").first()
+        if by_number is not None:
+            return by_number
+    slug = settings.TELEPHONY_DEFAULT_QUEUE
+    default, _ = Queue.objects.get_or_create(
+        slug=slug, defaults={"name": slug.replace("-", " ").title()}
+    )
+    return default
+
+
+def _agent_with_identity(identity: str) -> Agent | None:
+    if not identity:
+        return None
+    agent = Agent.objects.filter(telephony_identity=identity).first()
+    if agent is None:
+        logger.warning("telephony event names unknown agent %r", identity)
+    return agent
+
+
+def call_instruction(*, telephony_call_id: str) -> dict[str, Any] | None:
+    """What a pulling telephony system needs: the call's state and the agent to connect."""
+    call = (
+        Call.objects.select_related("queue", "agent")
+        .filter(telephony_call_id=telephony_call_id)
+        .first()
+    )
+    if call is None:
+        return None
+    accepted = (
+        RoutingDecision.objects.select_related("agent")
+        .filter(call=call, agent__isnull=False)
+        .filter(Q(offer__isnull=True) | Q(offer__state=OfferState.ACCEPTED))
+        .order_by("-decided_at", "-id")
+        .first()
+    )
+    agent = call.agent or (accepted.agent if accepted is not None else None)
+    return {
+        "call_id": call.telephony_call_id,
+        "state": call.state,
+        "queue": call.queue.slug if call.queue is not None else None,
+        "agent": agent.telephony_identity if agent is not None else None,
+        "decision_id": accepted.pk if accepted is not None else None,
+    }
