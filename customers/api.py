@@ -1,0 +1,292 @@
+"""The customers REST API. Who may see a customer, and the audit of every read, live here once:
+`_authorise_read` decides, `_read_customer` records the access before anything is shown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from customers import selectors, services
+from customers.audit import record_context_access
+from customers.models import AccessReason, Channel, Consent, Customer, Pace, Provenance
+from customers.phone_numbers import normalise_phone_number
+from routing.models import Call
+
+PEOPLE_GROUPS = ("agent", "supervisor")
+
+REASON_PARAMETER = OpenApiParameter(
+    "reason",
+    str,
+    description="Why you look this customer up outside your own call (typed; audited). "
+    "Not needed while the customer's call is offered to you, connected with you or in your "
+    "wrap-up.",
+)
+
+
+def _is_person(user: Any) -> bool:
+    return user.is_staff or user.groups.filter(name__in=PEOPLE_GROUPS).exists()
+
+
+def _authorise_read(request: Request, customer_id: int) -> tuple[str, int | None, str]:
+    """(audit reason, call id, typed reason) for this read, or 403."""
+    user = request.user
+    on_call = selectors.call_access_reason(user=user, customer_id=customer_id)
+    if on_call is not None:
+        reason, call_id = on_call
+        return reason, call_id, ""
+    typed = request.query_params.get("reason", "").strip()
+    if typed and _is_person(user):
+        return AccessReason.LOOKUP, None, typed
+    if user.is_staff:
+        return AccessReason.API, None, ""
+    raise PermissionDenied(
+        "This customer's call is not yours: looking them up needs a typed `reason`."
+    )
+
+
+def _read_customer(request: Request, customer_id: int) -> Customer:
+    """The customer, once the read is allowed and recorded in the access log."""
+    reason, call_id, typed = _authorise_read(request, customer_id)
+    customer = selectors.customers_with_recorders().filter(id=customer_id).first()
+    if customer is None:
+        raise NotFound("No such customer.")
+    record_context_access(
+        customer_ids=[customer.id],
+        user=request.user,
+        reason=reason,
+        reason_text=typed,
+        call_id=call_id,
+    )
+    return customer
+
+
+def _invalid(error: DjangoValidationError) -> ValidationError:
+    return ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
+
+
+class CustomerWriteSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    phones = serializers.ListField(
+        child=serializers.CharField(max_length=64), allow_empty=True, max_length=20
+    )
+    email = serializers.EmailField(required=False, allow_blank=True)
+    external_id = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, max_length=64
+    )
+    customer_since = serializers.DateField(required=False, allow_null=True)
+    pace = serializers.ChoiceField(Pace.choices, required=False)
+    hold_ok = serializers.BooleanField(required=False, allow_null=True)
+    preferred_channel = serializers.ChoiceField(Channel.choices, required=False)
+    consent = serializers.ChoiceField(Consent.choices, required=False)
+    source = serializers.ChoiceField(
+        [Provenance.SAID_BY_CALLER, Provenance.INFERRED_BY_AGENT],
+        required=False,
+        default=Provenance.SAID_BY_CALLER,
+        help_text="Where the preferences and consent in this request came from.",
+    )
+
+
+class NoteContextSerializer(serializers.Serializer):
+    occasion = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    intent = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    shopping_for = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    sizes = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class NoteWriteSerializer(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True, max_length=10_000)
+    call_id = serializers.CharField(
+        required=False, allow_null=True, max_length=128, help_text="The telephony call id."
+    )
+    context = NoteContextSerializer(required=False)
+    open_matter = serializers.BooleanField(required=False, default=False)
+
+
+class CustomerListView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        summary="Find customers (staff, or anyone with a typed reason; audited)",
+        parameters=[
+            REASON_PARAMETER,
+            OpenApiParameter("phone", str, description="Any format; normalised to E.164."),
+            OpenApiParameter("q", str, description="Part of the name, or an external id."),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request) -> Response:
+        typed = request.query_params.get("reason", "").strip()
+        if typed and _is_person(request.user):
+            reason = AccessReason.LOOKUP
+        elif request.user.is_staff:
+            reason = AccessReason.API
+        else:
+            raise PermissionDenied("Looking customers up needs a typed `reason`.")
+        raw_phone = request.query_params.get("phone")
+        phone = normalise_phone_number(raw_phone) if raw_phone else None
+        if raw_phone and phone is None:
+            raise ValidationError({"phone": ["Not a phone number."]})
+        found = selectors.customer_summaries(phone=phone, text=request.query_params.get("q"))
+        record_context_access(
+            customer_ids=[customer["id"] for customer in found],
+            user=request.user,
+            reason=reason,
+            reason_text=typed,
+        )
+        return Response({"results": found})
+
+    @extend_schema(
+        summary="Create a customer",
+        request=CustomerWriteSerializer,
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request) -> Response:
+        if not _is_person(request.user):
+            raise PermissionDenied("Only agents, supervisors and staff create customers.")
+        serializer = CustomerWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            customer = services.create_customer(
+                recorded_by=request.user, **serializer.validated_data
+            )
+        except DjangoValidationError as error:
+            raise _invalid(error) from error
+        customer = selectors.customers_with_recorders().get(id=customer.id)
+        return Response(selectors.customer_record(customer), status=status.HTTP_201_CREATED)
+
+
+class CustomerDetailView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        summary="A customer's context, as their consent allows (audited)",
+        parameters=[REASON_PARAMETER],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, customer_id: int) -> Response:
+        customer = _read_customer(request, customer_id)
+        return Response(selectors.customer_record(customer))
+
+    @extend_schema(
+        summary="Change a customer; preferences and consent keep their provenance",
+        parameters=[REASON_PARAMETER],
+        request=CustomerWriteSerializer,
+        responses=OpenApiTypes.OBJECT,
+    )
+    def patch(self, request: Request, customer_id: int) -> Response:
+        customer = _read_customer(request, customer_id)
+        serializer = CustomerWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        source = changes.pop("source", Provenance.SAID_BY_CALLER)
+        try:
+            services.update_customer(
+                customer=customer, changed_by=request.user, source=source, **changes
+            )
+        except DjangoValidationError as error:
+            raise _invalid(error) from error
+        customer = selectors.customers_with_recorders().get(id=customer.id)
+        return Response(selectors.customer_record(customer))
+
+    @extend_schema(
+        summary="Erase the customer's personal data (staff); call statistics stay",
+        responses={204: None},
+    )
+    def delete(self, request: Request, customer_id: int) -> Response:
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff erase customers.")
+        customer = Customer.objects.filter(id=customer_id, erased_at__isnull=True).first()
+        if customer is None:
+            raise NotFound("No such customer.")
+        services.erase_customer(customer=customer, erased_by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CustomerNotesView(APIView):
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(
+        summary="Notes, newest first, as consent allows (audited)",
+        parameters=[
+            REASON_PARAMETER,
+            OpenApiParameter("before", int, description="Only notes older than this note id."),
+            OpenApiParameter("limit", int, description="At most this many (1-50, default 20)."),
+        ],
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, customer_id: int) -> Response:
+        before = _int_param(request, "before", default=None)
+        limit = _int_param(request, "limit", default=20)
+        customer = _read_customer(request, customer_id)
+        return Response(selectors.more_notes(customer.id, before, limit))
+
+    @extend_schema(
+        summary="Leave a note for the next colleague (card numbers are masked)",
+        parameters=[REASON_PARAMETER],
+        request=NoteWriteSerializer,
+        responses={201: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request, customer_id: int) -> Response:
+        customer = _read_customer(request, customer_id)
+        serializer = NoteWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        call = None
+        if data.get("call_id"):
+            call = Call.objects.filter(telephony_call_id=data["call_id"]).first()
+            if call is None:
+                raise ValidationError({"call_id": ["No such call."]})
+        try:
+            note = services.add_note(
+                customer=customer,
+                author=request.user,
+                text=data["text"],
+                call=call,
+                open_matter=data["open_matter"],
+                **data.get("context", {}),
+            )
+        except DjangoValidationError as error:
+            raise _invalid(error) from error
+        note = type(note).objects.select_related("author__agent").get(id=note.id)
+        return Response(selectors.note_data(note), status=status.HTTP_201_CREATED)
+
+
+class CustomerMoreNotesView(CustomerNotesView):
+    """ "N more" on the offer card: the notes older than `before`."""
+
+    http_method_names = ["get", "options"]
+
+
+def _int_param(request: Request, name: str, *, default: int | None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError({name: ["A whole number is required."]}) from None
+
+
+class CustomerExportView(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(
+        summary="Everything held about the customer, with who has looked at them (staff)",
+        responses=OpenApiTypes.OBJECT,
+    )
+    def get(self, request: Request, customer_id: int) -> Response:
+        customer = Customer.objects.filter(id=customer_id).first()
+        if customer is None:
+            raise NotFound("No such customer.")
+        document = services.export_customer(customer=customer, exported_by=request.user)
+        response = Response(document)
+        response["Content-Disposition"] = f'attachment; filename="customer-{customer.id}.json"'
+        return response
