@@ -1,6 +1,6 @@
 """Payment card numbers never reach storage or logs: find them, keep only the last four digits.
 
-A card number here is 13 to 19 digits, optionally grouped with single spaces or dashes, that
+A card number here is 13 to 19 digits, optionally grouped with spaces or dashes, that
 passes the Luhn check. This module imports no models, so the logging configuration (which loads
 before the apps) and the telephony code can both use it.
 """
@@ -12,8 +12,9 @@ import re
 
 MASK = "*"
 
-# A run of digit groups joined by single spaces or dashes, not glued to other digits.
-_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ -]\d+)*(?!\d)")
+# A run of digit groups joined by spaces or dashes (up to three, "4111 - 1111"), not glued to
+# other digits.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ -]{1,3}\d+)*(?!\d)")
 _GROUP = re.compile(r"\d+")
 
 
