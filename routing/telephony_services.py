@@ -179,7 +179,7 @@ def _keep_details(call: Call, event: TelephonyEvent, *, moving: bool) -> set[str
             call.queue = choose_queue(queue_slug=event.queue_slug, to_number=event.to_number)
             changed.add("queue")
     elif event.type == CallEventType.ANSWERED:
-        if moving or call.agent_id is None:
+        if moving or _latest_agent_event(call, event):
             call.agent = _agent_with_identity(event.agent_identity)
             changed.add("agent")
         if call.connected_at is None:
@@ -195,10 +195,19 @@ def _keep_details(call: Call, event: TelephonyEvent, *, moving: bool) -> set[str
             # proves the caller was connected. Correcting the record is not a move of a live call.
             call.state = CallState.ENDED
             changed.add("state")
-    elif event.type == CallEventType.TRANSFERRED and (moving or call.agent_id is None):
+    elif event.type == CallEventType.TRANSFERRED and (moving or _latest_agent_event(call, event)):
         call.agent = _agent_with_identity(event.agent_identity)
         changed.add("agent")
     return changed
+
+
+def _latest_agent_event(call: Call, event: TelephonyEvent) -> bool:
+    """Whether this late event names the call's agent: no later answer or transfer does."""
+    return not CallEvent.objects.filter(
+        call=call,
+        type__in=(CallEventType.ANSWERED, CallEventType.TRANSFERRED),
+        occurred_at__gt=event.occurred_at,
+    ).exists()
 
 
 def _move(call: Call, event: TelephonyEvent, target: str) -> set[str]:
