@@ -1,0 +1,493 @@
+"""The supervisor's figures: every queue live, the day so far, and how often callers were reunited.
+
+Each function reads with a fixed number of queries, however many queues, agents or calls there
+are: rows are fetched set-wise and grouped in Python or in SQL, never one query per row.
+
+"Today" starts at local midnight (settings.TIME_ZONE). A call belongs to the day it was created
+on; its wait starts when it reached the queue (`queued_at`, else when it began ringing).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import (
+    Avg,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+)
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from routing.call_states import TALKING_STATES, WAITING_STATES, CallState
+from routing.models import (
+    Agent,
+    AgentStatus,
+    Call,
+    DecisionReason,
+    Offer,
+    OfferState,
+    Queue,
+    RoutingDecision,
+)
+
+SUPERVISOR_GROUP = "supervisor"
+SERIES_BUCKET_MINUTES = 15
+
+# Why a caller with a last agent was not connected to them, from the first routing decision that
+# gave up on that agent. The keys are what the dashboard and the JSON API show.
+MISSED_REUNION_REASONS: dict[str, str] = {
+    DecisionReason.LAST_AGENT_WAIT_EXPIRED: "busy_past_wait",
+    DecisionReason.LAST_AGENT_UNAVAILABLE: "offline_or_break",
+    DecisionReason.LAST_AGENT_DECLINED: "declined",
+    DecisionReason.OFFER_DECLINED: "declined",
+    DecisionReason.OFFER_TIMED_OUT: "timed_out",
+}
+NOT_REUNITED_KEYS = (
+    "busy_past_wait",
+    "offline_or_break",
+    "declined",
+    "timed_out",
+    "caller_hung_up",
+    "other",
+)
+# A declined or timed-out offer only explains a missed reunion when it was the last agent's offer.
+_REASONS_ABOUT_THE_LAST_AGENT_OFFER = {
+    DecisionReason.OFFER_DECLINED,
+    DecisionReason.OFFER_TIMED_OUT,
+}
+
+
+def user_can_supervise(user: Any) -> bool:
+    if user is None or not user.is_authenticated:
+        return False
+    return user.is_staff or user.groups.filter(name=SUPERVISOR_GROUP).exists()
+
+
+def day_start(now: datetime) -> datetime:
+    return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _wait_start() -> Coalesce:
+    return Coalesce("queued_at", "ringing_at", "created_at")
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _caller_name(name: str | None, erased_at: datetime | None) -> str:
+    if erased_at is not None:
+        return "Erased customer"
+    return name or "Caller not identified yet"
+
+
+def _empty_agent_counts() -> dict[str, int]:
+    return {status: 0 for status in AgentStatus.values}
+
+
+def _in_queue(queue_id: int | None, field: str = "queue_id") -> Q:
+    return Q(**{field: queue_id}) if queue_id is not None else Q(**{f"{field}__isnull": False})
+
+
+def waiting_calls(now: datetime, *, queue_id: int | None = None) -> list[dict[str, Any]]:
+    """Callers waiting now, longest first, with the moment their wait began (screens tick it)."""
+    rows = (
+        Call.objects.filter(_in_queue(queue_id), state__in=WAITING_STATES)
+        .annotate(wait_start=_wait_start())
+        .order_by("wait_start", "id")
+        .values(
+            "telephony_call_id",
+            "queue_id",
+            "state",
+            "wait_start",
+            "last_agent_wait_until",
+            "last_agent__display_name",
+        )
+    )
+    return [
+        {
+            "call_id": row["telephony_call_id"],
+            "queue_id": row["queue_id"],
+            "state": row["state"],
+            "waiting_since": row["wait_start"].isoformat(),
+            "held_for_last_agent": (
+                row["last_agent__display_name"]
+                if row["last_agent_wait_until"] and row["last_agent_wait_until"] > now
+                else None
+            ),
+        }
+        for row in rows
+    ]
+
+
+def today_by_queue(now: datetime, *, queue_id: int | None = None) -> dict[int, dict[str, Any]]:
+    """Answered, abandoned, service level and average speed of answer, per queue, since midnight.
+
+    Service level is the share of callers whose wait ended today (answered or abandoned) who were
+    answered within the queue's target; a caller who gave up counts against it.
+    """
+    wait = ExpressionWrapper(F("connected_at") - _wait_start(), output_field=DurationField())
+    target = ExpressionWrapper(
+        F("queue__service_level_seconds") * Value(timedelta(seconds=1)),
+        output_field=DurationField(),
+    )
+    rows = (
+        Call.objects.filter(_in_queue(queue_id), created_at__gte=day_start(now))
+        .annotate(wait=wait, target=target)
+        .values("queue_id")
+        .annotate(
+            answered=Count("id", filter=Q(connected_at__isnull=False)),
+            answered_within_target=Count(
+                "id", filter=Q(connected_at__isnull=False, wait__lte=F("target"))
+            ),
+            abandoned=Count("id", filter=Q(state=CallState.ABANDONED)),
+            average_wait=Avg("wait", filter=Q(connected_at__isnull=False)),
+        )
+        .order_by()
+    )
+    figures: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        figures[row["queue_id"]] = _day_figures(
+            answered=row["answered"],
+            answered_within_target=row["answered_within_target"],
+            abandoned=row["abandoned"],
+            average_wait=row["average_wait"],
+        )
+    return figures
+
+
+def _day_figures(
+    *,
+    answered: int = 0,
+    answered_within_target: int = 0,
+    abandoned: int = 0,
+    average_wait: timedelta | None = None,
+) -> dict[str, Any]:
+    return {
+        "answered": answered,
+        "answered_within_target": answered_within_target,
+        "abandoned": abandoned,
+        "service_level": _ratio(answered_within_target, answered + abandoned),
+        "abandonment_rate": _ratio(abandoned, answered + abandoned),
+        "average_speed_of_answer_seconds": (
+            round(average_wait.total_seconds(), 1) if average_wait is not None else None
+        ),
+    }
+
+
+def _sum_day_figures(per_queue: list[dict[str, Any]]) -> dict[str, Any]:
+    answered = sum(f["answered"] for f in per_queue)
+    weighted = sum(
+        f["average_speed_of_answer_seconds"] * f["answered"]
+        for f in per_queue
+        if f["average_speed_of_answer_seconds"] is not None
+    )
+    return _day_figures(
+        answered=answered,
+        answered_within_target=sum(f["answered_within_target"] for f in per_queue),
+        abandoned=sum(f["abandoned"] for f in per_queue),
+        average_wait=timedelta(seconds=weighted / answered) if answered else None,
+    )
+
+
+def reunion_by_queue(
+    now: datetime, *, queue_id: int | None = None
+) -> dict[int | None, dict[str, Any]]:
+    """Of today's callers who had a last agent: how many reached that agent, and why not.
+
+    Callers still waiting are not counted yet. The reason a caller missed their agent is the
+    first routing decision that gave up on that agent; a caller who hung up before any such
+    decision "hung up"; anything else (e.g. moved by a supervisor) is "other".
+    """
+    first_miss = (
+        RoutingDecision.objects.filter(call=OuterRef("pk"))
+        .filter(
+            Q(reason__in=MISSED_REUNION_REASONS.keys())
+            & (
+                ~Q(reason__in=_REASONS_ABOUT_THE_LAST_AGENT_OFFER)
+                | Q(agent_id=OuterRef("last_agent_id"))
+            )
+        )
+        .order_by("decided_at", "id")
+        .values("reason")[:1]
+    )
+    rows = (
+        Call.objects.filter(created_at__gte=day_start(now), last_agent__isnull=False)
+        .filter(Q(queue_id=queue_id) if queue_id is not None else Q())
+        .annotate(first_miss=Subquery(first_miss))
+        .values("queue_id", "state", "agent_id", "last_agent_id", "connected_at", "first_miss")
+    )
+    tallies: dict[int | None, Counter] = defaultdict(Counter)
+    for row in rows:
+        tallies[row["queue_id"]][_reunion_outcome(row)] += 1
+    return {queue_id: _reunion_figures(tally) for queue_id, tally in tallies.items()}
+
+
+def _reunion_outcome(row: dict[str, Any]) -> str:
+    if row["connected_at"] is not None and row["agent_id"] == row["last_agent_id"]:
+        return "reunited"
+    if row["first_miss"]:
+        return MISSED_REUNION_REASONS[row["first_miss"]]
+    if row["state"] in WAITING_STATES:
+        return "still_waiting"
+    if row["state"] == CallState.ABANDONED:
+        return "caller_hung_up"
+    return "other"
+
+
+def _reunion_figures(tally: Counter) -> dict[str, Any]:
+    not_reunited = {key: tally[key] for key in NOT_REUNITED_KEYS}
+    callers = tally["reunited"] + sum(not_reunited.values())
+    return {
+        "callers_with_last_agent": callers,
+        "reunited": tally["reunited"],
+        "rate": _ratio(tally["reunited"], callers),
+        "still_waiting": tally["still_waiting"],
+        "not_reunited": not_reunited,
+    }
+
+
+def _sum_reunion(per_queue: list[dict[str, Any]]) -> dict[str, Any]:
+    tally: Counter = Counter()
+    for figures in per_queue:
+        tally["reunited"] += figures["reunited"]
+        tally["still_waiting"] += figures["still_waiting"]
+        tally.update(figures["not_reunited"])
+    return _reunion_figures(tally)
+
+
+def agents_by_queue(*, queue_id: int | None = None) -> dict[int, dict[str, int]]:
+    counts: dict[int, dict[str, int]] = defaultdict(_empty_agent_counts)
+    rows = (
+        Agent.queues.through.objects.filter(_in_queue(queue_id))
+        .values("queue_id", "agent__status")
+        .annotate(agents=Count("agent_id"))
+        .order_by()
+    )
+    for row in rows:
+        counts[row["queue_id"]][row["agent__status"]] = row["agents"]
+    return counts
+
+
+def agent_rows(now: datetime) -> list[dict[str, Any]]:
+    """Each agent: status and since when, current caller (name only), calls answered today.
+
+    Deliberately nothing about how long calls took: no handle-time ranking.
+    """
+    queue_slugs: dict[int, list[str]] = defaultdict(list)
+    for agent_id, slug in Agent.queues.through.objects.values_list(
+        "agent_id", "queue__slug"
+    ).order_by("queue__name"):
+        queue_slugs[agent_id].append(slug)
+
+    current_calls = {
+        row["agent_id"]: row
+        for row in Call.objects.filter(
+            agent__isnull=False, state__in=TALKING_STATES | {CallState.WRAP_UP}
+        )
+        .order_by("connected_at")
+        .values("agent_id", "telephony_call_id", "state", "customer__name", "customer__erased_at")
+    }
+    ringing = set(Offer.objects.filter(state=OfferState.OFFERED).values_list("agent_id", flat=True))
+    calls_today = dict(
+        Call.objects.filter(connected_at__gte=day_start(now), agent__isnull=False)
+        .values("agent_id")
+        .annotate(calls=Count("id"))
+        .values_list("agent_id", "calls")
+        .order_by()
+    )
+    labels = dict(AgentStatus.choices)
+    rows = []
+    for agent in Agent.objects.order_by("display_name", "id").values(
+        "id", "display_name", "status", "status_changed_at"
+    ):
+        call = current_calls.get(agent["id"])
+        rows.append(
+            {
+                "id": agent["id"],
+                "display_name": agent["display_name"],
+                "status": agent["status"],
+                "status_label": labels.get(agent["status"], agent["status"]),
+                "status_changed_at": _iso(agent["status_changed_at"]),
+                "queues": queue_slugs.get(agent["id"], []),
+                "ringing": agent["id"] in ringing,
+                "call": (
+                    {
+                        "call_id": call["telephony_call_id"],
+                        "state": call["state"],
+                        "caller": _caller_name(call["customer__name"], call["customer__erased_at"]),
+                    }
+                    if call
+                    else None
+                ),
+                "calls_today": calls_today.get(agent["id"], 0),
+            }
+        )
+    return rows
+
+
+def day_series(now: datetime, *, queue_id: int | None = None) -> dict[str, Any]:
+    """Waiting calls (at the end of each 15-minute slot, or now) and service level per slot.
+
+    A slot's service level is over the callers who reached the queue in that slot and whose wait
+    has ended. Two SQL statements, whatever the length of the day.
+    """
+    start = day_start(now)
+    table = Call._meta.db_table
+    queue_table = Queue._meta.db_table
+    bucket = timedelta(minutes=SERIES_BUCKET_MINUTES)
+    queue_filter = "AND c.queue_id = %(queue_id)s" if queue_id is not None else ""
+    params = {"start": start, "now": now, "bucket": bucket, "queue_id": queue_id}
+    wait_start = "COALESCE(c.queued_at, c.ringing_at, c.created_at)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT date_bin(%(bucket)s, {wait_start}, %(start)s) AS slot,
+                   count(*) FILTER (WHERE c.connected_at IS NOT NULL) AS answered,
+                   count(*) FILTER (
+                       WHERE c.connected_at IS NOT NULL
+                       AND c.connected_at - {wait_start}
+                           <= q.service_level_seconds * interval '1 second'
+                   ) AS within_target,
+                   count(*) FILTER (WHERE c.state = 'abandoned') AS abandoned
+            FROM {table} c JOIN {queue_table} q ON q.id = c.queue_id
+            WHERE c.created_at >= %(start)s {queue_filter}
+            GROUP BY slot
+            """,
+            params,
+        )
+        answered_by_slot = {row[0]: row[1:] for row in cursor.fetchall()}
+        # Waiting at each slot's end: reached the queue before it, and not yet answered or gone.
+        cursor.execute(
+            f"""
+            SELECT s.slot, count(c.id)
+            FROM generate_series(%(start)s::timestamptz, %(now)s::timestamptz, %(bucket)s)
+                 AS s(slot)
+            LEFT JOIN {table} c
+              ON c.created_at >= %(start)s - interval '1 day'
+             AND c.queue_id IS NOT NULL {queue_filter}
+             AND {wait_start} <= LEAST(s.slot + %(bucket)s, %(now)s::timestamptz)
+             AND COALESCE(c.connected_at, c.ended_at, 'infinity'::timestamptz)
+                 > LEAST(s.slot + %(bucket)s, %(now)s::timestamptz)
+            GROUP BY s.slot ORDER BY s.slot
+            """,
+            params,
+        )
+        waiting_by_slot = cursor.fetchall()
+    points = []
+    for slot, waiting in waiting_by_slot:
+        answered, within_target, abandoned = answered_by_slot.get(slot, (0, 0, 0))
+        points.append(
+            {
+                "at": slot.isoformat(),
+                "waiting": waiting,
+                "answered": answered,
+                "abandoned": abandoned,
+                "service_level": _ratio(within_target, answered + abandoned),
+            }
+        )
+    return {"bucket_minutes": SERIES_BUCKET_MINUTES, "points": points}
+
+
+def dashboard(now: datetime | None = None) -> dict[str, Any]:
+    """Everything the supervisor screen shows, in one plain dict (the socket frame's body)."""
+    now = now or timezone.now()
+    queues = list(
+        Queue.objects.order_by("name", "id").values("id", "slug", "name", "service_level_seconds")
+    )
+    waiting = waiting_calls(now)
+    day = today_by_queue(now)
+    reunion = reunion_by_queue(now)
+    agent_counts = agents_by_queue()
+    slug_of = {queue["id"]: queue["slug"] for queue in queues}
+    waiting_by_queue: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for call in waiting:
+        call["queue"] = slug_of.get(call.pop("queue_id"))
+        waiting_by_queue[call["queue"]].append(call)
+
+    queue_figures = [
+        _queue_figures(
+            queue,
+            waiting=waiting_by_queue.get(queue["slug"], []),
+            day=day.get(queue["id"]) or _day_figures(),
+            reunion=reunion.get(queue["id"]) or _reunion_figures(Counter()),
+            agents=agent_counts.get(queue["id"]) or _empty_agent_counts(),
+        )
+        for queue in queues
+    ]
+    all_day = [figures["today"] for figures in queue_figures]
+    return {
+        "generated_at": now.isoformat(),
+        "totals": {
+            "waiting": len(waiting),
+            "longest_waiting_since": waiting[0]["waiting_since"] if waiting else None,
+            "offered": sum(1 for call in waiting if call["state"] == CallState.OFFERED),
+            "today": _sum_day_figures(all_day),
+            "reunion": _sum_reunion(list(reunion.values())),
+        },
+        "queues": queue_figures,
+        "agents": agent_rows(now),
+        "series": day_series(now),
+    }
+
+
+def _queue_figures(
+    queue: dict[str, Any],
+    *,
+    waiting: list[dict[str, Any]],
+    day: dict[str, Any],
+    reunion: dict[str, Any],
+    agents: dict[str, int],
+) -> dict[str, Any]:
+    return {
+        "id": queue["id"],
+        "slug": queue["slug"],
+        "name": queue["name"],
+        "service_level_seconds": queue["service_level_seconds"],
+        "waiting": len(waiting),
+        "longest_waiting_since": waiting[0]["waiting_since"] if waiting else None,
+        "offered": sum(1 for call in waiting if call["state"] == CallState.OFFERED),
+        "waiting_calls": waiting,
+        "agents": agents,
+        "today": day,
+        "reunion": reunion,
+    }
+
+
+def queue_stats(queue: Queue, now: datetime | None = None) -> dict[str, Any]:
+    """One queue's figures (the `/api/queues/<slug>/stats/` body), from the same selectors."""
+    now = now or timezone.now()
+    waiting = waiting_calls(now, queue_id=queue.id)
+    for call in waiting:
+        call["queue"] = queue.slug
+        del call["queue_id"]
+    figures = _queue_figures(
+        {
+            "id": queue.id,
+            "slug": queue.slug,
+            "name": queue.name,
+            "service_level_seconds": queue.service_level_seconds,
+        },
+        waiting=waiting,
+        day=today_by_queue(now, queue_id=queue.id).get(queue.id) or _day_figures(),
+        reunion=reunion_by_queue(now, queue_id=queue.id).get(queue.id)
+        or _reunion_figures(Counter()),
+        agents=agents_by_queue(queue_id=queue.id).get(queue.id) or _empty_agent_counts(),
+    )
+    figures["generated_at"] = now.isoformat()
+    figures["series"] = day_series(now, queue_id=queue.id)
+    return figures
