@@ -221,6 +221,7 @@
         break;
       case "offer_ended":
         if (model.offer && model.offer.offer_id === message.offer_id) {
+          if (message.outcome === "accepted") takeCall(model.offer);
           model.offer = null;
           model.pending = null;
           notice(OUTCOMES[message.outcome] || "");
@@ -232,9 +233,8 @@
       case "status":
         model.agent.status = message.status;
         model.agent.status_changed_at = message.status_changed_at;
-        if (isIdleStatus(message.status) && model.call && !isTalking(model.call) && !model.noteDirty) {
-          model.call = null;
-        }
+        // With no call left to the agent, the call panel goes, unless a note is still unsaved.
+        if (isIdleStatus(message.status) && model.call && !model.noteDirty) model.call = null;
         if (message.reason === "offer_timed_out") {
           notice("You missed a call, so you were put on break. Choose Available when you are back.");
         }
@@ -260,17 +260,26 @@
     notice("");
   }
 
+  // Accepted: the card stays while the telephony system connects the caller.
+  function takeCall(offer) {
+    if (model.call && model.call.call_id !== offer.call_id) resetNoteForm();
+    model.call = {
+      type: "call",
+      call_id: offer.call_id,
+      state: "connecting",
+      queue: offer.queue,
+      connected_at: null,
+      customer_id: offer.caller && offer.caller.customer ? offer.caller.customer.id : null,
+      caller: offer.caller,
+    };
+  }
+
   function isIdleStatus(status) {
     return status === "available" || status === "break" || status === "offline";
   }
 
   function isTalking(call) {
-    return call.state === "connected" || call.state === "held" || call.state === "transferred";
-  }
-
-  function inWrapUp() {
-    if (model.call && !isTalking(model.call)) return true;
-    return model.agent.status === "wrap_up";
+    return ["wrap_up", "ended", "abandoned"].indexOf(call.state) === -1;
   }
 
   // ---- rendering -----------------------------------------------------------------------------
@@ -334,7 +343,8 @@
           )
         );
       }
-      parts.push(preferences(customer), trustLine(customer, source), lastAgentLine(customer));
+      parts.push(preferences(customer), trustLine(customer, source));
+      if (!customer.history_hidden) parts.push(lastAgentLine(customer));
       parts.push(notesSection(customer));
     } else if (caller.kind === "unknown") {
       parts.push(
@@ -377,6 +387,9 @@
   function callStateLabel(state) {
     return (
       {
+        connecting: "Connecting…",
+        offered: "Connecting…",
+        queued: "Connecting…",
         connected: "On call",
         held: "On hold",
         transferred: "Transferred",
@@ -493,7 +506,8 @@
       neutral: chip("neutral", "–", "Survey: neutral", "survey"),
       disagree: chip("bad", "✕", "Doubts we have their interest at heart", "survey"),
     }[trust.survey_trust];
-    items.push(survey || chip("neutral", "?", "No trust survey", "survey"));
+    if (survey) items.push(survey);
+    else if (!customer.history_hidden) items.push(chip("neutral", "?", "No trust survey", "survey"));
     var tenure = tenureText(trust.customer_since);
     if (tenure) items.push(chip("neutral", "", tenure, "tenure"));
     var returns = {
@@ -647,7 +661,7 @@
     var form = $("[data-note-form]");
     var call = model.call;
     form.hidden = !call;
-    $("[data-wrapup]").hidden = !inWrapUp() || model.agent.status !== "wrap_up";
+    $("[data-wrapup]").hidden = model.agent.status !== "wrap_up";
     if (!call) return;
     var customer = call.caller && call.caller.customer;
     var forLine = $("[data-note-for]");
@@ -761,19 +775,19 @@
     older.loading = true;
     model.olderNotes[customer.id] = older;
     render();
-    var offset = (customer.notes || []).length + older.notes.length;
-    var url = config.customers_url + customer.id + "/notes/?offset=" + offset + "&limit=10";
+    var shown = (customer.notes || []).concat(older.notes);
+    var oldest = shown.length ? shown[shown.length - 1].id : null;
+    var url = config.customers_url + customer.id + "/notes/?limit=10" + (oldest ? "&before=" + oldest : "");
     api("GET", url)
       .then(function (data) {
-        var page = Array.isArray(data) ? data : (data && data.results) || [];
         var known = {};
-        (customer.notes || []).concat(older.notes).forEach(function (note) {
+        shown.forEach(function (note) {
           known[note.id] = true;
         });
-        page.forEach(function (note) {
+        (data.notes || []).forEach(function (note) {
           if (!known[note.id]) older.notes.push(note);
         });
-        if (!page.length) customer.more_notes = (customer.notes || []).length + older.notes.length;
+        customer.more_notes = older.notes.length + (data.more_notes || 0);
       })
       .catch(function (error) {
         notice("Could not load older notes: " + error.message);
@@ -829,6 +843,10 @@
       })
       .then(function () {
         resetNoteForm();
+        if (isIdleStatus(model.agent.status)) {
+          model.call = null;
+          render();
+        }
         state.textContent = "Saved at " + formatTime(new Date().toISOString()) + " — the next agent sees it.";
         return true;
       })
@@ -876,9 +894,9 @@
     var customer = currentCustomer();
     var state = $("[data-said-state]");
     if (!customer) return;
-    var body = {};
-    body[field] = value;
-    body.source = "caller";
+    var body = { source: "caller" };
+    if (field === "hold_tolerance") body.hold_ok = value === "fine";
+    else body[field] = value;
     state.textContent = "Saving…";
     api("PATCH", config.customers_url + customer.id + "/", body)
       .then(function () {

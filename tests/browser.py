@@ -1,0 +1,238 @@
+"""Fixtures for the browser tests: the real ASGI app, a real Celery worker + beat, and Debian's
+headless Chromium driven by Playwright. Import the fixtures into a test module to use them.
+
+The servers run as subprocesses against pytest-django's test database, so tests that use them
+must be `django_db(transaction=True)`: their fixture rows are committed where the servers see them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"rapport-browser-tests-secret-32b").decode()
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _test_database_url() -> str:
+    """DATABASE_URL, with the database pytest-django created instead of the development one."""
+    url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+    name = settings.DATABASES["default"]["NAME"]
+    return urllib.parse.urlunsplit(url._replace(path="/" + name))
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not answer at {url}:\n{log.read_text()}")
+
+
+def _wait_for_worker(log: Path, process: subprocess.Popen, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"celery exited with {process.returncode}:\n{log.read_text()}")
+        if " ready." in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"celery worker not ready:\n{log.read_text()}")
+
+
+@dataclass
+class RapportServers:
+    base_url: str
+    logs: dict[str, Path]
+
+    def post_event(self, event_type: str, call_id: str, **fields: Any) -> httpx.Response:
+        """A signed telephony event, as the PBX would send it."""
+        body = json.dumps(
+            {
+                "type": event_type,
+                "call_id": call_id,
+                "occurred_at": datetime.now(UTC).isoformat(),
+                **fields,
+            }
+        )
+        from standardwebhooks import Webhook
+
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        now = datetime.now(UTC)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(WEBHOOK_SECRET).sign(msg_id, now, body),
+        }
+        response = httpx.post(
+            self.base_url + "/api/telephony/events/", content=body, headers=headers, timeout=10
+        )
+        assert response.status_code == 202, response.text
+        return response
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(
+            f"--- {name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            for name, path in self.logs.items()
+        )
+
+
+@pytest.fixture(scope="module")
+def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServers]:
+    """uvicorn serving rapport.asgi and `celery worker -B`, both on the test database."""
+    if not CHROMIUM.exists():
+        pytest.skip("headless Chromium (/usr/bin/chromium) is not installed")
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    workdir = Path(tempfile.mkdtemp(prefix="rapport-browser-"))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "TELEPHONY_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DJANGO_SETTINGS_MODULE": "rapport.settings",
+        "PYTHONUNBUFFERED": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    logs = {"web": workdir / "web.log", "worker": workdir / "worker.log"}
+    commands = {
+        "web": [
+            sys.executable,
+            *("-m", "uvicorn", "rapport.asgi:application"),
+            *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"),
+            "--no-access-log",
+        ],
+        "worker": [
+            sys.executable,
+            *("-m", "celery", "-A", "rapport", "worker", "-B"),
+            *("--pool", "threads", "--concurrency", "4", "--loglevel", "INFO"),
+            *("--schedule", str(workdir / "celerybeat-schedule")),
+            *("--hostname", f"browser-{port}@%h", "--without-mingle", "--without-gossip"),
+        ],
+    }
+    processes: list[subprocess.Popen] = []
+    try:
+        for name, command in commands.items():
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    cwd=REPO,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logs[name].open("w"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        base_url = f"http://127.0.0.1:{port}"
+        _wait_for_http(base_url + "/accounts/login/", processes[0], logs["web"])
+        _wait_for_worker(logs["worker"], processes[1])
+        yield RapportServers(base_url=base_url, logs=logs)
+    finally:
+        for process in processes:
+            _stop(process)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip("headless Chromium (/usr/bin/chromium) is not installed")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
+    # around it are still plain synchronous calls.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def open_console(chromium, rapport_servers) -> Iterator[Callable[..., Any]]:
+    """Log `username` in through the login form and return the console page."""
+    contexts = []
+    page_errors: list[str] = []
+
+    def open_as(username: str, password: str | None = None) -> Any:
+        context = chromium.new_context(viewport={"width": 1280, "height": 860})
+        context.set_default_timeout(8000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: page_errors.append(str(error)))
+        page.goto(rapport_servers.base_url + "/accounts/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", password or "pw-" + username)
+        page.click("button[type=submit]")
+        page.wait_for_url(rapport_servers.base_url + "/")
+        page.wait_for_selector('[data-link-state="live"]')
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+    assert page_errors == [], page_errors

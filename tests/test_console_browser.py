@@ -1,0 +1,237 @@
+"""The agent console end to end: headless Chromium, the real ASGI app, a real Celery worker.
+
+Set RAPPORT_SCREENSHOTS=1 to refresh docs/screenshots/ while these run.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from customers.models import CallNote, Consent, Pace, Provenance, ReturnBehaviour, SurveyTrust
+from routing.models import Call, Queue
+from tests import browser
+
+chromium = browser.chromium
+rapport_servers = browser.rapport_servers
+open_console = browser.open_console
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(90),
+]
+
+QUEUE_NUMBER = "+18005550100"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def screenshot(page, name: str) -> None:
+    if os.environ.get("RAPPORT_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def queue(db) -> Queue:
+    return Queue.objects.create(
+        slug="loyalty",
+        name="Loyalty",
+        numbers=[QUEUE_NUMBER],
+        offer_timeout_seconds=20,
+        last_agent_wait_seconds=5,
+    )
+
+
+@pytest.fixture
+def sam(make_agent):
+    return make_agent("sam", extension="1002")
+
+
+def note(customer, author, *, days_ago: int, **fields) -> CallNote:
+    return CallNote.objects.create(
+        customer=customer,
+        author=author,
+        created_at=timezone.now() - timedelta(days=days_ago),
+        **fields,
+    )
+
+
+def go_available(page) -> None:
+    page.click('[data-set-status="available"]')
+    page.wait_for_selector('[data-set-status="available"][aria-checked="true"]')
+
+
+def wait_for_offer(page):
+    return page.wait_for_selector('[data-card][data-mode="offer"]', timeout=15000)
+
+
+def card_text(page) -> str:
+    return page.inner_text("[data-card]")
+
+
+def test_a_note_left_on_one_call_is_on_the_card_of_the_next(
+    open_console, rapport_servers, make_agent, make_customer, sam
+):
+    dana = make_agent("dana", extension="1001")
+    maya = make_customer(
+        "Maya Chen",
+        consent=Consent.OPEN,
+        pace=Pace.BRISK,
+        pace_source=Provenance.SAID_BY_CALLER,
+        pace_set_by=sam.user,
+        pace_set_at=timezone.now() - timedelta(days=30),
+        survey_trust=SurveyTrust.AGREE,
+        return_behaviour=ReturnBehaviour.RARELY,
+        customer_since=timezone.now().date() - timedelta(days=6 * 365),
+    )
+    note(maya, sam.user, days_ago=30, text="Asked about trail shoes.", occasion="hiking trip")
+
+    page = open_console("dana")
+    screenshot(page, "console-idle")
+    go_available(page)
+
+    rapport_servers.post_event(
+        "call.ringing", "CA-first", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+    card = card_text(page)
+    assert "Maya Chen" in card
+    assert "In a rush — skip the chit-chat" in card
+    assert "said by the caller" in card
+    assert "Consent open" in card
+    assert "Asked about trail shoes." in card
+    assert "hiking trip" in card
+    screenshot(page, "console-offer")
+
+    page.keyboard.press("a")
+    page.wait_for_selector('[data-card][data-mode="call"]')
+    rapport_servers.post_event("call.answered", "CA-first", agent="1001")
+    page.keyboard.press("n")
+    page.keyboard.type("Wants waterproof boots before the anniversary weekend.")
+    page.fill("input[name=occasion]", "anniversary")
+    page.fill("input[name=sizes]", "W 8")
+    screenshot(page, "console-connected")
+    page.click("[data-note-form] button[type=submit]")
+    page.wait_for_selector("[data-note-state]:has-text('Saved')")
+
+    rapport_servers.post_event("call.ended", "CA-first", reason="completed")
+    page.wait_for_selector("[data-wrapup]:not([hidden])")
+    page.click("[data-ready]")
+    page.wait_for_selector('[data-set-status="available"][aria-checked="true"]')
+    page.wait_for_selector("[data-idle]:not([hidden])")
+
+    rapport_servers.post_event(
+        "call.ringing", "CA-second", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+    card = card_text(page)
+    assert "Wants waterproof boots before the anniversary weekend." in card
+    assert "anniversary" in card
+    assert "You spoke with them" in card
+    first_note = page.inner_text("[data-notes] li:first-child")
+    assert "Wants waterproof boots" in first_note  # newest first
+    assert Call.objects.get(telephony_call_id="CA-second").offers.get().agent == dana
+
+
+def test_the_agent_says_who_is_calling_from_a_shared_number(
+    open_console, rapport_servers, make_agent, make_customer, sam
+):
+    make_agent("dana", extension="1001")
+    shared = "+14155550142"
+    make_customer("Maya Chen", phones=[shared], consent=Consent.OPEN)
+    leo = make_customer("Leo Chen", phones=[shared], consent=Consent.OPEN)
+    note(leo, sam.user, days_ago=3, text="Leo is looking for running shoes.", sizes="M 10")
+
+    page = open_console("dana")
+    go_available(page)
+    rapport_servers.post_event("call.ringing", "CA-shared", **{"from": shared}, to=QUEUE_NUMBER)
+    wait_for_offer(page)
+    assert "Who am I speaking with?" in card_text(page)
+    assert "Leo is looking" not in card_text(page)
+
+    page.click(f'[data-candidate="{leo.id}"]')
+    page.wait_for_selector("[data-caller-name]:has-text('Leo Chen')")
+    assert "Leo is looking for running shoes." in card_text(page)
+    assert Call.objects.get(telephony_call_id="CA-shared").customer == leo
+
+
+def test_with_consent_closed_the_card_shows_no_history(
+    open_console, rapport_servers, make_agent, make_customer, sam
+):
+    make_agent("dana", extension="1001")
+    ruth = make_customer("Ruth Adler", consent=Consent.CLOSED, survey_trust=SurveyTrust.AGREE)
+    note(ruth, sam.user, days_ago=40, text="Bought red boots for her niece.", occasion="birthday")
+    note(ruth, sam.user, days_ago=2, text="Refund for order 5512 still pending.", open_matter=True)
+
+    page = open_console("dana")
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-closed", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+
+    card = card_text(page)
+    assert "Ruth Adler" in card
+    assert "Consent closed — no history shown." in card
+    assert "Refund for order 5512 still pending." in card
+    assert "red boots" not in card
+    assert "birthday" not in card
+    screenshot(page, "console-consent-closed")
+
+
+def test_a_script_in_a_note_stays_text(
+    open_console, rapport_servers, make_agent, make_customer, sam
+):
+    make_agent("dana", extension="1001")
+    maya = make_customer("Maya <b>Chen</b>", consent=Consent.OPEN)
+    hostile = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+    note(maya, sam.user, days_ago=1, text=hostile, occasion="<i>party</i>")
+
+    page = open_console("dana")
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-xss", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+
+    assert hostile in page.inner_text("[data-notes]")
+    assert "<i>party</i>" in page.inner_text("[data-notes]")
+    assert page.inner_text("[data-caller-name]") == "Maya <b>Chen</b>"
+    assert page.query_selector("[data-card] script, [data-card] img, [data-card] b") is None
+    assert page.evaluate("window.pwned") is None
+
+
+def test_a_reloaded_console_still_shows_the_ringing_offer(
+    open_console, rapport_servers, make_agent, make_customer
+):
+    make_agent("dana", extension="1001")
+    make_customer("Maya Chen", consent=Consent.OPEN)
+
+    page = open_console("dana")
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-reload", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+
+    page.reload()
+    wait_for_offer(page)
+    assert "Maya Chen" in card_text(page)
+
+
+def test_a_login_without_an_agent_profile_gets_a_clear_message(chromium, rapport_servers):
+    User.objects.create_user(username="morgan", password="pw-morgan")
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(rapport_servers.base_url + "/accounts/login/")
+    page.fill("input[name=username]", "morgan")
+    page.fill("input[name=password]", "pw-morgan")
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-not-agent]")
+    assert "You are not set up as an agent" in page.inner_text("main")
+    context.close()
