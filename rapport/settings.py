@@ -91,7 +91,14 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rapport")
 # every task is idempotent, so an early redelivery costs only a no-op.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300)}
 CELERY_IMPORTS = ["routing.telephony_tasks"]
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # A call accepted while the broker was down is handed to the router once it is back.
+    "telephony-resend-unrouted-calls": {
+        "task": "routing.resend_unrouted_calls",
+        "schedule": 5.0,
+        "options": {"expires": 30},
+    },
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -132,6 +139,9 @@ TELEPHONY_WEBHOOK_SECRET = env.list("TELEPHONY_WEBHOOK_SECRET", default=[])
 TELEPHONY_CONTROL_URL = env.str("TELEPHONY_CONTROL_URL", default="")
 TELEPHONY_DEFAULT_QUEUE = env.str("TELEPHONY_DEFAULT_QUEUE", default="loyalty")
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
+TELEPHONY_CONNECT_RETRY_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_SECONDS", default=1.0)
+TELEPHONY_CONNECT_RETRY_MAX_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_MAX_SECONDS", default=60.0)
+TELEPHONY_CONNECT_TIMEOUT_SECONDS = env.float("TELEPHONY_CONNECT_TIMEOUT_SECONDS", default=5.0)
 
 LOGGING = {
     "version": 1,
