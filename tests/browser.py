@@ -218,11 +218,20 @@ def open_console(chromium, rapport_servers) -> Iterator[Callable[..., Any]]:
     contexts = []
     page_errors: list[str] = []
 
-    def open_as(username: str, password: str | None = None) -> Any:
+    def open_as(username: str, password: str | None = None, *, sockets: list | None = None) -> Any:
+        """With `sockets`, the agent socket runs through Playwright, which appends each
+        connection's route to the list so a test can drop it."""
         context = chromium.new_context(viewport={"width": 1280, "height": 860})
         context.set_default_timeout(8000)
         contexts.append(context)
         page = context.new_page()
+        if sockets is not None:
+
+            def through_playwright(route: Any) -> None:
+                route.connect_to_server()
+                sockets.append(route)
+
+            page.route_web_socket("**/ws/agent/", through_playwright)
         page.on("pageerror", lambda error: page_errors.append(str(error)))
         page.goto(rapport_servers.base_url + "/accounts/login/")
         page.fill("input[name=username]", username)

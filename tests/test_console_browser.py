@@ -11,7 +11,16 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from customers.models import CallNote, Consent, Pace, Provenance, ReturnBehaviour, SurveyTrust
+from customers.models import (
+    CallNote,
+    Channel,
+    Consent,
+    Customer,
+    Pace,
+    Provenance,
+    ReturnBehaviour,
+    SurveyTrust,
+)
 from routing.models import Call, Queue
 from tests import browser
 
@@ -222,6 +231,93 @@ def test_a_reloaded_console_still_shows_the_ringing_offer(
     page.reload()
     wait_for_offer(page)
     assert "Maya Chen" in card_text(page)
+
+
+def test_a_dropped_socket_reconnects_and_the_offer_is_still_shown(
+    open_console, rapport_servers, make_agent, make_customer
+):
+    make_agent("dana", extension="1001")
+    make_customer("Maya Chen", consent=Consent.OPEN)
+    sockets: list = []
+
+    page = open_console("dana", sockets=sockets)
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-drop", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+
+    sockets[-1].close(code=4000, reason="network blip")
+    page.wait_for_selector('[data-link-state="reconnecting"]')
+    for _ in range(50):
+        if len(sockets) == 2:
+            break
+        page.wait_for_timeout(100)
+    assert len(sockets) == 2
+    page.wait_for_selector('[data-link-state="live"]')
+    wait_for_offer(page)
+    assert "Maya Chen" in card_text(page)
+
+
+def test_older_notes_load_on_demand(open_console, rapport_servers, make_agent, make_customer, sam):
+    make_agent("dana", extension="1001")
+    maya = make_customer("Maya Chen", consent=Consent.OPEN)
+    for days_ago in range(1, 8):
+        note(maya, sam.user, days_ago=days_ago, text=f"Note from {days_ago} days ago.")
+
+    page = open_console("dana")
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-more", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+    assert len(page.query_selector_all("[data-notes] li")) == 5
+    assert page.inner_text("[data-more-notes]") == "2 more"
+
+    page.click("[data-more-notes]")
+    page.wait_for_selector("[data-notes] li:nth-child(7)")
+    assert "Note from 7 days ago." in page.inner_text("[data-notes] li:last-child")
+    assert page.query_selector("[data-more-notes]") is None
+
+
+def test_a_new_caller_gets_a_record_from_the_note_and_what_they_say(
+    open_console, rapport_servers, make_agent
+):
+    make_agent("dana", extension="1001")
+    page = open_console("dana")
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-new", **{"from": "+14155550999"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+    assert page.inner_text("[data-caller-name]") == "New caller"
+
+    page.click("[data-accept]")
+    page.wait_for_selector('[data-card][data-mode="call"]')
+    rapport_servers.post_event("call.answered", "CA-new", agent="1001")
+    page.fill("[data-new-caller-name]", "Grace Hopper")
+    page.fill("[data-note-text]", "First call: asked about the loyalty tiers.")
+    page.fill("input[name=intent]", "join the programme")
+    page.click("[data-note-form] button[type=submit]")
+    page.wait_for_selector("[data-note-state]:has-text('Saved')")
+    page.wait_for_selector("[data-caller-name]:has-text('Grace Hopper')")
+    page.click('[data-said-field="preferred_channel"][data-said-value="text"]')
+    page.wait_for_selector("[data-said-state]:has-text('Recorded')")
+
+    grace = Customer.objects.get(name="Grace Hopper")
+    assert grace.phones.get().number == "+14155550999"
+    assert Call.objects.get(telephony_call_id="CA-new").customer == grace
+    saved = grace.notes.get()
+    assert (saved.text, saved.intent) == (
+        "First call: asked about the loyalty tiers.",
+        "join the programme",
+    )
+    assert saved.call.telephony_call_id == "CA-new"
+    assert (grace.preferred_channel, grace.preferred_channel_source) == (
+        Channel.TEXT,
+        Provenance.SAID_BY_CALLER,
+    )
+    assert "Prefers text — offer a text follow-up" in card_text(page)
 
 
 def test_a_login_without_an_agent_profile_gets_a_clear_message(chromium, rapport_servers):

@@ -344,7 +344,9 @@
         );
       }
       parts.push(preferences(customer), trustLine(customer, source));
-      if (!customer.history_hidden) parts.push(lastAgentLine(customer));
+      if (!customer.history_hidden && !isThisCall(customer.last_agent, source)) {
+        parts.push(lastAgentLine(customer));
+      }
       parts.push(notesSection(customer));
     } else if (caller.kind === "unknown") {
       parts.push(
@@ -539,6 +541,13 @@
     var years = (Date.now() - date.getTime()) / (365.25 * 24 * 3600 * 1000);
     if (years < 1) return "Customer since " + formatDay(since);
     return "Customer " + Math.floor(years) + (Math.floor(years) === 1 ? " year" : " years");
+  }
+
+  // Once connected, the caller's "last call" is this one: not worth a line.
+  function isThisCall(lastAgent, source) {
+    var spoke = lastAgent && parseDate(lastAgent.last_spoke_at);
+    var connected = parseDate(source.connected_at);
+    return !!(spoke && connected && spoke.getTime() >= connected.getTime() - 1000);
   }
 
   function lastAgentLine(customer) {
