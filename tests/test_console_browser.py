@@ -233,6 +233,26 @@ def test_a_reloaded_console_still_shows_the_ringing_offer(
     assert "Maya Chen" in card_text(page)
 
 
+def test_declining_takes_the_card_away_and_says_where_the_call_went(
+    open_console, rapport_servers, make_agent, make_customer
+):
+    make_agent("dana", extension="1001")
+    make_customer("Maya Chen", consent=Consent.OPEN)
+
+    page = open_console("dana")
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-decline", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+    assert "Incoming call: Maya Chen" in page.inner_text("[data-announce]")
+
+    page.keyboard.press("d")
+    page.wait_for_selector("[data-idle]:not([hidden])")
+    assert "You declined the call" in page.inner_text("[data-notice]")
+    assert Call.objects.get(telephony_call_id="CA-decline").offers.get().state == "declined"
+
+
 def test_a_dropped_socket_reconnects_and_the_offer_is_still_shown(
     open_console, rapport_servers, make_agent, make_customer
 ):

@@ -145,6 +145,12 @@
     box.hidden = !text;
   }
 
+  function announce(offer) {
+    var caller = offer.caller || {};
+    var who = caller.customer ? caller.customer.name : caller.kind === "shared" ? "shared number" : "new caller";
+    $("[data-announce]").textContent = "Incoming call: " + who + ". Press A to accept.";
+  }
+
   // ---- the socket ----------------------------------------------------------------------------
 
   var socket = null;
@@ -218,6 +224,7 @@
         model.offer = message;
         model.pending = null;
         notice("");
+        announce(message);
         break;
       case "offer_ended":
         if (model.offer && model.offer.offer_id === message.offer_id) {
