@@ -32,7 +32,7 @@ class CallerChoiceSerializer(serializers.Serializer):
 )
 @api_view(["POST"])
 def choose_caller(request: Request, call_id: str) -> Response:
-    agent = Agent.objects.filter(user=request.user).first()
+    agent = Agent.objects.filter(user=request.user).select_related("user").first()
     if agent is None:
         raise exceptions.PermissionDenied("Only agents can say who is calling.")
     choice = CallerChoiceSerializer(data=request.data)
@@ -52,7 +52,12 @@ def choose_caller(request: Request, call_id: str) -> Response:
         raise exceptions.ValidationError(
             {"customer_id": ["This customer does not share the caller's number."]}
         ) from error
-    caller = caller_context(from_e164=call.from_e164, customer_ids=[customer_id], agent_id=agent.id)
+    caller = caller_context(
+        from_e164=call.from_e164,
+        customer_ids=[customer_id],
+        agent_id=agent.id,
+        identity_verified=call.identity_verified,
+    )
     return Response(
         {"call_id": call.telephony_call_id, "customer_id": customer_id, "caller": caller}
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Q
 
-from customers.models import Customer
+from customers.audit import record_context_access
+from customers.models import AccessReason, Customer
 from routing.models import Agent, Call, OfferState
 
 
@@ -31,11 +32,8 @@ def set_call_customer(*, agent: Agent, telephony_call_id: str, customer_id: int)
     call = Call.objects.select_for_update().filter(telephony_call_id=telephony_call_id).first()
     if call is None:
         raise CallNotFound(telephony_call_id)
-    holds_call = (
-        call.agent_id == agent.id
-        or call.offers.filter(agent=agent, state=OfferState.OFFERED).exists()
-    )
-    if not holds_call:
+    ringing_for_agent = call.offers.filter(agent=agent, state=OfferState.OFFERED).exists()
+    if not (ringing_for_agent or call.agent_id == agent.id):
         raise CallNotHeldByAgent(telephony_call_id)
     on_this_line = Q(id__in=call.candidates.values("id"))
     if call.from_e164:
@@ -49,4 +47,11 @@ def set_call_customer(*, agent: Agent, telephony_call_id: str, customer_id: int)
         raise CustomerNotOnThisNumber(customer_id)
     call.customer = customer
     call.save(update_fields=["customer"])
+    # The card now shows this customer's history: that is a read like any screen-pop.
+    record_context_access(
+        customer_ids=[customer.id],
+        user=agent.user,
+        reason=AccessReason.OFFER if ringing_for_agent else AccessReason.CALL,
+        call_id=call.id,
+    )
     return call

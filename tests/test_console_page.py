@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from customers.models import ContextAccess
 from routing.models import Call, Offer
 
 pytestmark = pytest.mark.django_db
@@ -147,6 +148,22 @@ def test_the_agent_offered_a_shared_line_call_says_who_is_calling(client, shared
     assert "caller" in response.json()
     shared_line_call["call"].refresh_from_db()
     assert shared_line_call["call"].customer == shared_line_call["leo"]
+
+
+def test_choosing_the_caller_is_recorded_in_the_access_log_with_few_queries(
+    client, shared_line_call, django_assert_max_num_queries
+):
+    client.force_login(shared_line_call["dana"].user)
+
+    with django_assert_max_num_queries(12):
+        assert choose(client, "CA-shared", shared_line_call["maya"].id).status_code == 200
+
+    access = ContextAccess.objects.get(customer=shared_line_call["maya"])
+    assert (access.user, access.reason, access.call) == (
+        shared_line_call["dana"].user,
+        "offer",
+        shared_line_call["call"],
+    )
 
 
 def test_another_agent_cannot_say_who_is_on_someone_elses_call(
