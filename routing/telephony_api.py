@@ -155,6 +155,7 @@ class TelephonyEventsView(APIView):
     authentication_classes: list = []
     permission_classes: list = []
     renderer_classes = [JSONRenderer]
+    metadata_class = None
 
     @extend_schema(
         operation_id="telephony_event_create",
@@ -253,6 +254,7 @@ class TelephonyCallView(APIView):
     authentication_classes = [TokenAuthentication]
     permission_classes: list = []
     renderer_classes = [JSONRenderer]
+    metadata_class = None
 
     @extend_schema(
         operation_id="telephony_call_retrieve",
