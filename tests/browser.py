@@ -133,9 +133,6 @@ def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServe
     """uvicorn serving rapport.asgi and `celery worker -B`, both on the test database."""
     if not CHROMIUM.exists():
         pytest.skip("headless Chromium (/usr/bin/chromium) is not installed")
-    import redis
-
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
     workdir = Path(tempfile.mkdtemp(prefix="rapport-browser-"))
     port = _free_port()
     env = {
@@ -145,6 +142,8 @@ def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServe
         "DJANGO_SETTINGS_MODULE": "rapport.settings",
         "PYTHONUNBUFFERED": "1",
         "LOG_LEVEL": "WARNING",
+        # A queue of their own: no other test's worker takes these servers' tasks.
+        "CELERY_QUEUE": f"browser-{port}",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     logs = {"web": workdir / "web.log", "worker": workdir / "worker.log"}
