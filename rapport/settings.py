@@ -92,6 +92,12 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rapport")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300)}
 CELERY_IMPORTS = ["routing.telephony_tasks"]
 CELERY_BEAT_SCHEDULE: dict = {
+    # The router's timers are database deadlines; this sweeper acts on the ones that passed.
+    "routing-sweep": {
+        "task": "routing.sweep",
+        "schedule": env.float("ROUTER_SWEEP_SECONDS", default=1.0),
+        "options": {"expires": 10},
+    },
     # A call accepted while the broker was down is handed to the router once it is back.
     "telephony-resend-unrouted-calls": {
         "task": "routing.resend_unrouted_calls",
