@@ -1,22 +1,309 @@
-"""The router: who gets offered which call. (Being built for issue #4; these are its entry points.)
+"""The router: who gets offered which call.
 
-The telephony webhook calls these inside its transaction; each schedules its own work on commit.
+The telephony webhook calls `call_arrived` / `call_answered` / `call_ended` inside its
+transaction; each schedules its own work on commit. Celery runs `route_call` (a call looks for
+an agent) and `offer_next_call` (a freed agent looks for a call). Every deadline (offer expiry,
+the wait for a busy last agent, the wrap-up limit) is a database column, and `sweep`, run every
+second by Celery beat, acts on the ones that passed and redoes routing whose message was lost,
+so a restarted or killed worker loses nothing.
 """
 
-from routing.models import Call
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from routing import selectors, services
+from routing.broadcast import send_to_agent
+from routing.call_states import CallState
+from routing.models import Agent, AgentStatus, Call, DecisionReason, Offer, OfferState
+
+logger = logging.getLogger(__name__)
+
+# Only one sweeper works at a time, whichever worker beat handed it to.
+SWEEP_LOCK_KEY = 4_000_001
+# A routing request older than this had its Celery message lost: the sweeper redoes it.
+LOST_REQUEST_AFTER = timedelta(seconds=2)
 
 
 def call_arrived(call: Call) -> None:
-    """A new call reached its queue (state `queued`): route it."""
+    """A new call reached its queue. The webhook publishes `routing.route_call` after commit
+    (`telephony_services.hand_call_to_router`); a call whose message is lost is routed by the
+    sweeper, which looks for queued calls the router has not decided about."""
+    now = timezone.now()
+    if call.state == CallState.RINGING:
+        services.move_call(call, CallState.QUEUED, now=now)
+    if call.queued_at is None:
+        call.queued_at = now
+    call.save(update_fields=["state", "state_changed_at", "queued_at"])
 
 
 def call_answered(call: Call) -> None:
     """The telephony system connected `call` to `call.agent`."""
+    now = timezone.now()
+    agent_id = call.agent_id
+    accepted_by_agent = False
+    for offer in Offer.objects.select_for_update().filter(call=call, state=OfferState.OFFERED):
+        offer.call = call
+        outcome = OfferState.ACCEPTED if offer.agent_id == agent_id else OfferState.WITHDRAWN
+        accepted_by_agent |= outcome == OfferState.ACCEPTED
+        services.close_offer(offer=offer, outcome=outcome, now=now)
+        if outcome == OfferState.WITHDRAWN:
+            services.request_offer_for_agent(agent_id=offer.agent_id)
+    accepted_by_agent |= Offer.objects.filter(
+        call=call, agent_id=agent_id, state=OfferState.ACCEPTED
+    ).exists()
+    # Someone accepted but the telephony system connected another agent: free the first one.
+    for other in (
+        Agent.objects.select_for_update()
+        .filter(offers__call=call, offers__state=OfferState.ACCEPTED, status=AgentStatus.BUSY)
+        .exclude(id=agent_id)
+    ):
+        services.set_status(agent=other, status=AgentStatus.AVAILABLE, reason="answered_elsewhere")
+    call.last_agent_wait_until = None
+    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
+    if agent_id is None:
+        return
+    if not accepted_by_agent:
+        services.record_decision(
+            call=call, reason=DecisionReason.TELEPHONY_ANSWERED, agent_id=agent_id, now=now
+        )
+    agent = Agent.objects.select_for_update().get(id=agent_id)
+    services.set_status(agent=agent, status=AgentStatus.BUSY, reason="call_answered", now=now)
+    caller = selectors.caller_for_call(call, agent_id=agent_id)
+    send_to_agent(agent_id, selectors.call_message(call, caller=caller))
 
 
 def call_ended(call: Call) -> None:
     """The call ended or was abandoned: withdraw any offer, start the agent's wrap-up."""
+    now = timezone.now()
+    for agent_id in services.withdraw_offers(call=call, now=now):
+        services.request_offer_for_agent(agent_id=agent_id)
+    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
+    call.last_agent_wait_until = None
+    if call.agent_id is None:
+        return
+    agent = Agent.objects.select_for_update().get(id=call.agent_id)
+    if agent.status != AgentStatus.BUSY:
+        return
+    if call.connected_at is None:
+        # Accepted, but the caller hung up before being connected: nothing to wrap up.
+        services.set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="caller_hung_up")
+        return
+    services.set_status(agent=agent, status=AgentStatus.WRAP_UP, reason="call_ended", now=now)
+    caller = selectors.caller_for_call(call, agent_id=agent.id)
+    send_to_agent(agent.id, selectors.call_message(call, caller=caller, state=CallState.WRAP_UP))
 
 
 def route_call(call_id: int) -> None:
     """Celery entry point: offer the call to the right agent, or leave it waiting."""
+    started = time.monotonic()
+    with transaction.atomic():
+        call = (
+            Call.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("queue")
+            .filter(id=call_id)
+            .first()
+        )
+        # Locked: another worker is routing it (or answering it) right now.
+        if call is None:
+            return
+        if call.state != CallState.QUEUED or call.queue is None:
+            return
+        _route(call, started=started)
+
+
+def _route(call: Call, *, started: float) -> None:
+    now = timezone.now()
+    latest_reason = call.decisions.order_by("-id").values_list("reason", flat=True).first()
+    first = latest_reason is None
+    # Something changed since the router last left this call waiting: say what happens now.
+    news = latest_reason not in selectors.WAITING_REASONS
+    if first:
+        call.last_agent_id = selectors.last_agent_id(
+            customer_id=call.customer_id,
+            lookback_days=call.queue.last_agent_lookback_days,
+            now=now,
+        )
+    in_last_agent_phase = call.last_agent_id is not None and (
+        first or not selectors.call_fell_back_to_queue(call.id)
+    )
+    if in_last_agent_phase and _route_to_last_agent(call, first=first, started=started, now=now):
+        services.save_call(call)
+        return
+    excluded = selectors.agents_refused_call(call.id)
+    agent = selectors.longest_idle_agent_for_update(
+        queue_id=call.queue_id, excluded_agent_ids=excluded
+    )
+    if agent is not None and services.make_offer(
+        call=call, agent=agent, reason=DecisionReason.LONGEST_IDLE, started=started
+    ):
+        return
+    if news:
+        services.record_decision(
+            call=call, reason=DecisionReason.NO_AGENT_WAITING, started=started, now=now
+        )
+        services.notify_supervisors(queue_id=call.queue_id)
+    services.save_call(call)
+
+
+def _route_to_last_agent(call: Call, *, first: bool, started: float, now) -> bool:
+    """Offer to, or keep waiting for, the caller's last agent. False: go to the queue."""
+    queue = call.queue
+    last_agent_id = call.last_agent_id
+    agent = Agent.objects.select_for_update(skip_locked=True).filter(id=last_agent_id).first()
+    if agent is not None and not agent.queues.filter(id=queue.id).exists():
+        services.record_decision(
+            call=call,
+            reason=DecisionReason.LAST_AGENT_UNAVAILABLE,
+            agent_id=last_agent_id,
+            now=now,
+            detail={"why": "not_in_queue"},
+        )
+        call.last_agent_wait_until = None
+        return False
+    if agent is not None and agent.status in (AgentStatus.OFFLINE, AgentStatus.BREAK):
+        services.record_decision(
+            call=call,
+            reason=DecisionReason.LAST_AGENT_UNAVAILABLE,
+            agent_id=last_agent_id,
+            now=now,
+            detail={"why": agent.status},
+        )
+        call.last_agent_wait_until = None
+        return False
+    free = (
+        agent is not None
+        and agent.status == AgentStatus.AVAILABLE
+        and not selectors.open_offers().filter(agent=agent).exists()
+    )
+    if free:
+        reason = DecisionReason.LAST_AGENT if first else DecisionReason.WAITING_LAST_AGENT_FREED
+        call.last_agent_wait_until = None
+        if services.make_offer(call=call, agent=agent, reason=reason, started=started):
+            return True
+    # Busy, in wrap-up, ringing for someone else, or being changed by another worker: wait.
+    if call.last_agent_wait_until is None and first:
+        if queue.last_agent_wait_seconds == 0:
+            services.record_decision(
+                call=call, reason=DecisionReason.LAST_AGENT_WAIT_EXPIRED, agent_id=last_agent_id
+            )
+            return False
+        call.last_agent_wait_until = now + timedelta(seconds=queue.last_agent_wait_seconds)
+        services.record_decision(
+            call=call,
+            reason=DecisionReason.LAST_AGENT_BUSY_WAITED,
+            agent_id=last_agent_id,
+            started=started,
+            now=now,
+            detail={
+                "status": agent.status if agent else "locked",
+                "wait_until": call.last_agent_wait_until.isoformat(),
+            },
+        )
+        services.notify_supervisors(queue_id=call.queue_id)
+        return True
+    if call.last_agent_wait_until is not None and call.last_agent_wait_until > now:
+        return True
+    services.record_decision(
+        call=call,
+        reason=DecisionReason.LAST_AGENT_WAIT_EXPIRED,
+        agent_id=last_agent_id,
+        now=now,
+        detail={"status": agent.status if agent else "locked"},
+    )
+    call.last_agent_wait_until = None
+    return False
+
+
+def offer_next_call(agent_id: int) -> None:
+    """Celery entry point: an agent became free; offer them the waiting call that is theirs."""
+    started = time.monotonic()
+    with transaction.atomic():
+        agent = (
+            Agent.objects.select_for_update(skip_locked=True)
+            .filter(id=agent_id, status=AgentStatus.AVAILABLE)
+            .first()
+        )
+        if agent is None or selectors.open_offers().filter(agent=agent).exists():
+            return
+        now = timezone.now()
+        call, is_their_caller = selectors.waiting_call_for_agent_for_update(agent=agent, now=now)
+        if call is None:
+            return
+        call = Call.objects.select_related("queue").get(id=call.id)
+        if is_their_caller:
+            reason = DecisionReason.WAITING_LAST_AGENT_FREED
+        else:
+            reason = DecisionReason.WAITING_FIFO
+            if call.last_agent_wait_until is not None:
+                services.record_decision(
+                    call=call,
+                    reason=DecisionReason.LAST_AGENT_WAIT_EXPIRED,
+                    agent_id=call.last_agent_id,
+                    now=now,
+                )
+        call.last_agent_wait_until = None
+        services.make_offer(call=call, agent=agent, reason=reason, started=started)
+
+
+def sweep() -> dict[str, int]:
+    """Act on every deadline that passed and redo lost routing. Safe to run anywhere, any time:
+    one sweeper at a time, and each step re-checks under lock."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
+        if not cursor.fetchone()[0]:
+            return {}
+    try:
+        return _sweep()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [SWEEP_LOCK_KEY])
+
+
+def _sweep() -> dict[str, int]:
+    now = timezone.now()
+    done = {"timed_out": 0, "waits_ended": 0, "wrap_ups_ended": 0, "rerouted": 0, "matched": 0}
+    expired = selectors.open_offers().filter(expires_at__lte=now).values_list("id", flat=True)
+    for offer_id in list(expired[:200]):
+        done["timed_out"] += services.time_out_offer(offer_id=offer_id)
+    waits_over = selectors.waiting_calls().filter(last_agent_wait_until__lte=now)
+    for call_id in list(waits_over.values_list("id", flat=True)[:200]):
+        route_call(call_id)
+        done["waits_ended"] += 1
+    for agent_id in selectors.agents_with_wrap_up_over(now=now):
+        done["wrap_ups_ended"] += services.end_wrap_up_if_over(agent_id=agent_id)
+    for call_id in selectors.calls_left_unrouted(before=now - LOST_REQUEST_AFTER)[:200]:
+        route_call(call_id)
+        done["rerouted"] += 1
+    for agent_id in _free_agents_with_waiting_calls(now=now):
+        offer_next_call(agent_id)
+        done["matched"] += 1
+    if any(done.values()):
+        logger.info("router sweep: %s", done)
+    return done
+
+
+def _free_agents_with_waiting_calls(*, now) -> list[int]:
+    """Agents idle while a call they could take waits: their `offer_next_call` was lost."""
+    queue_ids = set(
+        selectors.waiting_calls()
+        .filter(last_agent_wait_until__isnull=True)
+        .values_list("queue_id", flat=True)
+        .distinct()
+    )
+    last_agent_ids = set(
+        selectors.waiting_calls()
+        .filter(last_agent_wait_until__gt=now)
+        .values_list("last_agent_id", flat=True)
+    )
+    if not queue_ids and not last_agent_ids:
+        return []
+    free = selectors.agents_without_open_offer().filter(status=AgentStatus.AVAILABLE)
+    by_queue = set(free.filter(queues__in=queue_ids).values_list("id", flat=True)[:100])
+    by_caller = set(free.filter(id__in=last_agent_ids).values_list("id", flat=True)[:100])
+    return sorted(by_queue | by_caller)

@@ -1,3 +1,6 @@
+"""Celery adapters of the router. Each is idempotent: it re-reads the database under lock, so a
+message delivered twice does the work once."""
+
 from celery import shared_task
 
 from routing import router
@@ -6,3 +9,13 @@ from routing import router
 @shared_task(name="routing.route_call")
 def route_call(call_id: int) -> None:
     router.route_call(call_id)
+
+
+@shared_task(name="routing.offer_next_call")
+def offer_next_call(agent_id: int) -> None:
+    router.offer_next_call(agent_id)
+
+
+@shared_task(name="routing.sweep")
+def sweep() -> None:
+    router.sweep()

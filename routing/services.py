@@ -1,0 +1,374 @@
+"""Writes of the router: agents' status, offers and their outcomes, wrap-up.
+
+Lock order, everywhere a lock is waited for: call, then offer, then agent. Code that takes
+locks in another order only ever uses SKIP LOCKED, so it never waits and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from rapport.celery import app as celery_app
+from routing import selectors
+from routing.broadcast import notify_supervisors, send_to_agent
+from routing.call_states import CallState, check_move
+from routing.models import (
+    Agent,
+    AgentStatus,
+    AgentStatusChange,
+    Call,
+    DecisionReason,
+    Offer,
+    OfferState,
+    RoutingDecision,
+)
+
+ROUTER_CALL_FIELDS = [
+    "state",
+    "state_changed_at",
+    "last_agent",
+    "last_agent_wait_until",
+    "queued_at",
+    "agent",
+]
+SELF_SERVICE_STATUSES = frozenset({AgentStatus.AVAILABLE, AgentStatus.BREAK, AgentStatus.OFFLINE})
+
+
+class RoutingRefused(Exception):
+    """An agent action that cannot happen now; the message is shown to the person who tried."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+OFFER_NOT_RINGING = "That offer is no longer ringing."
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling router work. The Celery message only makes it happen at once: the decision rows
+# say what is still to do, and the sweeper redoes routing whose message was lost.
+
+
+def request_routing(*, call: Call) -> None:
+    call_id = call.id
+    transaction.on_commit(lambda: celery_app.send_task("routing.route_call", args=[call_id]))
+
+
+def request_offer_for_agent(*, agent_id: int) -> None:
+    transaction.on_commit(lambda: celery_app.send_task("routing.offer_next_call", args=[agent_id]))
+
+
+def save_call(call: Call) -> None:
+    call.save(update_fields=ROUTER_CALL_FIELDS)
+
+
+def move_call(call: Call, target: str, *, now: datetime) -> None:
+    check_move(call.state, target)
+    call.state = target
+    call.state_changed_at = now
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions and offers
+
+
+def record_decision(
+    *,
+    call: Call,
+    reason: str,
+    agent_id: int | None = None,
+    offer: Offer | None = None,
+    started: float | None = None,
+    now: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+) -> RoutingDecision:
+    now = now or timezone.now()
+    waited = None
+    if call.queued_at is not None:
+        waited = max(0, int((now - call.queued_at).total_seconds() * 1000))
+    took = None if started is None else int((time.monotonic() - started) * 1000)
+    return RoutingDecision.objects.create(
+        call=call,
+        agent_id=agent_id,
+        offer=offer,
+        reason=reason,
+        decided_at=now,
+        caller_waited_ms=waited,
+        took_ms=took,
+        detail=detail or {},
+    )
+
+
+def make_offer(
+    *,
+    call: Call,
+    agent: Agent,
+    reason: str,
+    started: float | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Offer | None:
+    """Ring `agent` for `call`. Both rows are locked by the caller; the partial unique
+    constraints refuse a second open offer for either, in which case nothing is offered."""
+    now = timezone.now()
+    queue = call.queue
+    try:
+        with transaction.atomic():
+            offer = Offer.objects.create(
+                call=call,
+                agent=agent,
+                offered_at=now,
+                expires_at=now + timedelta(seconds=queue.offer_timeout_seconds),
+            )
+    except IntegrityError:
+        return None
+    move_call(call, CallState.OFFERED, now=now)
+    save_call(call)
+    record_decision(
+        call=call,
+        reason=reason,
+        agent_id=agent.id,
+        offer=offer,
+        started=started,
+        now=now,
+        detail=detail,
+    )
+    caller = selectors.caller_for_call(call, agent_id=agent.id)
+    send_to_agent(agent.id, selectors.offer_message(offer, reason=reason, caller=caller))
+    notify_supervisors(queue_id=call.queue_id, agent_id=agent.id)
+    return offer
+
+
+def close_offer(*, offer: Offer, outcome: str, now: datetime) -> None:
+    offer.state = outcome
+    offer.responded_at = now
+    offer.save(update_fields=["state", "responded_at"])
+    send_to_agent(
+        offer.agent_id,
+        {
+            "type": "offer_ended",
+            "offer_id": offer.id,
+            "call_id": offer.call.telephony_call_id,
+            "outcome": outcome,
+        },
+    )
+
+
+def _lock_offer_with_call(*, offer_id: int, agent_id: int | None) -> tuple[Offer, Call]:
+    """Lock the call, then the offer (the lock order), and check the offer still rings."""
+    call_id = Offer.objects.filter(id=offer_id).values_list("call_id", flat=True).first()
+    if call_id is None:
+        raise RoutingRefused(OFFER_NOT_RINGING, field="offer_id")
+    call = Call.objects.select_for_update(of=("self",)).select_related("queue").get(id=call_id)
+    offer = Offer.objects.select_for_update().filter(id=offer_id).first()
+    if offer is None or offer.state != OfferState.OFFERED:
+        raise RoutingRefused(OFFER_NOT_RINGING, field="offer_id")
+    if agent_id is not None and offer.agent_id != agent_id:
+        raise RoutingRefused(OFFER_NOT_RINGING, field="offer_id")
+    offer.call = call
+    return offer, call
+
+
+def _offer_refused(*, offer: Offer, call: Call, outcome: str, now: datetime) -> None:
+    """The agent did not take the call: put it back in the queue and route it on."""
+    close_offer(offer=offer, outcome=outcome, now=now)
+    was_last_agent = offer.agent_id == call.last_agent_id
+    if outcome == OfferState.TIMED_OUT:
+        reason = DecisionReason.OFFER_TIMED_OUT
+    elif was_last_agent:
+        reason = DecisionReason.LAST_AGENT_DECLINED
+    else:
+        reason = DecisionReason.OFFER_DECLINED
+    record_decision(
+        call=call,
+        reason=reason,
+        agent_id=offer.agent_id,
+        now=now,
+        detail={"offer_id": offer.id, "was_last_agent": was_last_agent},
+    )
+    move_call(call, CallState.QUEUED, now=now)
+    call.last_agent_wait_until = None
+    request_routing(call=call)
+    save_call(call)
+    notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
+
+
+@transaction.atomic
+def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
+    """The agent takes the call. The telephony system reports the real connection later with
+    `call.answered`; until then the agent is busy with this call."""
+    offer, call = _lock_offer_with_call(offer_id=offer_id, agent_id=agent_id)
+    agent = Agent.objects.select_for_update().get(id=agent_id)
+    now = timezone.now()
+    close_offer(offer=offer, outcome=OfferState.ACCEPTED, now=now)
+    call.agent = agent
+    call.last_agent_wait_until = None
+    save_call(call)
+    decision = getattr(offer, "decision", None)
+    if decision is not None:
+        decision.detail = {
+            **decision.detail,
+            "accepted_at": now.isoformat(),
+            "answered_in_ms": int((now - offer.offered_at).total_seconds() * 1000),
+        }
+        decision.save(update_fields=["detail"])
+    set_status(agent=agent, status=AgentStatus.BUSY, reason="offer_accepted", now=now)
+    _request_connect(call, decision)
+    return offer
+
+
+def _request_connect(call: Call, decision: RoutingDecision | None) -> None:
+    from routing import telephony_services  # the telephony push lives with the webhook
+
+    request_connect = getattr(telephony_services, "request_connect", None)
+    if request_connect is not None:
+        request_connect(call, decision)
+
+
+@transaction.atomic
+def decline_offer(*, offer_id: int, agent_id: int) -> Offer:
+    offer, call = _lock_offer_with_call(offer_id=offer_id, agent_id=agent_id)
+    Agent.objects.select_for_update().get(id=agent_id)
+    now = timezone.now()
+    _offer_refused(offer=offer, call=call, outcome=OfferState.DECLINED, now=now)
+    # Still available: there may be another caller waiting for them.
+    request_offer_for_agent(agent_id=agent_id)
+    return offer
+
+
+def time_out_offer(*, offer_id: int) -> bool:
+    """An offer rang out: the call moves on and the agent is moved to break, so the next caller
+    is not offered to an empty chair. Does nothing if the offer was answered meanwhile."""
+    with transaction.atomic():
+        call_id = Offer.objects.filter(id=offer_id).values_list("call_id", flat=True).first()
+        call = (
+            Call.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("queue")
+            .filter(id=call_id)
+            .first()
+        )
+        if call is None:
+            return False
+        now = timezone.now()
+        offer = (
+            Offer.objects.select_for_update()
+            .filter(id=offer_id, state=OfferState.OFFERED, expires_at__lte=now)
+            .first()
+        )
+        if offer is None:
+            return False
+        offer.call = call
+        agent = Agent.objects.select_for_update().get(id=offer.agent_id)
+        _offer_refused(offer=offer, call=call, outcome=OfferState.TIMED_OUT, now=now)
+        if agent.status == AgentStatus.AVAILABLE:
+            set_status(agent=agent, status=AgentStatus.BREAK, reason="offer_timed_out", now=now)
+        return True
+
+
+def withdraw_offers(*, call: Call, now: datetime, outcome: str = OfferState.WITHDRAWN) -> list[int]:
+    """Stop every offer ringing for `call` (locked by the caller). Returns the agents freed."""
+    freed = []
+    for offer in Offer.objects.select_for_update().filter(call=call, state=OfferState.OFFERED):
+        offer.call = call
+        close_offer(offer=offer, outcome=outcome, now=now)
+        freed.append(offer.agent_id)
+        notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
+    return freed
+
+
+# ---------------------------------------------------------------------------------------------
+# Agents' status
+
+
+def set_status(
+    *,
+    agent: Agent,
+    status: str,
+    reason: str,
+    now: datetime | None = None,
+    changed_by: Any = None,
+) -> bool:
+    """Move a locked agent to `status`, with its history row and the messages. Returns whether
+    anything changed."""
+    if agent.status == status:
+        return False
+    now = now or timezone.now()
+    AgentStatusChange.objects.create(
+        agent=agent,
+        status=status,
+        previous_status=agent.status,
+        changed_at=now,
+        changed_by=changed_by if changed_by is not None and changed_by.is_authenticated else None,
+        reason=reason,
+    )
+    agent.status = status
+    agent.status_changed_at = now
+    agent.save(update_fields=["status", "status_changed_at"])
+    send_to_agent(agent.id, selectors.status_message(agent, reason=reason))
+    notify_supervisors(agent_id=agent.id)
+    if status == AgentStatus.AVAILABLE:
+        request_offer_for_agent(agent_id=agent.id)
+    return True
+
+
+@transaction.atomic
+def change_status(*, agent_id: int, status: str, changed_by: Any = None, reason: str = "") -> Agent:
+    """An agent (or a supervisor for them) sets available, break or offline. Leaving
+    `available` while an offer rings declines it, so the caller is not kept waiting."""
+    if status not in SELF_SERVICE_STATUSES:
+        raise RoutingRefused(
+            "Only available, break or offline can be chosen; busy and wrap_up follow calls.",
+            field="status",
+        )
+    open_offer = selectors.open_offers().filter(agent_id=agent_id).first()
+    if open_offer is not None and status != AgentStatus.AVAILABLE:
+        call = (
+            Call.objects.select_for_update(of=("self",))
+            .select_related("queue")
+            .get(id=open_offer.call_id)
+        )
+        offer = Offer.objects.select_for_update().get(id=open_offer.id)
+        agent = Agent.objects.select_for_update().get(id=agent_id)
+        if offer.state == OfferState.OFFERED:
+            offer.call = call
+            _offer_refused(offer=offer, call=call, outcome=OfferState.DECLINED, now=timezone.now())
+    else:
+        agent = Agent.objects.select_for_update().get(id=agent_id)
+    if agent.status == AgentStatus.BUSY:
+        raise RoutingRefused("You are on a call; your status changes when it ends.", field="status")
+    set_status(agent=agent, status=status, reason=reason or "set_by_agent", changed_by=changed_by)
+    return agent
+
+
+@transaction.atomic
+def ready(*, agent_id: int, changed_by: Any = None) -> Agent:
+    """The agent ends their wrap-up."""
+    agent = Agent.objects.select_for_update().get(id=agent_id)
+    if agent.status == AgentStatus.AVAILABLE:
+        return agent
+    if agent.status != AgentStatus.WRAP_UP:
+        raise RoutingRefused("You are not in wrap-up.", field="status")
+    set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="ready", changed_by=changed_by)
+    return agent
+
+
+def end_wrap_up_if_over(*, agent_id: int) -> bool:
+    """The queue's wrap-up limit ran out: the agent is available again."""
+    with transaction.atomic():
+        agent = (
+            Agent.objects.select_for_update(skip_locked=True)
+            .filter(id=agent_id, status=AgentStatus.WRAP_UP)
+            .first()
+        )
+        if agent is None:
+            return False
+        deadline = selectors.wrap_up_deadline(agent)
+        if deadline is None or deadline > timezone.now():
+            return False
+        return set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="wrap_up_limit")
