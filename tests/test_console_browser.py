@@ -253,6 +253,25 @@ def test_declining_takes_the_card_away_and_says_where_the_call_went(
     assert Call.objects.get(telephony_call_id="CA-decline").offers.get().state == "declined"
 
 
+def test_a_missed_offer_puts_the_agent_on_break_and_says_so(
+    open_console, rapport_servers, make_agent, make_customer, queue
+):
+    make_agent("dana", extension="1001")
+    make_customer("Maya Chen", consent=Consent.OPEN)
+    Queue.objects.filter(id=queue.id).update(offer_timeout_seconds=2)
+
+    page = open_console("dana")
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-missed", **{"from": "+14155550123"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+
+    page.wait_for_selector('[data-set-status="break"][aria-checked="true"]', timeout=10000)
+    assert page.query_selector("[data-card]:not([hidden])") is None
+    assert "You missed a call, so you were put on break." in page.inner_text("[data-notice]")
+
+
 def test_a_dropped_socket_reconnects_and_the_offer_is_still_shown(
     open_console, rapport_servers, make_agent, make_customer
 ):

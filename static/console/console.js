@@ -153,6 +153,7 @@
 
   // ---- the socket ----------------------------------------------------------------------------
 
+  var missedCallNoticeShown = false;
   var socket = null;
   var attempt = 0;
 
@@ -231,7 +232,7 @@
           if (message.outcome === "accepted") takeCall(model.offer);
           model.offer = null;
           model.pending = null;
-          notice(OUTCOMES[message.outcome] || "");
+          if (!missedCallNoticeShown) notice(OUTCOMES[message.outcome] || "");
         }
         break;
       case "call":
@@ -242,8 +243,13 @@
         model.agent.status_changed_at = message.status_changed_at;
         // With no call left to the agent, the call panel goes, unless a note is still unsaved.
         if (isIdleStatus(message.status) && model.call && !model.noteDirty) model.call = null;
-        if (message.reason === "offer_timed_out") {
+        missedCallNoticeShown = message.reason === "offer_timed_out";
+        if (missedCallNoticeShown) {
           notice("You missed a call, so you were put on break. Choose Available when you are back.");
+        } else if (message.reason === "wrap_up_limit") {
+          notice("Wrap-up time ran out, so you are available again.");
+        } else if (message.status === "available") {
+          notice("");
         }
         break;
       case "error":
