@@ -74,7 +74,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # channels_redis blocks 5 s in BZPOPMIN; redis-py's own 5 s socket timeout would race
+            # it and kill an idle consumer, so the socket waits longer than the server does.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
             "prefix": env.str("CHANNELS_PREFIX", default="rapport"),
         },
     }

@@ -1,0 +1,62 @@
+"""`/ws/supervisor/`: the dashboard's stream. A snapshot on connect, then coalesced frames.
+
+Every change anywhere pings the `supervisors` group. A screen does not redraw per ping: the
+first ping schedules one recompute a moment later, pings meanwhile only mark it needed again,
+so a burst of a thousand changes becomes a few frames per second per screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from routing import stats_selectors
+from routing.groups import SUPERVISORS_GROUP
+
+# Quiet time after the first change before a frame is computed; bounds frames to ~3 a second.
+COALESCE_SECONDS = 0.3
+
+
+class SupervisorConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        self.changed = False
+        self.pending: asyncio.Task | None = None
+        allowed = await database_sync_to_async(stats_selectors.user_can_supervise)(
+            self.scope.get("user")
+        )
+        if not allowed:
+            await self.close(code=4403)
+            return
+        await self.channel_layer.group_add(SUPERVISORS_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+        await self._send_figures("snapshot")
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(SUPERVISORS_GROUP, self.channel_name)
+        if getattr(self, "pending", None) is not None:
+            self.pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.pending
+
+    async def figures_changed(self, event: dict) -> None:
+        self.changed = True
+        if self.pending is None:
+            self.pending = asyncio.create_task(self._send_when_quiet())
+
+    async def _send_when_quiet(self) -> None:
+        try:
+            while self.changed:
+                await asyncio.sleep(COALESCE_SECONDS)
+                self.changed = False
+                await self._send_figures("figures")
+        finally:
+            self.pending = None
+
+    async def _send_figures(self, kind: str) -> None:
+        figures = await database_sync_to_async(stats_selectors.dashboard)()
+        await self.send_json({"type": kind, **figures})
