@@ -114,6 +114,7 @@ class CustomerListView(APIView):
     permission_classes = [permissions.IsAuthenticated]
 
     @extend_schema(
+        operation_id="customers_list",
         summary="Find customers (staff, or anyone with a typed reason; audited)",
         parameters=[
             REASON_PARAMETER,
