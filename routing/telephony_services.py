@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from customers.card_numbers import mask_card_numbers_in
 from customers.models import PhoneNumber
 from customers.phone_numbers import normalise_phone_number
 from routing import router
@@ -133,7 +134,7 @@ def _record_event(*, webhook_id: str, call: Call, event: TelephonyEvent, outcome
                 call.pk,
                 event.type,
                 event.occurred_at,
-                json.dumps(event.payload),
+                json.dumps(mask_card_numbers_in(event.payload)),
                 not outcome,
                 outcome[:200],
             ],

@@ -18,6 +18,7 @@ from customers.card_numbers import CardNumberFilter, mask_card_numbers, mask_car
 from customers.models import CallNote, ContextAccess, Customer
 from customers.selectors import caller_context, customer_ids_for_number
 from routing.models import Call, CallEvent, Offer
+from tests.telephony_support import post_event, ringing, webhook_secret  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -221,6 +222,10 @@ def test_admins_read_the_audit_log_but_cannot_change_it(client, make_agent, make
     listing = client.get("/admin/customers/contextaccess/")
     assert listing.status_code == 200
     assert b"dana" in listing.content
+    for search in ("dana", str(maya.id)):
+        found = client.get("/admin/customers/contextaccess/", {"q": search})
+        assert found.status_code == 200
+        assert b"dana" in found.content
     page = client.get(f"/admin/customers/contextaccess/{access.id}/change/")
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
@@ -350,3 +355,11 @@ def test_erasing_one_of_a_shared_line_leaves_the_other(make_customer):
     staff = User.objects.create_user("admin", is_staff=True)
     services.erase_customer(customer=maya, erased_by=staff)
     assert customer_ids_for_number(NUMBER) == [leo.id]
+
+
+@pytest.mark.usefixtures("webhook_secret")
+def test_a_card_number_in_event_metadata_is_never_stored(client, queue):
+    body = ringing("CA1", metadata={"ivr_digits": "4111 1111 1111 1111", "order": "100023456"})
+    assert post_event(client, body, webhook_id="msg_card").status_code == 202
+    stored = CallEvent.objects.get(webhook_id="msg_card").payload["metadata"]
+    assert stored == {"ivr_digits": "**** **** **** 1111", "order": "100023456"}
