@@ -1,0 +1,134 @@
+"""A supervisor watches a caller arrive, wait and get answered, in headless Chromium."""
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from customers.models import Customer
+from routing.broadcast import notify_supervisors
+from routing.models import Agent, Call, Queue
+from tests.supervisor_browser_helpers import (
+    headless_chromium,  # noqa: F401  (fixture)
+    in_a_thread,
+    open_dashboard,
+    served_app,  # noqa: F401  (fixture)
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(120),
+]
+
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "supervisor.png"
+
+
+@pytest.fixture
+def team(db):
+    loyalty = Queue.objects.create(slug="loyalty", name="Loyalty", numbers=["+18005550100"])
+    Queue.objects.create(slug="vip", name="VIP line", numbers=["+18005550199"])
+    agent_group = Group.objects.get_or_create(name="agent")[0]
+    agents = {}
+    for username, status in [("dana", "available"), ("sam", "break")]:
+        user = User.objects.create_user(username=username, password="pw-" + username)
+        user.groups.add(agent_group)
+        agent = Agent.objects.create(
+            user=user, display_name=username.title(), telephony_identity=username, status=status
+        )
+        agent.queues.set([loyalty])
+        agents[username] = agent
+    supervisor = User.objects.create_user(username="morgan", password="pw-morgan-9")
+    supervisor.groups.add(Group.objects.get_or_create(name="supervisor")[0])
+    maya = Customer.objects.create(name="Maya Chen")
+    return {"queue": loyalty, "agents": agents, "maya": maya}
+
+
+def text(page, selector: str) -> str:
+    return page.locator(selector).first.text_content().strip()
+
+
+def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
+    served_app,  # noqa: F811
+    headless_chromium,  # noqa: F811
+    team,
+):
+    context, page, errors = open_dashboard(headless_chromium, served_app, "morgan", "pw-morgan-9")
+    card = page.locator('[data-queue="loyalty"]')
+    assert text(page, "[data-total=waiting]") == "0"
+    assert card.locator("[data-count=available]").text_content() == "1"
+    frames_before = int(page.locator("#supervisor").get_attribute("data-frames"))
+
+    def a_caller_reaches_the_queue():
+        call = Call.objects.create(
+            telephony_call_id="CA-browser-1",
+            queue=team["queue"],
+            customer=team["maya"],
+            from_number="+14155550123",
+            state="queued",
+            queued_at=timezone.now() - timedelta(seconds=3),
+        )
+        notify_supervisors(queue_id=call.queue_id)
+        return call
+
+    call = in_a_thread(a_caller_reaches_the_queue)
+
+    expect(page.locator("[data-total=waiting]")).to_have_text("1")
+    waiting_row = card.locator('[data-call="CA-browser-1"]')
+    waiting_row.wait_for()
+    assert int(page.locator("#supervisor").get_attribute("data-frames")) > frames_before
+    # The wait ticks in the browser, from the start timestamp, with no further frames.
+    first = waiting_row.locator(".sv-wait").text_content()
+    assert re.fullmatch(r"0:0[0-9]", first), first
+    expect(waiting_row.locator(".sv-wait")).not_to_have_text(first)
+    assert text(page, "[data-total=longest]") != "–"
+
+    def dana_answers():
+        dana = team["agents"]["dana"]
+        Call.objects.filter(id=call.id).update(
+            state="connected", agent=dana, connected_at=timezone.now()
+        )
+        Agent.objects.filter(id=dana.id).update(status="busy", status_changed_at=timezone.now())
+        notify_supervisors(queue_id=call.queue_id, agent_id=dana.id)
+
+    in_a_thread(dana_answers)
+
+    expect(page.locator("[data-total=waiting]")).to_have_text("0")
+    waiting_row.wait_for(state="detached")
+    dana_row = page.locator(f'[data-agent="{team["agents"]["dana"].id}"]')
+    expect(dana_row.locator(".sv-caller")).to_have_text("Maya Chen")
+    assert dana_row.locator(".sv-status-label").text_content() == "On a call"
+    assert text(page, "[data-total=answered]") == "1"
+    assert card.locator("[data-day=answered]").text_content() == "1"
+    assert card.locator("[data-day=service_level]").text_content() == "100%"
+    assert card.locator("[data-count=busy]").text_content() == "1"
+    # No handle-time figure anywhere on the page.
+    assert "handle" not in page.content().lower()
+
+    if os.environ.get("RAPPORT_SCREENSHOTS"):
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+    context.close()
+    assert errors == []
+
+
+def test_an_agent_is_turned_away_from_the_dashboard(
+    served_app,  # noqa: F811
+    headless_chromium,  # noqa: F811
+    team,
+):
+    context = headless_chromium.new_context()
+    page = context.new_page()
+    page.goto(served_app + "/accounts/login/?next=/supervisor/")
+    page.fill("input[name=username]", "dana")
+    page.fill("input[name=password]", "pw-dana")
+    with page.expect_response(lambda r: r.url == served_app + "/supervisor/") as response:
+        page.click("button[type=submit]")
+    assert response.value.status == 403
+    context.close()
