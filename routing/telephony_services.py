@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from customers.card_numbers import mask_card_numbers_in
@@ -113,9 +113,30 @@ def request_connect(call: Call, decision: RoutingDecision) -> None:
 
 
 def _lock_call(telephony_call_id: str) -> Call:
-    # Any event may be a call's first (order is not guaranteed), so any event may create it.
-    Call.objects.bulk_create([Call(telephony_call_id=telephony_call_id)], ignore_conflicts=True)
-    return Call.objects.select_for_update().get(telephony_call_id=telephony_call_id)
+    """The call, created if this is its first event (any event may be), its row locked.
+
+    One statement: an upsert whose no-op update takes the row lock that serialises the events
+    of one call, and returns the row.
+    """
+    fresh = Call(telephony_call_id=telephony_call_id)
+    fields = [
+        field
+        for field in Call._meta.concrete_fields
+        if not field.primary_key and not field.has_db_default()
+    ]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    values = [field.get_db_prep_save(field.pre_save(fresh, True), connection) for field in fields]
+    table = connection.ops.quote_name(Call._meta.db_table)
+    locked = Call.objects.raw(
+        f"""
+        INSERT INTO {table} ({columns}) VALUES ({placeholders})
+        ON CONFLICT (telephony_call_id) DO UPDATE SET telephony_call_id = EXCLUDED.telephony_call_id
+        RETURNING *
+        """,
+        values,
+    )
+    return next(iter(locked))
 
 
 def _record_event(*, webhook_id: str, call: Call, event: TelephonyEvent, outcome: str) -> bool:
@@ -266,18 +287,26 @@ def choose_queue(*, queue_slug: str, to_number: str) -> Queue:
 
     A call is never dropped: the default queue is created when it does not exist.
     """
-    if queue_slug:
-        by_slug = Queue.objects.filter(slug=queue_slug).first()
-        if by_slug is not None:
-            return by_slug
-    dialled = {number for number in (to_number, normalise_phone_number(to_number)) if number}
-    if dialled:
-        by_number = Queue.objects.filter(numbers__overlap=sorted(dialled)).order_by("id").first()
-        if by_number is not None:
-            return by_number
-    slug = settings.TELEPHONY_DEFAULT_QUEUE
+    default_slug = settings.TELEPHONY_DEFAULT_QUEUE
+    dialled = sorted(
+        {number for number in (to_number, normalise_phone_number(to_number)) if number}
+    )
+    preference = Case(
+        When(slug=queue_slug or None, then=Value(0)),
+        When(numbers__overlap=dialled, then=Value(1)),
+        default=Value(2),
+    )
+    chosen = (
+        Queue.objects.filter(
+            Q(slug=queue_slug or None) | Q(numbers__overlap=dialled) | Q(slug=default_slug)
+        )
+        .order_by(preference, "id")
+        .first()
+    )
+    if chosen is not None:
+        return chosen
     default, _ = Queue.objects.get_or_create(
-        slug=slug, defaults={"name": slug.replace("-", " ").title()}
+        slug=default_slug, defaults={"name": default_slug.replace("-", " ").title()}
     )
     return default
 
