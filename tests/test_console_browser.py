@@ -130,6 +130,7 @@ def test_a_note_left_on_one_call_is_on_the_card_of_the_next(
 
     rapport_servers.post_event("call.ended", "CA-first", reason="completed")
     page.wait_for_selector("[data-wrapup]:not([hidden])")
+    screenshot(page, "console-wrap-up")
     page.click("[data-ready]")
     page.wait_for_selector('[data-set-status="available"][aria-checked="true"]')
     page.wait_for_selector("[data-idle]:not([hidden])")
@@ -161,6 +162,7 @@ def test_the_agent_says_who_is_calling_from_a_shared_number(
     rapport_servers.post_event("call.ringing", "CA-shared", **{"from": shared}, to=QUEUE_NUMBER)
     wait_for_offer(page)
     assert "Who am I speaking with?" in card_text(page)
+    screenshot(page, "console-shared-number")
     assert "Leo is looking" not in card_text(page)
 
     page.click(f'[data-candidate="{leo.id}"]')
