@@ -18,6 +18,8 @@ from routing.groups import SUPERVISORS_GROUP
 
 # Quiet time after the first change before a frame is computed; bounds frames to ~3 a second.
 COALESCE_SECONDS = 0.3
+# A change whose writer forgot to ping still reaches the wall within this long.
+REFRESH_SECONDS = 15
 
 
 class SupervisorConsumer(AsyncJsonWebsocketConsumer):
@@ -34,14 +36,16 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
         self.joined = True
         await self.accept()
         await self._send_figures("snapshot")
+        self.refresher = asyncio.create_task(self._refresh_now_and_then())
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "joined", False):
             await self.channel_layer.group_discard(SUPERVISORS_GROUP, self.channel_name)
-        if getattr(self, "pending", None) is not None:
-            self.pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.pending
+        for task in (getattr(self, "pending", None), getattr(self, "refresher", None)):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def figures_changed(self, event: dict) -> None:
         self.changed = True
@@ -56,6 +60,11 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
                 await self._send_figures("figures")
         finally:
             self.pending = None
+
+    async def _refresh_now_and_then(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            await self.figures_changed({})
 
     async def _send_figures(self, kind: str) -> None:
         figures = await database_sync_to_async(stats_selectors.dashboard)()

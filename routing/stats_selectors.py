@@ -20,9 +20,7 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
-    OuterRef,
     Q,
-    Subquery,
     Value,
 )
 from django.db.models.functions import Coalesce
@@ -213,26 +211,27 @@ def reunion_by_queue(
     first routing decision that gave up on that agent; a caller who hung up before any such
     decision "hung up"; anything else (e.g. moved by a supervisor) is "other".
     """
-    first_miss = (
-        RoutingDecision.objects.filter(call=OuterRef("pk"))
+    calls = Call.objects.filter(created_at__gte=day_start(now), last_agent__isnull=False)
+    if queue_id is not None:
+        calls = calls.filter(queue_id=queue_id)
+    first_miss = dict(
+        RoutingDecision.objects.filter(call__in=calls.values("id"))
         .filter(
             Q(reason__in=MISSED_REUNION_REASONS.keys())
             & (
                 ~Q(reason__in=_REASONS_ABOUT_THE_LAST_AGENT_OFFER)
-                | Q(agent_id=OuterRef("last_agent_id"))
+                | Q(agent_id=F("call__last_agent_id"))
             )
         )
-        .order_by("decided_at", "id")
-        .values("reason")[:1]
-    )
-    rows = (
-        Call.objects.filter(created_at__gte=day_start(now), last_agent__isnull=False)
-        .filter(Q(queue_id=queue_id) if queue_id is not None else Q())
-        .annotate(first_miss=Subquery(first_miss))
-        .values("queue_id", "state", "agent_id", "last_agent_id", "connected_at", "first_miss")
+        .order_by("call_id", "decided_at", "id")
+        .distinct("call_id")
+        .values_list("call_id", "reason")
     )
     tallies: dict[int | None, Counter] = defaultdict(Counter)
-    for row in rows:
+    for row in calls.values(
+        "id", "queue_id", "state", "agent_id", "last_agent_id", "connected_at"
+    ).order_by():
+        row["first_miss"] = first_miss.get(row["id"])
         tallies[row["queue_id"]][_reunion_outcome(row)] += 1
     return {queue_id: _reunion_figures(tally) for queue_id, tally in tallies.items()}
 
@@ -344,7 +343,7 @@ def day_series(now: datetime, *, queue_id: int | None = None) -> dict[str, Any]:
     """Waiting calls (at the end of each 15-minute slot, or now) and service level per slot.
 
     A slot's service level is over the callers who reached the queue in that slot and whose wait
-    has ended. Two SQL statements, whatever the length of the day.
+    has ended. Two SQL statements, whatever the length of the day or the number of calls.
     """
     start = day_start(now)
     table = Call._meta.db_table
@@ -371,23 +370,39 @@ def day_series(now: datetime, *, queue_id: int | None = None) -> dict[str, Any]:
             params,
         )
         answered_by_slot = {row[0]: row[1:] for row in cursor.fetchall()}
-        # Waiting at each slot's end: reached the queue before it, and not yet answered or gone.
+        # Waiting at a slot's end = arrived by then minus left by then. Arrivals and departures
+        # are counted per slot in one pass and summed up in order, rather than joining every
+        # slot to every call. A caller still waiting from before midnight arrives at midnight.
+        wait_end = "COALESCE(c.connected_at, c.ended_at)"
         cursor.execute(
             f"""
-            SELECT s.slot, count(c.id)
-            FROM generate_series(%(start)s::timestamptz, %(now)s::timestamptz, %(bucket)s)
-                 AS s(slot)
-            LEFT JOIN {table} c
-              ON c.created_at >= %(start)s - interval '1 day'
-             AND c.queue_id IS NOT NULL {queue_filter}
-             AND {wait_start} <= LEAST(s.slot + %(bucket)s, %(now)s::timestamptz)
-             AND COALESCE(c.connected_at, c.ended_at, 'infinity'::timestamptz)
-                 > LEAST(s.slot + %(bucket)s, %(now)s::timestamptz)
-            GROUP BY s.slot ORDER BY s.slot
+            SELECT slot, sum(arrived), sum(departed) FROM (
+                SELECT date_bin(%(bucket)s, GREATEST({wait_start}, %(start)s), %(start)s),
+                       1, 0
+                FROM {table} c
+                WHERE c.created_at >= %(start)s - interval '1 day' {queue_filter}
+                  AND c.queue_id IS NOT NULL
+                  AND COALESCE({wait_end}, 'infinity'::timestamptz) > %(start)s
+                UNION ALL
+                SELECT date_bin(%(bucket)s, {wait_end}, %(start)s), 0, 1
+                FROM {table} c
+                WHERE c.created_at >= %(start)s - interval '1 day' {queue_filter}
+                  AND c.queue_id IS NOT NULL
+                  AND {wait_end} > %(start)s AND {wait_end} <= %(now)s
+            ) AS moves(slot, arrived, departed)
+            GROUP BY slot
             """,
             params,
         )
-        waiting_by_slot = cursor.fetchall()
+        moves_by_slot = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    waiting_by_slot = []
+    waiting = 0
+    slot = start
+    while slot <= now:
+        arrived, departed = moves_by_slot.get(slot, (0, 0))
+        waiting += arrived - departed
+        waiting_by_slot.append((slot, waiting))
+        slot += bucket
     points = []
     for slot, waiting in waiting_by_slot:
         answered, within_target, abandoned = answered_by_slot.get(slot, (0, 0, 0))

@@ -111,9 +111,6 @@ def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
     # No handle-time figure anywhere on the page.
     assert "handle" not in page.content().lower()
 
-    if os.environ.get("RAPPORT_SCREENSHOTS"):
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
     context.close()
     assert errors == []
 
@@ -132,3 +129,129 @@ def test_an_agent_is_turned_away_from_the_dashboard(
         page.click("button[type=submit]")
     assert response.value.status == 403
     context.close()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("RAPPORT_SCREENSHOTS"), reason="set RAPPORT_SCREENSHOTS=1 to refresh"
+)
+def test_screenshot_of_a_busy_afternoon(
+    served_app,  # noqa: F811
+    headless_chromium,  # noqa: F811
+    team,
+):
+    """Not a behaviour check: draws docs/screenshots/supervisor.png from a constructed day."""
+    import random
+
+    from routing.models import DecisionReason, RoutingDecision
+
+    rng = random.Random(6)
+    now = timezone.now()
+    start = max(
+        timezone.localtime(now).replace(hour=0, minute=0, second=0), now - timedelta(hours=9)
+    )
+    queues = [team["queue"], Queue.objects.get(slug="vip")]
+    queues.append(Queue.objects.create(slug="returns", name="Returns", service_level_seconds=30))
+    agent_group = Group.objects.get(name="agent")
+    names = [
+        "Alex Moreau",
+        "Priya Raman",
+        "Lee Park",
+        "Jo Okafor",
+        "Ana Silva",
+        "Kim Berg",
+        "Ravi Shah",
+        "Mia Rossi",
+        "Tom Wu",
+        "Eva Lund",
+    ]
+    statuses = [
+        "available",
+        "busy",
+        "busy",
+        "wrap_up",
+        "available",
+        "busy",
+        "break",
+        "offline",
+        "busy",
+        "available",
+    ]
+    agents = list(team["agents"].values())
+    for name, status in zip(names, statuses, strict=True):
+        username = name.split()[0].lower()
+        user = User.objects.create_user(username=username, password="x")
+        user.groups.add(agent_group)
+        agent = Agent.objects.create(
+            user=user,
+            display_name=name,
+            telephony_identity=username,
+            status=status,
+            status_changed_at=now - timedelta(seconds=rng.randrange(20, 1500)),
+        )
+        agent.queues.set(rng.sample(queues, 2))
+        agents.append(agent)
+    customers = [
+        Customer.objects.create(name=n)
+        for n in ["Grace Kim", "Omar Haddad", "Ruth Adler", "Luis Ortega", "Nora Blake"]
+    ]
+    for n in range(160):
+        queued = start + (now - start - timedelta(minutes=6)) * (n / 160)
+        answered = rng.random() > 0.07
+        wait = timedelta(seconds=rng.expovariate(1 / 14))
+        agent = rng.choice(agents)
+        last_agent = rng.choice(agents) if n % 2 == 0 else None
+        if last_agent and rng.random() < 0.7:
+            agent = last_agent
+        call = Call.objects.create(
+            telephony_call_id=f"CA-day-{n}",
+            queue=rng.choice(queues),
+            agent=agent if answered else None,
+            last_agent=last_agent,
+            state="ended" if answered else "abandoned",
+            created_at=queued,
+            queued_at=queued,
+            connected_at=queued + wait if answered else None,
+            ended_at=queued + wait + timedelta(minutes=4),
+        )
+        if last_agent and call.agent_id != last_agent.id and answered:
+            RoutingDecision.objects.create(
+                call=call,
+                agent=last_agent,
+                decided_at=queued,
+                reason=rng.choice(
+                    [
+                        DecisionReason.LAST_AGENT_WAIT_EXPIRED,
+                        DecisionReason.LAST_AGENT_UNAVAILABLE,
+                        DecisionReason.OFFER_TIMED_OUT,
+                    ]
+                ),
+            )
+    talking = [a for a in agents if a.status == "busy"]
+    for index, agent in enumerate(talking):
+        Call.objects.create(
+            telephony_call_id=f"CA-now-{index}",
+            queue=queues[index % 3],
+            agent=agent,
+            customer=customers[index % len(customers)],
+            state="connected",
+            queued_at=now - timedelta(minutes=3),
+            connected_at=now - timedelta(minutes=2),
+        )
+    for index, seconds in enumerate([74, 41, 18, 6]):
+        call = Call.objects.create(
+            telephony_call_id=f"CA-wait-{index}",
+            queue=queues[index % 2],
+            state="offered" if index == 2 else "queued",
+            queued_at=now - timedelta(seconds=seconds),
+            last_agent=agents[1] if index == 1 else None,
+            last_agent_wait_until=now + timedelta(seconds=20) if index == 1 else None,
+        )
+
+    context, page, errors = open_dashboard(
+        headless_chromium, served_app, "morgan", "pw-morgan-9", width=1600
+    )
+    page.wait_for_timeout(1200)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    context.close()
+    assert errors == []
