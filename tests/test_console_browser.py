@@ -366,6 +366,7 @@ def test_a_login_without_an_agent_profile_gets_a_clear_message(chromium, rapport
     context = chromium.new_context()
     page = context.new_page()
     page.goto(rapport_servers.base_url + "/accounts/login/")
+    screenshot(page, "login")
     page.fill("input[name=username]", "morgan")
     page.fill("input[name=password]", "pw-morgan")
     page.click("button[type=submit]")
