@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from customers.models import Customer
 from routing.broadcast import notify_supervisors
-from routing.models import Agent, Call, Queue
+from routing.models import Agent, AgentStatusChange, Call, Queue
 from tests.supervisor_browser_helpers import (
     headless_chromium,  # noqa: F401  (fixture)
     in_a_thread,
@@ -110,6 +110,19 @@ def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
     assert card.locator("[data-count=busy]").text_content() == "1"
     # No handle-time figure anywhere on the page.
     assert "handle" not in page.content().lower()
+
+    # The supervisor sends Sam, stuck on break, offline: audited, and the wall shows it.
+    sam_row = page.locator(f'[data-agent="{team["agents"]["sam"].id}"]')
+    sam_row.locator("select").select_option("offline")
+    sam_row.get_by_role("button", name="Set").click()
+    expect(page.locator("[data-notice]")).to_have_text("Sam set to Offline.")
+    expect(sam_row.locator(".sv-status-label")).to_have_text("Offline")
+    change = in_a_thread(
+        lambda: AgentStatusChange.objects.select_related("changed_by").get(
+            agent_id=team["agents"]["sam"].id
+        )
+    )
+    assert (change.status, change.changed_by.username) == ("offline", "morgan")
 
     context.close()
     assert errors == []
