@@ -9,7 +9,10 @@ from routing.models import Agent
 @login_required
 def console(request: HttpRequest) -> HttpResponse:
     agent = Agent.objects.filter(user=request.user).prefetch_related("queues").first()
-    context: dict = {"agent": agent}
+    context: dict = {
+        "agent": agent,
+        "is_supervisor": request.user.groups.filter(name="supervisor").exists(),
+    }
     if agent is not None:
         # Read by static/console/console.js: the page carries no inline script (CSP).
         context["console_config"] = {

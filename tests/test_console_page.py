@@ -3,7 +3,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from customers.models import ContextAccess
@@ -103,6 +103,16 @@ def test_it_tells_a_login_without_an_agent_profile_what_is_wrong(client):
     assert "You are not set up as an agent" in html
     assert "console.js" not in html
     assert "console-config" not in html
+
+
+def test_a_supervisor_without_an_agent_profile_is_pointed_to_the_dashboard(client):
+    user = User.objects.create_user(username="morgan", password="pw")
+    user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
+    client.force_login(user)
+
+    html = client.get("/").content.decode()
+
+    assert 'href="/supervisor/"' in html
 
 
 def test_logging_out_is_a_post_with_a_csrf_token(client, make_agent):
