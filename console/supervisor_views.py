@@ -19,6 +19,8 @@ from routing import stats_selectors, supervisor_services
 from routing.models import Queue
 from routing.services import SELF_SERVICE_STATUSES, RoutingRefused
 
+BIGGEST_ID = 2**63 - 1
+
 
 class IsSupervisor(permissions.BasePermission):
     message = "Only supervisors can see or change this."
@@ -85,6 +87,8 @@ class AgentStatusSerializer(serializers.Serializer):
 def set_agent_status(request: Request, agent_id: int) -> Response:
     body = AgentStatusChangeSerializer(data=request.data)
     body.is_valid(raise_exception=True)
+    if agent_id > BIGGEST_ID:
+        return Response({"detail": "No such agent."}, status=status.HTTP_404_NOT_FOUND)
     try:
         agent = supervisor_services.set_agent_status(
             agent_id=agent_id,

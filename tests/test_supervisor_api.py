@@ -189,6 +189,12 @@ def test_a_status_outside_the_choices_names_the_field(as_supervisor, make_agent)
         ).status_code
         == 404
     )
+    assert (
+        as_supervisor.post(
+            f"/api/supervisor/agents/{10**30}/status/", {"status": "offline"}, format="json"
+        ).status_code
+        == 404
+    )
 
 
 def test_a_supervisor_moves_a_waiting_call_and_it_is_audited(
