@@ -9,6 +9,7 @@ it carries (caller, queue, agent) are kept when the call lacks them.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from customers.card_numbers import mask_card_numbers_in
@@ -99,16 +100,23 @@ def hand_call_to_router(call: Call) -> None:
     `routing_requested_at` is set only once `routing.route_call` reached the broker; a call left
     without it (broker down at that moment) is re-sent by `resend_unrouted_calls`.
     """
+    if call.routing_requested_at is not None:
+        # Handed over again (e.g. moved to another queue): due again until this one is sent.
+        call.routing_requested_at = None
+        Call.objects.filter(pk=call.pk).update(routing_requested_at=None)
     router.call_arrived(call)
     call_pk = call.pk
     transaction.on_commit(lambda: publish_route_call(call_pk), robust=True)
 
 
-def request_connect(call: Call, decision: RoutingDecision) -> None:
-    """Tell the telephony system which agent to connect (pushed after commit, with retries)."""
+def request_connect(call: Call, decision: RoutingDecision | None) -> None:
+    """Tell the telephony system which agent to connect (pushed after commit, with retries).
+
+    The agent is the decision's, or without a decision the call's.
+    """
     if not settings.TELEPHONY_CONTROL_URL:
         return
-    call_pk, decision_pk = call.pk, decision.pk
+    call_pk, decision_pk = call.pk, decision.pk if decision is not None else None
     transaction.on_commit(lambda: publish_call_connect(call_pk, decision_pk), robust=True)
 
 
@@ -118,25 +126,32 @@ def _lock_call(telephony_call_id: str) -> Call:
     One statement: an upsert whose no-op update takes the row lock that serialises the events
     of one call, and returns the row.
     """
+    sql, fields, field_names = _call_upsert()
     fresh = Call(telephony_call_id=telephony_call_id)
+    values = [field.get_db_prep_save(field.pre_save(fresh, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    return Call.from_db(connection.alias, field_names, row)
+
+
+@functools.cache
+def _call_upsert() -> tuple[str, list, list[str]]:
+    """The upsert's SQL (built once): every column without a database default, all returned."""
     fields = [
         field
         for field in Call._meta.concrete_fields
         if not field.primary_key and not field.has_db_default()
     ]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    values = [field.get_db_prep_save(field.pre_save(fresh, True), connection) for field in fields]
-    table = connection.ops.quote_name(Call._meta.db_table)
-    locked = Call.objects.raw(
-        f"""
-        INSERT INTO {table} ({columns}) VALUES ({placeholders})
+    quote = connection.ops.quote_name
+    returned = Call._meta.concrete_fields
+    sql = f"""
+        INSERT INTO {quote(Call._meta.db_table)} ({", ".join(quote(f.column) for f in fields)})
+        VALUES ({", ".join(["%s"] * len(fields))})
         ON CONFLICT (telephony_call_id) DO UPDATE SET telephony_call_id = EXCLUDED.telephony_call_id
-        RETURNING *
-        """,
-        values,
-    )
-    return next(iter(locked))
+        RETURNING {", ".join(quote(f.column) for f in returned)}
+    """
+    return sql, fields, [field.attname for field in returned]
 
 
 def _record_event(*, webhook_id: str, call: Call, event: TelephonyEvent, outcome: str) -> bool:
@@ -291,18 +306,17 @@ def choose_queue(*, queue_slug: str, to_number: str) -> Queue:
     dialled = sorted(
         {number for number in (to_number, normalise_phone_number(to_number)) if number}
     )
-    preference = Case(
-        When(slug=queue_slug or None, then=Value(0)),
-        When(numbers__overlap=dialled, then=Value(1)),
-        default=Value(2),
-    )
-    chosen = (
-        Queue.objects.filter(
-            Q(slug=queue_slug or None) | Q(numbers__overlap=dialled) | Q(slug=default_slug)
-        )
-        .order_by(preference, "id")
-        .first()
-    )
+    candidates = Queue.objects.filter(
+        Q(slug__in=[slug for slug in (queue_slug, default_slug) if slug])
+        | Q(numbers__overlap=dialled)
+    ).order_by("id")
+
+    def preference(queue: Queue) -> int:
+        if queue_slug and queue.slug == queue_slug:
+            return 0
+        return 1 if set(dialled) & set(queue.numbers) else 2
+
+    chosen = min(candidates, key=preference, default=None)
     if chosen is not None:
         return chosen
     default, _ = Queue.objects.get_or_create(

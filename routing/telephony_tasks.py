@@ -72,7 +72,7 @@ def publish_route_call(call_pk: int) -> bool:
     return True
 
 
-def publish_call_connect(call_pk: int, decision_pk: int) -> bool:
+def publish_call_connect(call_pk: int, decision_pk: int | None) -> bool:
     return _publish(push_call_connect, call_pk, decision_pk)
 
 
@@ -97,24 +97,29 @@ def connect_backoff_seconds(attempt: int) -> float:
 
 
 @shared_task(name="routing.push_call_connect", bind=True, max_retries=None, ignore_result=True)
-def push_call_connect(self, call_pk: int, decision_pk: int) -> None:
+def push_call_connect(self, call_pk: int, decision_pk: int | None) -> None:
     """POST the signed `call.connect` instruction until a 2xx, or until the call ends."""
     url = settings.TELEPHONY_CONTROL_URL
-    decision = (
-        RoutingDecision.objects.select_related("agent", "call").filter(pk=decision_pk).first()
-    )
-    if not url or decision is None or decision.agent is None:
+    call = Call.objects.select_related("agent").filter(pk=call_pk).first()
+    if not url or call is None or call.state in FINAL_STATES:
         return
-    call = decision.call
-    if call.pk != call_pk or call.state in FINAL_STATES:
+    decision = None
+    if decision_pk is not None:
+        decision = (
+            RoutingDecision.objects.select_related("agent")
+            .filter(pk=decision_pk, call=call)
+            .first()
+        )
+    agent = decision.agent if decision is not None else call.agent
+    if agent is None:
         return
     attempt = ConnectAttempt.objects.filter(call=call, decision=decision).count() + 1
     body = json.dumps(
         {
             "type": "call.connect",
             "call_id": call.telephony_call_id,
-            "agent": decision.agent.telephony_identity,
-            "decision_id": decision.pk,
+            "agent": agent.telephony_identity,
+            "decision_id": decision_pk,
         }
     )
     headers = {"content-type": "application/json", **sign(body=body)}

@@ -204,6 +204,20 @@ def test_it_pushes_the_connect_instruction_until_the_telephony_system_takes_it(d
 
 
 @pytest.mark.usefixtures("on_dedicated_broker")
+def test_without_a_decision_it_pushes_the_calls_agent(decided_call):
+    call, decision = decided_call
+    Call.objects.filter(pk=call.pk).update(agent=decision.agent)
+    call.refresh_from_db()
+
+    with transaction.atomic():
+        request_connect(call, None)
+
+    _wait_until(lambda: _attempts(call) == [(1, 200)])
+    headers, body = TelephonyControl.received[0]
+    assert Webhook(SECRET).verify(body, headers)["agent"] == "1001"
+
+
+@pytest.mark.usefixtures("on_dedicated_broker")
 def test_it_stops_pushing_once_the_call_ended(decided_call):
     call, decision = decided_call
     TelephonyControl.script = [503] * 100
