@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Subquery, Window
+from django.db.models import Count, F, Q, QuerySet, Subquery, Window
 
 from customers.models import CallNote, Consent, ContextAccess, Customer, PhoneNumber, Provenance
 from routing.call_states import FINAL_STATES, CallState
@@ -270,7 +270,7 @@ def call_access_reason(*, user: Any, customer_id: int) -> tuple[str, int] | None
         # The telephony side may end the call before the agent has finished their wrap-up.
         latest_ended = (
             Call.objects.filter(agent_id=agent.id, state__in=FINAL_STATES)
-            .order_by("-ended_at", "-id")
+            .order_by(F("ended_at").desc(nulls_last=True), "-id")
             .values("id")[:1]
         )
         wrapping_up = (
