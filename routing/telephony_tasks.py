@@ -7,9 +7,9 @@ found again in the database (`resend_unrouted_calls`).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import threading
 from datetime import timedelta
 
 import httpx
@@ -27,37 +27,31 @@ from routing.telephony_signing import sign
 
 logger = logging.getLogger(__name__)
 
-BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.RedisError, OSError)
-
-_publishing = threading.local()
+BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)
 
 
-def _publishing_connection():
-    """This thread's broker connection for publishing, failing fast when the broker is away."""
-    connection = getattr(_publishing, "connection", None)
-    if connection is None:
-        connection = app.connection_for_write(
-            connect_timeout=1,
-            transport_options={
-                **app.conf.broker_transport_options,
-                "max_retries": 0,
-                "socket_connect_timeout": 1,
-                "socket_timeout": 2,
-            },
-        )
-        _publishing.connection = connection
-    return connection
+@functools.cache
+def publishing_pool():
+    """Broker connections for publishing from web requests: shared by the process (each ASGI
+    request runs in a thread of its own), failing fast when the broker is away."""
+    connection = app.connection_for_write(
+        connect_timeout=1,
+        transport_options={
+            **app.conf.broker_transport_options,
+            "max_retries": 0,
+            "socket_connect_timeout": 1,
+            "socket_timeout": 2,
+        },
+    )
+    return connection.Pool(limit=16)
 
 
 def _publish(task, *args) -> bool:
     try:
-        task.apply_async(args=args, retry=False, connection=_publishing_connection())
+        with publishing_pool().acquire(block=True, timeout=2) as connection:
+            task.apply_async(args=args, retry=False, connection=connection)
     except BROKER_ERRORS as unreachable:
         logger.warning("broker unreachable, %s%r not sent now: %s", task.name, args, unreachable)
-        connection = getattr(_publishing, "connection", None)
-        _publishing.connection = None
-        if connection is not None:
-            connection.release()
         return False
     return True
 

@@ -157,15 +157,17 @@ def worker(django_db_setup, django_db_blocker, dedicated_redis, control_url, tmp
 
 
 @pytest.fixture
-def on_dedicated_broker(worker, dedicated_redis, control_url, settings, monkeypatch):
+def on_dedicated_broker(worker, dedicated_redis, control_url, settings):
     """This test process publishes where the worker listens, signs with the worker's secret."""
     settings.TELEPHONY_WEBHOOK_SECRET = [SECRET]
     settings.TELEPHONY_CONTROL_URL = control_url
     previous = celery_app.conf.broker_url, celery_app.conf.task_default_queue
     celery_app.conf.broker_url, celery_app.conf.task_default_queue = dedicated_redis.url, QUEUE
-    monkeypatch.setattr(telephony_tasks, "_publishing", threading.local())
+    telephony_tasks.publishing_pool.cache_clear()
     TelephonyControl.script, TelephonyControl.received = [], []
     yield dedicated_redis
+    telephony_tasks.publishing_pool().force_close_all()
+    telephony_tasks.publishing_pool.cache_clear()
     celery_app.conf.broker_url, celery_app.conf.task_default_queue = previous
 
 
