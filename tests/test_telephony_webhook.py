@@ -413,3 +413,22 @@ def test_it_accepts_a_timestamp_within_five_minutes(client, queue):
     )
 
     assert response.status_code == 202
+
+
+def test_handing_a_call_over_again_makes_it_due_again(queue, django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    from routing.telephony_services import hand_call_to_router
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    call = Call.objects.create(
+        telephony_call_id="CA1", queue=queue, state="queued", routing_requested_at=long_ago
+    )
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        hand_call_to_router(call)
+    assert Call.objects.get(pk=call.pk).routing_requested_at is None
+    for callback in callbacks:
+        callback()
+
+    assert Call.objects.get(pk=call.pk).routing_requested_at > long_ago
