@@ -114,6 +114,53 @@ class SignedEvents:
         return requests[:count]
 
 
+class ServerCpu:
+    """CPU seconds used by the server's processes (uvicorn and its workers) and by PostgreSQL:
+    a figure per request that other load on a shared machine does not inflate much."""
+
+    def __init__(self, server_pid: int, postgres_dir: Path) -> None:
+        self.server_pid = server_pid
+        self.postgres_dir = str(postgres_dir)
+
+    @staticmethod
+    def _processes() -> list[tuple[int, int, float, str]]:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                ticks = int(fields[11]) + int(fields[12])
+                found.append((int(entry.name), int(fields[1]), ticks / CLOCK_TICKS, cmdline))
+        return found
+
+    def sample(self) -> dict[str, float]:
+        processes = self._processes()
+        children: dict[int, list[int]] = {}
+        for pid, parent, _, _ in processes:
+            children.setdefault(parent, []).append(pid)
+
+        def tree(root: int) -> set[int]:
+            pids, pending = set(), [root]
+            while pending:
+                pid = pending.pop()
+                pids.add(pid)
+                pending.extend(children.get(pid, []))
+            return pids
+
+        postmasters = [pid for pid, _, _, cmd in processes if self.postgres_dir in cmd]
+        server = tree(self.server_pid)
+        postgres = set().union(*(tree(pid) for pid in postmasters)) if postmasters else set()
+        return {
+            "server": sum(cpu for pid, _, cpu, _ in processes if pid in server),
+            "postgres": sum(cpu for pid, _, cpu, _ in processes if pid in postgres),
+        }
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 async def _one(client: httpx.AsyncClient, method: str, path: str, request) -> int:
     if method == "POST":
         body, headers = request
@@ -123,12 +170,15 @@ async def _one(client: httpx.AsyncClient, method: str, path: str, request) -> in
     return response.status_code
 
 
-async def max_throughput(base_url, method, path, requests, concurrency, seconds) -> dict:
+async def max_throughput(
+    base_url, method, path, requests, concurrency, seconds, cpu: ServerCpu | None = None
+) -> dict:
     statuses: dict[int, int] = {}
     done = 0
     position = iter(requests or ())
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        before = cpu.sample() if cpu else None
         started = time.perf_counter()
         deadline = started + seconds
 
@@ -144,13 +194,20 @@ async def max_throughput(base_url, method, path, requests, concurrency, seconds)
 
         await asyncio.gather(*(sender() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
+        after = cpu.sample() if cpu else None
     accepted = sum(count for status, count in statuses.items() if 200 <= status < 300)
-    return {
+    figures = {
         "requests": done,
         "per_second": round(accepted / elapsed, 1),
         "statuses": statuses,
         "seconds": round(elapsed, 2),
     }
+    if before and after and done:
+        for part in ("server", "postgres"):
+            figures[f"{part}_cpu_ms_per_request"] = round(
+                (after[part] - before[part]) / done * 1000, 2
+            )
+    return figures
 
 
 async def fixed_rate(base_url, method, path, requests, rate, seconds) -> dict:
@@ -237,7 +294,8 @@ def main() -> None:
         )
         try:
             _wait_for_server(base_url, server)
-            results = asyncio.run(_run(base_url, secret, options))
+            cpu = ServerCpu(server.pid, RUNTIME_DIR / "bench" / "postgres")
+            results = asyncio.run(_run(base_url, secret, options, cpu))
         finally:
             server.terminate()
             server.wait(30)
@@ -256,7 +314,7 @@ def main() -> None:
     print(f"\nwritten to {path.relative_to(ROOT)}")
 
 
-async def _run(base_url: str, secret: str, options) -> dict:
+async def _run(base_url: str, secret: str, options, cpu: ServerCpu) -> dict:
     events = SignedEvents(secret, run_id=secrets.token_hex(3))
     # A short warm-up: imports, first connections, the default queue created.
     await max_throughput(base_url, "POST", EVENTS_PATH, events.batch(60), 4, 5)
@@ -269,9 +327,10 @@ async def _run(base_url: str, secret: str, options) -> dict:
         events.batch(int(options.seconds * 3000)),
         options.concurrency,
         options.seconds,
+        cpu,
     )
     ping_max = await max_throughput(
-        base_url, "GET", PING_PATH, None, options.concurrency, options.seconds
+        base_url, "GET", PING_PATH, None, options.concurrency, options.seconds, cpu
     )
     webhook_rate = await fixed_rate(
         base_url,
@@ -291,7 +350,10 @@ async def _run(base_url: str, secret: str, options) -> dict:
 
 
 def _print_table(results: dict) -> None:
-    print(f"\n{'':34}{'max req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    print(
+        f"\n{'':30}{'max req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'server cpu':>12}{'pg cpu':>8}  (cpu: ms per request at max)"
+    )
     for name, label in (
         ("webhook", "POST /api/telephony/events/"),
         ("ping", "GET /api/telephony/ping/"),
@@ -299,8 +361,10 @@ def _print_table(results: dict) -> None:
         row = results[name]
         rate = row["fixed_rate"]
         print(
-            f"{label:34}{row['max']['per_second']:>10}{rate['p50_ms']:>9}"
+            f"{label:30}{row['max']['per_second']:>10}{rate['p50_ms']:>9}"
             f"{rate['p99_ms']:>9}{rate['max_ms']:>9}"
+            f"{row['max'].get('server_cpu_ms_per_request', '-'):>12}"
+            f"{row['max'].get('postgres_cpu_ms_per_request', '-'):>8}"
         )
     print(
         f"\nwebhook throughput = {results['webhook_share_of_trivial_throughput']:.0%} of the "
