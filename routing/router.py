@@ -26,8 +26,10 @@ logger = logging.getLogger(__name__)
 
 # Only one sweeper works at a time, whichever worker beat handed it to.
 SWEEP_LOCK_KEY = 4_000_001
-# A routing request older than this had its Celery message lost: the sweeper redoes it.
-LOST_REQUEST_AFTER = timedelta(seconds=2)
+# How many agents a call tries when offers to them lose a race with another router.
+OFFER_ATTEMPTS = 5
+# Work the Celery messages should have done this long ago was lost: the sweeper does it.
+LOST_AFTER = timedelta(seconds=2)
 
 
 def call_arrived(call: Call) -> None:
@@ -133,16 +135,23 @@ def _route(call: Call, *, started: float) -> None:
         first or not selectors.call_fell_back_to_queue(call.id)
     )
     if in_last_agent_phase and _route_to_last_agent(call, first=first, started=started, now=now):
-        services.save_call(call)
+        if call.state != CallState.OFFERED:
+            services.save_call(call)
         return
     excluded = selectors.agents_refused_call(call.id)
-    agent = selectors.longest_idle_agent_for_update(
-        queue_id=call.queue_id, excluded_agent_ids=excluded
-    )
-    if agent is not None and services.make_offer(
-        call=call, agent=agent, reason=DecisionReason.LONGEST_IDLE, started=started
-    ):
-        return
+    for _attempt in range(OFFER_ATTEMPTS):
+        agent = selectors.longest_idle_agent_for_update(
+            queue_id=call.queue_id, excluded_agent_ids=excluded
+        )
+        if agent is None:
+            break
+        if services.make_offer(
+            call=call, agent=agent, reason=DecisionReason.LONGEST_IDLE, started=started
+        ):
+            return
+        # Another router's offer to this agent committed after this statement's snapshot:
+        # the unique constraint refused the second offer. Look again with a fresh snapshot.
+        excluded.append(agent.id)
     if news:
         services.record_decision(
             call=call, reason=DecisionReason.NO_AGENT_WAITING, started=started, now=now
@@ -277,10 +286,12 @@ def _sweep() -> dict[str, int]:
         done["waits_ended"] += 1
     for agent_id in selectors.agents_with_wrap_up_over(now=now):
         done["wrap_ups_ended"] += services.end_wrap_up_if_over(agent_id=agent_id)
-    for call_id in selectors.calls_left_unrouted(before=now - LOST_REQUEST_AFTER)[:200]:
+    waiting = selectors.waiting_calls_with_latest_decision()
+    lost = [c.id for c in waiting if c.owed_a_decision and (c.since or now) <= now - LOST_AFTER]
+    for call_id in lost[:200]:
         route_call(call_id)
         done["rerouted"] += 1
-    for agent_id in _free_agents_with_waiting_calls(now=now):
+    for agent_id in _free_agents_with_waiting_calls(waiting, now=now):
         offer_next_call(agent_id)
         done["matched"] += 1
     if any(done.values()):
@@ -288,19 +299,16 @@ def _sweep() -> dict[str, int]:
     return done
 
 
-def _free_agents_with_waiting_calls(*, now) -> list[int]:
-    """Agents idle while a call they could take waits: their `offer_next_call` was lost."""
-    queue_ids = set(
-        selectors.waiting_calls()
-        .filter(last_agent_wait_until__isnull=True)
-        .values_list("queue_id", flat=True)
-        .distinct()
-    )
-    last_agent_ids = set(
-        selectors.waiting_calls()
-        .filter(last_agent_wait_until__gt=now)
-        .values_list("last_agent_id", flat=True)
-    )
+def _free_agents_with_waiting_calls(waiting: list[selectors.WaitingCall], *, now) -> list[int]:
+    """Agents idle while a call they could take has waited a while: their `offer_next_call`
+    was lost, or the agent was locked when the call looked for one."""
+    settled = [
+        call
+        for call in waiting
+        if not call.owed_a_decision and call.since is not None and call.since <= now - LOST_AFTER
+    ]
+    queue_ids = {call.queue_id for call in settled if call.last_agent_wait_until is None}
+    last_agent_ids = {call.last_agent_id for call in settled if call.last_agent_wait_until}
     if not queue_ids and not last_agent_ids:
         return []
     free = selectors.agents_without_open_offer().filter(status=AgentStatus.AVAILABLE)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -92,9 +93,24 @@ def waiting_calls() -> QuerySet[Call]:
     return Call.objects.filter(state=CallState.QUEUED).order_by("queued_at", "id")
 
 
-def calls_left_unrouted(*, before: datetime) -> list[int]:
-    """Queued calls the router owes a decision (none yet, or the latest is not a wait) since
-    before `before`: their `routing.route_call` message was lost."""
+@dataclass(frozen=True)
+class WaitingCall:
+    id: int
+    queue_id: int | None
+    last_agent_id: int | None
+    last_agent_wait_until: datetime | None
+    latest_reason: str | None
+    since: datetime | None
+
+    @property
+    def owed_a_decision(self) -> bool:
+        """The router has not decided yet, or something happened since it left the call
+        waiting (an offer declined or rang out): `route_call` has work to do."""
+        return self.latest_reason not in WAITING_REASONS
+
+
+def waiting_calls_with_latest_decision() -> list[WaitingCall]:
+    """Every queued call, with the router's latest word on it and since when: one query."""
     latest = RoutingDecision.objects.filter(call=OuterRef("pk")).order_by("-id")
     rows = (
         waiting_calls()
@@ -102,13 +118,17 @@ def calls_left_unrouted(*, before: datetime) -> list[int]:
             latest_reason=Subquery(latest.values("reason")[:1]),
             latest_at=Subquery(latest.values("decided_at")[:1]),
         )
-        .values_list("id", "latest_reason", "latest_at", "queued_at")
+        .values_list(
+            "id",
+            "queue_id",
+            "last_agent_id",
+            "last_agent_wait_until",
+            "latest_reason",
+            "latest_at",
+            "queued_at",
+        )
     )
-    return [
-        call_id
-        for call_id, reason, decided_at, queued_at in rows
-        if reason not in WAITING_REASONS and (decided_at or queued_at or before) <= before
-    ]
+    return [WaitingCall(*row[:5], since=row[5] or row[6]) for row in rows]
 
 
 def waiting_call_for_agent_for_update(*, agent: Agent, now: datetime) -> tuple[Call | None, bool]:
@@ -143,13 +163,22 @@ def waiting_call_for_agent_for_update(*, agent: Agent, now: datetime) -> tuple[C
     return other, False
 
 
-def caller_for_call(call: Call, *, agent_id: int | None) -> dict[str, Any]:
+def customer_ids_on_card(call: Call) -> list[int]:
+    """The customer the call is from, or while nobody has said who is calling, every customer
+    sharing the number."""
     if call.customer_id is not None:
-        customer_ids = [call.customer_id]
-    else:
-        customer_ids = list(call.candidates.values_list("id", flat=True))
+        return [call.customer_id]
+    return list(call.candidates.values_list("id", flat=True))
+
+
+def caller_for_call(
+    call: Call, *, agent_id: int | None, customer_ids: list[int] | None = None
+) -> dict[str, Any]:
     return caller_context(
-        from_e164=call.from_e164 or call.from_number, customer_ids=customer_ids, agent_id=agent_id
+        from_e164=call.from_e164 or call.from_number,
+        customer_ids=customer_ids_on_card(call) if customer_ids is None else customer_ids,
+        agent_id=agent_id,
+        identity_verified=call.identity_verified,
     )
 
 

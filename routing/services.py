@@ -13,6 +13,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.audit import record_offer_access
 from rapport.celery import app as celery_app
 from routing import selectors
 from routing.broadcast import notify_supervisors, send_to_agent
@@ -139,7 +140,9 @@ def make_offer(
         now=now,
         detail=detail,
     )
-    caller = selectors.caller_for_call(call, agent_id=agent.id)
+    customer_ids = selectors.customer_ids_on_card(call)
+    caller = selectors.caller_for_call(call, agent_id=agent.id, customer_ids=customer_ids)
+    record_offer_access(customer_ids=customer_ids, agent_id=agent.id, call_id=call.id)
     send_to_agent(agent.id, selectors.offer_message(offer, reason=reason, caller=caller))
     notify_supervisors(queue_id=call.queue_id, agent_id=agent.id)
     return offer
