@@ -277,7 +277,9 @@ class TelephonyCallView(APIView):
             raise exceptions.NotAuthenticated(
                 "Sign the request or send the API token of a user allowed to view calls."
             )
-        instruction = call_instruction(telephony_call_id=call_id)
+        # No stored call_id is longer than 128 characters or holds a NUL.
+        valid = len(call_id) <= 128 and "\x00" not in call_id
+        instruction = call_instruction(telephony_call_id=call_id) if valid else None
         if instruction is None:
             raise exceptions.NotFound("No call with this call_id.")
         return Response(instruction)

@@ -382,8 +382,9 @@ def test_a_pull_without_credentials_or_with_a_bad_signature_is_refused(client, q
     )
 
 
-def test_a_pull_for_an_unknown_call_is_not_found(client):
-    assert _get_call(client, "nope", **signed_headers("")).status_code == 404
+@pytest.mark.parametrize("call_id", ["nope", "%00", "x" * 300])
+def test_a_pull_for_an_unknown_call_is_not_found(client, call_id):
+    assert _get_call(client, call_id, **signed_headers("")).status_code == 404
 
 
 def test_the_schema_describes_the_webhook_and_its_errors(client):
