@@ -1,18 +1,63 @@
+from typing import Any
+
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from routing import selectors as routing_selectors
+from routing import services as routing_services
 from routing.groups import agent_group
+from routing.models import AgentStatus
+
+REFUSED = 4403
+
+
+@database_sync_to_async
+def _accept(agent_id: int, message: dict[str, Any]) -> None:
+    routing_services.accept_offer(offer_id=_offer_id(message), agent_id=agent_id)
+
+
+@database_sync_to_async
+def _decline(agent_id: int, message: dict[str, Any]) -> None:
+    routing_services.decline_offer(offer_id=_offer_id(message), agent_id=agent_id)
+
+
+@database_sync_to_async
+def _set_status(agent_id: int, message: dict[str, Any], user: Any) -> None:
+    status = message.get("status")
+    if status not in routing_services.SELF_SERVICE_STATUSES:
+        raise routing_services.RoutingRefused(
+            "status must be available, break or offline.", field="status"
+        )
+    if status == AgentStatus.AVAILABLE and routing_selectors.agent_in_wrap_up(agent_id):
+        routing_services.ready(agent_id=agent_id, changed_by=user)
+        return
+    routing_services.change_status(
+        agent_id=agent_id, status=status, changed_by=user, reason="set_by_agent"
+    )
+
+
+@database_sync_to_async
+def _ready(agent_id: int, message: dict[str, Any], user: Any) -> None:
+    routing_services.ready(agent_id=agent_id, changed_by=user)
+
+
+def _offer_id(message: dict[str, Any]) -> int:
+    offer_id = message.get("offer_id")
+    if isinstance(offer_id, bool) or not isinstance(offer_id, int):
+        raise routing_services.RoutingRefused("offer_id must be a number.", field="offer_id")
+    return offer_id
 
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
-    """The agent's own stream: their state first (so a reconnect heals), then what happens."""
+    """The agent's own stream: their state first (so a reconnect heals), then what happens.
+    Their actions (accept, decline, set_status, ready) go to the router's services; what
+    changes comes back through the agent's group like any other change."""
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        self.agent_id = await database_sync_to_async(routing_selectors.agent_id_for_user)(user)
+        self.user = self.scope.get("user")
+        self.agent_id = await database_sync_to_async(routing_selectors.agent_id_for_user)(self.user)
         if self.agent_id is None:
-            await self.close(code=4403)
+            await self.close(code=REFUSED)
             return
         self.group = agent_group(self.agent_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -23,6 +68,28 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        try:
+            if kind == "accept":
+                await _accept(self.agent_id, content)
+            elif kind == "decline":
+                await _decline(self.agent_id, content)
+            elif kind == "set_status":
+                await _set_status(self.agent_id, content, self.user)
+            elif kind == "ready":
+                await _ready(self.agent_id, content, self.user)
+            else:
+                await self.send_json({"type": "error", "message": f"Unknown message {kind!r}."})
+        except routing_services.RoutingRefused as refusal:
+            await self.send_json({"type": "error", "message": refusal.message})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            await super().receive(text_data=text_data, bytes_data=bytes_data)
+        except ValueError:
+            await self.send_json({"type": "error", "message": "Messages are JSON objects."})
 
     async def agent_message(self, event: dict) -> None:
         await self.send_json(event["message"])

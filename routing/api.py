@@ -1,9 +1,24 @@
-from django.db import connection
+"""REST for routing: agents and their status, queues, a call's routing story, agents' actions
+on offers (the same actions the agent socket offers, for scripts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.db import connection, transaction
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from customers.phone_numbers import normalise_phone_number
+from routing import selectors, services
+from routing.models import Agent, AgentStatus, Call, Offer, Queue
 
 
 @extend_schema(
@@ -17,3 +32,269 @@ def health(request: Request) -> Response:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return Response({"status": "ok"})
+
+
+def _is_supervisor(user: Any) -> bool:
+    return user.is_staff or user.groups.filter(name="supervisor").exists()
+
+
+def _require_supervisor(request: Request) -> None:
+    if not _is_supervisor(request.user):
+        raise PermissionDenied("Only supervisors and staff do this.")
+
+
+def _refused(refusal: services.RoutingRefused) -> ValidationError:
+    return ValidationError({refusal.field or "non_field_errors": [refusal.message]})
+
+
+# --- agents --------------------------------------------------------------------------------
+
+
+class AgentSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", max_length=150)
+    queues = serializers.SlugRelatedField(
+        slug_field="slug", many=True, queryset=Queue.objects.all(), required=False
+    )
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "username",
+            "display_name",
+            "telephony_identity",
+            "queues",
+            "status",
+            "status_changed_at",
+        ]
+        read_only_fields = ["id", "status", "status_changed_at"]
+
+    def validate_username(self, username: str) -> str:
+        if User.objects.filter(username=username).exists():
+            raise serializers.ValidationError("A user with that username already exists.")
+        return username
+
+
+class AgentStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=AgentStatus.choices)
+    reason = serializers.CharField(max_length=80, required=False, allow_blank=True)
+
+
+class AgentList(APIView):
+    @extend_schema(summary="Agents and their status", responses=AgentSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        agents = Agent.objects.select_related("user").prefetch_related("queues")
+        return Response(AgentSerializer(agents, many=True).data)
+
+    @extend_schema(
+        summary="Create an agent (a login without password; an admin sets it)",
+        request=AgentSerializer,
+        responses={201: AgentSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        _require_supervisor(request)
+        serializer = AgentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        with transaction.atomic():
+            user = User.objects.create_user(username=data["user"]["username"])
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+            user.groups.add(Group.objects.get_or_create(name="agent")[0])
+            agent = Agent.objects.create(
+                user=user,
+                display_name=data["display_name"],
+                telephony_identity=data["telephony_identity"],
+            )
+            agent.queues.set(data.get("queues", []))
+        return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
+
+
+class AgentDetail(APIView):
+    @extend_schema(summary="One agent", responses=AgentSerializer)
+    def get(self, request: Request, agent_id: int) -> Response:
+        agent = get_object_or_404(Agent.objects.select_related("user"), id=agent_id)
+        return Response(AgentSerializer(agent).data)
+
+    @extend_schema(
+        summary="Set an agent's status (available, break, offline; busy and wrap_up follow calls)",
+        request=AgentStatusSerializer,
+        responses=AgentSerializer,
+    )
+    def patch(self, request: Request, agent_id: int) -> Response:
+        agent = get_object_or_404(Agent, id=agent_id)
+        own = agent.user_id == request.user.id
+        if not own:
+            _require_supervisor(request)
+        serializer = AgentStatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reason = serializer.validated_data.get("reason") or (
+            "set_by_agent" if own else "set_by_supervisor"
+        )
+        try:
+            services.change_status(
+                agent_id=agent.id,
+                status=serializer.validated_data["status"],
+                changed_by=request.user,
+                reason=reason,
+            )
+        except services.RoutingRefused as refusal:
+            raise _refused(refusal) from refusal
+        agent.refresh_from_db()
+        return Response(AgentSerializer(agent).data)
+
+
+def _own_agent_id(request: Request) -> int:
+    agent_id = selectors.agent_id_for_user(request.user)
+    if agent_id is None:
+        raise PermissionDenied("Only agents do this.")
+    return agent_id
+
+
+@extend_schema(
+    summary="End my wrap-up: back to available",
+    request=None,
+    responses=AgentSerializer,
+)
+@api_view(["POST"])
+def agent_ready(request: Request, agent_id: int) -> Response:
+    agent = get_object_or_404(Agent, id=agent_id)
+    if agent.user_id != request.user.id:
+        _require_supervisor(request)
+    try:
+        agent = services.ready(agent_id=agent.id, changed_by=request.user)
+    except services.RoutingRefused as refusal:
+        raise _refused(refusal) from refusal
+    return Response(AgentSerializer(agent).data)
+
+
+# --- offers --------------------------------------------------------------------------------
+
+OfferOutcome = inline_serializer(
+    "OfferOutcome",
+    {
+        "offer_id": serializers.IntegerField(),
+        "call_id": serializers.CharField(),
+        "state": serializers.CharField(),
+    },
+)
+
+
+def _offer_action(request: Request, offer_id: int, action) -> Response:
+    agent_id = _own_agent_id(request)
+    try:
+        offer = action(offer_id=offer_id, agent_id=agent_id)
+    except services.RoutingRefused as refusal:
+        return Response(
+            {"detail": refusal.message, "errors": {"offer_id": [refusal.message]}},
+            status=status.HTTP_409_CONFLICT,
+        )
+    return Response(
+        {"offer_id": offer.id, "call_id": offer.call.telephony_call_id, "state": offer.state}
+    )
+
+
+@extend_schema(summary="Accept the offer ringing for me", request=None, responses=OfferOutcome)
+@api_view(["POST"])
+def accept_offer(request: Request, offer_id: int) -> Response:
+    return _offer_action(request, offer_id, services.accept_offer)
+
+
+@extend_schema(summary="Decline the offer ringing for me", request=None, responses=OfferOutcome)
+@api_view(["POST"])
+def decline_offer(request: Request, offer_id: int) -> Response:
+    return _offer_action(request, offer_id, services.decline_offer)
+
+
+# --- queues --------------------------------------------------------------------------------
+
+
+class QueueSerializer(serializers.ModelSerializer):
+    numbers = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
+
+    class Meta:
+        model = Queue
+        fields = [
+            "id",
+            "slug",
+            "name",
+            "numbers",
+            "last_agent_wait_seconds",
+            "offer_timeout_seconds",
+            "wrap_up_seconds",
+            "last_agent_lookback_days",
+            "service_level_seconds",
+        ]
+        read_only_fields = ["id"]
+        extra_kwargs = {
+            "offer_timeout_seconds": {"min_value": 1, "max_value": 600},
+            "last_agent_wait_seconds": {"max_value": 3600},
+            "wrap_up_seconds": {"min_value": 0, "max_value": 86400},
+            "last_agent_lookback_days": {"min_value": 1, "max_value": 3650},
+        }
+
+    def validate_numbers(self, numbers: list[str]) -> list[str]:
+        normalised = []
+        for number in numbers:
+            e164 = normalise_phone_number(number)
+            if not e164:
+                raise serializers.ValidationError(f"{number!r} is not a phone number.")
+            normalised.append(e164)
+        return normalised
+
+
+class QueueList(APIView):
+    @extend_schema(summary="Queues and their routing policy", responses=QueueSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(QueueSerializer(Queue.objects.all(), many=True).data)
+
+    @extend_schema(
+        summary="Create a queue", request=QueueSerializer, responses={201: QueueSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        _require_supervisor(request)
+        serializer = QueueSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        queue = serializer.save()
+        return Response(QueueSerializer(queue).data, status=status.HTTP_201_CREATED)
+
+
+# --- calls ---------------------------------------------------------------------------------
+
+CallDetailResponse = inline_serializer(
+    "CallRouting",
+    {
+        "call_id": serializers.CharField(),
+        "state": serializers.CharField(),
+        "from": serializers.CharField(),
+        "queue": serializers.CharField(allow_null=True),
+        "customer_id": serializers.IntegerField(allow_null=True),
+        "agent": serializers.DictField(allow_null=True),
+        "last_agent": serializers.DictField(allow_null=True),
+        "last_agent_wait_until": serializers.DateTimeField(allow_null=True),
+        "queued_at": serializers.DateTimeField(allow_null=True),
+        "connected_at": serializers.DateTimeField(allow_null=True),
+        "ended_at": serializers.DateTimeField(allow_null=True),
+        "current_offer": serializers.DictField(allow_null=True),
+        "decisions": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+@extend_schema(
+    summary="A call, its ringing offer and every routing decision with its reason",
+    responses=CallDetailResponse,
+)
+@api_view(["GET"])
+def call_detail(request: Request, call_id: str) -> Response:
+    call = get_object_or_404(
+        Call.objects.select_related("queue", "agent", "last_agent"), telephony_call_id=call_id
+    )
+    if not _is_supervisor(request.user):
+        agent_id = selectors.agent_id_for_user(request.user)
+        involved = agent_id is not None and (
+            call.agent_id == agent_id or Offer.objects.filter(call=call, agent_id=agent_id).exists()
+        )
+        if not involved:
+            raise PermissionDenied("Only supervisors, staff and the agents it was offered to.")
+    return Response(selectors.call_detail(call))
