@@ -47,7 +47,7 @@ def test_settings_come_from_the_environment():
     assert values["hosts"] == ["rapport.example.com", "console.example.com"]
     assert values["db"] == ["db.internal", 6543, "rapport_prod", "ops"]
     assert values["redis"] == values["broker"] == "redis://cache.internal:6380/2"
-    assert values["layer"] == ["redis://cache.internal:6380/2"]
+    assert [host["address"] for host in values["layer"]] == ["redis://cache.internal:6380/2"]
     assert values["secrets"] == ["whsec_bmV3", "whsec_b2xk"], "rotation: several secrets"
     assert values["control"] == "https://pbx.example.com/control"
 
