@@ -105,13 +105,14 @@ def route_call(call_id: int) -> None:
     """Celery entry point: offer the call to the right agent, or leave it waiting."""
     started = time.monotonic()
     with transaction.atomic():
+        # Waits for a lock on the call (held briefly: by the webhook, or by another router that
+        # then leaves it offered); never waits for an agent, so no lock cycle can form.
         call = (
-            Call.objects.select_for_update(skip_locked=True, of=("self",))
+            Call.objects.select_for_update(of=("self",))
             .select_related("queue")
             .filter(id=call_id)
             .first()
         )
-        # Locked: another worker is routing it (or answering it) right now.
         if call is None:
             return
         if call.state != CallState.QUEUED or call.queue is None:
