@@ -135,10 +135,13 @@ def _route(call: Call, *, started: float) -> None:
     in_last_agent_phase = call.last_agent_id is not None and (
         first or not selectors.call_fell_back_to_queue(call.id)
     )
-    if in_last_agent_phase and _route_to_last_agent(call, first=first, started=started, now=now):
-        if call.state != CallState.OFFERED:
-            services.save_call(call)
-        return
+    if in_last_agent_phase:
+        if _route_to_last_agent(call, first=first, started=started, now=now):
+            if call.state != CallState.OFFERED:
+                services.save_call(call)
+            return
+        # The call has just been opened to the queue: whatever happens next is news.
+        news = True
     excluded = selectors.agents_refused_call(call.id)
     for _attempt in range(OFFER_ATTEMPTS):
         agent = selectors.longest_idle_agent_for_update(

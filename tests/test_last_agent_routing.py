@@ -208,3 +208,26 @@ def test_wrap_up_follows_a_call_and_ends_at_the_queue_limit(workers, team, maya,
     change = AgentStatusChange.objects.filter(agent=dana).first()
     assert change.reason == "wrap_up_limit"
     assert (change.changed_at - dana.status_changed_at).total_seconds() >= 2.0
+
+
+def test_when_the_wait_runs_out_with_nobody_free_the_caller_waits_for_the_queue(
+    workers, team, maya, fast_queue
+):
+    dana, sam, lee = team
+    set_status(dana, AgentStatus.BUSY)
+    set_status(sam, AgentStatus.BREAK)
+    set_status(lee, AgentStatus.OFFLINE)
+
+    call = arrive(queue=fast_queue, customer=maya)
+    wait_until(
+        lambda: (
+            reasons(call)
+            == ["last_agent_busy_waited", "last_agent_wait_expired", "no_agent_waiting"]
+        ),
+        timeout=8,
+    )
+    services.change_status(agent_id=sam.id, status=AgentStatus.AVAILABLE)
+    offer = wait_until(lambda: open_offer(call))
+
+    assert offer.agent == sam
+    assert reasons(call)[-1] == "waiting_fifo"
