@@ -168,8 +168,8 @@ def _route_to_last_agent(call: Call, *, first: bool, started: float, now) -> boo
     """Offer to, or keep waiting for, the caller's last agent. False: go to the queue."""
     queue = call.queue
     last_agent_id = call.last_agent_id
-    agent = Agent.objects.select_for_update(skip_locked=True).filter(id=last_agent_id).first()
-    if agent is not None and not agent.queues.filter(id=queue.id).exists():
+    agent = selectors.agent_for_update_with_standing(agent_id=last_agent_id, queue_id=queue.id)
+    if agent is not None and not agent.serves_queue:
         services.record_decision(
             call=call,
             reason=DecisionReason.LAST_AGENT_UNAVAILABLE,
@@ -189,11 +189,7 @@ def _route_to_last_agent(call: Call, *, first: bool, started: float, now) -> boo
         )
         call.last_agent_wait_until = None
         return False
-    free = (
-        agent is not None
-        and agent.status == AgentStatus.AVAILABLE
-        and not selectors.open_offers().filter(agent=agent).exists()
-    )
+    free = agent is not None and agent.status == AgentStatus.AVAILABLE and not agent.ringing
     if free:
         reason = DecisionReason.LAST_AGENT if first else DecisionReason.WAITING_LAST_AGENT_FREED
         call.last_agent_wait_until = None

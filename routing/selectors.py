@@ -62,6 +62,22 @@ def last_agent_id(*, customer_id: int | None, lookback_days: int, now: datetime)
     )
 
 
+def agent_for_update_with_standing(*, agent_id: int, queue_id: int) -> Agent | None:
+    """The agent, locked (None when another router holds them), with `serves_queue` and
+    `ringing` (an open offer) read in the same query."""
+    return (
+        Agent.objects.select_for_update(skip_locked=True, of=("self",))
+        .annotate(
+            serves_queue=Exists(
+                Agent.queues.through.objects.filter(agent_id=OuterRef("pk"), queue_id=queue_id)
+            ),
+            ringing=Exists(open_offers().filter(agent=OuterRef("pk"))),
+        )
+        .filter(id=agent_id)
+        .first()
+    )
+
+
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
     """The available agent of the queue idle longest, locked; agents another router holds are
     skipped rather than waited for."""

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from customers.audit import record_offer_access
@@ -118,17 +118,29 @@ def make_offer(
     """Ring `agent` for `call`. Both rows are locked by the caller; the partial unique
     constraints refuse a second open offer for either, in which case nothing is offered."""
     now = timezone.now()
-    queue = call.queue
-    try:
-        with transaction.atomic():
-            offer = Offer.objects.create(
-                call=call,
-                agent=agent,
-                offered_at=now,
-                expires_at=now + timedelta(seconds=queue.offer_timeout_seconds),
-            )
-    except IntegrityError:
+    offer = Offer(
+        call=call,
+        agent=agent,
+        state=OfferState.OFFERED,
+        offered_at=now,
+        expires_at=now + timedelta(seconds=call.queue.offer_timeout_seconds),
+    )
+    # One round trip, no savepoint: a conflict with either open-offer constraint inserts nothing.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {Offer._meta.db_table} (call_id, agent_id, state, offered_at, expires_at)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT DO NOTHING
+            RETURNING id
+            """,
+            [call.id, agent.id, offer.state, offer.offered_at, offer.expires_at],
+        )
+        inserted = cursor.fetchone()
+    if inserted is None:
         return None
+    offer.id = inserted[0]
+    offer._state.adding = False
     move_call(call, CallState.OFFERED, now=now)
     save_call(call)
     record_decision(
