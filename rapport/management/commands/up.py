@@ -67,11 +67,14 @@ class Command(BaseCommand):
     def _run_processes(self, env, *, host, port, workers, state_dir, show_demo) -> int | None:
         python = shlex.quote(sys.executable)
         manager = Manager()
+        # The ASGI server runs each request's sync code in a fresh thread: a pool reuses
+        # database connections across them.
+        web_env = {**env, "DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "10")}
         manager.add_process(
             "web",
             f"{python} -m uvicorn rapport.asgi:application --host {shlex.quote(host)} "
             f"--port {port} --no-access-log --lifespan off",
-            env=env,
+            env=web_env,
             cwd=str(settings.BASE_DIR),
         )
         manager.add_process(
