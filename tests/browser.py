@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from typing import Any
 
 import httpx
 import pytest
-from django.conf import settings
+
+from tests.routing_helpers import database_url_for_workers
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -47,13 +47,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    """DATABASE_URL, with the database pytest-django created instead of the development one."""
-    url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
-    name = settings.DATABASES["default"]["NAME"]
-    return urllib.parse.urlunsplit(url._replace(path="/" + name))
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -137,7 +130,7 @@ def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServe
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": _test_database_url(),
+        "DATABASE_URL": database_url_for_workers(),
         "TELEPHONY_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "DJANGO_SETTINGS_MODULE": "rapport.settings",
         "PYTHONUNBUFFERED": "1",

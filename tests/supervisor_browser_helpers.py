@@ -16,15 +16,15 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.conf import settings
 from django.db import connection
+
+from tests.routing_helpers import database_url_for_workers
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -43,11 +43,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def database_url_for_tests() -> str:
-    url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
-    return urllib.parse.urlunsplit(url._replace(path="/" + settings.DATABASES["default"]["NAME"]))
 
 
 def in_a_thread(work: Callable[[], Any]) -> Any:
@@ -78,7 +73,7 @@ def served_app(django_db_setup, django_db_blocker) -> Iterator[str]:
     log = Path(tempfile.mkdtemp(prefix="rapport-supervisor-")) / "web.log"
     env = {
         **os.environ,
-        "DATABASE_URL": database_url_for_tests(),
+        "DATABASE_URL": database_url_for_workers(),
         "DJANGO_SETTINGS_MODULE": "rapport.settings",
         "PYTHONUNBUFFERED": "1",
         "LOG_LEVEL": "WARNING",

