@@ -43,13 +43,13 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"rapport-browser-tests-secret-32b"
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
@@ -60,7 +60,7 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
+def wait_for_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -127,7 +127,7 @@ def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServe
     if not CHROMIUM.exists():
         pytest.skip("headless Chromium (/usr/bin/chromium) is not installed")
     workdir = Path(tempfile.mkdtemp(prefix="rapport-browser-"))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url_for_workers(),
@@ -170,12 +170,12 @@ def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServe
                 )
             )
         base_url = f"http://127.0.0.1:{port}"
-        _wait_for_http(base_url + "/accounts/login/", processes[0], logs["web"])
+        wait_for_http(base_url + "/accounts/login/", processes[0], logs["web"])
         _wait_for_worker(logs["worker"], processes[1])
         yield RapportServers(base_url=base_url, logs=logs)
     finally:
         for process in processes:
-            _stop(process)
+            stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from playwright.sync_api import expect
 from customers.models import Customer
 from routing.broadcast import notify_supervisors
 from routing.models import Agent, AgentStatusChange, Call, Queue
+from tests.browser import chromium  # noqa: F401  (fixture)
 from tests.supervisor_browser_helpers import (
-    headless_chromium,  # noqa: F401  (fixture)
     in_a_thread,
     open_dashboard,
     served_app,  # noqa: F401  (fixture)
@@ -56,10 +56,10 @@ def text(page, selector: str) -> str:
 
 def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
     served_app,  # noqa: F811
-    headless_chromium,  # noqa: F811
+    chromium,  # noqa: F811
     team,
 ):
-    context, page, errors = open_dashboard(headless_chromium, served_app, "morgan", "pw-morgan-9")
+    context, page, errors = open_dashboard(chromium, served_app, "morgan", "pw-morgan-9")
     card = page.locator('[data-queue="loyalty"]')
     assert text(page, "[data-total=waiting]") == "0"
     assert card.locator("[data-count=available]").text_content() == "1"
@@ -130,10 +130,10 @@ def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
 
 def test_an_agent_is_turned_away_from_the_dashboard(
     served_app,  # noqa: F811
-    headless_chromium,  # noqa: F811
+    chromium,  # noqa: F811
     team,
 ):
-    context = headless_chromium.new_context()
+    context = chromium.new_context()
     page = context.new_page()
     page.goto(served_app + "/accounts/login/?next=/supervisor/")
     page.fill("input[name=username]", "dana")
@@ -149,7 +149,7 @@ def test_an_agent_is_turned_away_from_the_dashboard(
 )
 def test_screenshot_of_a_busy_afternoon(
     served_app,  # noqa: F811
-    headless_chromium,  # noqa: F811
+    chromium,  # noqa: F811
     team,
 ):
     """Not a behaviour check: draws docs/screenshots/supervisor.png from a constructed day."""
@@ -261,7 +261,7 @@ def test_screenshot_of_a_busy_afternoon(
         )
 
     context, page, errors = open_dashboard(
-        headless_chromium, served_app, "morgan", "pw-morgan-9", width=1600
+        chromium, served_app, "morgan", "pw-morgan-9", width=1600
     )
     page.wait_for_timeout(1200)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
