@@ -41,6 +41,12 @@ def _ready(agent_id: int, message: dict[str, Any], user: Any) -> None:
     routing_services.ready(agent_id=agent_id, changed_by=user)
 
 
+def _snapshot(agent_id: int, user: Any) -> dict[str, Any]:
+    snapshot = routing_selectors.agent_snapshot(agent_id)
+    routing_services.record_state_access(state=snapshot, user=user)
+    return snapshot
+
+
 def _offer_id(message: dict[str, Any]) -> int:
     offer_id = message.get("offer_id")
     if isinstance(offer_id, bool) or not isinstance(offer_id, int):
@@ -62,7 +68,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         self.group = agent_group(self.agent_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        snapshot = await database_sync_to_async(routing_selectors.agent_snapshot)(self.agent_id)
+        snapshot = await database_sync_to_async(_snapshot)(self.agent_id, self.user)
         await self.send_json(snapshot)
 
     async def disconnect(self, code: int) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from customers.audit import record_offer_access
+from customers.audit import record_context_access, record_offer_access
 from rapport.celery import app as celery_app
 from routing import selectors
 from routing.broadcast import notify_supervisors, send_to_agent
@@ -387,3 +387,24 @@ def end_wrap_up_if_over(*, agent_id: int) -> bool:
         if deadline is None or deadline > timezone.now():
             return False
         return set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="wrap_up_limit")
+
+
+def record_state_access(*, state: dict[str, Any], user: Any) -> None:
+    """A (re)connected agent's screen shows the caller of their ringing offer or current call
+    again: that is a read of the customer's context, audited like the first screen-pop."""
+    shown = [("offer", state.get("offer")), ("call", state.get("call"))]
+    for reason, payload in shown:
+        if not payload:
+            continue
+        caller = payload.get("caller") or {}
+        customer_ids = [c["id"] for c in caller.get("candidates") or []]
+        if caller.get("customer"):
+            customer_ids.append(caller["customer"]["id"])
+        if not customer_ids:
+            continue
+        call_pk = (
+            Call.objects.filter(telephony_call_id=payload["call_id"])
+            .values_list("id", flat=True)
+            .first()
+        )
+        record_context_access(customer_ids=customer_ids, user=user, reason=reason, call_id=call_pk)

@@ -9,6 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 from django.test import Client
 
+from customers.models import ContextAccess
 from rapport.asgi import application
 from routing import router
 from routing.models import Agent, AgentStatus, Offer, OfferState
@@ -99,6 +100,29 @@ def test_the_first_message_carries_the_ringing_offer_so_a_reconnect_heals(dana, 
     assert state["offer"]["reason"] == "longest_idle"
     assert state["offer"]["caller"]["number"] == "+14155550123"
     assert state["call"] is None
+
+
+def test_a_reconnect_that_shows_the_caller_again_is_audited(dana, queue, make_customer):
+    maya = make_customer("Maya Chen", phones=["+14155550123"])
+    call = arrive(queue=queue, customer=maya, publish=False)
+    router.route_call(call.id)
+    offer = Offer.objects.get(call=call, state=OfferState.OFFERED)
+    popped = ContextAccess.objects.filter(customer=maya, user=dana.user).count()
+    headers = logged_in(dana.user)
+
+    async def reconnect():
+        socket = socket_for(headers)
+        await socket.connect()
+        state = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return state
+
+    state = async_to_sync(reconnect)()
+
+    assert state["offer"]["caller"]["customer"]["id"] == maya.id
+    again = ContextAccess.objects.filter(customer=maya, user=dana.user).order_by("-id")
+    assert again.count() == popped + 1
+    assert (again[0].reason, again[0].call_id) == ("offer", offer.call_id)
 
 
 def test_an_offer_arrives_and_accepting_it_makes_the_agent_busy(dana, queue):
