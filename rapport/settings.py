@@ -85,6 +85,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_PREFIX", default="rapport-cache"),
+    }
+}
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -176,6 +184,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "rapport.api_errors.exception_handler",
+    # Proxies in front of the server; 0 means the peer address is the client (an
+    # X-Forwarded-For header alone could dodge the webhook's per-source limit).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rapport API",
@@ -192,6 +203,8 @@ SPECTACULAR_SETTINGS = {
 # Telephony integration (see ../shared/contracts/telephony-events.md).
 TELEPHONY_WEBHOOK_SECRET = env.list("TELEPHONY_WEBHOOK_SECRET", default=[])
 TELEPHONY_CONTROL_URL = env.str("TELEPHONY_CONTROL_URL", default="")
+# Webhook requests per source address ("N/s", "N/min"; empty turns the limit off).
+TELEPHONY_RATE_LIMIT = env.str("TELEPHONY_RATE_LIMIT", default="200/s")
 TELEPHONY_DEFAULT_QUEUE = env.str("TELEPHONY_DEFAULT_QUEUE", default="loyalty")
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
 TELEPHONY_CONNECT_RETRY_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_SECONDS", default=1.0)

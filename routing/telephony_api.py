@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
@@ -17,6 +18,7 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from routing.models import CallEventType
@@ -156,11 +158,25 @@ class NotJson(exceptions.UnsupportedMediaType):
         super().__init__("", "Send the event as Content-Type: application/json (UTF-8).")
 
 
+class TelephonySourceThrottle(SimpleRateThrottle):
+    """Per source address, shared by every server through the Redis cache. A flood from one
+    misbehaving integration is refused with 429 and Retry-After, which telephony systems retry."""
+
+    scope = "telephony"
+
+    def get_rate(self) -> str | None:
+        return settings.TELEPHONY_RATE_LIMIT or None
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
 class TelephonyEventsView(APIView):
     """`POST /api/telephony/events/`: the signature is the authentication (no session, no CSRF)."""
 
     authentication_classes: list = []
     permission_classes: list = []
+    throttle_classes = [TelephonySourceThrottle]
     renderer_classes = [JSONRenderer]
     metadata_class = None
 
@@ -180,6 +196,7 @@ class TelephonyEventsView(APIView):
             401: ERROR_DETAIL,
             413: ERROR_DETAIL,
             415: ERROR_DETAIL,
+            429: ERROR_DETAIL,
         },
         examples=[
             OpenApiExample(

@@ -42,3 +42,9 @@ def make_customer(db):
         return customer
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_webhook_rate_limit(settings):
+    """Tests fire events faster than any telephony system; the limit has its own test."""
+    settings.TELEPHONY_RATE_LIMIT = ""

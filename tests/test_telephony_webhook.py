@@ -391,7 +391,7 @@ def test_the_schema_describes_the_webhook_and_its_errors(client):
     schema = client.get("/api/schema/?format=json").json()
 
     operation = schema["paths"]["/api/telephony/events/"]["post"]
-    assert set(operation["responses"]) == {"202", "400", "401", "413", "415"}
+    assert set(operation["responses"]) == {"202", "400", "401", "413", "415", "429"}
     assert {p["name"] for p in operation["parameters"]} >= {
         "webhook-id",
         "webhook-timestamp",
