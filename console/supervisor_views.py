@@ -38,10 +38,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "supervisor/dashboard.html", {"figures": figures})
 
 
+REFUSAL_STATUS = {
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "invalid": status.HTTP_400_BAD_REQUEST,
+    "conflict": status.HTTP_409_CONFLICT,
+}
+
+
 def _refused(error: RoutingRefused) -> Response:
+    if error.kind == "not_found":
+        return Response({"detail": error.message}, status=status.HTTP_404_NOT_FOUND)
     return Response(
         {"detail": error.message, "errors": {error.field or "non_field_errors": [error.message]}},
-        status=status.HTTP_409_CONFLICT,
+        status=REFUSAL_STATUS[error.kind],
     )
 
 
@@ -97,8 +106,6 @@ def set_agent_status(request: Request, agent_id: int) -> Response:
             reason=body.validated_data["reason"],
         )
     except RoutingRefused as error:
-        if error.field == "agent":
-            return Response({"detail": error.message}, status=status.HTTP_404_NOT_FOUND)
         return _refused(error)
     return Response(AgentStatusSerializer(agent).data)
 
@@ -132,12 +139,5 @@ def move_call(request: Request, call_id: str) -> Response:
             reason=body.validated_data["reason"],
         )
     except RoutingRefused as error:
-        if error.field == "call_id" and error.message == "No such call.":
-            return Response({"detail": error.message}, status=status.HTTP_404_NOT_FOUND)
-        if error.field == "queue" and error.message.startswith("No queue"):
-            return Response(
-                {"detail": error.message, "errors": {"queue": [error.message]}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
         return _refused(error)
     return Response(MovedCallSerializer(call).data)

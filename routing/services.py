@@ -41,12 +41,16 @@ SELF_SERVICE_STATUSES = frozenset({AgentStatus.AVAILABLE, AgentStatus.BREAK, Age
 
 
 class RoutingRefused(Exception):
-    """An agent action that cannot happen now; the message is shown to the person who tried."""
+    """An agent action that cannot happen now; the message is shown to the person who tried.
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
+    `kind` says why, for adapters to answer in their own terms: `conflict` (not now),
+    `not_found` (no such thing) or `invalid` (a value that can never work)."""
+
+    def __init__(self, message: str, *, field: str | None = None, kind: str = "conflict") -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.kind = kind
 
 
 OFFER_NOT_RINGING = "That offer is no longer ringing."

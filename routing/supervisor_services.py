@@ -42,13 +42,13 @@ def set_agent_status(*, agent_id: int, status: str, changed_by: Any, reason: str
             "A supervisor can set available, break or offline; busy and wrap-up follow calls.",
             field="status",
         )
-    if not Agent.objects.filter(id=agent_id).exists():
-        raise RoutingRefused("No such agent.", field="agent")
     audit_reason = _audit_reason(reason)
     # The stuck case locks only the agent; every other case goes through the router's own
     # change, which takes its locks in the router's order (call, offer, agent).
     with transaction.atomic():
-        agent = Agent.objects.select_for_update().get(id=agent_id)
+        agent = Agent.objects.select_for_update().filter(id=agent_id).first()
+        if agent is None:
+            raise RoutingRefused("No such agent.", field="agent", kind="not_found")
         if agent.status != AgentStatus.BUSY:
             agent = None
         elif Call.objects.filter(agent_id=agent_id, state__in=TALKING_STATES).exists():
@@ -77,7 +77,7 @@ def move_waiting_call(
     """
     target = Queue.objects.filter(slug=queue_slug).first()
     if target is None:
-        raise RoutingRefused(f"No queue '{queue_slug}'.", field="queue")
+        raise RoutingRefused(f"No queue '{queue_slug}'.", field="queue", kind="invalid")
     call = (
         Call.objects.select_for_update(of=("self",))
         .select_related("queue")
@@ -85,7 +85,7 @@ def move_waiting_call(
         .first()
     )
     if call is None:
-        raise RoutingRefused("No such call.", field="call_id")
+        raise RoutingRefused("No such call.", field="call_id", kind="not_found")
     if call.state not in MOVABLE_STATES:
         raise RoutingRefused("Only a waiting call can be moved.", field="call_id")
     if call.queue_id == target.id:
