@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from rapport.embedded import embedded_services  # noqa: E402
 from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
+from routing.telephony_signing import signature_headers  # noqa: E402
 
 AGENTS = 200
 # As many callers with one previous call as with 10,000, each calling again and again, so the
@@ -163,13 +164,9 @@ class Signer:
 
     def request(self, payload: dict) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(payload)
-        msg_id = f"msg_{secrets.token_hex(8)}"
-        now = datetime.now(tz=UTC)
         return body.encode(), {
             "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": self.webhook.sign(msg_id=msg_id, timestamp=now, data=body),
+            **signature_headers(webhook=self.webhook, body=body),
         }
 
 
@@ -428,6 +425,8 @@ def main() -> None:
             "DEBUG": "0",
             "LOG_LEVEL": "WARNING",
             "TELEPHONY_WEBHOOK_SECRET": secret,
+            # One load generator is one source address: the per-source limit would cap the run.
+            "TELEPHONY_RATE_LIMIT": "",
             "TELEPHONY_CONTROL_URL": "",
             "CELERY_QUEUE": "bench-router",
             "DJANGO_SETTINGS_MODULE": "rapport.settings",

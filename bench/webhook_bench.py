@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from rapport.embedded import embedded_services  # noqa: E402
 from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
+from routing.telephony_signing import signature_headers  # noqa: E402
 
 EVENTS_PATH = "/api/telephony/events/"
 PING_PATH = "/api/telephony/ping/"
@@ -74,13 +75,9 @@ class SignedEvents:
 
     def _signed(self, payload: dict) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(payload)
-        msg_id = f"msg_{secrets.token_hex(8)}"
-        now = datetime.now(tz=UTC)
         return body.encode(), {
             "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": self.webhook.sign(msg_id=msg_id, timestamp=now, data=body),
+            **signature_headers(webhook=self.webhook, body=body),
         }
 
     def batch(self, count: int) -> list[tuple[bytes, dict[str, str]]]:
@@ -269,6 +266,8 @@ def main() -> None:
             "DEBUG": "0",
             "LOG_LEVEL": "WARNING",
             "TELEPHONY_WEBHOOK_SECRET": secret,
+            # One load generator is one source address: the per-source limit would cap the run.
+            "TELEPHONY_RATE_LIMIT": "",
             "TELEPHONY_CONTROL_URL": "",
             "CELERY_QUEUE": "bench",
             "DJANGO_SETTINGS_MODULE": "rapport.settings",

@@ -82,10 +82,21 @@ def sign(
     webhooks = configured_webhooks()
     if not webhooks:
         raise SignatureRejected("No webhook secret is configured; cannot sign.")
+    return signature_headers(webhook=webhooks[0], body=body, msg_id=msg_id, timestamp=timestamp)
+
+
+def signature_headers(
+    *,
+    webhook: Webhook,
+    body: str | bytes,
+    msg_id: str | None = None,
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    """The three Standard Webhooks headers for `body` signed with `webhook`'s secret."""
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     timestamp = int(time.time()) if timestamp is None else timestamp
-    signature = webhooks[0].sign(
+    signature = webhook.sign(
         msg_id=msg_id, timestamp=datetime.fromtimestamp(timestamp, tz=UTC), data=text
     )
     return {

@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
 
+from routing.telephony_signing import signature_headers
 from tests.routing_helpers import database_url_for_workers
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -98,15 +99,9 @@ class RapportServers:
                 **fields,
             }
         )
-        from standardwebhooks import Webhook
-
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(UTC)
         headers = {
             "content-type": "application/json",
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(WEBHOOK_SECRET).sign(msg_id, now, body),
+            **signature_headers(webhook=Webhook(WEBHOOK_SECRET), body=body),
         }
         response = httpx.post(
             self.base_url + "/api/telephony/events/", content=body, headers=headers, timeout=10
