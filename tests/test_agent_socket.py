@@ -4,16 +4,15 @@ they are made, and the agent's own actions: accept, decline, set_status, ready."
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
-from django.test import Client
 
 from customers.models import ContextAccess
 from rapport.asgi import application
 from routing import router
 from routing.models import Agent, AgentStatus, Offer, OfferState
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive
+from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -23,25 +22,8 @@ def fast_logins(settings):
     settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """Each test runs its own event loop: no layer connections carried over from another."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
 def socket_for(headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, "/ws/agent/", headers=headers)
-
-
-def logged_in(user: User | None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    if user is not None:
-        client = Client()
-        client.force_login(user)
-        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
-    return headers
 
 
 async def next_message(socket: WebsocketCommunicator, kind: str) -> dict:
@@ -73,14 +55,14 @@ def test_it_refuses_a_socket_without_a_logged_in_agent(db, make_agent):
         await socket.disconnect()
         return connected
 
-    assert async_to_sync(connect)(logged_in(None)) is False
-    assert async_to_sync(connect)(logged_in(supervisor)) is False
+    assert async_to_sync(connect)(socket_headers(None)) is False
+    assert async_to_sync(connect)(socket_headers(supervisor)) is False
 
 
 def test_the_first_message_carries_the_ringing_offer_so_a_reconnect_heals(dana, queue):
     offer = ring(queue)
 
-    headers = logged_in(dana.user)
+    headers = socket_headers(dana.user)
 
     async def scenario():
         socket = socket_for(headers)
@@ -108,7 +90,7 @@ def test_a_reconnect_that_shows_the_caller_again_is_audited(dana, queue, make_cu
     router.route_call(call.id)
     offer = Offer.objects.get(call=call, state=OfferState.OFFERED)
     popped = ContextAccess.objects.filter(customer=maya, user=dana.user).count()
-    headers = logged_in(dana.user)
+    headers = socket_headers(dana.user)
 
     async def reconnect():
         socket = socket_for(headers)
@@ -126,7 +108,7 @@ def test_a_reconnect_that_shows_the_caller_again_is_audited(dana, queue, make_cu
 
 
 def test_an_offer_arrives_and_accepting_it_makes_the_agent_busy(dana, queue):
-    headers = logged_in(dana.user)
+    headers = socket_headers(dana.user)
 
     async def scenario():
         socket = socket_for(headers)
@@ -159,7 +141,7 @@ def test_an_offer_arrives_and_accepting_it_makes_the_agent_busy(dana, queue):
 
 
 def test_declining_on_the_socket_puts_the_call_back_in_the_queue(dana, queue):
-    headers = logged_in(dana.user)
+    headers = socket_headers(dana.user)
 
     async def scenario():
         socket = socket_for(headers)
@@ -183,7 +165,7 @@ def test_declining_on_the_socket_puts_the_call_back_in_the_queue(dana, queue):
 
 
 def test_an_agent_sets_their_status_and_ends_wrap_up_with_ready(dana):
-    headers = logged_in(dana.user)
+    headers = socket_headers(dana.user)
 
     async def scenario():
         socket = socket_for(headers)
@@ -210,7 +192,7 @@ def test_it_answers_a_stale_or_malformed_action_with_an_error(dana, queue):
     offer = ring(queue)
     Offer.objects.filter(id=offer.id).update(state=OfferState.WITHDRAWN)
 
-    headers = logged_in(dana.user)
+    headers = socket_headers(dana.user)
 
     async def scenario():
         socket = socket_for(headers)

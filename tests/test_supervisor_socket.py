@@ -6,44 +6,22 @@ import time
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group, User
-from django.test import Client
 from django.utils import timezone
 
 from rapport.asgi import application
 from routing.broadcast import notify_supervisors
 from routing.groups import SUPERVISORS_GROUP
 from routing.models import Call
+from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
-def session_cookie(user: User) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-def headers_for(user: User | None) -> list[tuple[bytes, bytes]]:
-    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
-    if user is not None:
-        headers.append((b"cookie", session_cookie(user)))
-    return headers
-
-
 def communicator_with(headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, "/ws/supervisor/", headers=headers)
-
-
-@pytest.fixture(autouse=True)
-def fresh_channel_layer():
-    """Each test runs its own event loop; a layer whose Redis connections were opened on an
-    earlier test's loop must not be reused on this one."""
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
@@ -69,7 +47,7 @@ def test_it_sends_a_snapshot_on_connect(supervisor, queue, make_agent):
         telephony_call_id="CA-1", queue=queue, state="queued", queued_at=timezone.now()
     )
 
-    headers = headers_for(supervisor)
+    headers = socket_headers(supervisor)
 
     async def scenario():
         communicator = communicator_with(headers)
@@ -88,7 +66,7 @@ def test_it_sends_a_snapshot_on_connect(supervisor, queue, make_agent):
 
 
 def test_a_burst_of_a_thousand_changes_becomes_a_few_frames(supervisor, queue):
-    headers = headers_for(supervisor)
+    headers = socket_headers(supervisor)
 
     async def scenario():
         communicator = communicator_with(headers)
@@ -119,7 +97,7 @@ def test_a_burst_of_a_thousand_changes_becomes_a_few_frames(supervisor, queue):
 
 
 def test_a_change_made_by_a_service_reaches_the_screen(supervisor, queue):
-    headers = headers_for(supervisor)
+    headers = socket_headers(supervisor)
 
     async def scenario():
         communicator = communicator_with(headers)
@@ -153,14 +131,14 @@ def test_agents_and_strangers_are_refused_at_connect(make_agent):
         await communicator.disconnect()
         return connected, code
 
-    assert async_to_sync(scenario)(headers_for(dana.user)) == (False, 4403)
-    assert async_to_sync(scenario)(headers_for(None)) == (False, 4403)
+    assert async_to_sync(scenario)(socket_headers(dana.user)) == (False, 4403)
+    assert async_to_sync(scenario)(socket_headers(None)) == (False, 4403)
 
 
 def test_staff_may_watch(db):
     admin = User.objects.create_user(username="admin", password="pw-admin", is_staff=True)
 
-    headers = headers_for(admin)
+    headers = socket_headers(admin)
 
     async def scenario():
         communicator = communicator_with(headers)
