@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from rapport.embedded import embedded_services  # noqa: E402
 from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
-from routing.telephony_signing import signature_headers  # noqa: E402
+from telephony.signing import signature_headers  # noqa: E402
 
 AGENTS = 200
 # As many callers with one previous call as with 10,000, each calling again and again, so the

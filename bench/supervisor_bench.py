@@ -240,7 +240,7 @@ async def watch(url: str, cookie: str, seconds: float, producer: Producer) -> di
 def recompute_ms(samples: int = 15) -> dict:
     from django.db import connection
 
-    from routing import stats_selectors
+    from supervisor import selectors as stats_selectors
 
     timings = []
     for _ in range(samples):

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from rapport.embedded import embedded_services  # noqa: E402
 from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
-from routing.telephony_signing import signature_headers  # noqa: E402
+from telephony.signing import signature_headers  # noqa: E402
 
 EVENTS_PATH = "/api/telephony/events/"
 PING_PATH = "/api/telephony/ping/"

@@ -1,3 +1,6 @@
+"""REST for what an agent does from the console: the same actions the agent socket offers (for
+scripts), and saying who is on a shared line."""
+
 from django.urls import path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -6,8 +9,46 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from console import services
-from customers.selectors import caller_context
+from routing import messages, selectors
+from routing import services as routing_services
 from routing.models import Agent
+
+
+def _own_agent_id(request: Request) -> int:
+    agent_id = selectors.agent_id_for_user(request.user)
+    if agent_id is None:
+        raise exceptions.PermissionDenied("Only agents do this.")
+    return agent_id
+
+
+OfferOutcome = inline_serializer(
+    "OfferOutcome",
+    {
+        "offer_id": serializers.IntegerField(),
+        "call_id": serializers.CharField(),
+        "state": serializers.CharField(),
+    },
+)
+
+
+def _offer_outcome(offer) -> Response:
+    return Response(
+        {"offer_id": offer.id, "call_id": offer.call.telephony_call_id, "state": offer.state}
+    )
+
+
+@extend_schema(summary="Accept the offer ringing for me", request=None, responses=OfferOutcome)
+@api_view(["POST"])
+def accept_offer(request: Request, offer_id: int) -> Response:
+    offer = services.accept_offer(offer_id=offer_id, agent_id=_own_agent_id(request))
+    return _offer_outcome(offer)
+
+
+@extend_schema(summary="Decline the offer ringing for me", request=None, responses=OfferOutcome)
+@api_view(["POST"])
+def decline_offer(request: Request, offer_id: int) -> Response:
+    offer = routing_services.decline_offer(offer_id=offer_id, agent_id=_own_agent_id(request))
+    return _offer_outcome(offer)
 
 
 class CallerChoiceSerializer(serializers.Serializer):
@@ -52,17 +93,14 @@ def choose_caller(request: Request, call_id: str) -> Response:
         raise exceptions.ValidationError(
             {"customer_id": ["This customer does not share the caller's number."]}
         ) from error
-    caller = caller_context(
-        from_e164=call.from_e164,
-        customer_ids=[customer_id],
-        agent_id=agent.id,
-        identity_verified=call.identity_verified,
-    )
+    caller = messages.caller_for_call(call, customer_ids=[customer_id])
     return Response(
         {"call_id": call.telephony_call_id, "customer_id": customer_id, "caller": caller}
     )
 
 
 urlpatterns = [
+    path("offers/<int:offer_id>/accept/", accept_offer, name="offer-accept"),
+    path("offers/<int:offer_id>/decline/", decline_offer, name="offer-decline"),
     path("calls/<str:call_id>/caller/", choose_caller, name="call-choose-caller"),
 ]

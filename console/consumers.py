@@ -3,17 +3,17 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from console import services
 from routing import selectors as routing_selectors
 from routing import services as routing_services
 from routing.groups import agent_group
-from routing.models import AgentStatus
 
 REFUSED = 4403
 
 
 @database_sync_to_async
 def _accept(agent_id: int, message: dict[str, Any]) -> None:
-    routing_services.accept_offer(offer_id=_offer_id(message), agent_id=agent_id)
+    services.accept_offer(offer_id=_offer_id(message), agent_id=agent_id)
 
 
 @database_sync_to_async
@@ -24,27 +24,16 @@ def _decline(agent_id: int, message: dict[str, Any]) -> None:
 @database_sync_to_async
 def _set_status(agent_id: int, message: dict[str, Any], user: Any) -> None:
     status = message.get("status")
-    if status not in routing_services.SELF_SERVICE_STATUSES:
+    if not isinstance(status, str):
         raise routing_services.RoutingRefused(
             "status must be available, break or offline.", field="status"
         )
-    if status == AgentStatus.AVAILABLE and routing_selectors.agent_in_wrap_up(agent_id):
-        routing_services.ready(agent_id=agent_id, changed_by=user)
-        return
-    routing_services.change_status(
-        agent_id=agent_id, status=status, changed_by=user, reason="set_by_agent"
-    )
+    routing_services.change_status(agent_id=agent_id, status=status, changed_by=user)
 
 
 @database_sync_to_async
 def _ready(agent_id: int, message: dict[str, Any], user: Any) -> None:
     routing_services.ready(agent_id=agent_id, changed_by=user)
-
-
-def _snapshot(agent_id: int, user: Any) -> dict[str, Any]:
-    snapshot = routing_selectors.agent_snapshot(agent_id)
-    routing_services.record_state_access(state=snapshot, user=user)
-    return snapshot
 
 
 def _offer_id(message: dict[str, Any]) -> int:
@@ -56,8 +45,8 @@ def _offer_id(message: dict[str, Any]) -> int:
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
     """The agent's own stream: their state first (so a reconnect heals), then what happens.
-    Their actions (accept, decline, set_status, ready) go to the router's services; what
-    changes comes back through the agent's group like any other change."""
+    Their actions (accept, decline, set_status, ready) go to the services; what changes comes
+    back through the agent's group like any other change."""
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -68,7 +57,9 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         self.group = agent_group(self.agent_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        snapshot = await database_sync_to_async(_snapshot)(self.agent_id, self.user)
+        snapshot = await database_sync_to_async(services.agent_state_on_connect)(
+            agent_id=self.agent_id, user=self.user
+        )
         await self.send_json(snapshot)
 
     async def disconnect(self, code: int) -> None:

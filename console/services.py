@@ -1,13 +1,22 @@
-"""Changes the agent console makes on its own: saying who is on a shared line."""
+"""What the agent console does that spans routing and telephony: taking an offer (and telling
+the phone system whom to connect), drawing the screen on connect, saying who is on a shared line.
+
+Every path here that puts a customer on the agent's screen records it in the access log."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 
 from customers.audit import record_context_access
 from customers.models import AccessReason, Customer
-from routing.models import Agent, Call, OfferState
+from routing import messages
+from routing import services as routing_services
+from routing.models import Agent, Call, Offer
+from routing.states import OfferState
+from telephony import services as telephony_services
 
 
 class CallNotFound(Exception):
@@ -20,6 +29,36 @@ class CallNotHeldByAgent(Exception):
 
 class CustomerNotOnThisNumber(Exception):
     pass
+
+
+@transaction.atomic
+def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
+    """The agent takes the call; once that commits the telephony system is told to connect them."""
+    offer = routing_services.accept_offer(offer_id=offer_id, agent_id=agent_id)
+    telephony_services.request_connect(offer.call, getattr(offer, "decision", None))
+    return offer
+
+
+def agent_state_on_connect(*, agent_id: int, user: Any) -> dict[str, Any]:
+    """The first message on the agent's socket. Showing the caller of their ringing offer or
+    current call again is a read of the customer's context, audited like the first screen-pop."""
+    state = messages.agent_state_message(agent_id)
+    for reason, payload in (("offer", state["offer"]), ("call", state["call"])):
+        if not payload:
+            continue
+        caller = payload["caller"]
+        customer_ids = [candidate["id"] for candidate in caller["candidates"]]
+        if caller["customer"]:
+            customer_ids.append(caller["customer"]["id"])
+        if not customer_ids:
+            continue
+        call_pk = (
+            Call.objects.filter(telephony_call_id=payload["call_id"])
+            .values_list("id", flat=True)
+            .first()
+        )
+        record_context_access(customer_ids=customer_ids, user=user, reason=reason, call_id=call_pk)
+    return state
 
 
 @transaction.atomic

@@ -1,7 +1,11 @@
 from django.urls import path
 
-from console import views
+from console import consumers, views
 
 urlpatterns = [
     path("", views.console, name="console"),
+]
+
+websocket_urlpatterns = [
+    path("ws/agent/", consumers.AgentConsumer.as_asgi()),
 ]

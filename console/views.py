@@ -3,6 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import render
 
+from routing import roles
 from routing.models import Agent
 
 
@@ -11,7 +12,7 @@ def console(request: HttpRequest) -> HttpResponse:
     agent = Agent.objects.filter(user=request.user).prefetch_related("queues").first()
     context: dict = {
         "agent": agent,
-        "is_supervisor": request.user.groups.filter(name="supervisor").exists(),
+        "is_supervisor": roles.is_supervisor(request.user),
     }
     if agent is not None:
         # Read by static/console/console.js: the page carries no inline script (CSP).

@@ -131,9 +131,9 @@ class PhoneNumber(models.Model):
 
 class CallNote(models.Model):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="notes")
-    call = models.ForeignKey(
-        "routing.Call", null=True, blank=True, on_delete=models.SET_NULL, related_name="notes"
-    )
+    # The call the note was written on. Customers know nothing of calls, so this is a plain id;
+    # routing's migration adds the foreign key to its calls table (ON DELETE SET NULL).
+    call_id = models.BigIntegerField(null=True, blank=True)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -179,8 +179,9 @@ class ContextAccess(models.Model):
     """One read of a customer's context by a person: who, when, which customer and why.
 
     Append-only: the application never changes or removes a row (the database refuses it too,
-    see migration `customers_audit`). The foreign keys carry no database constraint and no
-    cascade, so neither erasing a customer nor removing a user or a call touches the log.
+    see the initial migration). The foreign keys carry no database constraint and no cascade,
+    and the call is a plain id, so neither erasing a customer nor removing a user or a call
+    touches the log.
     """
 
     customer = models.ForeignKey(
@@ -200,13 +201,8 @@ class ContextAccess(models.Model):
     username = models.CharField(max_length=150, help_text="Who, as they were called then.")
     reason = models.CharField(max_length=16, choices=AccessReason.choices)
     reason_text = models.CharField(max_length=300, blank=True, help_text="The typed reason.")
-    call = models.ForeignKey(
-        "routing.Call",
-        null=True,
-        blank=True,
-        on_delete=models.DO_NOTHING,
-        db_constraint=False,
-        related_name="+",
+    call_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The routing Call the customer was shown on, if any."
     )
     accessed_at = models.DateTimeField(db_default=Now())
 

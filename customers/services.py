@@ -1,18 +1,15 @@
-"""Writes about customers: records, preferences with provenance, notes, export and erasure."""
+"""Writes about customers: records, preferences with provenance, notes."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from customers.audit import record_context_access, record_offer_access  # noqa: F401 (re-export)
-from customers.card_numbers import mask_card_numbers, mask_card_numbers_in  # noqa: F401
+from customers.card_numbers import mask_card_numbers
 from customers.models import (
-    AccessReason,
     CallNote,
     Channel,
     Consent,
@@ -21,12 +18,8 @@ from customers.models import (
     Pace,
     PhoneNumber,
     Provenance,
-    ReturnBehaviour,
-    SurveyTrust,
 )
 from customers.phone_numbers import normalise_phone_number
-from customers.selectors import access_log, note_data, person_name
-from routing.models import Call
 
 # What can be recorded about how a caller likes to be served, and the values each may take.
 RECORDABLE = {
@@ -35,10 +28,6 @@ RECORDABLE = {
     "preferred_channel": Channel.values,
     "consent": Consent.values,
 }
-NOTE_CONTEXT_FIELDS = ("occasion", "intent", "shopping_for", "sizes")
-ERASED_NAME = "(erased)"
-
-logger = logging.getLogger(__name__)
 
 
 def normalise_phones(raw_numbers: list[str]) -> list[str]:
@@ -184,161 +173,29 @@ def record_preference(
     return customer
 
 
-def record_consent(*, customer: Customer, consent: str, source: str, set_by: Any) -> Customer:
-    return record_preference(
-        customer=customer, preference="consent", value=consent, source=source, set_by=set_by
-    )
-
-
 @transaction.atomic
 def add_note(
     *,
     customer: Customer,
     author: Any,
     text: str,
-    call: Call | None = None,
+    call_id: int | None = None,
     occasion: str = "",
     intent: str = "",
     shopping_for: str = "",
     sizes: str = "",
     open_matter: bool = False,
 ) -> CallNote:
-    """A note for the next colleague; card numbers are masked before anything is stored."""
-    if call is not None and call.customer_id not in (None, customer.id):
-        is_candidate = call.candidates.filter(id=customer.id).exists()
-        if not is_candidate:
-            raise ValidationError({"call_id": ["That call is not this customer's."]})
+    """A note for the next colleague; card numbers are masked before anything is stored.
+    `call_id` is the routing Call it was written on (its caller checks the call is theirs)."""
     context = {"occasion": occasion, "intent": intent, "shopping_for": shopping_for, "sizes": sizes}
     if not text.strip() and not any(value.strip() for value in context.values()):
         raise ValidationError({"text": ["Write a note or fill in the context."]})
     return CallNote.objects.create(
         customer=customer,
         author=author,
-        call=call,
+        call_id=call_id,
         text=mask_card_numbers(text),
         open_matter=open_matter,
         **{field: mask_card_numbers(value.strip()) for field, value in context.items()},
     )
-
-
-def _preference_export(customer: Customer, name: str) -> dict[str, Any]:
-    set_at = getattr(customer, f"{name}_set_at")
-    return {
-        "value": getattr(customer, name),
-        "source": getattr(customer, f"{name}_source"),
-        "set_by": person_name(getattr(customer, f"{name}_set_by")),
-        "set_at": set_at.isoformat() if set_at else None,
-    }
-
-
-@transaction.atomic
-def export_customer(*, customer: Customer, exported_by: Any) -> dict[str, Any]:
-    """Everything held about the customer, including who has looked at them (this export too)."""
-    record_context_access(customer_ids=[customer.id], user=exported_by, reason=AccessReason.EXPORT)
-    customer = Customer.objects.select_related(
-        *[f"{name}_set_by__agent" for name in RECORDABLE]
-    ).get(id=customer.id)
-    notes = CallNote.objects.filter(customer=customer).select_related("author__agent")
-    calls = (
-        Call.objects.filter(customer=customer)
-        .select_related("queue", "agent")
-        .order_by("created_at", "id")
-    )
-    return {
-        "exported_at": timezone.now().isoformat(),
-        "exported_by": exported_by.get_username(),
-        "customer": {
-            "id": customer.id,
-            "name": customer.name,
-            "email": customer.email,
-            "external_id": customer.external_id,
-            "customer_since": customer.customer_since.isoformat()
-            if customer.customer_since
-            else None,
-            "created_at": customer.created_at.isoformat(),
-            "erased_at": customer.erased_at.isoformat() if customer.erased_at else None,
-            "preferences": {name: _preference_export(customer, name) for name in RECORDABLE},
-            "survey_trust": customer.survey_trust,
-            "survey_trust_at": customer.survey_trust_at.isoformat()
-            if customer.survey_trust_at
-            else None,
-            "return_behaviour": customer.return_behaviour,
-        },
-        "phones": [
-            {"number": phone.number, "label": phone.label} for phone in customer.phones.all()
-        ],
-        "notes": [note_data(note) for note in notes],
-        "calls": [
-            {
-                "call_id": call.telephony_call_id,
-                "from": call.from_e164 or call.from_number,
-                "queue": call.queue.slug if call.queue else None,
-                "state": call.state,
-                "agent": call.agent.display_name if call.agent else None,
-                "identity_verified": call.identity_verified,
-                "created_at": call.created_at.isoformat(),
-                "connected_at": call.connected_at.isoformat() if call.connected_at else None,
-                "ended_at": call.ended_at.isoformat() if call.ended_at else None,
-            }
-            for call in calls
-        ],
-        "context_accesses": access_log(customer.id),
-    }
-
-
-@transaction.atomic
-def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
-    """Remove the customer's personal data, keep the anonymous rows that queue figures count.
-
-    Gone: name, email, external id, phone numbers, notes' text and context, preferences, trust
-    answers, and the caller's number on their calls and call events. Kept: the customer row
-    (anonymous), its calls (queue, agent, state, times) and the access log. Afterwards their
-    number belongs to nobody, so a call from it is a new caller.
-    """
-    customer = Customer.objects.select_for_update().get(id=customer.id)
-    numbers = list(customer.phones.values_list("number", flat=True))
-    still_held = set(
-        PhoneNumber.objects.filter(number__in=numbers)
-        .exclude(customer=customer)
-        .values_list("number", flat=True)
-    )
-    no_longer_held = [number for number in numbers if number not in still_held]
-
-    customer.phones.all().delete()
-    CallNote.objects.filter(customer=customer).update(
-        text="", occasion="", intent="", shopping_for="", sizes=""
-    )
-    customer.name = ERASED_NAME
-    customer.email = ""
-    customer.external_id = None
-    customer.customer_since = None
-    for name in RECORDABLE:
-        unknown = Consent.CLOSED if name == "consent" else "unknown"
-        setattr(customer, name, unknown)
-        setattr(customer, f"{name}_source", Provenance.UNKNOWN)
-        setattr(customer, f"{name}_set_by", None)
-        setattr(customer, f"{name}_set_at", None)
-    customer.survey_trust = SurveyTrust.UNKNOWN
-    customer.survey_trust_at = None
-    customer.return_behaviour = ReturnBehaviour.UNKNOWN
-    customer.erased_at = timezone.now()
-    customer.save()
-
-    Call.candidates.through.objects.filter(customer_id=customer.id).delete()
-    their_calls = Call.objects.filter(customer=customer)
-    if no_longer_held:
-        their_calls = their_calls | Call.objects.filter(
-            customer__isnull=True, from_e164__in=no_longer_held
-        )
-    call_ids = list(their_calls.values_list("id", flat=True))
-    Call.objects.filter(id__in=call_ids).update(from_number="", from_e164="")
-    if call_ids:
-        # The events keep what routing needs; the caller's number and free metadata go.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE routing_callevent SET payload = payload - 'from' - 'metadata' "
-                "WHERE call_id = ANY(%s)",
-                [call_ids],
-            )
-    logger.info("customer %s erased by %s", customer.id, erased_by.get_username())
-    return customer

@@ -1,10 +1,25 @@
-"""One error shape for the whole API: `{"errors": {field: [messages]}}` plus a `detail` line."""
+"""One error shape for the whole API: `{"errors": {field: [messages]}}` plus a `detail` line.
 
-from rest_framework import exceptions
+A refused routing action is answered here, by its kind, for every endpoint alike: `invalid` is
+400, `conflict` (not now) is 409, `not_found` is 404.
+"""
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from routing.services import RoutingRefused
+
+REFUSAL_STATUS = {
+    "invalid": status.HTTP_400_BAD_REQUEST,
+    "conflict": status.HTTP_409_CONFLICT,
+    "not_found": status.HTTP_404_NOT_FOUND,
+}
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, RoutingRefused):
+        return _refused(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -12,3 +27,15 @@ def exception_handler(exc, context):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = {"detail": "Some fields are invalid.", "errors": errors}
     return response
+
+
+def _refused(refusal: RoutingRefused) -> Response:
+    if refusal.kind == "not_found":
+        return Response({"detail": refusal.message}, status=status.HTTP_404_NOT_FOUND)
+    return Response(
+        {
+            "detail": refusal.message,
+            "errors": {refusal.field or "non_field_errors": [refusal.message]},
+        },
+        status=REFUSAL_STATUS[refusal.kind],
+    )

@@ -10,13 +10,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from console.routing import websocket_urlpatterns  # noqa: E402
+from console.urls import websocket_urlpatterns as agent_sockets  # noqa: E402
+from supervisor.urls import websocket_urlpatterns as supervisor_sockets  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": ASGIStaticFilesHandler(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(URLRouter([*agent_sockets, *supervisor_sockets]))
         ),
     }
 )

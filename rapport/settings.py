@@ -30,9 +30,13 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "rapport",
+    # The layers, lowest first: each app imports only from the apps listed before it (README).
     "customers",
     "routing",
+    "telephony",
     "console",
+    "supervisor",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -115,19 +119,13 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rapport")
 # A short visibility timeout lets Redis hand a task whose worker died to another worker soon;
 # every task is idempotent, so an early redelivery costs only a no-op.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300)}
-CELERY_IMPORTS = ["routing.telephony_tasks"]
 CELERY_BEAT_SCHEDULE: dict = {
-    # The router's timers are database deadlines; this sweeper acts on the ones that passed.
+    # The router's timers are database deadlines; this sweeper acts on the ones that passed and
+    # routes calls whose hand-off was lost (the broker was down when they arrived).
     "routing-sweep": {
         "task": "routing.sweep",
         "schedule": env.float("ROUTER_SWEEP_SECONDS", default=1.0),
         "options": {"expires": 10},
-    },
-    # A call accepted while the broker was down is handed to the router once it is back.
-    "telephony-resend-unrouted-calls": {
-        "task": "routing.resend_unrouted_calls",
-        "schedule": 5.0,
-        "options": {"expires": 30},
     },
 }
 
@@ -195,7 +193,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     # Several serializers have a `status` field with different choices; name them apart.
     "ENUM_NAME_OVERRIDES": {
-        "AgentStatusEnum": "routing.models.AgentStatus",
+        "AgentStatusEnum": "routing.states.AgentStatus",
         "TelephonyAcceptedStatusEnum": ["accepted"],
     },
 }

@@ -1,15 +1,6 @@
 from django.contrib import admin
 
-from routing.models import (
-    Agent,
-    AgentStatusChange,
-    Call,
-    CallEvent,
-    ConnectAttempt,
-    Offer,
-    Queue,
-    RoutingDecision,
-)
+from routing.models import Agent, AgentStatusChange, Call, Offer, Queue, RoutingDecision
 
 
 @admin.register(Queue)
@@ -31,13 +22,6 @@ class AgentAdmin(admin.ModelAdmin):
 class AgentStatusChangeAdmin(admin.ModelAdmin):
     list_display = ["agent", "previous_status", "status", "changed_at", "changed_by", "reason"]
     list_select_related = ["agent", "changed_by"]
-
-
-class CallEventInline(admin.TabularInline):
-    model = CallEvent
-    extra = 0
-    fields = ["type", "occurred_at", "received_at", "applied", "outcome"]
-    readonly_fields = fields
 
 
 class RoutingDecisionInline(admin.TabularInline):
@@ -62,15 +46,7 @@ class CallAdmin(admin.ModelAdmin):
     search_fields = ["telephony_call_id", "from_e164", "customer__name"]
     raw_id_fields = ["customer", "agent", "last_agent", "candidates"]
     list_select_related = ["queue", "customer", "agent"]
-    inlines = [CallEventInline, RoutingDecisionInline]
-
-
-@admin.register(CallEvent)
-class CallEventAdmin(admin.ModelAdmin):
-    list_display = ["webhook_id", "type", "call", "occurred_at", "applied"]
-    list_filter = ["type", "applied"]
-    search_fields = ["webhook_id", "call__telephony_call_id"]
-    raw_id_fields = ["call"]
+    inlines = [RoutingDecisionInline]
 
 
 @admin.register(Offer)
@@ -85,9 +61,3 @@ class RoutingDecisionAdmin(admin.ModelAdmin):
     list_display = ["call", "reason", "agent", "decided_at", "took_ms"]
     list_filter = ["reason"]
     raw_id_fields = ["call", "agent", "offer"]
-
-
-@admin.register(ConnectAttempt)
-class ConnectAttemptAdmin(admin.ModelAdmin):
-    list_display = ["call", "attempt", "sent_at", "status_code", "error"]
-    raw_id_fields = ["call", "decision"]

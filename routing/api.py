@@ -1,50 +1,30 @@
-"""REST for routing: agents and their status, queues, a call's routing story, agents' actions
-on offers (the same actions the agent socket offers, for scripts)."""
+"""REST for routing: agents and their status, queues, a call's routing story.
+
+A refused action (`RoutingRefused`) is answered by the API's error handler, by its kind
+(rapport/api_errors.py)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib.auth.models import Group, User
-from django.db import connection, transaction
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from customers.phone_numbers import normalise_phone_number
-from routing import selectors, services
-from routing.models import Agent, AgentStatus, Call, Offer, Queue
-
-
-@extend_schema(
-    summary="Liveness and database check",
-    responses=inline_serializer("Health", {"status": serializers.CharField()}),
-)
-@api_view(["GET"])
-@authentication_classes([])
-@permission_classes([])
-def health(request: Request) -> Response:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return Response({"status": "ok"})
-
-
-def _is_supervisor(user: Any) -> bool:
-    return user.is_staff or user.groups.filter(name="supervisor").exists()
+from routing import roles, selectors, services
+from routing.models import Agent, Call, Offer, Queue
+from routing.states import AgentStatus
 
 
 def _require_supervisor(request: Request) -> None:
-    if not _is_supervisor(request.user):
+    if not roles.is_supervisor(request.user):
         raise PermissionDenied("Only supervisors and staff do this.")
-
-
-def _refused(refusal: services.RoutingRefused) -> ValidationError:
-    return ValidationError({refusal.field or "non_field_errors": [refusal.message]})
 
 
 # --- agents --------------------------------------------------------------------------------
@@ -128,27 +108,14 @@ class AgentDetail(APIView):
             _require_supervisor(request)
         serializer = AgentStatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        reason = serializer.validated_data.get("reason") or (
-            "set_by_agent" if own else "set_by_supervisor"
+        services.change_status(
+            agent_id=agent.id,
+            status=serializer.validated_data["status"],
+            changed_by=request.user,
+            reason=serializer.validated_data.get("reason", ""),
         )
-        try:
-            services.change_status(
-                agent_id=agent.id,
-                status=serializer.validated_data["status"],
-                changed_by=request.user,
-                reason=reason,
-            )
-        except services.RoutingRefused as refusal:
-            raise _refused(refusal) from refusal
         agent.refresh_from_db()
         return Response(AgentSerializer(agent).data)
-
-
-def _own_agent_id(request: Request) -> int:
-    agent_id = selectors.agent_id_for_user(request.user)
-    if agent_id is None:
-        raise PermissionDenied("Only agents do this.")
-    return agent_id
 
 
 @extend_schema(
@@ -161,49 +128,8 @@ def agent_ready(request: Request, agent_id: int) -> Response:
     agent = get_object_or_404(Agent, id=agent_id)
     if agent.user_id != request.user.id:
         _require_supervisor(request)
-    try:
-        agent = services.ready(agent_id=agent.id, changed_by=request.user)
-    except services.RoutingRefused as refusal:
-        raise _refused(refusal) from refusal
+    agent = services.ready(agent_id=agent.id, changed_by=request.user)
     return Response(AgentSerializer(agent).data)
-
-
-# --- offers --------------------------------------------------------------------------------
-
-OfferOutcome = inline_serializer(
-    "OfferOutcome",
-    {
-        "offer_id": serializers.IntegerField(),
-        "call_id": serializers.CharField(),
-        "state": serializers.CharField(),
-    },
-)
-
-
-def _offer_action(request: Request, offer_id: int, action) -> Response:
-    agent_id = _own_agent_id(request)
-    try:
-        offer = action(offer_id=offer_id, agent_id=agent_id)
-    except services.RoutingRefused as refusal:
-        return Response(
-            {"detail": refusal.message, "errors": {"offer_id": [refusal.message]}},
-            status=status.HTTP_409_CONFLICT,
-        )
-    return Response(
-        {"offer_id": offer.id, "call_id": offer.call.telephony_call_id, "state": offer.state}
-    )
-
-
-@extend_schema(summary="Accept the offer ringing for me", request=None, responses=OfferOutcome)
-@api_view(["POST"])
-def accept_offer(request: Request, offer_id: int) -> Response:
-    return _offer_action(request, offer_id, services.accept_offer)
-
-
-@extend_schema(summary="Decline the offer ringing for me", request=None, responses=OfferOutcome)
-@api_view(["POST"])
-def decline_offer(request: Request, offer_id: int) -> Response:
-    return _offer_action(request, offer_id, services.decline_offer)
 
 
 # --- queues --------------------------------------------------------------------------------
@@ -290,7 +216,7 @@ def call_detail(request: Request, call_id: str) -> Response:
     call = get_object_or_404(
         Call.objects.select_related("queue", "agent", "last_agent"), telephony_call_id=call_id
     )
-    if not _is_supervisor(request.user):
+    if not roles.is_supervisor(request.user):
         agent_id = selectors.agent_id_for_user(request.user)
         involved = agent_id is not None and (
             call.agent_id == agent_id or Offer.objects.filter(call=call, agent_id=agent_id).exists()

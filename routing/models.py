@@ -4,7 +4,10 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from routing.call_states import CallState
+from routing.states import AgentStatus, CallState, OfferState
+
+# An agent whose last call's queue is gone still leaves wrap-up after this long.
+DEFAULT_WRAP_UP_SECONDS = 120
 
 
 class Queue(models.Model):
@@ -23,7 +26,8 @@ class Queue(models.Model):
         default=15, help_text="How long an offer rings before it is taken back."
     )
     wrap_up_seconds = models.PositiveIntegerField(
-        default=120, help_text="Longest wrap-up before the agent is made available again."
+        default=DEFAULT_WRAP_UP_SECONDS,
+        help_text="Longest wrap-up before the agent is made available again.",
     )
     last_agent_lookback_days = models.PositiveIntegerField(default=180)
     service_level_seconds = models.PositiveIntegerField(
@@ -38,14 +42,6 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-
-class AgentStatus(models.TextChoices):
-    OFFLINE = "offline", "Offline"
-    AVAILABLE = "available", "Available"
-    BUSY = "busy", "On a call"
-    WRAP_UP = "wrap_up", "Wrap-up"
-    BREAK = "break", "On break"
 
 
 class Agent(models.Model):
@@ -135,7 +131,6 @@ class Call(models.Model):
         help_text="The agent of the caller's most recent connected call, when routing began.",
     )
     last_agent_wait_until = models.DateTimeField(null=True, blank=True)
-    routing_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -151,39 +146,6 @@ class Call(models.Model):
 
     def __str__(self) -> str:
         return self.telephony_call_id
-
-
-class CallEventType(models.TextChoices):
-    RINGING = "call.ringing"
-    ANSWERED = "call.answered"
-    HELD = "call.held"
-    RESUMED = "call.resumed"
-    TRANSFERRED = "call.transferred"
-    ENDED = "call.ended"
-
-
-class CallEvent(models.Model):
-    """Every accepted telephony event, exactly once per webhook id."""
-
-    webhook_id = models.CharField(max_length=255, unique=True)
-    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
-    type = models.CharField(max_length=32, choices=CallEventType.choices)
-    occurred_at = models.DateTimeField()
-    received_at = models.DateTimeField(db_default=Now())
-    payload = models.JSONField(default=dict)
-    applied = models.BooleanField(default=True)
-    outcome = models.CharField(max_length=200, blank=True, help_text="Why it was not applied.")
-
-    class Meta:
-        ordering = ["occurred_at", "id"]
-
-
-class OfferState(models.TextChoices):
-    OFFERED = "offered", "Offered"
-    ACCEPTED = "accepted", "Accepted"
-    DECLINED = "declined", "Declined"
-    TIMED_OUT = "timed_out", "Timed out"
-    WITHDRAWN = "withdrawn", "Withdrawn"
 
 
 class Offer(models.Model):
@@ -228,6 +190,22 @@ class DecisionReason(models.TextChoices):
     MOVED_BY_SUPERVISOR = "moved_by_supervisor", "Moved to another queue by a supervisor"
 
 
+# After one of these the call no longer waits for its last agent: it is open to the queue.
+FALLBACK_REASONS = frozenset(
+    {
+        DecisionReason.LAST_AGENT_UNAVAILABLE,
+        DecisionReason.LAST_AGENT_DECLINED,
+        DecisionReason.LAST_AGENT_WAIT_EXPIRED,
+        DecisionReason.OFFER_TIMED_OUT,
+        DecisionReason.OFFER_DECLINED,
+    }
+)
+# After one of these the call simply waits; any other latest decision means the router owes it one.
+WAITING_REASONS = frozenset(
+    {DecisionReason.NO_AGENT_WAITING, DecisionReason.LAST_AGENT_BUSY_WAITED}
+)
+
+
 class RoutingDecision(models.Model):
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="decisions")
     agent = models.ForeignKey(
@@ -246,19 +224,3 @@ class RoutingDecision(models.Model):
 
     class Meta:
         ordering = ["decided_at", "id"]
-
-
-class ConnectAttempt(models.Model):
-    """One push of a `call.connect` instruction to the telephony system."""
-
-    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="connect_attempts")
-    decision = models.ForeignKey(
-        RoutingDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    attempt = models.PositiveSmallIntegerField()
-    sent_at = models.DateTimeField(db_default=Now())
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    error = models.CharField(max_length=300, blank=True)
-
-    class Meta:
-        ordering = ["sent_at", "id"]

@@ -4,8 +4,9 @@ The telephony webhook calls `call_arrived` / `call_answered` / `call_ended` insi
 transaction; each schedules its own work on commit. Celery runs `route_call` (a call looks for
 an agent) and `offer_next_call` (a freed agent looks for a call). Every deadline (offer expiry,
 the wait for a busy last agent, the wrap-up limit) is a database column, and `sweep`, run every
-second by Celery beat, acts on the ones that passed and redoes routing whose message was lost,
-so a restarted or killed worker loses nothing.
+second by Celery beat, acts on the ones that passed and redoes routing whose message was lost
+(never published because the broker was away, or lost with a killed worker), so a restarted or
+killed worker, or a broker outage, loses nothing.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from routing import selectors, services
+from routing import messages, selectors, services
 from routing.broadcast import send_to_agent
-from routing.call_states import CallState
-from routing.models import Agent, AgentStatus, Call, DecisionReason, Offer, OfferState
+from routing.models import WAITING_REASONS, Agent, Call, DecisionReason, Offer
+from routing.states import AgentStatus, CallState, OfferState
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +34,15 @@ LOST_AFTER = timedelta(seconds=2)
 
 
 def call_arrived(call: Call) -> None:
-    """A new call reached its queue. The webhook publishes `routing.route_call` after commit
-    (`telephony_services.hand_call_to_router`); a call whose message is lost is routed by the
-    sweeper, which looks for queued calls the router has not decided about."""
-    now = timezone.now()
-    if call.state == CallState.RINGING:
-        services.move_call(call, CallState.QUEUED, now=now)
-    if call.queued_at is None:
-        call.queued_at = now
-    call.save(update_fields=["state", "state_changed_at", "queued_at"])
+    """`call` (locked) reached its queue: it waits there, and the router looks for an agent once
+    this commits. A call whose message is lost is routed by the sweeper."""
+    if call.state == CallState.RINGING or call.queued_at is None:
+        now = timezone.now()
+        if call.state == CallState.RINGING:
+            services.move_call(call, CallState.QUEUED, now=now)
+        call.queued_at = call.queued_at or now
+        call.save(update_fields=["state", "state_changed_at", "queued_at"])
+    services.request_routing(call=call)
 
 
 def call_answered(call: Call) -> None:
@@ -76,8 +77,8 @@ def call_answered(call: Call) -> None:
         )
     agent = Agent.objects.select_for_update().get(id=agent_id)
     services.set_status(agent=agent, status=AgentStatus.BUSY, reason="call_answered", now=now)
-    caller = selectors.caller_for_call(call, agent_id=agent_id)
-    send_to_agent(agent_id, selectors.call_message(call, caller=caller))
+    caller = messages.caller_for_call(call)
+    send_to_agent(agent_id, messages.call_message(call, caller=caller))
 
 
 def call_ended(call: Call) -> None:
@@ -97,8 +98,8 @@ def call_ended(call: Call) -> None:
         services.set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="caller_hung_up")
         return
     services.set_status(agent=agent, status=AgentStatus.WRAP_UP, reason="call_ended", now=now)
-    caller = selectors.caller_for_call(call, agent_id=agent.id)
-    send_to_agent(agent.id, selectors.call_message(call, caller=caller, state=CallState.WRAP_UP))
+    caller = messages.caller_for_call(call)
+    send_to_agent(agent.id, messages.call_message(call, caller=caller, state=CallState.WRAP_UP))
 
 
 def route_call(call_id: int) -> None:
@@ -125,13 +126,12 @@ def _route(call: Call, *, started: float) -> None:
     latest_reason = call.decisions.order_by("-id").values_list("reason", flat=True).first()
     first = latest_reason is None
     # Something changed since the router last left this call waiting: say what happens now.
-    news = latest_reason not in selectors.WAITING_REASONS
+    news = latest_reason not in WAITING_REASONS
     if first:
-        call.last_agent_id = selectors.last_agent_id(
-            customer_id=call.customer_id,
-            lookback_days=call.queue.last_agent_lookback_days,
-            now=now,
+        last_agent = selectors.last_agent(
+            customer_id=call.customer_id, queue_id=call.queue_id, now=now
         )
+        call.last_agent_id = last_agent["id"] if last_agent else None
     in_last_agent_phase = call.last_agent_id is not None and (
         first or not selectors.call_fell_back_to_queue(call.id)
     )

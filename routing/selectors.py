@@ -1,39 +1,46 @@
+"""Reads of the router: agents, offers, waiting calls, a caller's last agent, deadlines."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.utils import timezone
-
-from customers.selectors import caller_context
-from routing.call_states import TALKING_STATES, CallState
-from routing.models import Agent, AgentStatus, Call, Offer, OfferState, RoutingDecision
-
-# The reasons after which a call no longer waits for its last agent but goes to the queue.
-FALLBACK_REASONS = frozenset(
-    {
-        "last_agent_unavailable",
-        "last_agent_declined",
-        "last_agent_wait_expired",
-        "offer_timed_out",
-        "offer_declined",
-    }
+from django.db.models import (
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
 )
 
-# The reasons after which a call simply waits; any other latest decision means work is due.
-WAITING_REASONS = frozenset({"no_agent_waiting", "last_agent_busy_waited"})
+from routing.models import (
+    DEFAULT_WRAP_UP_SECONDS,
+    FALLBACK_REASONS,
+    WAITING_REASONS,
+    Agent,
+    Call,
+    Offer,
+    Queue,
+    RoutingDecision,
+)
+from routing.states import (
+    REFUSED_OFFER_STATES,
+    TALKING_STATES,
+    AgentStatus,
+    CallState,
+    OfferState,
+)
 
 
 def agent_id_for_user(user: Any) -> int | None:
     if user is None or not user.is_authenticated:
         return None
     return Agent.objects.filter(user=user).values_list("id", flat=True).first()
-
-
-def agent_in_wrap_up(agent_id: int) -> bool:
-    return Agent.objects.filter(id=agent_id, status=AgentStatus.WRAP_UP).exists()
 
 
 def open_offers() -> QuerySet[Offer]:
@@ -44,22 +51,38 @@ def agents_without_open_offer() -> QuerySet[Agent]:
     return Agent.objects.exclude(Exists(open_offers().filter(agent=OuterRef("pk"))))
 
 
-def last_agent_id(*, customer_id: int | None, lookback_days: int, now: datetime) -> int | None:
-    """The agent of the customer's most recent connected call: one indexed row, whatever the
-    history (index `call_customer_latest`)."""
+def last_agent(
+    *, customer_id: int | None, queue_id: int | None, now: datetime
+) -> dict[str, Any] | None:
+    """The caller's last agent: the agent of their most recent connected call within the look-back
+    of `queue_id` (no queue: however long ago), as `id`, `display_name` and `last_spoke_at`.
+
+    The router offers the call to this agent and the caller card names the same one. One
+    statement reading one indexed row (`call_customer_latest`), whatever the history."""
     if customer_id is None:
         return None
-    return (
-        Call.objects.filter(
-            customer_id=customer_id,
-            connected_at__isnull=False,
-            connected_at__gte=now - timedelta(days=lookback_days),
-            agent__isnull=False,
+    calls = Call.objects.filter(
+        customer_id=customer_id, connected_at__isnull=False, agent__isnull=False
+    )
+    if queue_id is not None:
+        lookback_days = Queue.objects.filter(id=queue_id).values("last_agent_lookback_days")[:1]
+        since = ExpressionWrapper(
+            Value(now) - Subquery(lookback_days) * Value(timedelta(days=1)),
+            output_field=DateTimeField(),
         )
-        .order_by("-connected_at")
-        .values_list("agent_id", flat=True)
+        calls = calls.filter(connected_at__gte=since)
+    latest = (
+        calls.order_by("-connected_at")
+        .values("agent_id", "agent__display_name", "connected_at")
         .first()
     )
+    if latest is None:
+        return None
+    return {
+        "id": latest["agent_id"],
+        "display_name": latest["agent__display_name"],
+        "last_spoke_at": latest["connected_at"].isoformat(),
+    }
 
 
 def agent_for_update_with_standing(*, agent_id: int, queue_id: int) -> Agent | None:
@@ -91,13 +114,13 @@ def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int
     )
 
 
+def refused_offers() -> QuerySet[Offer]:
+    """Offers the agent declined or let ring out: that call is not offered to them again."""
+    return Offer.objects.filter(state__in=REFUSED_OFFER_STATES)
+
+
 def agents_refused_call(call_id: int) -> list[int]:
-    """Agents who declined or let ring out an offer of this call: not offered it again."""
-    return list(
-        Offer.objects.filter(
-            call_id=call_id, state__in=[OfferState.DECLINED, OfferState.TIMED_OUT]
-        ).values_list("agent_id", flat=True)
-    )
+    return list(refused_offers().filter(call_id=call_id).values_list("agent_id", flat=True))
 
 
 def call_fell_back_to_queue(call_id: int) -> bool:
@@ -154,11 +177,7 @@ def waiting_call_for_agent_for_update(*, agent: Agent, now: datetime) -> tuple[C
     queue_ids = list(agent.queues.values_list("id", flat=True))
     if not queue_ids:
         return None, False
-    refused = Offer.objects.filter(
-        call=OuterRef("pk"),
-        agent=agent,
-        state__in=[OfferState.DECLINED, OfferState.TIMED_OUT],
-    )
+    refused = refused_offers().filter(call=OuterRef("pk"), agent=agent)
     # A call the router has not looked at yet first goes through the last-agent rule.
     routed_once = RoutingDecision.objects.filter(call=OuterRef("pk"))
     candidates = (
@@ -179,61 +198,6 @@ def waiting_call_for_agent_for_update(*, agent: Agent, now: datetime) -> tuple[C
     return other, False
 
 
-def customer_ids_on_card(call: Call) -> list[int]:
-    """The customer the call is from, or while nobody has said who is calling, every customer
-    sharing the number."""
-    if call.customer_id is not None:
-        return [call.customer_id]
-    return list(call.candidates.values_list("id", flat=True))
-
-
-def caller_for_call(
-    call: Call, *, agent_id: int | None, customer_ids: list[int] | None = None
-) -> dict[str, Any]:
-    return caller_context(
-        from_e164=call.from_e164 or call.from_number,
-        customer_ids=customer_ids_on_card(call) if customer_ids is None else customer_ids,
-        agent_id=agent_id,
-        identity_verified=call.identity_verified,
-    )
-
-
-def offer_message(offer: Offer, *, reason: str, caller: dict[str, Any]) -> dict[str, Any]:
-    call = offer.call
-    queue = call.queue
-    return {
-        "type": "offer",
-        "offer_id": offer.id,
-        "call_id": call.telephony_call_id,
-        "queue": {"slug": queue.slug, "name": queue.name} if queue else None,
-        "offered_at": offer.offered_at.isoformat(),
-        "expires_at": offer.expires_at.isoformat(),
-        "timeout_seconds": queue.offer_timeout_seconds if queue else None,
-        "reason": reason,
-        "caller": caller,
-    }
-
-
-def call_message(call: Call, *, caller: dict[str, Any], state: str | None = None) -> dict[str, Any]:
-    return {
-        "type": "call",
-        "call_id": call.telephony_call_id,
-        "state": state or call.state,
-        "connected_at": call.connected_at.isoformat() if call.connected_at else None,
-        "customer_id": call.customer_id,
-        "caller": caller,
-    }
-
-
-def status_message(agent: Agent, *, reason: str) -> dict[str, Any]:
-    return {
-        "type": "status",
-        "status": agent.status,
-        "status_changed_at": agent.status_changed_at.isoformat(),
-        "reason": reason,
-    }
-
-
 def agent_current_call(agent: Agent) -> Call | None:
     """The call on the agent's screen: the one they talk on (or accepted), else during wrap-up
     the one just ended."""
@@ -247,24 +211,20 @@ def agent_current_call(agent: Agent) -> Call | None:
             .first()
         )
     if agent.status == AgentStatus.WRAP_UP:
-        return (
-            Call.objects.filter(agent=agent)
-            .select_related("queue")
-            .order_by(F("ended_at").desc(nulls_last=True), "-id")
-            .first()
-        )
+        return agents_calls_latest_first(agent.id).select_related("queue").first()
     return None
 
 
-DEFAULT_WRAP_UP_SECONDS = 120
+def agents_calls_latest_first(agent_id: int) -> QuerySet[Call]:
+    """The agent's calls, the one that ended last first (one not ended yet sorts last): during
+    wrap-up the first is the call being wrapped up."""
+    return Call.objects.filter(agent_id=agent_id).order_by(
+        F("ended_at").desc(nulls_last=True), "-id"
+    )
 
 
 def _wrap_up_seconds_of_last_call() -> Subquery:
-    return Subquery(
-        Call.objects.filter(agent=OuterRef("pk"))
-        .order_by(F("ended_at").desc(nulls_last=True), "-id")
-        .values("queue__wrap_up_seconds")[:1]
-    )
+    return Subquery(agents_calls_latest_first(OuterRef("pk")).values("queue__wrap_up_seconds")[:1])
 
 
 def wrap_up_deadline(agent: Agent) -> datetime | None:
@@ -291,38 +251,6 @@ def agents_with_wrap_up_over(*, now: datetime) -> list[int]:
         for agent_id, since, limit in rows
         if since + timedelta(seconds=limit or DEFAULT_WRAP_UP_SECONDS) <= now
     ]
-
-
-def agent_snapshot(agent_id: int) -> dict[str, Any]:
-    """The first message on an agent's socket: everything the screen needs to draw itself,
-    including the offer ringing now and the current call, so a reconnect heals."""
-    agent = Agent.objects.prefetch_related("queues").get(id=agent_id)
-    offer = open_offers().filter(agent=agent).select_related("call__queue", "decision").first()
-    offer_payload = None
-    if offer is not None:
-        reason = offer.decision.reason if hasattr(offer, "decision") else ""
-        offer_payload = offer_message(
-            offer, reason=reason, caller=caller_for_call(offer.call, agent_id=agent.id)
-        )
-    call = agent_current_call(agent)
-    call_payload = None
-    if call is not None:
-        state = CallState.WRAP_UP if agent.status == AgentStatus.WRAP_UP else None
-        call_payload = call_message(
-            call, caller=caller_for_call(call, agent_id=agent.id), state=state
-        )
-    return {
-        "type": "state",
-        "agent": {
-            "id": agent.id,
-            "display_name": agent.display_name,
-            "status": agent.status,
-            "status_changed_at": agent.status_changed_at.isoformat(),
-            "queues": [queue.slug for queue in agent.queues.all()],
-        },
-        "offer": offer_payload,
-        "call": call_payload,
-    }
 
 
 def call_detail(call: Call) -> dict[str, Any]:
@@ -371,7 +299,3 @@ def _agent_ref(agent: Agent | None) -> dict[str, Any] | None:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
-
-
-def now() -> datetime:
-    return timezone.now()

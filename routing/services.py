@@ -13,20 +13,20 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from customers.audit import record_context_access, record_offer_access
-from rapport.celery import app as celery_app
-from routing import selectors
+from customers.audit import record_context_access
+from customers.models import AccessReason
+from routing import dispatch, messages, selectors
 from routing.broadcast import notify_supervisors, send_to_agent
-from routing.call_states import CallState, check_move
-from routing.models import (
-    Agent,
+from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
+from routing.states import (
+    SELF_SERVICE_STATUSES,
+    TALKING_STATES,
     AgentStatus,
-    AgentStatusChange,
-    Call,
-    DecisionReason,
-    Offer,
+    CallState,
     OfferState,
-    RoutingDecision,
+    check_agent_move,
+    check_call_move,
+    check_offer_move,
 )
 
 ROUTER_CALL_FIELDS = [
@@ -37,7 +37,7 @@ ROUTER_CALL_FIELDS = [
     "queued_at",
     "agent",
 ]
-SELF_SERVICE_STATUSES = frozenset({AgentStatus.AVAILABLE, AgentStatus.BREAK, AgentStatus.OFFLINE})
+SUPERVISOR_REASON = "set_by_supervisor"
 
 
 class RoutingRefused(Exception):
@@ -57,17 +57,18 @@ OFFER_NOT_RINGING = "That offer is no longer ringing."
 
 
 # ---------------------------------------------------------------------------------------------
-# Scheduling router work. The Celery message only makes it happen at once: the decision rows
+# Handing work to the router. The Celery message only makes it happen at once: the decision rows
 # say what is still to do, and the sweeper redoes routing whose message was lost.
 
 
 def request_routing(*, call: Call) -> None:
-    call_id = call.id
-    transaction.on_commit(lambda: celery_app.send_task("routing.route_call", args=[call_id]))
+    """`call` waits in its queue: the router looks for an agent once this commits."""
+    dispatch.publish_on_commit(dispatch.ROUTE_CALL, call.id)
 
 
 def request_offer_for_agent(*, agent_id: int) -> None:
-    transaction.on_commit(lambda: celery_app.send_task("routing.offer_next_call", args=[agent_id]))
+    """`agent_id` is free: the router looks for a waiting caller for them once this commits."""
+    dispatch.publish_on_commit(dispatch.OFFER_NEXT_CALL, agent_id)
 
 
 def save_call(call: Call) -> None:
@@ -75,7 +76,7 @@ def save_call(call: Call) -> None:
 
 
 def move_call(call: Call, target: str, *, now: datetime) -> None:
-    check_move(call.state, target)
+    check_call_move(call.state, target)
     call.state = target
     call.state_changed_at = now
 
@@ -156,15 +157,20 @@ def make_offer(
         now=now,
         detail=detail,
     )
-    customer_ids = selectors.customer_ids_on_card(call)
-    caller = selectors.caller_for_call(call, agent_id=agent.id, customer_ids=customer_ids)
-    record_offer_access(customer_ids=customer_ids, agent_id=agent.id, call_id=call.id)
-    send_to_agent(agent.id, selectors.offer_message(offer, reason=reason, caller=caller))
+    customer_ids = messages.customer_ids_on_card(call)
+    caller = messages.caller_for_call(call, customer_ids=customer_ids)
+    if customer_ids:
+        # The screen-pop is a read of the caller's context by this agent.
+        record_context_access(
+            customer_ids=customer_ids, user=agent.user, reason=AccessReason.OFFER, call_id=call.id
+        )
+    send_to_agent(agent.id, messages.offer_message(offer, reason=reason, caller=caller))
     notify_supervisors(queue_id=call.queue_id, agent_id=agent.id)
     return offer
 
 
 def close_offer(*, offer: Offer, outcome: str, now: datetime) -> None:
+    check_offer_move(offer.state, outcome)
     offer.state = outcome
     offer.responded_at = now
     offer.save(update_fields=["state", "responded_at"])
@@ -221,7 +227,8 @@ def _offer_refused(*, offer: Offer, call: Call, outcome: str, now: datetime) -> 
 @transaction.atomic
 def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
     """The agent takes the call. The telephony system reports the real connection later with
-    `call.answered`; until then the agent is busy with this call."""
+    `call.answered`; until then the agent is busy with this call. The offer's `decision` names
+    the agent the telephony system is to connect."""
     offer, call = _lock_offer_with_call(offer_id=offer_id, agent_id=agent_id)
     agent = Agent.objects.select_for_update().get(id=agent_id)
     now = timezone.now()
@@ -238,16 +245,7 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
         }
         decision.save(update_fields=["detail"])
     set_status(agent=agent, status=AgentStatus.BUSY, reason="offer_accepted", now=now)
-    _request_connect(call, decision)
     return offer
-
-
-def _request_connect(call: Call, decision: RoutingDecision | None) -> None:
-    from routing import telephony_services  # the telephony push lives with the webhook
-
-    request_connect = getattr(telephony_services, "request_connect", None)
-    if request_connect is not None:
-        request_connect(call, decision)
 
 
 @transaction.atomic
@@ -317,6 +315,7 @@ def set_status(
     anything changed."""
     if agent.status == status:
         return False
+    check_agent_move(agent.status, status)
     now = now or timezone.now()
     AgentStatusChange.objects.create(
         agent=agent,
@@ -329,7 +328,7 @@ def set_status(
     agent.status = status
     agent.status_changed_at = now
     agent.save(update_fields=["status", "status_changed_at"])
-    send_to_agent(agent.id, selectors.status_message(agent, reason=reason))
+    send_to_agent(agent.id, messages.status_message(agent, reason=reason))
     notify_supervisors(agent_id=agent.id)
     if status == AgentStatus.AVAILABLE:
         request_offer_for_agent(agent_id=agent.id)
@@ -338,13 +337,24 @@ def set_status(
 
 @transaction.atomic
 def change_status(*, agent_id: int, status: str, changed_by: Any = None, reason: str = "") -> Agent:
-    """An agent (or a supervisor for them) sets available, break or offline. Leaving
-    `available` while an offer rings declines it, so the caller is not kept waiting."""
+    """An agent chooses available, break or offline, or a supervisor chooses it for them
+    (`changed_by` is someone else; the API checks they may).
+
+    Leaving `available` while an offer rings declines it, so the caller is not kept waiting.
+    The agent choosing available during wrap-up is Ready. Busy follows the call: an agent on a
+    call keeps it until the call ends, except that a supervisor may release an agent shown busy
+    with no live call (a lost hang-up, a closed browser).
+    """
     if status not in SELF_SERVICE_STATUSES:
         raise RoutingRefused(
             "Only available, break or offline can be chosen; busy and wrap_up follow calls.",
             field="status",
+            kind="invalid",
         )
+    user_id = Agent.objects.filter(id=agent_id).values_list("user_id", flat=True).first()
+    if user_id is None:
+        raise RoutingRefused("No such agent.", field="agent", kind="not_found")
+    on_behalf = changed_by is not None and changed_by.pk != user_id
     open_offer = selectors.open_offers().filter(agent_id=agent_id).first()
     if open_offer is not None and status != AgentStatus.AVAILABLE:
         call = (
@@ -360,9 +370,26 @@ def change_status(*, agent_id: int, status: str, changed_by: Any = None, reason:
     else:
         agent = Agent.objects.select_for_update().get(id=agent_id)
     if agent.status == AgentStatus.BUSY:
-        raise RoutingRefused("You are on a call; your status changes when it ends.", field="status")
+        if not on_behalf:
+            raise RoutingRefused(
+                "You are on a call; your status changes when it ends.", field="status"
+            )
+        if Call.objects.filter(agent_id=agent_id, state__in=TALKING_STATES).exists():
+            raise RoutingRefused(
+                "This agent is talking to a caller; their status follows the call.",
+                field="status",
+            )
+    if on_behalf:
+        reason = _supervisor_reason(reason)
+    elif status == AgentStatus.AVAILABLE and agent.status == AgentStatus.WRAP_UP:
+        reason = "ready"
     set_status(agent=agent, status=status, reason=reason or "set_by_agent", changed_by=changed_by)
     return agent
+
+
+def _supervisor_reason(typed: str) -> str:
+    typed = " ".join(typed.split())
+    return (f"{SUPERVISOR_REASON}: {typed}" if typed else SUPERVISOR_REASON)[:100]
 
 
 @transaction.atomic
@@ -391,24 +418,3 @@ def end_wrap_up_if_over(*, agent_id: int) -> bool:
         if deadline is None or deadline > timezone.now():
             return False
         return set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="wrap_up_limit")
-
-
-def record_state_access(*, state: dict[str, Any], user: Any) -> None:
-    """A (re)connected agent's screen shows the caller of their ringing offer or current call
-    again: that is a read of the customer's context, audited like the first screen-pop."""
-    shown = [("offer", state.get("offer")), ("call", state.get("call"))]
-    for reason, payload in shown:
-        if not payload:
-            continue
-        caller = payload.get("caller") or {}
-        customer_ids = [c["id"] for c in caller.get("candidates") or []]
-        if caller.get("customer"):
-            customer_ids.append(caller["customer"]["id"])
-        if not customer_ids:
-            continue
-        call_pk = (
-            Call.objects.filter(telephony_call_id=payload["call_id"])
-            .values_list("id", flat=True)
-            .first()
-        )
-        record_context_access(customer_ids=customer_ids, user=user, reason=reason, call_id=call_pk)

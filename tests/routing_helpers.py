@@ -3,7 +3,9 @@ the telephony system's side of a call (arrive, answer, hang up) done the way the
 
 from __future__ import annotations
 
+import ast
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -14,14 +16,15 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from rapport.celery import app as celery_app
 from routing import router
-from routing.call_states import CallState
 from routing.models import Agent, Call, Queue
+from routing.states import CallState
 
 _call_numbers = itertools.count(1)
 
@@ -48,6 +51,20 @@ def celery_queue(name: str) -> Iterator[str]:
         yield name
     finally:
         celery_app.conf.task_default_queue = previous
+
+
+@contextmanager
+def tasks_published() -> Iterator[list[tuple[str, tuple]]]:
+    """What this process publishes while the block runs, as (task name, args), read back from the
+    real broker when the block ends: the tasks go to a queue of their own, which nobody consumes."""
+    published: list[tuple[str, tuple]] = []
+    with celery_queue(f"published-{os.getpid()}-{next(_call_numbers)}") as queue:
+        yield published
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    for raw in reversed(broker.lrange(queue, 0, -1)):
+        headers = json.loads(raw)["headers"]
+        published.append((headers["task"], ast.literal_eval(headers["argsrepr"])))
+    broker.delete(queue)
 
 
 class Workers:
@@ -148,13 +165,10 @@ def wait_until(check: Callable[[], object], *, timeout: float = 10.0, every: flo
 
 
 def arrive(
-    *,
-    queue: Queue,
-    customer=None,
-    number: str = "+14155550123",
-    publish: bool = True,
+    *, queue: Queue, customer=None, number: str = "+14155550123", publish: bool = True
 ) -> Call:
-    """A call reaches `queue`, and (like the webhook) `routing.route_call` is sent on commit."""
+    """A call reaches `queue` and, like the webhook, is handed to the router (`routing.route_call`
+    sent on commit). Without `publish` the hand-off is lost: the call waits with no message."""
     with transaction.atomic():
         call = Call.objects.create(
             telephony_call_id=f"CA{next(_call_numbers):06d}-{os.getpid()}",
@@ -164,14 +178,31 @@ def arrive(
             customer=customer,
             state=CallState.QUEUED,
             ringing_at=timezone.now(),
+            queued_at=timezone.now(),
         )
-        router.call_arrived(call)
         if publish:
-            call_id = call.id
-            transaction.on_commit(
-                lambda: celery_app.send_task("routing.route_call", args=[call_id])
-            )
+            router.call_arrived(call)
     return call
+
+
+def calls_arriving_at_once(queue: Queue, count: int, *, customers=()) -> list[int]:
+    """One burst: `count` calls committed together, each handed to the router (the
+    `routing.route_call` messages go out at commit), the first ones from `customers`."""
+    burst = next(_call_numbers)
+    with transaction.atomic():
+        calls = Call.objects.bulk_create(
+            Call(
+                telephony_call_id=f"BURST{burst}-{n:04d}-{os.getpid()}",
+                from_e164=f"+1415556{n:04d}",
+                queue=queue,
+                customer=customers[n] if n < len(customers) else None,
+                state=CallState.QUEUED,
+            )
+            for n in range(count)
+        )
+        for call in calls:
+            router.call_arrived(call)
+    return [call.id for call in calls]
 
 
 def answer(call: Call, agent: Agent) -> Call:

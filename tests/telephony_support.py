@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from routing.telephony_signing import sign
+from telephony.signing import sign
 
 EVENTS_URL = "/api/telephony/events/"
 

@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from customers import services
 from customers.models import CallNote, ContextAccess, Provenance
-from customers.selectors import caller_context, customer_ids_for_number, more_notes
+from customers.selectors import customer_ids_for_number, more_notes
+from routing.messages import caller_context
 from routing.models import Call
 
 pytestmark = pytest.mark.django_db
@@ -23,14 +24,12 @@ def _note(customer, author, text, *, minutes_ago, **context):
     return note
 
 
-def _context(customer, *, agent_id=None, **kwargs):
-    return caller_context(
-        from_e164=NUMBER, customer_ids=[customer.id], agent_id=agent_id, **kwargs
-    )["customer"]
+def _context(customer, **kwargs):
+    return caller_context(from_e164=NUMBER, customer_ids=[customer.id], **kwargs)["customer"]
 
 
 def test_an_unknown_number_is_a_new_caller():
-    caller = caller_context(from_e164=NUMBER, customer_ids=[], agent_id=None)
+    caller = caller_context(from_e164=NUMBER, customer_ids=[])
     assert caller == {"kind": "unknown", "number": NUMBER, "customer": None, "candidates": []}
 
 
@@ -70,7 +69,7 @@ def test_a_known_caller_comes_with_name_preferences_notes_and_last_agent(
         connected_at=spoke_at,
     )
 
-    caller = caller_context(from_e164=NUMBER, customer_ids=[maya.id], agent_id=dana.id)
+    caller = caller_context(from_e164=NUMBER, customer_ids=[maya.id])
 
     assert caller["kind"] == "known"
     customer = caller["customer"]
@@ -109,7 +108,7 @@ def test_a_known_caller_comes_with_name_preferences_notes_and_last_agent(
 def test_a_shared_number_asks_who_is_calling_instead_of_picking(make_customer):
     maya = make_customer("Maya Chen")
     leo = make_customer("Leo Chen")
-    caller = caller_context(from_e164=NUMBER, customer_ids=[maya.id, leo.id], agent_id=None)
+    caller = caller_context(from_e164=NUMBER, customer_ids=[maya.id, leo.id])
     assert caller["kind"] == "shared"
     assert caller["customer"] is None
     assert caller["candidates"] == [
@@ -263,12 +262,12 @@ def test_it_reads_a_fixed_number_of_queries_however_long_the_history(
         for n in range(2000)
     )
     CallNote.objects.bulk_create(
-        CallNote(customer=maya, author=dana.user, call=calls[n], text=f"note {n}")
+        CallNote(customer=maya, author=dana.user, call_id=calls[n].id, text=f"note {n}")
         for n in range(2000)
     )
 
     with django_assert_max_num_queries(3):
-        caller = caller_context(from_e164=NUMBER, customer_ids=[maya.id], agent_id=dana.id)
+        caller = caller_context(from_e164=NUMBER, customer_ids=[maya.id])
 
     assert len(caller["customer"]["notes"]) == 5
     assert caller["customer"]["more_notes"] == 1995

@@ -353,7 +353,7 @@ def test_a_new_caller_gets_a_record_from_the_note_and_what_they_say(
         "First call: asked about the loyalty tiers.",
         "join the programme",
     )
-    assert saved.call.telephony_call_id == "CA-new"
+    assert saved.call_id == Call.objects.get(telephony_call_id="CA-new").id
     assert (grace.preferred_channel, grace.preferred_channel_source) == (
         Channel.TEXT,
         Provenance.SAID_BY_CALLER,

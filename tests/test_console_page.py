@@ -169,10 +169,10 @@ def test_choosing_the_caller_is_recorded_in_the_access_log_with_few_queries(
         assert choose(client, "CA-shared", shared_line_call["maya"].id).status_code == 200
 
     access = ContextAccess.objects.get(customer=shared_line_call["maya"])
-    assert (access.user, access.reason, access.call) == (
+    assert (access.user, access.reason, access.call_id) == (
         shared_line_call["dana"].user,
         "offer",
-        shared_line_call["call"],
+        shared_line_call["call"].id,
     )
 
 

@@ -4,7 +4,8 @@ from django.utils import timezone
 
 from customers.models import Consent, Customer, PhoneNumber
 from customers.phone_numbers import normalise_phone_number
-from routing.models import Call, CallEvent, Offer
+from routing.models import Call, Offer
+from telephony.models import CallEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -13,11 +13,14 @@ from django.db.utils import DatabaseError
 from django.utils import timezone
 
 from customers import services
-from customers.audit import record_offer_access
+from customers.audit import record_context_access
 from customers.card_numbers import CardNumberFilter, mask_card_numbers, mask_card_numbers_in
 from customers.models import CallNote, ContextAccess, Customer
-from customers.selectors import caller_context, customer_ids_for_number
-from routing.models import Call, CallEvent, Offer
+from customers.selectors import customer_ids_for_number
+from privacy import services as privacy_services
+from routing.messages import caller_context
+from routing.models import Call, Offer
+from telephony.models import CallEvent
 from tests.telephony_support import post_event, ringing, webhook_secret  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -120,7 +123,7 @@ def test_closed_consent_hides_history_on_the_card_and_in_the_api(client, make_ag
         telephony_call_id="CA1", customer=maya, agent=dana, state="connected"
     )
 
-    card = caller_context(from_e164=NUMBER, customer_ids=[maya.id], agent_id=dana.id)
+    card = caller_context(from_e164=NUMBER, customer_ids=[maya.id])
     client.force_login(dana.user)
     api = client.get(f"/api/customers/{maya.id}/").json()
 
@@ -175,16 +178,16 @@ def test_every_recorded_screen_pop_writes_one_audit_row(make_agent, make_custome
     first = Call.objects.create(telephony_call_id="CA1", customer=maya)
     second = Call.objects.create(telephony_call_id="CA2", customer=maya)
 
-    record_offer_access(customer_ids=[maya.id], agent_id=dana.id, call_id=first.id)
-    record_offer_access(customer_ids=[maya.id], agent_id=dana.id, call_id=second.id)
-    record_offer_access(customer_ids=[], agent_id=dana.id, call_id=second.id)
+    record_context_access(customer_ids=[maya.id], user=dana.user, reason="offer", call_id=first.id)
+    record_context_access(customer_ids=[maya.id], user=dana.user, reason="offer", call_id=second.id)
+    record_context_access(customer_ids=[], user=dana.user, reason="offer", call_id=second.id)
 
     rows = list(
-        ContextAccess.objects.order_by("id").values("customer", "username", "reason", "call")
+        ContextAccess.objects.order_by("id").values("customer", "username", "reason", "call_id")
     )
     assert rows == [
-        {"customer": maya.id, "username": "dana", "reason": "offer", "call": first.id},
-        {"customer": maya.id, "username": "dana", "reason": "offer", "call": second.id},
+        {"customer": maya.id, "username": "dana", "reason": "offer", "call_id": first.id},
+        {"customer": maya.id, "username": "dana", "reason": "offer", "call_id": second.id},
     ]
 
 
@@ -192,7 +195,9 @@ def test_the_audit_log_is_append_only(make_agent, make_customer):
     dana = make_agent("dana")
     maya = make_customer("Maya Chen")
     call = Call.objects.create(telephony_call_id="CA1", customer=maya)
-    (access,) = record_offer_access(customer_ids=[maya.id], agent_id=dana.id, call_id=call.id)
+    (access,) = record_context_access(
+        customer_ids=[maya.id], user=dana.user, reason="offer", call_id=call.id
+    )
 
     access.reason = "lookup"
     with pytest.raises(PermissionError):
@@ -216,7 +221,9 @@ def test_admins_read_the_audit_log_but_cannot_change_it(client, make_agent, make
     dana = make_agent("dana")
     maya = make_customer("Maya Chen")
     call = Call.objects.create(telephony_call_id="CA1", customer=maya)
-    (access,) = record_offer_access(customer_ids=[maya.id], agent_id=dana.id, call_id=call.id)
+    (access,) = record_context_access(
+        customer_ids=[maya.id], user=dana.user, reason="offer", call_id=call.id
+    )
     client.force_login(admin)
 
     listing = client.get("/admin/customers/contextaccess/")
@@ -251,7 +258,7 @@ def test_the_export_holds_everything_including_who_looked(client, make_agent, ma
     maya = make_customer("Maya Chen", consent="closed", email="maya@example.com")
     call = Call.objects.create(telephony_call_id="CA1", customer=maya, agent=dana)
     services.add_note(customer=maya, author=dana.user, text="New baby", occasion="new baby")
-    record_offer_access(customer_ids=[maya.id], agent_id=dana.id, call_id=call.id)
+    record_context_access(customer_ids=[maya.id], user=dana.user, reason="offer", call_id=call.id)
     client.force_login(staff)
 
     export = client.get(f"/api/customers/{maya.id}/export/").json()
@@ -320,7 +327,9 @@ def test_erasing_keeps_queue_figures_and_the_next_call_is_a_new_caller(
             occurred_at=now,
             payload={"type": "call.ringing", "from": NUMBER, "metadata": {"crm": "Maya"}},
         )
-        services.add_note(customer=maya, author=dana.user, call=call, text=f"note {n}", sizes="W 8")
+        services.add_note(
+            customer=maya, author=dana.user, call_id=call.id, text=f"note {n}", sizes="W 8"
+        )
     before = _queue_figures(queue)
     staff = User.objects.create_user("admin", password="pw-admin", is_staff=True)
     client.force_login(staff)
@@ -343,9 +352,7 @@ def test_erasing_keeps_queue_figures_and_the_next_call_is_a_new_caller(
         for event in CallEvent.objects.all()
     )
     assert customer_ids_for_number(NUMBER) == []
-    caller = caller_context(
-        from_e164=NUMBER, customer_ids=customer_ids_for_number(NUMBER), agent_id=dana.id
-    )
+    caller = caller_context(from_e164=NUMBER, customer_ids=customer_ids_for_number(NUMBER))
     assert caller["kind"] == "unknown"
 
 
@@ -353,7 +360,7 @@ def test_erasing_one_of_a_shared_line_leaves_the_other(make_customer):
     maya = make_customer("Maya Chen")
     leo = make_customer("Leo Chen")
     staff = User.objects.create_user("admin", is_staff=True)
-    services.erase_customer(customer=maya, erased_by=staff)
+    privacy_services.erase_customer(customer=maya, erased_by=staff)
     assert customer_ids_for_number(NUMBER) == [leo.id]
 
 

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from customers.models import ContextAccess
 from routing import router, services
-from routing.call_states import CallState
 from routing.models import Agent, AgentStatus, Call, Offer, OfferState, RoutingDecision
+from routing.states import CallState
 from tests.routing_helpers import (
     FAST_PASSWORD_HASHERS,
     arrive,

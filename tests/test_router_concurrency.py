@@ -1,20 +1,25 @@
 """Hundreds of calls at once on 4 Celery worker processes: no agent ever holds two offers or two
 calls, no call is offered to two agents at once, and every caller is served."""
 
-import os
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
-from rapport.celery import app as celery_app
-from routing import router, services
-from routing.call_states import CallState
+from routing import services
 from routing.models import Agent, AgentStatus, Call, Offer, OfferState
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, answer, hang_up, past_call, running_workers
+from routing.states import CallState
+from tests.routing_helpers import (
+    FAST_PASSWORD_HASHERS,
+    answer,
+    calls_arriving_at_once,
+    hang_up,
+    past_call,
+    running_workers,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -26,28 +31,6 @@ AGENTS = 50
 @pytest.fixture(autouse=True)
 def fast_logins(settings):
     settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
-
-
-def calls_arriving_at_once(queue, customers) -> list[int]:
-    """One burst: every call committed together, every route message published at commit."""
-    with transaction.atomic():
-        calls = Call.objects.bulk_create(
-            Call(
-                telephony_call_id=f"BURST{n:04d}-{os.getpid()}",
-                from_e164=f"+1415556{n:04d}",
-                queue=queue,
-                customer=customers[n] if n < len(customers) else None,
-                state=CallState.QUEUED,
-            )
-            for n in range(CALLS)
-        )
-        for call in calls:
-            router.call_arrived(call)
-        ids = [call.id for call in calls]
-        transaction.on_commit(
-            lambda: [celery_app.send_task("routing.route_call", args=[i]) for i in ids]
-        )
-    return ids
 
 
 def take_calls(agent_ids: list[int], *, deadline: float) -> list[int]:
@@ -98,7 +81,7 @@ def test_no_agent_ever_holds_two_offers_or_two_calls(make_agent, make_customer, 
         customers.append(customer)
 
     with running_workers(tmp_path, concurrency=4):
-        call_ids = calls_arriving_at_once(queue, customers)
+        call_ids = calls_arriving_at_once(queue, CALLS, customers=customers)
         deadline = time.monotonic() + 50
         with ThreadPoolExecutor(DRIVERS) as pool:
             hands = [[agent.id for agent in agents[n::DRIVERS]] for n in range(DRIVERS)]

@@ -5,13 +5,15 @@ import signal
 import time
 
 import pytest
-from django.db import transaction
 
-from rapport.celery import app as celery_app
-from routing import router
-from routing.call_states import CallState
 from routing.models import Call, Offer, OfferState
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, running_workers, wait_until
+from routing.states import CallState
+from tests.routing_helpers import (
+    FAST_PASSWORD_HASHERS,
+    calls_arriving_at_once,
+    running_workers,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -29,26 +31,6 @@ def agents_for_everyone(make_agent, queue):
     queue.save()
     # A few spare agents: an agent locked by a killed transaction is skipped, not waited for.
     return [make_agent(f"agent{n:03d}", status="available") for n in range(CALLS + 5)]
-
-
-def burst_of_calls(queue) -> list[int]:
-    with transaction.atomic():
-        calls = Call.objects.bulk_create(
-            Call(
-                telephony_call_id=f"FAULT{n:04d}-{os.getpid()}",
-                from_e164=f"+1415557{n:04d}",
-                queue=queue,
-                state=CallState.QUEUED,
-            )
-            for n in range(CALLS)
-        )
-        for call in calls:
-            router.call_arrived(call)
-        ids = [call.id for call in calls]
-        transaction.on_commit(
-            lambda: [celery_app.send_task("routing.route_call", args=[i]) for i in ids]
-        )
-    return ids
 
 
 def offered_count() -> int:
@@ -70,7 +52,7 @@ def test_the_sweeper_routes_every_call_after_the_whole_worker_is_killed(
     agents_for_everyone, queue, tmp_path
 ):
     with running_workers(tmp_path, concurrency=2) as workers:
-        call_ids = burst_of_calls(queue)
+        call_ids = calls_arriving_at_once(queue, CALLS)
         wait_until(lambda: offered_count() > 0, timeout=20)
         workers.kill_hard()
         offered_when_killed = offered_count()
@@ -87,7 +69,7 @@ def test_the_sweeper_routes_every_call_after_the_whole_worker_is_killed(
 def test_a_killed_pool_process_loses_no_call(agents_for_everyone, queue, tmp_path):
     # No scheduler here: only acks_late and reject-on-worker-lost bring the tasks back.
     with running_workers(tmp_path, concurrency=2, beat=False) as workers:
-        call_ids = burst_of_calls(queue)
+        call_ids = calls_arriving_at_once(queue, CALLS)
         wait_until(lambda: offered_count() > 0, timeout=20)
         killed = workers.child_pids()
         for pid in killed:

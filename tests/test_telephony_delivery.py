@@ -6,9 +6,10 @@ import threading
 import httpx
 import pytest
 
-from routing import router, telephony_services
-from routing.models import Call, CallEvent
-from routing.telephony_signing import sign
+from routing import dispatch, router
+from routing.models import Call
+from telephony.models import CallEvent
+from telephony.signing import sign
 from tests.telephony_support import (  # noqa: F401
     EVENTS_URL,
     ringing,
@@ -23,19 +24,19 @@ def test_50_concurrent_deliveries_of_one_event_record_it_once_and_route_it_once(
     live_server, queue, monkeypatch
 ):
     arrivals, publishes = [], []
-    call_arrived, publish_route_call = router.call_arrived, telephony_services.publish_route_call
+    call_arrived, publish = router.call_arrived, dispatch.publish
 
     def counting_arrival(call):
         arrivals.append(call.pk)
         call_arrived(call)
 
-    def counting_publish(call_pk):
-        published = publish_route_call(call_pk)
-        publishes.append(published)
+    def counting_publish(task_name, *args):
+        published = publish(task_name, *args)
+        publishes.append((task_name, published))
         return published
 
     monkeypatch.setattr(router, "call_arrived", counting_arrival)
-    monkeypatch.setattr(telephony_services, "publish_route_call", counting_publish)
+    monkeypatch.setattr(dispatch, "publish", counting_publish)
     body = json.dumps(ringing("CA-storm"))
     headers = {"content-type": "application/json", **sign(body=body, msg_id="msg_storm")}
     start = threading.Barrier(50)
@@ -64,5 +65,5 @@ def test_50_concurrent_deliveries_of_one_event_record_it_once_and_route_it_once(
     assert Call.objects.filter(telephony_call_id="CA-storm").count() == 1
     call = Call.objects.get(telephony_call_id="CA-storm")
     assert arrivals == [call.pk]
-    assert publishes == [True]
-    assert call.state != "ringing" and call.routing_requested_at is not None
+    assert publishes == [(dispatch.ROUTE_CALL, True)]
+    assert call.state != "ringing"

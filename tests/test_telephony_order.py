@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from routing import router
-from routing.models import Call, CallEvent
+from routing.models import Call
+from telephony.models import CallEvent
 from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]

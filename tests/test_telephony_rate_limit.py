@@ -6,7 +6,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from routing.models import CallEvent
+from telephony.models import CallEvent
 from tests.telephony_support import post_event, ringing, webhook_secret  # noqa: F401
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]

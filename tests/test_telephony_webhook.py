@@ -6,10 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db.models import F
 from rest_framework.authtoken.models import Token
 
-from routing.models import Call, CallEvent, Queue
-from routing.telephony_signing import sign
+from routing import dispatch, router
+from routing.models import Call, Queue
+from routing.router import LOST_AFTER
+from telephony.models import CallEvent
+from telephony.signing import sign
+from tests.routing_helpers import tasks_published
 from tests.telephony_support import (  # noqa: F401
     EVENTS_URL,
     event,
@@ -43,14 +48,17 @@ def test_it_accepts_a_signed_ringing_call_and_queues_it(client, queue):
 def test_it_hands_the_queued_call_to_the_router_after_commit(
     client, queue, django_capture_on_commit_callbacks
 ):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with (
+        tasks_published() as published,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
         response = post_event(client, ringing("CA1"))
-        assert Call.objects.get(telephony_call_id="CA1").routing_requested_at is None
 
     assert response.status_code == 202
     assert len(callbacks) == 1
     # Published to the real test broker by the on-commit hand-off.
-    assert Call.objects.get(telephony_call_id="CA1").routing_requested_at is not None
+    call = Call.objects.get(telephony_call_id="CA1")
+    assert published == [("routing.route_call", (call.pk,))]
 
 
 def test_it_accepts_any_secret_of_a_rotation(client, settings, queue):
@@ -416,20 +424,18 @@ def test_it_accepts_a_timestamp_within_five_minutes(client, queue):
     assert response.status_code == 202
 
 
-def test_handing_a_call_over_again_makes_it_due_again(queue, django_capture_on_commit_callbacks):
-    from django.utils import timezone
+def test_a_call_whose_hand_off_never_reached_the_broker_is_routed_by_the_sweeper(
+    client, queue, make_agent, monkeypatch
+):
+    dana = make_agent("dana", status="available")
+    monkeypatch.setattr(dispatch, "publish", lambda task_name, *args: False)  # broker away
+    assert post_event(client, ringing("CA1")).status_code == 202
+    call = Call.objects.get(telephony_call_id="CA1")
+    assert (call.state, call.decisions.count()) == ("queued", 0)
 
-    from routing.telephony_services import hand_call_to_router
+    # Once the broker is back, beat runs the sweeper, which routes what is owed a decision.
+    Call.objects.filter(pk=call.pk).update(queued_at=F("queued_at") - LOST_AFTER)
+    router.sweep()
 
-    long_ago = timezone.now() - timedelta(hours=1)
-    call = Call.objects.create(
-        telephony_call_id="CA1", queue=queue, state="queued", routing_requested_at=long_ago
-    )
-
-    with django_capture_on_commit_callbacks() as callbacks:
-        hand_call_to_router(call)
-    assert Call.objects.get(pk=call.pk).routing_requested_at is None
-    for callback in callbacks:
-        callback()
-
-    assert Call.objects.get(pk=call.pk).routing_requested_at > long_ago
+    call.refresh_from_db()
+    assert (call.state, call.offers.get().agent) == ("offered", dana)

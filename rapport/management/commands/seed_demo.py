@@ -21,8 +21,8 @@ from customers.models import (
     ReturnBehaviour,
     SurveyTrust,
 )
-from routing.call_states import CallState
 from routing.models import Agent, Call, Queue
+from routing.states import CallState
 
 DEMO_PASSWORD = "rapport-demo"
 DEMO_LOGINS = [
@@ -292,7 +292,7 @@ def _create_history(rng, customer, call_count, queues, agents, now) -> None:
             notes.append(
                 CallNote(
                     customer=customer,
-                    call=call,
+                    call_id=call.id,
                     author=call.agent.user,
                     text=rng.choice(NOTE_TEXTS),
                     occasion=rng.choice(OCCASIONS),

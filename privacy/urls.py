@@ -1,6 +1,6 @@
 from django.urls import path
 
-from customers import api
+from privacy import api
 
 urlpatterns = [
     path("customers/", api.CustomerListView.as_view(), name="customer-list"),

@@ -1,11 +1,13 @@
-"""The customers REST API. Who may see a customer, and the audit of every read, live here once:
-`_authorise_read` decides, `_read_customer` records the access before anything is shown."""
+"""The customers REST API. Every read goes through who may see a customer (privacy.selectors)
+and is audited: `_authorise_read` decides, `_read_customer` records the access before anything
+is shown."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
@@ -18,9 +20,11 @@ from customers import selectors, services
 from customers.audit import record_context_access
 from customers.models import AccessReason, Channel, Consent, Customer, Pace, Provenance
 from customers.phone_numbers import normalise_phone_number
+from privacy import services as privacy_services
+from privacy.selectors import call_access_reason
+from routing import roles
+from routing import selectors as routing_selectors
 from routing.models import Call
-
-PEOPLE_GROUPS = ("agent", "supervisor")
 
 REASON_PARAMETER = OpenApiParameter(
     "reason",
@@ -31,19 +35,15 @@ REASON_PARAMETER = OpenApiParameter(
 )
 
 
-def _is_person(user: Any) -> bool:
-    return user.is_staff or user.groups.filter(name__in=PEOPLE_GROUPS).exists()
-
-
 def _authorise_read(request: Request, customer_id: int) -> tuple[str, int | None, str]:
     """(audit reason, call id, typed reason) for this read, or 403."""
     user = request.user
-    on_call = selectors.call_access_reason(user=user, customer_id=customer_id)
+    on_call = call_access_reason(user=user, customer_id=customer_id)
     if on_call is not None:
         reason, call_id = on_call
         return reason, call_id, ""
     typed = request.query_params.get("reason", "").strip()
-    if typed and _is_person(user):
+    if typed and roles.is_team_member(user):
         return AccessReason.LOOKUP, None, typed
     if user.is_staff:
         return AccessReason.API, None, ""
@@ -66,6 +66,15 @@ def _read_customer(request: Request, customer_id: int) -> Customer:
         call_id=call_id,
     )
     return customer
+
+
+def _record(customer: Customer) -> dict[str, Any]:
+    last_agent = None
+    if not selectors.history_hidden(customer):
+        last_agent = routing_selectors.last_agent(
+            customer_id=customer.id, queue_id=None, now=timezone.now()
+        )
+    return selectors.customer_record(customer, last_agent=last_agent)
 
 
 def _invalid(error: DjangoValidationError) -> ValidationError:
@@ -125,7 +134,7 @@ class CustomerListView(APIView):
     )
     def get(self, request: Request) -> Response:
         typed = request.query_params.get("reason", "").strip()
-        if typed and _is_person(request.user):
+        if typed and roles.is_team_member(request.user):
             reason = AccessReason.LOOKUP
         elif request.user.is_staff:
             reason = AccessReason.API
@@ -150,7 +159,7 @@ class CustomerListView(APIView):
         responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request) -> Response:
-        if not _is_person(request.user):
+        if not roles.is_team_member(request.user):
             raise PermissionDenied("Only agents, supervisors and staff create customers.")
         serializer = CustomerWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -161,7 +170,7 @@ class CustomerListView(APIView):
         except DjangoValidationError as error:
             raise _invalid(error) from error
         customer = selectors.customers_with_recorders().get(id=customer.id)
-        return Response(selectors.customer_record(customer), status=status.HTTP_201_CREATED)
+        return Response(_record(customer), status=status.HTTP_201_CREATED)
 
 
 class CustomerDetailView(APIView):
@@ -174,7 +183,7 @@ class CustomerDetailView(APIView):
     )
     def get(self, request: Request, customer_id: int) -> Response:
         customer = _read_customer(request, customer_id)
-        return Response(selectors.customer_record(customer))
+        return Response(_record(customer))
 
     @extend_schema(
         summary="Change a customer; preferences and consent keep their provenance",
@@ -195,7 +204,7 @@ class CustomerDetailView(APIView):
         except DjangoValidationError as error:
             raise _invalid(error) from error
         customer = selectors.customers_with_recorders().get(id=customer.id)
-        return Response(selectors.customer_record(customer))
+        return Response(_record(customer))
 
     @extend_schema(
         summary="Erase the customer's personal data (staff); call statistics stay",
@@ -207,7 +216,7 @@ class CustomerDetailView(APIView):
         customer = Customer.objects.filter(id=customer_id, erased_at__isnull=True).first()
         if customer is None:
             raise NotFound("No such customer.")
-        services.erase_customer(customer=customer, erased_by=request.user)
+        privacy_services.erase_customer(customer=customer, erased_by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -240,17 +249,13 @@ class CustomerNotesView(APIView):
         serializer = NoteWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        call = None
-        if data.get("call_id"):
-            call = Call.objects.filter(telephony_call_id=data["call_id"]).first()
-            if call is None:
-                raise ValidationError({"call_id": ["No such call."]})
+        call_id = _call_of_note(data.get("call_id"), customer) if data.get("call_id") else None
         try:
             note = services.add_note(
                 customer=customer,
                 author=request.user,
                 text=data["text"],
-                call=call,
+                call_id=call_id,
                 open_matter=data["open_matter"],
                 **data.get("context", {}),
             )
@@ -258,6 +263,18 @@ class CustomerNotesView(APIView):
             raise _invalid(error) from error
         note = type(note).objects.select_related("author__agent").get(id=note.id)
         return Response(selectors.note_data(note), status=status.HTTP_201_CREATED)
+
+
+def _call_of_note(telephony_call_id: str, customer: Customer) -> int:
+    """The call a note is written on: it must be this customer's (or have them as a candidate)."""
+    call = Call.objects.filter(telephony_call_id=telephony_call_id).first()
+    if call is None:
+        raise ValidationError({"call_id": ["No such call."]})
+    if call.customer_id not in (None, customer.id) and not (
+        call.candidates.filter(id=customer.id).exists()
+    ):
+        raise ValidationError({"call_id": ["That call is not this customer's."]})
+    return call.id
 
 
 class CustomerMoreNotesView(CustomerNotesView):
@@ -287,7 +304,7 @@ class CustomerExportView(APIView):
         customer = Customer.objects.filter(id=customer_id).first()
         if customer is None:
             raise NotFound("No such customer.")
-        document = services.export_customer(customer=customer, exported_by=request.user)
+        document = privacy_services.export_customer(customer=customer, exported_by=request.user)
         response = Response(document)
         response["Content-Disposition"] = f'attachment; filename="customer-{customer.id}.json"'
         return response

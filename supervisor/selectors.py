@@ -26,19 +26,9 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from routing.call_states import TALKING_STATES, WAITING_STATES, CallState
-from routing.models import (
-    Agent,
-    AgentStatus,
-    Call,
-    DecisionReason,
-    Offer,
-    OfferState,
-    Queue,
-    RoutingDecision,
-)
+from routing.models import Agent, Call, DecisionReason, Offer, Queue, RoutingDecision
+from routing.states import TALKING_STATES, WAITING_STATES, AgentStatus, CallState, OfferState
 
-SUPERVISOR_GROUP = "supervisor"
 SERIES_BUCKET_MINUTES = 15
 
 # Why a caller with a last agent was not connected to them, from the first routing decision that
@@ -63,12 +53,6 @@ _REASONS_ABOUT_THE_LAST_AGENT_OFFER = {
     DecisionReason.OFFER_DECLINED,
     DecisionReason.OFFER_TIMED_OUT,
 }
-
-
-def user_can_supervise(user: Any) -> bool:
-    if user is None or not user.is_authenticated:
-        return False
-    return user.is_staff or user.groups.filter(name=SUPERVISOR_GROUP).exists()
 
 
 def day_start(now: datetime) -> datetime:

@@ -2,7 +2,8 @@
 
 `accept_event` is the webhook's one write: in one transaction it records the event exactly once
 per webhook id and applies it to the call. Events of one call serialise on the call's row lock;
-the call's state only moves forward in `occurred_at` order and only along `call_states`' moves.
+the call's state only moves forward in `occurred_at` order and only along the moves of
+`routing.states`.
 An event that cannot move the state is still recorded (`applied=False` and why), and the details
 it carries (caller, queue, agent) are kept when the call lacks them.
 """
@@ -22,20 +23,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from customers.card_numbers import mask_card_numbers_in
-from customers.models import PhoneNumber
 from customers.phone_numbers import normalise_phone_number
-from routing import router
-from routing.call_states import WAITING_STATES, CallState, can_move
-from routing.models import (
-    Agent,
-    Call,
-    CallEvent,
-    CallEventType,
-    OfferState,
-    Queue,
-    RoutingDecision,
-)
-from routing.telephony_tasks import publish_call_connect, publish_route_call
+from customers.selectors import customer_ids_for_number
+from routing import dispatch, router
+from routing.models import Agent, Call, Queue, RoutingDecision
+from routing.states import WAITING_STATES, CallState, can_move_call
+from telephony.models import CallEvent, CallEventType
+from telephony.tasks import PUSH_CALL_CONNECT
 
 logger = logging.getLogger(__name__)
 
@@ -94,21 +88,6 @@ def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
         )
 
 
-def hand_call_to_router(call: Call) -> None:
-    """The call waits in its queue: the router takes it, and Celery hears of it after commit.
-
-    `routing_requested_at` is set only once `routing.route_call` reached the broker; a call left
-    without it (broker down at that moment) is re-sent by `resend_unrouted_calls`.
-    """
-    if call.routing_requested_at is not None:
-        # Handed over again (e.g. moved to another queue): due again until this one is sent.
-        call.routing_requested_at = None
-        Call.objects.filter(pk=call.pk).update(routing_requested_at=None)
-    router.call_arrived(call)
-    call_pk = call.pk
-    transaction.on_commit(lambda: publish_route_call(call_pk), robust=True)
-
-
 def request_connect(call: Call, decision: RoutingDecision | None) -> None:
     """Tell the telephony system which agent to connect (pushed after commit, with retries).
 
@@ -116,8 +95,8 @@ def request_connect(call: Call, decision: RoutingDecision | None) -> None:
     """
     if not settings.TELEPHONY_CONTROL_URL:
         return
-    call_pk, decision_pk = call.pk, decision.pk if decision is not None else None
-    transaction.on_commit(lambda: publish_call_connect(call_pk, decision_pk), robust=True)
+    decision_pk = decision.pk if decision is not None else None
+    dispatch.publish_on_commit(PUSH_CALL_CONNECT, call.pk, decision_pk)
 
 
 def _lock_call(telephony_call_id: str) -> Call:
@@ -188,7 +167,7 @@ def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
         return None, f"the call is already {call.state}"
     else:
         target = _TARGET_STATE[event.type]
-    if not can_move(call.state, target):
+    if not can_move_call(call.state, target):
         return None, f"a call cannot move from {call.state} to {target}"
     return target, ""
 
@@ -265,7 +244,7 @@ def _move(call: Call, event: TelephonyEvent, target: str) -> set[str]:
 
 def _tell_router(call: Call, event: TelephonyEvent) -> None:
     if call.state == CallState.QUEUED:
-        hand_call_to_router(call)
+        router.call_arrived(call)
     elif event.type == CallEventType.ANSWERED:
         router.call_answered(call)
     elif event.type == CallEventType.ENDED:
@@ -274,15 +253,7 @@ def _tell_router(call: Call, event: TelephonyEvent) -> None:
 
 def _match_customers(call: Call) -> set[str]:
     """One customer on the number: the caller. Several: candidates to ask. None: unknown."""
-    if not call.from_e164:
-        return set()
-    customer_ids = sorted(
-        set(
-            PhoneNumber.objects.filter(
-                number=call.from_e164, customer__erased_at__isnull=True
-            ).values_list("customer_id", flat=True)
-        )
-    )
+    customer_ids = customer_ids_for_number(call.from_e164)
     if len(customer_ids) == 1:
         call.customer_id = customer_ids[0]
         return {"customer"}
@@ -332,29 +303,3 @@ def _agent_with_identity(identity: str) -> Agent | None:
     if agent is None:
         logger.warning("telephony event names unknown agent %r", identity)
     return agent
-
-
-def call_instruction(*, telephony_call_id: str) -> dict[str, Any] | None:
-    """What a pulling telephony system needs: the call's state and the agent to connect."""
-    call = (
-        Call.objects.select_related("queue", "agent")
-        .filter(telephony_call_id=telephony_call_id)
-        .first()
-    )
-    if call is None:
-        return None
-    accepted = (
-        RoutingDecision.objects.select_related("agent")
-        .filter(call=call, agent__isnull=False)
-        .filter(Q(offer__isnull=True) | Q(offer__state=OfferState.ACCEPTED))
-        .order_by("-decided_at", "-id")
-        .first()
-    )
-    agent = call.agent or (accepted.agent if accepted is not None else None)
-    return {
-        "call_id": call.telephony_call_id,
-        "state": call.state,
-        "queue": call.queue.slug if call.queue is not None else None,
-        "agent": agent.telephony_identity if agent is not None else None,
-        "decision_id": accepted.pk if accepted is not None else None,
-    }

@@ -1,13 +1,9 @@
-"""The supervisor dashboard page, its JSON figures, and the supervisor's two actions."""
+"""The supervisor dashboard's JSON figures and the supervisor's two actions. A refused action
+is answered by the API's error handler, by its kind (rapport/api_errors.py)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.utils import timezone
-from django.views.decorators.csrf import ensure_csrf_cookie
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
@@ -15,9 +11,11 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from routing import stats_selectors, supervisor_services
+from routing import roles
+from routing import services as routing_services
 from routing.models import Queue
-from routing.services import SELF_SERVICE_STATUSES, RoutingRefused
+from routing.states import SELF_SERVICE_STATUSES
+from supervisor import selectors, services
 
 BIGGEST_ID = 2**63 - 1
 
@@ -26,32 +24,7 @@ class IsSupervisor(permissions.BasePermission):
     message = "Only supervisors can see or change this."
 
     def has_permission(self, request, view) -> bool:
-        return stats_selectors.user_can_supervise(request.user)
-
-
-@login_required
-@ensure_csrf_cookie
-def dashboard(request: HttpRequest) -> HttpResponse:
-    if not stats_selectors.user_can_supervise(request.user):
-        raise PermissionDenied("The dashboard is for supervisors.")
-    figures = {"type": "snapshot", **stats_selectors.dashboard(timezone.now())}
-    return render(request, "supervisor/dashboard.html", {"figures": figures})
-
-
-REFUSAL_STATUS = {
-    "not_found": status.HTTP_404_NOT_FOUND,
-    "invalid": status.HTTP_400_BAD_REQUEST,
-    "conflict": status.HTTP_409_CONFLICT,
-}
-
-
-def _refused(error: RoutingRefused) -> Response:
-    if error.kind == "not_found":
-        return Response({"detail": error.message}, status=status.HTTP_404_NOT_FOUND)
-    return Response(
-        {"detail": error.message, "errors": {error.field or "non_field_errors": [error.message]}},
-        status=REFUSAL_STATUS[error.kind],
-    )
+        return roles.is_supervisor(request.user)
 
 
 @extend_schema(
@@ -62,7 +35,7 @@ def _refused(error: RoutingRefused) -> Response:
 @permission_classes([IsSupervisor])
 def queue_stats(request: Request, slug: str) -> Response:
     queue = get_object_or_404(Queue, slug=slug)
-    return Response(stats_selectors.queue_stats(queue))
+    return Response(selectors.queue_stats(queue))
 
 
 @extend_schema(
@@ -72,7 +45,7 @@ def queue_stats(request: Request, slug: str) -> Response:
 @api_view(["GET"])
 @permission_classes([IsSupervisor])
 def dashboard_figures(request: Request) -> Response:
-    return Response(stats_selectors.dashboard())
+    return Response(selectors.dashboard())
 
 
 class AgentStatusChangeSerializer(serializers.Serializer):
@@ -98,15 +71,12 @@ def set_agent_status(request: Request, agent_id: int) -> Response:
     body.is_valid(raise_exception=True)
     if agent_id > BIGGEST_ID:
         return Response({"detail": "No such agent."}, status=status.HTTP_404_NOT_FOUND)
-    try:
-        agent = supervisor_services.set_agent_status(
-            agent_id=agent_id,
-            status=body.validated_data["status"],
-            changed_by=request.user,
-            reason=body.validated_data["reason"],
-        )
-    except RoutingRefused as error:
-        return _refused(error)
+    agent = routing_services.change_status(
+        agent_id=agent_id,
+        status=body.validated_data["status"],
+        changed_by=request.user,
+        reason=body.validated_data["reason"],
+    )
     return Response(AgentStatusSerializer(agent).data)
 
 
@@ -131,13 +101,10 @@ class MovedCallSerializer(serializers.Serializer):
 def move_call(request: Request, call_id: str) -> Response:
     body = MoveCallSerializer(data=request.data)
     body.is_valid(raise_exception=True)
-    try:
-        call = supervisor_services.move_waiting_call(
-            telephony_call_id=call_id,
-            queue_slug=body.validated_data["queue"],
-            moved_by=request.user,
-            reason=body.validated_data["reason"],
-        )
-    except RoutingRefused as error:
-        return _refused(error)
+    call = services.move_waiting_call(
+        telephony_call_id=call_id,
+        queue_slug=body.validated_data["queue"],
+        moved_by=request.user,
+        reason=body.validated_data["reason"],
+    )
     return Response(MovedCallSerializer(call).data)

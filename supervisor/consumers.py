@@ -13,8 +13,9 @@ import contextlib
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from routing import stats_selectors
+from routing import roles
 from routing.groups import SUPERVISORS_GROUP
+from supervisor import selectors
 
 # Quiet time after the first change before a frame is computed; bounds frames to ~3 a second.
 COALESCE_SECONDS = 0.3
@@ -26,9 +27,7 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.changed = False
         self.pending: asyncio.Task | None = None
-        allowed = await database_sync_to_async(stats_selectors.user_can_supervise)(
-            self.scope.get("user")
-        )
+        allowed = await database_sync_to_async(roles.is_supervisor)(self.scope.get("user"))
         if not allowed:
             await self.close(code=4403)
             return
@@ -67,5 +66,5 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
             await self.figures_changed({})
 
     async def _send_figures(self, kind: str) -> None:
-        figures = await database_sync_to_async(stats_selectors.dashboard)()
+        figures = await database_sync_to_async(selectors.dashboard)()
         await self.send_json({"type": kind, **figures})

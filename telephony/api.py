@@ -21,14 +21,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from routing.models import CallEventType
-from routing.telephony_services import (
-    END_REASONS,
-    TelephonyEvent,
-    accept_event,
-    call_instruction,
-)
-from routing.telephony_signing import SIGNATURE_HEADERS, SignatureRejected, verify_signature
+from telephony.models import CallEventType
+from telephony.selectors import call_instruction
+from telephony.services import END_REASONS, TelephonyEvent, accept_event
+from telephony.signing import SIGNATURE_HEADERS, SignatureRejected, verify_signature
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_WEBHOOK_ID_CHARS = 255

@@ -1,0 +1,146 @@
+"""A customer's rights over their data: everything held about them, and its erasure.
+
+Both span customers, their calls and the telephony events of those calls, so they live above
+all three.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from customers.audit import record_context_access
+from customers.models import (
+    AccessReason,
+    CallNote,
+    Consent,
+    Customer,
+    PhoneNumber,
+    Provenance,
+    ReturnBehaviour,
+    SurveyTrust,
+)
+from customers.selectors import access_log, note_data, preference_data
+from customers.services import RECORDABLE
+from routing.models import Call
+from telephony.models import CallEvent
+
+ERASED_NAME = "(erased)"
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def export_customer(*, customer: Customer, exported_by: Any) -> dict[str, Any]:
+    """Everything held about the customer, including who has looked at them (this export too)."""
+    record_context_access(customer_ids=[customer.id], user=exported_by, reason=AccessReason.EXPORT)
+    customer = Customer.objects.select_related(
+        *[f"{name}_set_by__agent" for name in RECORDABLE]
+    ).get(id=customer.id)
+    notes = CallNote.objects.filter(customer=customer).select_related("author__agent")
+    calls = (
+        Call.objects.filter(customer=customer)
+        .select_related("queue", "agent")
+        .order_by("created_at", "id")
+    )
+    return {
+        "exported_at": timezone.now().isoformat(),
+        "exported_by": exported_by.get_username(),
+        "customer": {
+            "id": customer.id,
+            "name": customer.name,
+            "email": customer.email,
+            "external_id": customer.external_id,
+            "customer_since": customer.customer_since.isoformat()
+            if customer.customer_since
+            else None,
+            "created_at": customer.created_at.isoformat(),
+            "erased_at": customer.erased_at.isoformat() if customer.erased_at else None,
+            "preferences": {name: preference_data(customer, name) for name in RECORDABLE},
+            "survey_trust": customer.survey_trust,
+            "survey_trust_at": customer.survey_trust_at.isoformat()
+            if customer.survey_trust_at
+            else None,
+            "return_behaviour": customer.return_behaviour,
+        },
+        "phones": [
+            {"number": phone.number, "label": phone.label} for phone in customer.phones.all()
+        ],
+        "notes": [note_data(note) for note in notes],
+        "calls": [
+            {
+                "call_id": call.telephony_call_id,
+                "from": call.from_e164 or call.from_number,
+                "queue": call.queue.slug if call.queue else None,
+                "state": call.state,
+                "agent": call.agent.display_name if call.agent else None,
+                "identity_verified": call.identity_verified,
+                "created_at": call.created_at.isoformat(),
+                "connected_at": call.connected_at.isoformat() if call.connected_at else None,
+                "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+            }
+            for call in calls
+        ],
+        "context_accesses": access_log(customer.id),
+    }
+
+
+@transaction.atomic
+def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
+    """Remove the customer's personal data, keep the anonymous rows that queue figures count.
+
+    Gone: name, email, external id, phone numbers, notes' text and context, preferences, trust
+    answers, and the caller's number on their calls and call events. Kept: the customer row
+    (anonymous), its calls (queue, agent, state, times) and the access log. Afterwards their
+    number belongs to nobody, so a call from it is a new caller.
+    """
+    customer = Customer.objects.select_for_update().get(id=customer.id)
+    numbers = list(customer.phones.values_list("number", flat=True))
+    still_held = set(
+        PhoneNumber.objects.filter(number__in=numbers)
+        .exclude(customer=customer)
+        .values_list("number", flat=True)
+    )
+    no_longer_held = [number for number in numbers if number not in still_held]
+
+    customer.phones.all().delete()
+    CallNote.objects.filter(customer=customer).update(
+        text="", occasion="", intent="", shopping_for="", sizes=""
+    )
+    customer.name = ERASED_NAME
+    customer.email = ""
+    customer.external_id = None
+    customer.customer_since = None
+    for name in RECORDABLE:
+        unknown = Consent.CLOSED if name == "consent" else "unknown"
+        setattr(customer, name, unknown)
+        setattr(customer, f"{name}_source", Provenance.UNKNOWN)
+        setattr(customer, f"{name}_set_by", None)
+        setattr(customer, f"{name}_set_at", None)
+    customer.survey_trust = SurveyTrust.UNKNOWN
+    customer.survey_trust_at = None
+    customer.return_behaviour = ReturnBehaviour.UNKNOWN
+    customer.erased_at = timezone.now()
+    customer.save()
+
+    Call.candidates.through.objects.filter(customer_id=customer.id).delete()
+    their_calls = Call.objects.filter(customer=customer)
+    if no_longer_held:
+        their_calls = their_calls | Call.objects.filter(
+            customer__isnull=True, from_e164__in=no_longer_held
+        )
+    call_ids = list(their_calls.values_list("id", flat=True))
+    Call.objects.filter(id__in=call_ids).update(from_number="", from_e164="")
+    if call_ids:
+        # The events keep what routing needs; the caller's number and free metadata go.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {CallEvent._meta.db_table} SET payload = payload - 'from' - 'metadata' "
+                "WHERE call_id = ANY(%s)",
+                [call_ids],
+            )
+    logger.info("customer %s erased by %s", customer.id, erased_by.get_username())
+    return customer

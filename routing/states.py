@@ -1,0 +1,129 @@
+"""The three state machines of routing, in one place: a call's life, an offer's, an agent's status.
+
+Each lists its states and the moves allowed between them; an illegal move raises IllegalMove
+rather than overwriting the state.
+
+A call:   ringing -> queued -> offered -> connected <-> held -> wrap_up -> ended
+          A caller who hangs up before anyone answers is `abandoned`; `transferred` is a connected
+          call handed to another agent. `ended` and `abandoned` are final.
+An offer: offered -> accepted | declined | timed_out | withdrawn, each final.
+An agent: offline, available and break at will (their own choice, or a supervisor's);
+          busy when a call is theirs; wrap-up only after a call, never from anything but busy.
+"""
+
+from django.db import models
+
+
+class IllegalMove(Exception):
+    def __init__(self, kind: str, current: str, target: str) -> None:
+        super().__init__(f"{kind} cannot move from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+def _check(kind: str, moves: dict[str, frozenset[str]], current: str, target: str) -> None:
+    if target not in moves[current]:
+        raise IllegalMove(kind, current, target)
+
+
+# --- a call ---------------------------------------------------------------------------------
+
+
+class CallState(models.TextChoices):
+    RINGING = "ringing", "Ringing"
+    QUEUED = "queued", "Queued"
+    OFFERED = "offered", "Offered to an agent"
+    CONNECTED = "connected", "Connected"
+    HELD = "held", "On hold"
+    TRANSFERRED = "transferred", "Transferred"
+    WRAP_UP = "wrap_up", "Wrap-up"
+    ENDED = "ended", "Ended"
+    ABANDONED = "abandoned", "Abandoned"
+
+
+C = CallState
+
+CALL_MOVES: dict[str, frozenset[str]] = {
+    C.RINGING: frozenset({C.QUEUED, C.OFFERED, C.CONNECTED, C.TRANSFERRED, C.ENDED, C.ABANDONED}),
+    C.QUEUED: frozenset({C.OFFERED, C.CONNECTED, C.TRANSFERRED, C.ENDED, C.ABANDONED}),
+    # An offer declined or timed out puts the call back in the queue.
+    C.OFFERED: frozenset({C.QUEUED, C.CONNECTED, C.TRANSFERRED, C.ENDED, C.ABANDONED}),
+    C.CONNECTED: frozenset({C.HELD, C.TRANSFERRED, C.WRAP_UP, C.ENDED}),
+    C.HELD: frozenset({C.CONNECTED, C.TRANSFERRED, C.WRAP_UP, C.ENDED}),
+    C.TRANSFERRED: frozenset({C.CONNECTED, C.HELD, C.WRAP_UP, C.ENDED}),
+    C.WRAP_UP: frozenset({C.ENDED}),
+    C.ENDED: frozenset(),
+    C.ABANDONED: frozenset(),
+}
+
+WAITING_STATES = frozenset({C.RINGING, C.QUEUED, C.OFFERED})
+TALKING_STATES = frozenset({C.CONNECTED, C.HELD, C.TRANSFERRED})
+FINAL_STATES = frozenset({C.ENDED, C.ABANDONED})
+
+
+def can_move_call(current: str, target: str) -> bool:
+    return target in CALL_MOVES[current]
+
+
+def check_call_move(current: str, target: str) -> None:
+    _check("a call", CALL_MOVES, current, target)
+
+
+# --- an offer -------------------------------------------------------------------------------
+
+
+class OfferState(models.TextChoices):
+    OFFERED = "offered", "Offered"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    TIMED_OUT = "timed_out", "Timed out"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+OFFER_MOVES: dict[str, frozenset[str]] = {
+    OfferState.OFFERED: frozenset(
+        {OfferState.ACCEPTED, OfferState.DECLINED, OfferState.TIMED_OUT, OfferState.WITHDRAWN}
+    ),
+    OfferState.ACCEPTED: frozenset(),
+    OfferState.DECLINED: frozenset(),
+    OfferState.TIMED_OUT: frozenset(),
+    OfferState.WITHDRAWN: frozenset(),
+}
+
+# The agent did not take the call: it is not offered to them again.
+REFUSED_OFFER_STATES = frozenset({OfferState.DECLINED, OfferState.TIMED_OUT})
+
+
+def check_offer_move(current: str, target: str) -> None:
+    _check("an offer", OFFER_MOVES, current, target)
+
+
+# --- an agent -------------------------------------------------------------------------------
+
+
+class AgentStatus(models.TextChoices):
+    OFFLINE = "offline", "Offline"
+    AVAILABLE = "available", "Available"
+    BUSY = "busy", "On a call"
+    WRAP_UP = "wrap_up", "Wrap-up"
+    BREAK = "break", "On break"
+
+
+A = AgentStatus
+
+# What a person (the agent, or a supervisor for them) may choose; busy and wrap-up follow calls.
+SELF_SERVICE_STATUSES = frozenset({A.AVAILABLE, A.BREAK, A.OFFLINE})
+
+AGENT_MOVES: dict[str, frozenset[str]] = {
+    # The telephony system may connect an agent to a caller whatever Rapport thought they were
+    # doing: busy is reachable from every status.
+    A.OFFLINE: frozenset({A.AVAILABLE, A.BREAK, A.BUSY}),
+    A.AVAILABLE: frozenset({A.OFFLINE, A.BREAK, A.BUSY}),
+    A.BREAK: frozenset({A.OFFLINE, A.AVAILABLE, A.BUSY}),
+    A.BUSY: frozenset({A.WRAP_UP, A.AVAILABLE, A.BREAK, A.OFFLINE}),
+    A.WRAP_UP: frozenset({A.AVAILABLE, A.BREAK, A.OFFLINE, A.BUSY}),
+}
+
+
+def check_agent_move(current: str, target: str) -> None:
+    _check("an agent", AGENT_MOVES, current, target)

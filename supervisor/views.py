@@ -1,0 +1,18 @@
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from routing import roles
+from supervisor import selectors
+
+
+@login_required
+@ensure_csrf_cookie
+def dashboard(request: HttpRequest) -> HttpResponse:
+    if not roles.is_supervisor(request.user):
+        raise PermissionDenied("The dashboard is for supervisors.")
+    figures = {"type": "snapshot", **selectors.dashboard(timezone.now())}
+    return render(request, "supervisor/dashboard.html", {"figures": figures})

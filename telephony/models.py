@@ -1,0 +1,45 @@
+from django.db import models
+from django.db.models.functions import Now
+
+from routing.models import Call, RoutingDecision
+
+
+class CallEventType(models.TextChoices):
+    RINGING = "call.ringing"
+    ANSWERED = "call.answered"
+    HELD = "call.held"
+    RESUMED = "call.resumed"
+    TRANSFERRED = "call.transferred"
+    ENDED = "call.ended"
+
+
+class CallEvent(models.Model):
+    """Every accepted telephony event, exactly once per webhook id."""
+
+    webhook_id = models.CharField(max_length=255, unique=True)
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=CallEventType.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(db_default=Now())
+    payload = models.JSONField(default=dict)
+    applied = models.BooleanField(default=True)
+    outcome = models.CharField(max_length=200, blank=True, help_text="Why it was not applied.")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+
+
+class ConnectAttempt(models.Model):
+    """One push of a `call.connect` instruction to the telephony system."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="connect_attempts")
+    decision = models.ForeignKey(
+        RoutingDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attempt = models.PositiveSmallIntegerField()
+    sent_at = models.DateTimeField(db_default=Now())
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["sent_at", "id"]

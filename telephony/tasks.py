@@ -1,0 +1,67 @@
+"""Celery tasks of the telephony integration (registered through CELERY_IMPORTS)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+from celery import shared_task
+from django.conf import settings
+
+from routing.models import Call, RoutingDecision
+from routing.states import FINAL_STATES
+from telephony.models import ConnectAttempt
+from telephony.signing import sign
+
+logger = logging.getLogger(__name__)
+
+PUSH_CALL_CONNECT = "telephony.push_call_connect"
+
+
+def connect_backoff_seconds(attempt: int) -> float:
+    base = settings.TELEPHONY_CONNECT_RETRY_SECONDS
+    return min(base * 2 ** (attempt - 1), settings.TELEPHONY_CONNECT_RETRY_MAX_SECONDS)
+
+
+@shared_task(name=PUSH_CALL_CONNECT, bind=True, max_retries=None, ignore_result=True)
+def push_call_connect(self, call_pk: int, decision_pk: int | None) -> None:
+    """POST the signed `call.connect` instruction until a 2xx, or until the call ends."""
+    url = settings.TELEPHONY_CONTROL_URL
+    call = Call.objects.select_related("agent").filter(pk=call_pk).first()
+    if not url or call is None or call.state in FINAL_STATES:
+        return
+    decision = None
+    if decision_pk is not None:
+        decision = (
+            RoutingDecision.objects.select_related("agent")
+            .filter(pk=decision_pk, call=call)
+            .first()
+        )
+    agent = decision.agent if decision is not None else call.agent
+    if agent is None:
+        return
+    attempt = ConnectAttempt.objects.filter(call=call, decision=decision).count() + 1
+    body = json.dumps(
+        {
+            "type": "call.connect",
+            "call_id": call.telephony_call_id,
+            "agent": agent.telephony_identity,
+            "decision_id": decision_pk,
+        }
+    )
+    headers = {"content-type": "application/json", **sign(body=body)}
+    status_code, error = None, ""
+    try:
+        response = httpx.post(
+            url, content=body, headers=headers, timeout=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS
+        )
+        status_code = response.status_code
+    except httpx.HTTPError as failed:
+        error = f"{type(failed).__name__}: {failed}"[:300]
+    ConnectAttempt.objects.create(
+        call=call, decision=decision, attempt=attempt, status_code=status_code, error=error
+    )
+    if status_code is not None and 200 <= status_code < 300:
+        return
+    raise self.retry(countdown=connect_backoff_seconds(attempt))
