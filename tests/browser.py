@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +26,10 @@ from typing import Any
 
 import httpx
 import pytest
+from django.db import connection
 from standardwebhooks import Webhook
 
-from routing.telephony_signing import signature_headers
+from telephony.signing import signature_headers
 from tests.routing_helpers import database_url_for_workers
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -116,9 +118,10 @@ class RapportServers:
         )
 
 
-@pytest.fixture(scope="module")
-def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServers]:
-    """uvicorn serving rapport.asgi and `celery worker -B`, both on the test database."""
+@contextlib.contextmanager
+def served(*, with_worker: bool) -> Iterator[RapportServers]:
+    """uvicorn serving rapport.asgi, and with `with_worker` a `celery worker -B`, on the test
+    database (call with the database unblocked)."""
     if not CHROMIUM.exists():
         pytest.skip("headless Chromium (/usr/bin/chromium) is not installed")
     workdir = Path(tempfile.mkdtemp(prefix="rapport-browser-"))
@@ -134,7 +137,6 @@ def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServe
         "CELERY_QUEUE": f"browser-{port}",
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    logs = {"web": workdir / "web.log", "worker": workdir / "worker.log"}
     commands = {
         "web": [
             sys.executable,
@@ -142,35 +144,50 @@ def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServe
             *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"),
             "--no-access-log",
         ],
-        "worker": [
+    }
+    if with_worker:
+        commands["worker"] = [
             sys.executable,
             *("-m", "celery", "-A", "rapport", "worker", "-B"),
             *("--pool", "threads", "--concurrency", "4", "--loglevel", "INFO"),
             *("--schedule", str(workdir / "celerybeat-schedule")),
             *("--hostname", f"browser-{port}@%h", "--without-mingle", "--without-gossip"),
-        ],
-    }
-    processes: list[subprocess.Popen] = []
+        ]
+    logs = {name: workdir / f"{name}.log" for name in commands}
+    processes: dict[str, subprocess.Popen] = {}
     try:
         for name, command in commands.items():
-            processes.append(
-                subprocess.Popen(
-                    command,
-                    cwd=REPO,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=logs[name].open("w"),
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            processes[name] = subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logs[name].open("w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         base_url = f"http://127.0.0.1:{port}"
-        wait_for_http(base_url + "/accounts/login/", processes[0], logs["web"])
-        _wait_for_worker(logs["worker"], processes[1])
+        wait_for_http(base_url + "/accounts/login/", processes["web"], logs["web"])
+        if with_worker:
+            _wait_for_worker(logs["worker"], processes["worker"])
         yield RapportServers(base_url=base_url, logs=logs)
     finally:
-        for process in processes:
+        for process in processes.values():
             stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[RapportServers]:
+    """The web server and a Celery worker with beat: the whole system, as agents meet it."""
+    with django_db_blocker.unblock(), served(with_worker=True) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def web_server(django_db_setup, django_db_blocker) -> Iterator[RapportServers]:
+    """The web server alone: a test that makes the changes itself, with no router acting."""
+    with django_db_blocker.unblock(), served(with_worker=False) as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +249,57 @@ def open_console(chromium, rapport_servers) -> Iterator[Callable[..., Any]]:
     for context in contexts:
         context.close()
     assert page_errors == [], page_errors
+
+
+def in_a_thread(work: Callable[[], Any]) -> Any:
+    """Run ORM work (and its on-commit socket messages) away from Playwright's event loop."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as error:  # re-raised in the test's thread
+            result["error"] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout=30)
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def open_dashboard(
+    browser: Any, base_url: str, username: str, password: str, *, width: int = 1440
+) -> tuple[Any, Any, list[str]]:
+    """Log in through the form and open /supervisor/. Returns (context, page, page errors)."""
+    context = browser.new_context(viewport={"width": width, "height": 1000})
+    context.set_default_timeout(8000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.on(
+        "response",
+        lambda response: (
+            errors.append(f"{response.status} {response.url}")
+            if response.status >= 400 and not response.url.endswith("/favicon.ico")
+            else None
+        ),
+    )
+    page.goto(base_url + "/accounts/login/?next=/supervisor/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/supervisor/")
+    page.wait_for_selector('[data-link-state="live"]')
+    return context, page, errors

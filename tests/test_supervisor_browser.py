@@ -13,11 +13,11 @@ from playwright.sync_api import expect
 from customers.models import Customer
 from routing.broadcast import notify_supervisors
 from routing.models import Agent, AgentStatusChange, Call, Queue
-from tests.browser import chromium  # noqa: F401  (fixture)
-from tests.supervisor_browser_helpers import (
+from tests.browser import (  # noqa: F401  (fixtures)
+    chromium,
     in_a_thread,
     open_dashboard,
-    served_app,  # noqa: F401  (fixture)
+    web_server,
 )
 
 pytestmark = [
@@ -55,11 +55,11 @@ def text(page, selector: str) -> str:
 
 
 def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
-    served_app,  # noqa: F811
+    web_server,  # noqa: F811
     chromium,  # noqa: F811
     team,
 ):
-    context, page, errors = open_dashboard(chromium, served_app, "morgan", "pw-morgan-9")
+    context, page, errors = open_dashboard(chromium, web_server.base_url, "morgan", "pw-morgan-9")
     card = page.locator('[data-queue="loyalty"]')
     assert text(page, "[data-total=waiting]") == "0"
     assert card.locator("[data-count=available]").text_content() == "1"
@@ -129,16 +129,16 @@ def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
 
 
 def test_an_agent_is_turned_away_from_the_dashboard(
-    served_app,  # noqa: F811
+    web_server,  # noqa: F811
     chromium,  # noqa: F811
     team,
 ):
     context = chromium.new_context()
     page = context.new_page()
-    page.goto(served_app + "/accounts/login/?next=/supervisor/")
+    page.goto(web_server.base_url + "/accounts/login/?next=/supervisor/")
     page.fill("input[name=username]", "dana")
     page.fill("input[name=password]", "pw-dana")
-    with page.expect_response(lambda r: r.url == served_app + "/supervisor/") as response:
+    with page.expect_response(lambda r: r.url == web_server.base_url + "/supervisor/") as response:
         page.click("button[type=submit]")
     assert response.value.status == 403
     context.close()
@@ -148,7 +148,7 @@ def test_an_agent_is_turned_away_from_the_dashboard(
     not os.environ.get("RAPPORT_SCREENSHOTS"), reason="set RAPPORT_SCREENSHOTS=1 to refresh"
 )
 def test_screenshot_of_a_busy_afternoon(
-    served_app,  # noqa: F811
+    web_server,  # noqa: F811
     chromium,  # noqa: F811
     team,
 ):
@@ -261,7 +261,7 @@ def test_screenshot_of_a_busy_afternoon(
         )
 
     context, page, errors = open_dashboard(
-        chromium, served_app, "morgan", "pw-morgan-9", width=1600
+        chromium, web_server.base_url, "morgan", "pw-morgan-9", width=1600
     )
     page.wait_for_timeout(1200)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
