@@ -139,6 +139,20 @@ def test_status_changes_are_refused_with_the_field_named(make_agent):
     assert others.status_code == 403
 
 
+def test_an_agent_on_a_call_is_told_not_now_and_cannot_set_themselves_free(make_agent):
+    dana = make_agent("dana", status="busy")
+
+    response = client_for(dana.user).patch(
+        f"/api/agents/{dana.id}/", {"status": "available"}, format="json"
+    )
+
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "You are on a call; your status changes when it ends.",
+        "errors": {"status": ["You are on a call; your status changes when it ends."]},
+    }
+
+
 def test_a_supervisor_takes_an_agent_off_break(make_agent, supervisor):
     dana = make_agent("dana", status="break")
 

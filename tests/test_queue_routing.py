@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers.models import ContextAccess
-from routing import router, services
+from routing import messages, router, services
 from routing.models import Agent, AgentStatus, Call, Offer, OfferState, RoutingDecision
 from routing.states import CallState
 from tests.routing_helpers import (
@@ -153,6 +153,28 @@ def test_an_agent_task_delivered_twice_offers_once(make_agent, queue):
     router.offer_next_call(dana.id)
 
     assert Offer.objects.filter(agent=dana).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("lookback_days", "last_agent"), [(180, None), (365, "sam")])
+def test_the_card_names_the_last_agent_the_router_used(
+    make_agent, make_customer, queue, lookback_days, last_agent
+):
+    queue.last_agent_lookback_days = lookback_days
+    queue.save()
+    dana = make_agent("dana", status="available")
+    sam = make_agent("sam", status="break")
+    maya = make_customer("Maya Chen", consent="open")
+    past_call(customer=maya, agent=sam, queue=queue, days_ago=200)
+    call = arrive(queue=queue, customer=maya, publish=False)
+
+    router.route_call(call.id)
+
+    call.refresh_from_db()
+    card = messages.caller_for_call(call)["customer"]["last_agent"]
+    assert (call.last_agent.user.username if call.last_agent else None) == last_agent
+    assert (card["id"] if card else None) == (sam.id if last_agent else None)
+    assert call.offers.get().agent == dana
 
 
 @pytest.mark.django_db

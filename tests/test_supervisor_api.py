@@ -276,3 +276,32 @@ def test_only_a_waiting_call_can_be_moved(as_supervisor, queue, make_agent):
     assert "queue" in unknown_queue.json()["errors"]
     assert unknown_call.status_code == 404
     assert not RoutingDecision.objects.exists()
+
+
+def test_both_status_endpoints_follow_one_rule_for_a_stuck_agent(as_supervisor, make_agent):
+    stuck = make_agent("dana", status="busy")  # busy, yet no call: a lost hang-up
+    talking = make_agent("sam", status="busy")
+    Call.objects.create(telephony_call_id="CA-talk", agent=talking, state="connected")
+
+    released = as_supervisor.patch(
+        f"/api/agents/{stuck.id}/", {"status": "available"}, format="json"
+    )
+    refused = as_supervisor.patch(f"/api/agents/{talking.id}/", {"status": "break"}, format="json")
+
+    assert released.status_code == 200, released.content
+    assert released.json()["status"] == "available"
+    assert AgentStatusChange.objects.get(agent=stuck).reason == "set_by_supervisor"
+    assert refused.status_code == 409
+    assert refused.json()["errors"] == {
+        "status": ["This agent is talking to a caller; their status follows the call."]
+    }
+
+
+def test_staff_without_the_supervisor_group_are_shown_the_dashboard_link(client, make_agent):
+    dana = make_agent("dana")
+    User.objects.filter(id=dana.user_id).update(is_staff=True)
+    client.force_login(dana.user)
+
+    page = client.get("/").content.decode()
+
+    assert 'href="/supervisor/"' in page
