@@ -23,12 +23,9 @@ def _decline(agent_id: int, message: dict[str, Any]) -> None:
 
 @database_sync_to_async
 def _set_status(agent_id: int, message: dict[str, Any], user: Any) -> None:
-    status = message.get("status")
-    if not isinstance(status, str):
-        raise routing_services.RoutingRefused(
-            "status must be available, break or offline.", field="status"
-        )
-    routing_services.change_status(agent_id=agent_id, status=status, changed_by=user)
+    routing_services.change_status(
+        agent_id=agent_id, status=message.get("status"), changed_by=user
+    )
 
 
 @database_sync_to_async

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
@@ -22,8 +21,7 @@ from customers.models import AccessReason, Channel, Consent, Customer, Pace, Pro
 from customers.phone_numbers import normalise_phone_number
 from privacy import services as privacy_services
 from privacy.selectors import call_access_reason
-from routing import roles
-from routing import selectors as routing_selectors
+from routing import messages, roles
 from routing.models import Call
 
 REASON_PARAMETER = OpenApiParameter(
@@ -69,11 +67,7 @@ def _read_customer(request: Request, customer_id: int) -> Customer:
 
 
 def _record(customer: Customer) -> dict[str, Any]:
-    last_agent = None
-    if not selectors.history_hidden(customer):
-        last_agent = routing_selectors.last_agent(
-            customer_id=customer.id, queue_id=None, now=timezone.now()
-        )
+    last_agent = messages.last_agent_shown(customer, queue_id=None)
     return selectors.customer_record(customer, last_agent=last_agent)
 
 

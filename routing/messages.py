@@ -46,18 +46,23 @@ def caller_context(
     if len(customer_ids) == 1:
         customer = customers_with_recorders().filter(id=customer_ids[0]).first()
         if customer is not None:
-            last_agent = None
-            if not history_hidden(customer):
-                last_agent = selectors.last_agent(
-                    customer_id=customer.id, queue_id=queue_id, now=timezone.now()
-                )
             caller.update(
                 kind="known",
                 customer=customer_context(
-                    customer, identity_verified=identity_verified, last_agent=last_agent
+                    customer,
+                    identity_verified=identity_verified,
+                    last_agent=last_agent_shown(customer, queue_id=queue_id),
                 ),
             )
     return caller
+
+
+def last_agent_shown(customer: Customer, *, queue_id: int | None) -> dict[str, Any] | None:
+    """The customer's last agent as a person is shown it: none, and no query, when consent hides
+    their history."""
+    if history_hidden(customer):
+        return None
+    return selectors.last_agent(customer_id=customer.id, queue_id=queue_id, now=timezone.now())
 
 
 def customer_ids_on_card(call: Call) -> list[int]:

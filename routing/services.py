@@ -336,7 +336,7 @@ def set_status(
 
 
 @transaction.atomic
-def change_status(*, agent_id: int, status: str, changed_by: Any = None, reason: str = "") -> Agent:
+def change_status(*, agent_id: int, status: Any, changed_by: Any = None, reason: str = "") -> Agent:
     """An agent chooses available, break or offline, or a supervisor chooses it for them
     (`changed_by` is someone else; the API checks they may).
 
@@ -345,16 +345,12 @@ def change_status(*, agent_id: int, status: str, changed_by: Any = None, reason:
     call keeps it until the call ends, except that a supervisor may release an agent shown busy
     with no live call (a lost hang-up, a closed browser).
     """
-    if status not in SELF_SERVICE_STATUSES:
+    if not isinstance(status, str) or status not in SELF_SERVICE_STATUSES:
         raise RoutingRefused(
             "Only available, break or offline can be chosen; busy and wrap_up follow calls.",
             field="status",
             kind="invalid",
         )
-    user_id = Agent.objects.filter(id=agent_id).values_list("user_id", flat=True).first()
-    if user_id is None:
-        raise RoutingRefused("No such agent.", field="agent", kind="not_found")
-    on_behalf = changed_by is not None and changed_by.pk != user_id
     open_offer = selectors.open_offers().filter(agent_id=agent_id).first()
     if open_offer is not None and status != AgentStatus.AVAILABLE:
         call = (
@@ -368,7 +364,10 @@ def change_status(*, agent_id: int, status: str, changed_by: Any = None, reason:
             offer.call = call
             _offer_refused(offer=offer, call=call, outcome=OfferState.DECLINED, now=timezone.now())
     else:
-        agent = Agent.objects.select_for_update().get(id=agent_id)
+        agent = Agent.objects.select_for_update().filter(id=agent_id).first()
+        if agent is None:
+            raise RoutingRefused("No such agent.", field="agent", kind="not_found")
+    on_behalf = changed_by is not None and changed_by.pk != agent.user_id
     if agent.status == AgentStatus.BUSY:
         if not on_behalf:
             raise RoutingRefused(
