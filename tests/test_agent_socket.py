@@ -10,7 +10,8 @@ from django.contrib.auth.models import User
 from customers.models import ContextAccess
 from rapport.asgi import application
 from routing import router
-from routing.models import Agent, AgentStatus, Offer, OfferState
+from routing.models import Agent, Offer
+from routing.states import AgentStatus, OfferState
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive
 from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 

@@ -5,7 +5,8 @@ from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
 from routing import router
-from routing.models import Agent, AgentStatus, AgentStatusChange, Offer, OfferState, Queue
+from routing.models import Agent, AgentStatusChange, Offer, Queue
+from routing.states import AgentStatus, OfferState
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, past_call
 
 pytestmark = pytest.mark.django_db

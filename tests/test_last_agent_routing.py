@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from routing import services
-from routing.models import Agent, AgentStatus, AgentStatusChange, Call, Offer, OfferState
+from routing.models import Agent, AgentStatusChange, Call, Offer
+from routing.states import AgentStatus, OfferState
 from tests.routing_helpers import (
     FAST_PASSWORD_HASHERS,
     answer,

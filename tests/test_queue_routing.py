@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from customers.models import ContextAccess
 from routing import messages, router, services
-from routing.models import Agent, AgentStatus, Call, Offer, OfferState, RoutingDecision
-from routing.states import CallState
+from routing.models import Agent, Call, Offer, RoutingDecision
+from routing.states import AgentStatus, CallState, OfferState
 from tests.routing_helpers import (
     FAST_PASSWORD_HASHERS,
     arrive,

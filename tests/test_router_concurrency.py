@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 
 from routing import services
-from routing.models import Agent, AgentStatus, Call, Offer, OfferState
-from routing.states import CallState
+from routing.models import Agent, Call, Offer
+from routing.states import AgentStatus, CallState, OfferState
 from tests.routing_helpers import (
     FAST_PASSWORD_HASHERS,
     answer,

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from routing.models import Call, Offer, OfferState
-from routing.states import CallState
+from routing.models import Call, Offer
+from routing.states import CallState, OfferState
 from tests.routing_helpers import (
     FAST_PASSWORD_HASHERS,
     calls_arriving_at_once,

@@ -8,15 +8,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from routing.models import (
-    AgentStatusChange,
-    Call,
-    DecisionReason,
-    Offer,
-    OfferState,
-    Queue,
-    RoutingDecision,
-)
+from routing.models import AgentStatusChange, Call, DecisionReason, Offer, Queue, RoutingDecision
+from routing.states import OfferState
 from tests.routing_helpers import tasks_published
 
 pytestmark = pytest.mark.django_db

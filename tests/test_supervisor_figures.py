@@ -6,15 +6,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from routing.models import (
-    Agent,
-    Call,
-    DecisionReason,
-    Offer,
-    OfferState,
-    Queue,
-    RoutingDecision,
-)
+from routing.models import Agent, Call, DecisionReason, Offer, Queue, RoutingDecision
+from routing.states import OfferState
 from supervisor import selectors as stats_selectors
 
 pytestmark = pytest.mark.django_db
