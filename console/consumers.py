@@ -23,9 +23,7 @@ def _decline(agent_id: int, message: dict[str, Any]) -> None:
 
 @database_sync_to_async
 def _set_status(agent_id: int, message: dict[str, Any], user: Any) -> None:
-    routing_services.change_status(
-        agent_id=agent_id, status=message.get("status"), changed_by=user
-    )
+    routing_services.change_status(agent_id=agent_id, status=message.get("status"), changed_by=user)
 
 
 @database_sync_to_async

@@ -1,7 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from routing import roles
 from routing.models import Agent
@@ -10,10 +10,11 @@ from routing.models import Agent
 @login_required
 def console(request: HttpRequest) -> HttpResponse:
     agent = Agent.objects.filter(user=request.user).prefetch_related("queues").first()
-    context: dict = {
-        "agent": agent,
-        "is_supervisor": roles.is_supervisor(request.user),
-    }
+    is_supervisor = roles.is_supervisor(request.user)
+    if agent is None and is_supervisor:
+        # "/" is where every login lands; a supervisor's work is the dashboard.
+        return redirect("supervisor")
+    context: dict = {"agent": agent, "is_supervisor": is_supervisor}
     if agent is not None:
         # Read by static/console/console.js: the page carries no inline script (CSP).
         context["console_config"] = {

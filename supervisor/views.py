@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from routing import roles
+from routing import selectors as routing_selectors
 from supervisor import selectors
 
 
@@ -15,4 +16,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if not roles.is_supervisor(request.user):
         raise PermissionDenied("The dashboard is for supervisors.")
     figures = {"type": "snapshot", **selectors.dashboard(timezone.now())}
-    return render(request, "supervisor/dashboard.html", {"figures": figures})
+    context = {
+        "figures": figures,
+        "has_console": routing_selectors.agent_id_for_user(request.user) is not None,
+    }
+    return render(request, "supervisor/dashboard.html", context)

@@ -105,14 +105,32 @@ def test_it_tells_a_login_without_an_agent_profile_what_is_wrong(client):
     assert "console-config" not in html
 
 
-def test_a_supervisor_without_an_agent_profile_is_pointed_to_the_dashboard(client):
-    user = User.objects.create_user(username="morgan", password="pw")
-    user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
-    client.force_login(user)
+@pytest.mark.parametrize("role", ["supervisor", "staff"])
+def test_a_supervisor_or_staff_without_an_agent_profile_lands_on_the_dashboard(client, role):
+    user = User.objects.create_user(username="morgan", password="pw", is_staff=role == "staff")
+    if role == "supervisor":
+        user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
 
-    html = client.get("/").content.decode()
+    response = client.post(
+        "/accounts/login/", {"username": "morgan", "password": "pw"}, follow=True
+    )
 
-    assert 'href="/supervisor/"' in html
+    assert response.redirect_chain[-1][0] == "/supervisor/"
+    assert response.status_code == 200
+    assert "My console" not in response.content.decode()
+
+
+def test_a_supervisor_who_is_also_an_agent_sees_links_both_ways(client, make_agent):
+    dana = make_agent("dana")
+    dana.user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
+    client.force_login(dana.user)
+
+    console = client.get("/")
+    dashboard = client.get("/supervisor/")
+
+    assert console.status_code == 200
+    assert 'href="/supervisor/"' in console.content.decode()
+    assert 'href="/">My console</a>' in dashboard.content.decode()
 
 
 def test_logging_out_is_a_post_with_a_csrf_token(client, make_agent):
