@@ -6,18 +6,26 @@ PORT ?= 8000
 
 .PHONY: run test lint bench clean-data
 
-run: $(VENV)/.installed
-	$(PY) manage.py up --port $(PORT)
+run: $(VENV)/.installed-run
+	$(PY) manage.py up --port $(PORT) $(ARGS)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed-test
+	@scripts/ensure-chromium
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-test
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports
 
-$(VENV)/.installed: pyproject.toml
+# Running needs the project alone; the test tools (pytest, Playwright, ruff...) are the test extra.
+$(VENV)/.installed-run: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet ".[test]"

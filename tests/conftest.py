@@ -4,6 +4,8 @@ from django.contrib.auth.models import Group, User
 from customers.models import Customer, PhoneNumber
 from routing.models import Agent, Queue
 
+pytest_plugins = ["tests.browser_skips"]
+
 
 @pytest.fixture
 def queue(db) -> Queue:

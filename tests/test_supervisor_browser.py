@@ -1,6 +1,5 @@
 """A supervisor watches a caller arrive, wait and get answered, in headless Chromium."""
 
-import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -144,9 +143,7 @@ def test_an_agent_is_turned_away_from_the_dashboard(
     context.close()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("RAPPORT_SCREENSHOTS"), reason="set RAPPORT_SCREENSHOTS=1 to refresh"
-)
+@pytest.mark.screenshots
 def test_screenshot_of_a_busy_afternoon(
     web_server,  # noqa: F811
     chromium,  # noqa: F811
