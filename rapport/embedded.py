@@ -26,7 +26,7 @@ class EmbeddedServiceError(RuntimeError):
     pass
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -125,7 +125,7 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = self._running_server_port()
         if port is None:
-            port = _free_port()
+            port = free_port()
             self._port_file.write_text(str(port))
             self._process = subprocess.Popen(
                 [

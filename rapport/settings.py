@@ -4,11 +4,24 @@ When DATABASE_URL / REDIS_URL are unset, `manage.py up` and the test runner star
 PostgreSQL and Redis and export the URLs before Django loads; nothing starts here.
 """
 
+import os
+
 import environ
 
+from rapport.dev_services import SERVICE_VARIABLES, recorded_service_urls
 from rapport.settings_paths import BASE_DIR, RUNTIME_DIR
 
 env = environ.Env()
+
+# Where DATABASE_URL and REDIS_URL come from: the environment, else the embedded servers of a
+# running `manage.py up` (so commands in another terminal share its data), else the defaults.
+_RECORDED_SERVICE_URLS = recorded_service_urls(RUNTIME_DIR / "dev")
+SERVICE_URL_SOURCES = {
+    name: "environment"
+    if os.environ.get(name)
+    else ("make run" if name in _RECORDED_SERVICE_URLS else "default")
+    for name in SERVICE_VARIABLES
+}
 
 DEBUG = env.bool("DEBUG", default=False)
 # The development default starts "django-insecure-" so `check --deploy` flags it in production.
@@ -72,7 +85,12 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": env.db_url("DATABASE_URL", default="postgres://postgres@localhost:5432/rapport"),
+    "default": env.db_url(
+        "DATABASE_URL",
+        default=_RECORDED_SERVICE_URLS.get(
+            "DATABASE_URL", "postgres://postgres@localhost:5432/rapport"
+        ),
+    ),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -88,7 +106,9 @@ if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_URL = env.str(
+    "REDIS_URL", default=_RECORDED_SERVICE_URLS.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+)
 
 CACHES = {
     "default": {
@@ -228,8 +248,17 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # At INFO, Celery would log every task received and done and beat every sweep it sends
+        # (one line a second); Rapport logs each call event and routing decision itself.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
+    },
 }
+# Workers log through the configuration above (its card-number filter included), not Celery's.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)

@@ -6,6 +6,7 @@ locks in another order only ever uses SKIP LOCKED, so it never waits and cannot 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,8 @@ ROUTER_CALL_FIELDS = [
     "agent",
 ]
 SUPERVISOR_REASON = "set_by_supervisor"
+
+logger = logging.getLogger(__name__)
 
 
 class RoutingRefused(Exception):
@@ -100,6 +103,12 @@ def record_decision(
     if call.queued_at is not None:
         waited = max(0, int((now - call.queued_at).total_seconds() * 1000))
     took = None if started is None else int((time.monotonic() - started) * 1000)
+    logger.info(
+        "call %r: routed, %s%s",
+        call.telephony_call_id,
+        reason,
+        "" if agent_id is None else f", offered to agent {agent_id}",
+    )
     return RoutingDecision.objects.create(
         call=call,
         agent_id=agent_id,

@@ -75,7 +75,12 @@ def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
         if not _record_event(webhook_id=webhook_id, call=call, event=event, outcome=outcome):
             # A repeated delivery changes nothing, not even a call row it would have created.
             transaction.set_rollback(True)
+            logger.debug("call %r: %s delivered again", event.call_id, event.type)
             return EventReceipt(duplicate=True, call_state=call.state)
+        if target is not None:
+            logger.info("call %r: %s, now %s", event.call_id, event.type, target)
+        else:
+            logger.info("call %r: %s kept, not applied: %s", event.call_id, event.type, outcome)
         changed = _keep_details(call, event, moving=target is not None)
         if target is not None:
             changed |= _move(call, event, target)
