@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q
-
 from routing.models import Call, RoutingDecision
 from routing.states import OfferState
 
@@ -21,8 +19,9 @@ def call_instruction(*, telephony_call_id: str) -> dict[str, Any] | None:
         return None
     accepted = (
         RoutingDecision.objects.select_related("agent")
-        .filter(call=call, agent__isnull=False)
-        .filter(Q(offer__isnull=True) | Q(offer__state=OfferState.ACCEPTED))
+        # Only an accepted offer names whom to connect: the router also records decisions that
+        # name the last agent only to say they were unavailable or busy.
+        .filter(call=call, agent__isnull=False, offer__state=OfferState.ACCEPTED)
         .order_by("-decided_at", "-id")
         .first()
     )

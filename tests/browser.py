@@ -119,11 +119,11 @@ class RapportServers:
 
 
 @contextlib.contextmanager
-def served(*, with_worker: bool) -> Iterator[RapportServers]:
+def served(
+    *, with_worker: bool, extra_env: dict[str, str] | None = None
+) -> Iterator[RapportServers]:
     """uvicorn serving rapport.asgi, and with `with_worker` a `celery worker -B`, on the test
-    database (call with the database unblocked)."""
-    if not CHROMIUM.exists():
-        pytest.skip("headless Chromium (/usr/bin/chromium) is not installed")
+    database (call with the database unblocked); `extra_env` adds to their environment."""
     workdir = Path(tempfile.mkdtemp(prefix="rapport-browser-"))
     port = free_port()
     env = {
@@ -135,6 +135,7 @@ def served(*, with_worker: bool) -> Iterator[RapportServers]:
         "LOG_LEVEL": "WARNING",
         # A queue of their own: no other test's worker takes these servers' tasks.
         "CELERY_QUEUE": f"browser-{port}",
+        **(extra_env or {}),
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     commands = {
