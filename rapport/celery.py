@@ -1,7 +1,9 @@
 import os
 import warnings
+from logging.config import dictConfig
 
 from celery import Celery
+from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
 
@@ -13,3 +15,12 @@ if os.environ.get("RAPPORT_STARTED_BY_UP"):
 app = Celery("rapport")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def log_through_django_settings(**kwargs) -> None:
+    """Workers and beat log as the web server does (LOG_LEVEL, the card-number filter, Celery's
+    per-task lines off) instead of Celery's own root-logger setup."""
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)

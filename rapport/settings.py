@@ -255,10 +255,14 @@ LOGGING = {
         "celery.app.trace": {"level": "WARNING"},
         "celery.worker.strategy": {"level": "WARNING"},
         "celery.beat": {"level": "WARNING"},
+        # "<worker> ready.": what `up`'s reader and the test harness wait for, whatever LOG_LEVEL.
+        "celery.apps.worker": {"level": "INFO"},
+        # One line per login and per HTTP request made: the push task logs what went wrong.
+        "axes": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
     },
 }
-# Workers log through the configuration above (its card-number filter included), not Celery's.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Workers and beat log through this configuration too (rapport/celery.py).
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)

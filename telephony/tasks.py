@@ -63,5 +63,14 @@ def push_call_connect(self, call_pk: int, decision_pk: int | None) -> None:
         call=call, decision=decision, attempt=attempt, status_code=status_code, error=error
     )
     if status_code is not None and 200 <= status_code < 300:
+        logger.info("call %r: call.connect to %s delivered", call.telephony_call_id, agent)
         return
-    raise self.retry(countdown=connect_backoff_seconds(attempt))
+    countdown = connect_backoff_seconds(attempt)
+    logger.warning(
+        "call %r: call.connect not delivered (attempt %d: %s); again in %g s",
+        call.telephony_call_id,
+        attempt,
+        status_code or error,
+        countdown,
+    )
+    raise self.retry(countdown=countdown)

@@ -64,6 +64,8 @@ def test_it_starts_everything_with_demo_data_and_stops_every_process(tmp_path):
         assert "worker" in command_lines
         assert "beat" in command_lines
         assert "redis-server" in command_lines
+        assert "simulate" in command_lines, "the simulated phone line runs with demo data"
+        assert (tmp_path / "dev" / "services.json").exists(), "commands beside it find the servers"
         postgres_pid = int(
             (tmp_path / "dev" / "postgres" / "postmaster.pid").read_text().split()[0]
         )
@@ -73,6 +75,7 @@ def test_it_starts_everything_with_demo_data_and_stops_every_process(tmp_path):
         output = _stop(process)
 
     assert "Demo logins" in output and "dana" in output and "morgan" in output
+    assert not (tmp_path / "dev" / "services.json").exists()
     assert process.returncode == 0, output
     time.sleep(0.5)
     survivors = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

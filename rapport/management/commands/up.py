@@ -6,12 +6,16 @@ import secrets
 import shlex
 import subprocess
 import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from honcho.manager import Manager
 
-from rapport.embedded import embedded_services
+from rapport.dev_services import forget_service_urls, record_service_urls
+from rapport.embedded import embedded_services, free_port
 from rapport.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD
 
 
@@ -23,6 +27,94 @@ def _webhook_secret(state_dir) -> str:
         secret_file.write_text("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode())
         secret_file.chmod(0o600)
     return secret_file.read_text().strip()
+
+
+SIMULATED_CALLS_PER_MINUTE = 3.0
+SIMULATED_BOTS = ("sam", "alex")
+
+
+@dataclass(frozen=True)
+class SimulatedLine:
+    """`manage.py simulate` as a process of `up`: callers ring, the bots answer beside you."""
+
+    calls_per_minute: float
+    bots: list[str]
+    control_port: int | None
+    # Calls still owed a hang-up: the next start ends what a killed run left waiting.
+    journal: Path
+    more_arguments: list[str]
+
+    @property
+    def control_url(self) -> str:
+        return f"http://127.0.0.1:{self.control_port}/control/"
+
+    def command(self, *, python_path: str, rapport_url: str) -> list[str]:
+        return [
+            python_path,
+            "manage.py",
+            "simulate",
+            "--url",
+            rapport_url,
+            "--rate",
+            f"{self.calls_per_minute:g}",
+            "--bots",
+            ",".join(self.bots),
+            # With a real phone system's control URL configured, the simulator pulls instead.
+            *(
+                ["--control-host", "127.0.0.1", "--control-port", str(self.control_port)]
+                if self.control_port is not None
+                else []
+            ),
+            "--journal",
+            str(self.journal),
+            *self.more_arguments,
+        ]
+
+    def banner(self) -> list[str]:
+        bots = " and ".join(self.bots) or "no bots"
+        pace = (
+            f"a caller about every {60 / self.calls_per_minute:.0f} s"
+            if self.calls_per_minute > 0
+            else "no callers"
+        )
+        return [
+            f"  Simulated phone line: {pace}; {bots} answer too.",
+            "    (simulated calls are marked in their metadata; turn off: "
+            "make run ARGS=--no-simulate)",
+        ]
+
+
+class SimulatorFirstManager(Manager):
+    """honcho's manager, stopping the simulated phone line before the rest: its last hang-ups
+    must reach the webhook, or its calls would still be waiting at the next start.
+
+    Uses honcho's process table (`_processes`, `_procmgr`); honcho is pinned below 3.
+    """
+
+    FIRST = "phone-line"
+    GRACE_SECONDS = 8.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._first_asked_to_stop = False
+
+    def terminate(self) -> None:
+        first = self._processes.get(self.FIRST)
+        if (
+            not self._first_asked_to_stop
+            and first is not None
+            and first.get("pid") is not None
+            and "returncode" not in first
+        ):
+            self._first_asked_to_stop = True
+            self._system_print(f"stopping {self.FIRST} first\n")
+            self._procmgr.terminate(first["pid"])
+            # The loop calls terminate() again when it stops; this is the deadline for that.
+            timer = threading.Timer(self.GRACE_SECONDS, super().terminate)
+            timer.daemon = True
+            timer.start()
+            return
+        super().terminate()
 
 
 class Command(BaseCommand):
@@ -37,23 +129,67 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--no-demo", action="store_true", help="Do not load demo data.")
         parser.add_argument("--workers", type=int, default=2, help="Celery worker processes.")
+        parser.add_argument(
+            "--no-simulate",
+            action="store_true",
+            help="Do not start the simulated phone line (it runs by default with demo data).",
+        )
+        parser.add_argument(
+            "--simulate",
+            action="store_true",
+            help="Start the simulated phone line even without demo data.",
+        )
+        parser.add_argument(
+            "--simulate-calls-per-minute",
+            type=float,
+            default=SIMULATED_CALLS_PER_MINUTE,
+            help=f"Pace of the simulated callers (default {SIMULATED_CALLS_PER_MINUTE:g}).",
+        )
+        parser.add_argument(
+            "--simulate-args",
+            default="",
+            help="More options for the simulator, as one string (see manage.py simulate --help).",
+        )
+        parser.add_argument(
+            "--simulate-bots",
+            default=",".join(SIMULATED_BOTS),
+            help="Demo agents the simulator plays (comma-separated; empty for none).",
+        )
 
     def handle(self, *args, port, host, no_demo, workers, **options):
         state_dir = settings.RUNTIME_DIR / "dev"
+        simulate = not options["no_simulate"] and (options["simulate"] or not no_demo)
         with embedded_services(state_dir) as urls:
-            env = {**os.environ, **urls}
-            env.setdefault("TELEPHONY_WEBHOOK_SECRET", _webhook_secret(state_dir))
-            self._manage(env, "migrate", "--noinput", "-v", "0")
-            if not no_demo:
-                self._manage(env, "seed_demo", "--if-empty")
-            returncode = self._run_processes(
-                env,
-                host=host,
-                port=port,
-                workers=workers,
-                state_dir=state_dir,
-                show_demo=not no_demo,
-            )
+            # Commands in another terminal find these servers through the record (settings).
+            record_service_urls(state_dir, urls)
+            try:
+                env = {**os.environ, **urls, "RAPPORT_STARTED_BY_UP": "1"}
+                env.setdefault("TELEPHONY_WEBHOOK_SECRET", _webhook_secret(state_dir))
+                self._manage(env, "migrate", "--noinput", "-v", "0")
+                if not no_demo:
+                    self._manage(env, "seed_demo", "--if-empty")
+                simulator = None
+                if simulate:
+                    simulator = SimulatedLine(
+                        calls_per_minute=options["simulate_calls_per_minute"],
+                        bots=[b.strip() for b in options["simulate_bots"].split(",") if b.strip()],
+                        control_port=None if env.get("TELEPHONY_CONTROL_URL") else free_port(),
+                        journal=state_dir / "phone-line-calls.json",
+                        more_arguments=shlex.split(options["simulate_args"]),
+                    )
+                    if simulator.control_port is not None:
+                        env["TELEPHONY_CONTROL_URL"] = simulator.control_url
+                returncode = self._run_processes(
+                    env,
+                    host=host,
+                    port=port,
+                    workers=workers,
+                    state_dir=state_dir,
+                    show_demo=not no_demo,
+                    simulator=simulator,
+                )
+            finally:
+                forget_service_urls(state_dir)
         if returncode not in (0, None, 130, 143):
             raise CommandError(f"a process stopped with exit code {returncode}")
 
@@ -64,9 +200,12 @@ class Command(BaseCommand):
         if completed.returncode != 0:
             raise CommandError(f"manage.py {' '.join(arguments)} failed")
 
-    def _run_processes(self, env, *, host, port, workers, state_dir, show_demo) -> int | None:
+    def _run_processes(
+        self, env, *, host, port, workers, state_dir, show_demo, simulator
+    ) -> int | None:
         python = shlex.quote(sys.executable)
-        manager = Manager()
+        base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+        manager = SimulatorFirstManager()
         # The ASGI server runs each request's sync code in a fresh thread: a pool reuses
         # database connections across them.
         web_env = {**env, "DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "10")}
@@ -79,23 +218,30 @@ class Command(BaseCommand):
         )
         manager.add_process(
             "worker",
-            f"{python} -m celery -A rapport worker --loglevel INFO --concurrency {workers} "
+            f"{python} -m celery -A rapport --quiet worker --concurrency {workers} "
             f"--hostname rapport@%h",
             env=env,
             cwd=str(settings.BASE_DIR),
         )
         manager.add_process(
             "scheduler",
-            f"{python} -m celery -A rapport beat --loglevel INFO "
+            f"{python} -m celery -A rapport --quiet beat "
             f"--schedule {shlex.quote(str(state_dir / 'celerybeat-schedule'))}",
             env=env,
             cwd=str(settings.BASE_DIR),
         )
-        self._print_welcome(host, port, show_demo, env)
+        if simulator is not None:
+            manager.add_process(
+                "phone-line",
+                shlex.join(simulator.command(python_path=sys.executable, rapport_url=base_url)),
+                env=env,
+                cwd=str(settings.BASE_DIR),
+            )
+        self._print_welcome(host, port, show_demo, env, simulator)
         manager.loop()
         return manager.returncode
 
-    def _print_welcome(self, host, port, show_demo, env) -> None:
+    def _print_welcome(self, host, port, show_demo, env, simulator) -> None:
         lines = [
             "",
             f"  Rapport console:   http://{host}:{port}/",
@@ -106,6 +252,8 @@ class Command(BaseCommand):
         if show_demo:
             lines.append(f"  Demo logins (password '{DEMO_PASSWORD}'):")
             lines += [f"    {username:<10} {role}" for username, role in DEMO_LOGINS]
+        if simulator is not None:
+            lines += simulator.banner()
         lines += ["  Stop with Ctrl-C.", ""]
         self.stdout.write("\n".join(lines))
         self.stdout.flush()
