@@ -1,3 +1,4 @@
+import copy
 import os
 import warnings
 from logging.config import dictConfig
@@ -18,9 +19,18 @@ app.autodiscover_tasks()
 
 
 @setup_logging.connect
-def log_through_django_settings(**kwargs) -> None:
+def log_through_django_settings(logfile: str | None = None, **kwargs) -> None:
     """Workers and beat log as the web server does (LOG_LEVEL, the card-number filter, Celery's
-    per-task lines off) instead of Celery's own root-logger setup."""
+    per-task lines off) instead of Celery's own root-logger setup; `--logfile` still chooses
+    where the lines go. The level is LOG_LEVEL's, not `--loglevel`'s: one knob for every process.
+    """
     from django.conf import settings
 
-    dictConfig(settings.LOGGING)
+    config = copy.deepcopy(settings.LOGGING)
+    if logfile:
+        config["handlers"]["console"] = {
+            **config["handlers"]["console"],
+            "class": "logging.FileHandler",
+            "filename": logfile,
+        }
+    dictConfig(config)
