@@ -1,8 +1,8 @@
 """Payment card numbers never reach storage or logs: find them, keep only the last four digits.
 
-A card number here is 13 to 19 digits, optionally grouped with spaces or dashes, that
-passes the Luhn check. This module imports no models, so the logging configuration (which loads
-before the apps) and the telephony code can both use it.
+A card number here is 13 to 19 digits, optionally grouped with spaces, dashes, dots, slashes,
+underscores, tabs or line breaks, that passes the Luhn check. This module imports no models, so
+the logging configuration (which loads before the apps) and the telephony code can both use it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import re
 
 MASK = "*"
 
-# A run of digit groups joined by spaces or dashes (up to three, "4111 - 1111"), not glued to
-# other digits.
-_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ -]{1,3}\d+)*(?!\d)")
+# A run of digit groups joined by up to three separators ("4111 - 1111", "4111.1111",
+# "4111\r\n1111"), not glued to other digits. Dates and phone numbers written with the same
+# separators have too few digits to be a card.
+_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ \t\r\n._/-]{1,3}\d+)*(?!\d)")
 _GROUP = re.compile(r"\d+")
 
 
@@ -33,7 +34,7 @@ def _is_card_number(digits: str) -> bool:
 
 
 def _mask_digits(text: str) -> str:
-    """Every digit but the last four becomes MASK; spaces and dashes stay where they were."""
+    """Every digit but the last four becomes MASK; the separators stay where they were."""
     digit_count = sum(char.isdigit() for char in text)
     seen = 0
     masked = []
@@ -95,14 +96,26 @@ def mask_card_numbers(text: str) -> str:
 
 
 def mask_card_numbers_in(value):
-    """The same masking applied to every string inside a JSON-like value (event metadata)."""
-    if isinstance(value, str):
-        return mask_card_numbers(value)
-    if isinstance(value, dict):
-        return {key: mask_card_numbers_in(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [mask_card_numbers_in(item) for item in value]
-    return value
+    """The same masking applied to every string inside a JSON-like value (event metadata).
+
+    A copy is built with an explicit stack, not recursion, so no nesting depth can crash it.
+    """
+    root = [value]
+    pending: list[tuple[list | dict, int | str]] = [(root, 0)]
+    while pending:
+        container, key = pending.pop()
+        item = container[key]
+        if isinstance(item, str):
+            container[key] = mask_card_numbers(item)
+        elif isinstance(item, dict):
+            copy = dict(item)
+            container[key] = copy
+            pending.extend((copy, name) for name in copy)
+        elif isinstance(item, list | tuple):
+            copy = list(item)
+            container[key] = copy
+            pending.extend((copy, position) for position in range(len(copy)))
+    return root[0]
 
 
 class CardNumberFilter(logging.Filter):

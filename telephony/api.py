@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,9 @@ from telephony.signing import SIGNATURE_HEADERS, SignatureRejected, verify_signa
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_WEBHOOK_ID_CHARS = 255
+# Containers within one field's value (metadata nested in metadata ...): far beyond any real
+# telephony payload, and far below where parsing, masking or storing would recurse too deep.
+MAX_FIELD_NESTING = 32
 
 REQUIRED_BY_TYPE = {
     CallEventType.RINGING: ("from", "to"),
@@ -349,10 +353,17 @@ def _finite_float(text: str) -> float:
 
 def _parse_json_object(body: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(
-            body.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as malformed:
+        raise exceptions.ValidationError({"body": ["Not valid UTF-8."]}) from malformed
+    too_deep = _field_nested_too_deep(text)
+    if too_deep is not None:
+        raise exceptions.ValidationError(
+            {too_deep: [f"Nested more than {MAX_FIELD_NESTING} levels deep."]}
         )
-    except (ValueError, RecursionError) as malformed:
+    try:
+        payload = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except ValueError as malformed:
         raise exceptions.ValidationError(
             {"body": [f"Not valid JSON: {str(malformed)[:120]}"]}
         ) from malformed
@@ -367,6 +378,40 @@ def _parse_json_object(body: bytes) -> dict[str, Any]:
             }
         )
     return payload
+
+
+_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _field_nested_too_deep(text: str) -> str | None:
+    """The top-level field whose value nests deeper than MAX_FIELD_NESTING ("body" when the
+    body itself does), read from the raw text: the parser never sees such a body, so no depth
+    can make it recurse. Strings are skipped whole, so brackets inside them do not count."""
+    if text.count("[") + text.count("{") <= MAX_FIELD_NESTING:
+        return None
+    depth = 0
+    last_top_level_string = ""
+    for token in _JSON_STRING_OR_BRACKET.finditer(text):
+        piece = token.group()
+        if piece[0] == '"':
+            # In an object, the last string before a value opens is that value's key.
+            if depth == 1:
+                last_top_level_string = piece
+        elif piece in "[{":
+            depth += 1
+            if depth > MAX_FIELD_NESTING + 1:
+                return _field_name(last_top_level_string)
+        else:
+            depth -= 1
+    return None
+
+
+def _field_name(json_string: str) -> str:
+    try:
+        name = json.loads(json_string) if json_string else ""
+    except ValueError:
+        name = ""
+    return _printable(name)[:64] or "body"
 
 
 def _storable(key: str, value: Any) -> bool:
