@@ -468,3 +468,19 @@ def test_one_journal_serves_one_simulator_at_a_time(tmp_path):
     first.close()
     assert second.open() == []
     second.close()
+
+
+def test_returning_callers_are_mostly_the_callers_of_the_people_at_a_console():
+    from simulator.callers import CallerDirectory
+
+    directory = CallerDirectory(
+        returning=("+14155550001", "+14155550002", "+14155550003", "+14155550004"),
+        peoples_callers=("+14155550001",),
+    )
+    rng = random.Random(3)
+    returning = [
+        c.number for c in (directory.pick(rng) for _ in range(2000)) if c.kind == RETURNING
+    ]
+
+    share = returning.count("+14155550001") / len(returning)
+    assert 0.72 < share < 0.86  # 0.7 favoured + a quarter of the other 0.3

@@ -129,7 +129,7 @@ class Command(BaseCommand):
                 base_url=options["url"].rstrip("/"),
                 secret=_webhook_secret(options["secret"]),
                 queue_numbers=tuple(number for queue in queues for number in queue.numbers),
-                callers=caller_directory(queues, now=timezone.now()),
+                callers=caller_directory(queues, now=timezone.now(), bots=bots),
                 calls_per_minute=options["rate"],
                 minutes=options["minutes"],
                 bots=tuple(BotLogin(username, options["bot_password"]) for username in bots),
@@ -185,7 +185,9 @@ def _queues_to_ring(slugs: list[str], bots: list[str]) -> list[Queue]:
     return chosen
 
 
-def caller_directory(queues: list[Queue], *, now: datetime) -> CallerDirectory:
+def caller_directory(
+    queues: list[Queue], *, now: datetime, bots: list[str] = ()
+) -> CallerDirectory:
     """Returning callers: the numbers of customers with notes (each number one customer's).
     Household lines: numbers several customers share. Last agents: Rapport's own rule
     (routing.selectors.last_agent), within the look-back of the first queue rung."""
@@ -205,13 +207,24 @@ def caller_directory(queues: list[Queue], *, now: datetime) -> CallerDirectory:
         .distinct()
     )
     identities = dict(Agent.objects.values_list("id", "telephony_identity"))
+    # People serving the rung queues: a caller of someone who never takes these calls would
+    # only fall back to the queue.
+    people_ids = set(
+        Agent.objects.filter(queues__in=queues)
+        .exclude(user__username__in=bots)
+        .values_list("id", flat=True)
+    )
     last_agents = {}
+    peoples_callers = []
     for number, customer_id in returning.items():
         agent = last_agent(customer_id=customer_id, queue_id=queues[0].id, now=now)
         if agent is not None:
             last_agents[number] = identities[agent["id"]]
+            if agent["id"] in people_ids:
+                peoples_callers.append(number)
     return CallerDirectory(
         returning=tuple(sorted(returning)),
         household=tuple(sorted(shared)),
         last_agents=last_agents,
+        peoples_callers=tuple(sorted(peoples_callers)),
     )
