@@ -20,6 +20,12 @@ def signed_headers(webhook: Webhook, body: str, *, msg_id: str | None = None) ->
     }
 
 
+def signed_request_headers(webhook: Webhook, method: str, path: str) -> dict[str, str]:
+    """The headers for a request without a body: Rapport checks `{method} {path}` (the path
+    percent-decoded) where a body would be signed."""
+    return signed_headers(webhook, f"{method.upper()} {path}")
+
+
 def is_signed(webhook: Webhook, body: str, headers: Mapping[str, str]) -> bool:
     try:
         webhook.verify(body, dict(headers), json_parse=False)

@@ -1,5 +1,7 @@
 """Rapport's telephony endpoints, as the phone system calls them: signed events in, signed pulls.
 
+A pull signs its method and path in the body's place, with a fresh `webhook-id` each time.
+
 An event is retried with the same `webhook-id` (Rapport's idempotency key) when the network
 fails, Rapport is briefly away (5xx) or it asks to slow down (429), as a real phone system would.
 """
@@ -16,7 +18,7 @@ from urllib.parse import quote
 import httpx
 from standardwebhooks import Webhook
 
-from simulator.signing import signed_headers
+from simulator.signing import signed_headers, signed_request_headers
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +65,10 @@ class TelephonyApi:
 
     async def call_instruction(self, call_id: str) -> dict[str, Any] | None:
         """The call's state and, once decided, the agent to connect (None: not known yet)."""
+        request = self.http.build_request("GET", f"/api/telephony/calls/{quote(call_id, safe='')}/")
+        request.headers.update(signed_request_headers(self.webhook, "GET", request.url.path))
         try:
-            response = await self.http.get(
-                f"/api/telephony/calls/{quote(call_id, safe='')}/",
-                headers=signed_headers(self.webhook, ""),
-            )
+            response = await self.http.send(request)
         except httpx.HTTPError as failed:
             logger.debug("%s not pulled: %s", call_id, failed)
             return None

@@ -22,10 +22,18 @@ from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from telephony.models import CallEventType
+from customers.card_numbers import mask_card_numbers_in
+from telephony.models import CallEvent, CallEventType
 from telephony.selectors import call_instruction
 from telephony.services import END_REASONS, TelephonyEvent, accept_event
-from telephony.signing import SIGNATURE_HEADERS, SignatureRejected, verify_signature
+from telephony.signing import (
+    SIGNATURE_HEADERS,
+    SignatureRejected,
+    VerifiedRequest,
+    is_first_use,
+    signed_request_content,
+    verify_signature,
+)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_WEBHOOK_ID_CHARS = 255
@@ -158,17 +166,23 @@ class NotJson(exceptions.UnsupportedMediaType):
         super().__init__("", "Send the event as Content-Type: application/json (UTF-8).")
 
 
-class TelephonySourceThrottle(SimpleRateThrottle):
-    """Per source address, shared by every server through the Redis cache. A flood from one
-    misbehaving integration is refused with 429 and Retry-After, which telephony systems retry."""
+class TelephonySignerThrottle(SimpleRateThrottle):
+    """Per signing secret (one telephony system), shared by every server through the Redis
+    cache, counted only once the signature is verified: unsigned junk, from anywhere and however
+    much, never spends the phone system's budget, and a proxy in front changes nothing. A flood
+    from one misbehaving integration is refused with 429 and Retry-After, which it retries."""
 
     scope = "telephony"
+
+    def __init__(self, signer: str) -> None:
+        super().__init__()
+        self.signer = signer
 
     def get_rate(self) -> str | None:
         return settings.TELEPHONY_RATE_LIMIT or None
 
     def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        return self.cache_format % {"scope": self.scope, "ident": self.signer}
 
 
 class TelephonyEventsView(APIView):
@@ -176,7 +190,8 @@ class TelephonyEventsView(APIView):
 
     authentication_classes: list = []
     permission_classes: list = []
-    throttle_classes = [TelephonySourceThrottle]
+    # Throttled after the signature is verified (post), per signer: see TelephonySignerThrottle.
+    throttle_classes: list = []
     renderer_classes = [JSONRenderer]
     metadata_class = None
 
@@ -194,6 +209,7 @@ class TelephonyEventsView(APIView):
             202: EventReceiptSerializer,
             400: FIELD_ERRORS,
             401: ERROR_DETAIL,
+            409: FIELD_ERRORS,
             413: ERROR_DETAIL,
             415: ERROR_DETAIL,
             429: ERROR_DETAIL,
@@ -216,10 +232,9 @@ class TelephonyEventsView(APIView):
         body = _read_limited_body(request)
         if not _is_json(request.content_type):
             raise NotJson()
-        try:
-            webhook_id = verify_signature(body=body, headers=request.headers)
-        except SignatureRejected as rejected:
-            raise exceptions.AuthenticationFailed(str(rejected)) from rejected
+        verified = _verified(body=body, request=request)
+        self._throttle(request, verified)
+        webhook_id = verified.webhook_id
         if len(webhook_id) > MAX_WEBHOOK_ID_CHARS or "\x00" in webhook_id:
             raise exceptions.ValidationError(
                 {"webhook-id": [f"Use at most {MAX_WEBHOOK_ID_CHARS} characters, no NUL."]}
@@ -240,6 +255,14 @@ class TelephonyEventsView(APIView):
                 payload=payload,
             ),
         )
+        if receipt.duplicate and not _is_stored_as(webhook_id=webhook_id, payload=payload):
+            return Response(
+                {
+                    "detail": "This webhook-id was already used for a different event.",
+                    "errors": {"webhook-id": ["already used for a different event"]},
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
         return Response(
             {
                 "status": "accepted",
@@ -250,6 +273,11 @@ class TelephonyEventsView(APIView):
             },
             status=status.HTTP_202_ACCEPTED,
         )
+
+    def _throttle(self, request: Request, verified: VerifiedRequest) -> None:
+        throttle = TelephonySignerThrottle(verified.signer)
+        if not throttle.allow_request(request, self):
+            self.throttled(request, throttle.wait())
 
     def get_authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) for a refused signature.
@@ -269,8 +297,9 @@ class CallInstructionSerializer(serializers.Serializer):
 class TelephonyCallView(APIView):
     """`GET /api/telephony/calls/<call_id>/`: for telephony systems that pull their instruction.
 
-    Signed like an event, over an empty body (`{id}.{timestamp}.`), or with an API token of a
-    user allowed to view calls.
+    Signed like an event, over its method and path in the body's place
+    (`{id}.{timestamp}.GET /api/telephony/calls/CA42/`), each webhook-id once; or with an API
+    token of a user allowed to view calls.
     """
 
     authentication_classes = [TokenAuthentication]
@@ -286,10 +315,12 @@ class TelephonyCallView(APIView):
     )
     def get(self, request: Request, call_id: str) -> Response:
         if any(request.headers.get(name) for name in SIGNATURE_HEADERS):
-            try:
-                verify_signature(body=b"", headers=request.headers)
-            except SignatureRejected as rejected:
-                raise exceptions.AuthenticationFailed(str(rejected)) from rejected
+            content = signed_request_content(method=request.method, path=request.path)
+            verified = _verified(body=content.encode(), request=request)
+            if not is_first_use(verified.webhook_id):
+                raise exceptions.AuthenticationFailed(
+                    "This webhook-id was already used: sign every request afresh."
+                )
         elif not (request.user.is_authenticated and request.user.has_perm("routing.view_call")):
             raise exceptions.NotAuthenticated(
                 "Sign the request or send the API token of a user allowed to view calls."
@@ -309,6 +340,22 @@ class TelephonyCallView(APIView):
 def ping(request: HttpRequest) -> JsonResponse:
     """The trivial Django view the webhook benchmark compares against: no database, no auth."""
     return JsonResponse({"status": "ok"})
+
+
+def _verified(*, body: bytes, request: Request) -> VerifiedRequest:
+    try:
+        return verify_signature(body=body, headers=request.headers)
+    except SignatureRejected as rejected:
+        raise exceptions.AuthenticationFailed(str(rejected)) from rejected
+
+
+def _is_stored_as(*, webhook_id: str, payload: dict[str, Any]) -> bool:
+    """Whether the event stored under `webhook_id` is this payload (a redelivery), compared as
+    stored: masked."""
+    stored = (
+        CallEvent.objects.filter(webhook_id=webhook_id).values_list("payload", flat=True).first()
+    )
+    return stored == mask_card_numbers_in(payload)
 
 
 def _read_limited_body(request: Request) -> bytes:

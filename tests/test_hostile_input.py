@@ -2,13 +2,24 @@
 signatures. Each gets a clear 4xx naming what is wrong, never a 500, and loses nothing
 already accepted."""
 
+import base64
 import json
+import os
+import subprocess
+import sys
 
 import pytest
+from django.conf import settings
 
 from customers.card_numbers import mask_card_numbers, mask_card_numbers_in
 from telephony.models import CallEvent
-from tests.telephony_support import post_event, ringing, webhook_secret  # noqa: F401
+from telephony.signing import signed_request_content
+from tests.telephony_support import (  # noqa: F401
+    post_event,
+    ringing,
+    signed_headers,
+    webhook_secret,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 
@@ -103,3 +114,114 @@ def test_a_card_number_with_dots_in_event_metadata_is_never_stored(client, queue
 
     stored = CallEvent.objects.get(webhook_id="msg_dots").payload["metadata"]
     assert stored == {"ivr": "paid with ****.****.****.1111"}
+
+
+def _pull(client, call_id: str, headers: dict[str, str]):
+    return client.get(f"/api/telephony/calls/{call_id}/", **headers)
+
+
+def pull_headers(call_id: str) -> dict[str, str]:
+    return signed_headers(
+        signed_request_content(method="GET", path=f"/api/telephony/calls/{call_id}/")
+    )
+
+
+def test_a_signed_pull_is_good_for_its_own_call_only(client, queue):
+    post_event(client, ringing("CA-mine"))
+    post_event(client, ringing("CA-other"))
+    captured = pull_headers("CA-mine")
+
+    assert _pull(client, "CA-other", captured).status_code == 401
+    assert _pull(client, "CA-mine", captured).status_code == 200
+
+
+def test_a_pull_signed_over_an_empty_body_is_refused(client, queue):
+    post_event(client, ringing("CA-mine"))
+
+    assert _pull(client, "CA-mine", signed_headers("")).status_code == 401
+
+
+def test_a_replayed_pull_is_refused(client, queue):
+    post_event(client, ringing("CA-mine"))
+    captured = pull_headers("CA-mine")
+
+    first = _pull(client, "CA-mine", captured)
+    replay = _pull(client, "CA-mine", captured)
+
+    assert first.status_code == 200
+    assert replay.status_code == 401
+    assert "already used" in replay.json()["detail"]
+
+
+def test_a_webhook_id_reused_for_a_different_event_is_a_409_and_changes_nothing(client, queue):
+    first = post_event(client, ringing("CA-1"), webhook_id="msg_reused")
+    other = post_event(client, ringing("CA-2"), webhook_id="msg_reused")
+
+    assert first.status_code == 202
+    assert other.status_code == 409
+    assert other.json()["errors"] == {"webhook-id": ["already used for a different event"]}
+    assert list(CallEvent.objects.values_list("call__telephony_call_id", flat=True)) == ["CA-1"]
+
+
+def test_a_redelivery_of_the_same_event_stays_a_202_duplicate_even_with_a_card_number(
+    client, queue
+):
+    ring = ringing("CA-1", metadata={"ivr": "4111 1111 1111 1111"})
+    post_event(client, ring, webhook_id="msg_again")
+
+    again = post_event(client, ring, webhook_id="msg_again")
+
+    assert again.status_code == 202
+    assert again.json()["duplicate"] is True
+
+
+def _manage_check(**env) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "whsec_" + base64.b64encode(b"sixteen-bytes-ok").decode(),
+        "whsec_not base64!",
+        base64.b64encode(b"thirty-two-bytes-but-no-prefix!!").decode(),
+    ],
+)
+def test_a_weak_or_malformed_webhook_secret_fails_the_system_check(secret):
+    strong = "whsec_" + base64.b64encode(b"a-strong-secret-of-thirty-two-b!").decode()
+
+    result = _manage_check(TELEPHONY_WEBHOOK_SECRET=f"{strong},{secret}")
+
+    assert result.returncode != 0
+    assert "TELEPHONY_WEBHOOK_SECRET" in result.stderr
+    assert secret not in result.stderr + result.stdout
+
+
+def test_the_web_server_refuses_to_start_with_a_weak_webhook_secret():
+    weak = "whsec_" + base64.b64encode(b"short").decode()
+    result = subprocess.run(
+        [sys.executable, "-c", "import rapport.asgi"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, "TELEPHONY_WEBHOOK_SECRET": weak},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode != 0
+    assert "TELEPHONY_WEBHOOK_SECRET" in result.stderr
+
+
+def test_strong_webhook_secrets_pass_the_system_check():
+    strong = "whsec_" + base64.b64encode(b"a-strong-secret-of-thirty-two-b!").decode()
+
+    result = _manage_check(TELEPHONY_WEBHOOK_SECRET=strong)
+
+    assert result.returncode == 0, result.stderr

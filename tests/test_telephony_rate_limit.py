@@ -1,4 +1,6 @@
-"""The webhook is rate limited per source address, across servers (the count lives in Redis)."""
+"""The webhook is rate limited per signing secret (one telephony system), across servers (the
+count lives in Redis), and only once the signature is verified: unsigned junk from anywhere,
+the proxy in front included, never spends the phone system's budget."""
 
 import uuid
 
@@ -7,7 +9,13 @@ from django.core.cache import cache
 from django.test import Client
 
 from telephony.models import CallEvent
-from tests.telephony_support import post_event, ringing, webhook_secret  # noqa: F401
+from tests.telephony_support import (  # noqa: F401
+    EVENTS_URL,
+    new_secret,
+    post_event,
+    ringing,
+    webhook_secret,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 
@@ -27,7 +35,20 @@ def post_from(address: str, *, forwarded_for: str | None = None):
     return post_event(Client(), ringing(f"CA-{uuid.uuid4().hex}"), **extra)
 
 
-def test_a_flood_from_one_source_is_refused_with_429_and_loses_nothing_accepted(three_a_second):
+def post_unsigned_from(address: str):
+    return Client().generic(
+        "POST",
+        EVENTS_URL,
+        '{"type": "call.ringing"}',
+        content_type="application/json",
+        REMOTE_ADDR=address,
+        HTTP_WEBHOOK_ID=f"msg_{uuid.uuid4().hex}",
+        HTTP_WEBHOOK_TIMESTAMP="1",
+        HTTP_WEBHOOK_SIGNATURE="v1,bm90LWEtc2lnbmF0dXJl",
+    )
+
+
+def test_a_flood_from_one_sender_is_refused_with_429_and_loses_nothing_accepted(three_a_second):
     statuses = [post_from("10.1.1.1").status_code for _ in range(4)]
 
     assert statuses == [202, 202, 202, 429]
@@ -44,11 +65,28 @@ def test_the_refusal_says_when_to_retry(three_a_second):
     assert "detail" in refused.json()
 
 
-def test_other_sources_are_not_held_back(three_a_second):
+def test_unsigned_junk_through_the_same_proxy_does_not_starve_the_signed_sender(three_a_second):
+    junk = [post_unsigned_from("10.0.0.1").status_code for _ in range(20)]
+    signed = [post_from("10.0.0.1").status_code for _ in range(3)]
+
+    assert set(junk) == {401}
+    assert signed == [202, 202, 202]
+
+
+def test_the_budget_is_the_signers_whatever_address_it_comes_from(three_a_second):
+    statuses = [post_from(f"10.1.1.{n}").status_code for n in range(4)]
+
+    assert statuses[-1] == 429
+
+
+def test_another_telephony_system_with_its_own_secret_is_not_held_back(three_a_second, settings):
+    first_secret = settings.TELEPHONY_WEBHOOK_SECRET[0]
     for _ in range(4):
         post_from("10.1.1.1")
 
-    assert post_from("10.2.2.2").status_code == 202
+    settings.TELEPHONY_WEBHOOK_SECRET = [new_secret(), first_secret]
+
+    assert post_from("10.1.1.1").status_code == 202
 
 
 def test_a_forwarded_for_header_does_not_dodge_the_limit(three_a_second):

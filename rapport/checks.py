@@ -1,0 +1,41 @@
+"""Settings Rapport refuses to run with.
+
+`manage.py check` (and every command that runs the checks) reports them as errors; the ASGI
+server refuses to start on them (`refuse_unsafe_settings`, called by rapport/asgi.py), since
+uvicorn runs no checks of its own.
+"""
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+
+from telephony.signing import secret_problem
+
+UNSAFE_SETTINGS = "rapport_unsafe_settings"
+
+
+@checks.register(UNSAFE_SETTINGS)
+def check_webhook_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    configured = settings.TELEPHONY_WEBHOOK_SECRET
+    if isinstance(configured, str):
+        configured = [configured]
+    secrets = [secret.strip() for secret in configured if secret.strip()]
+    errors = []
+    for position, secret in enumerate(secrets):
+        problem = secret_problem(secret)
+        if problem is not None:
+            errors.append(
+                checks.Error(
+                    f"TELEPHONY_WEBHOOK_SECRET entry {position} {problem}.",
+                    hint='Make one with: python -c "import base64,os;'
+                    "print('whsec_'+base64.b64encode(os.urandom(24)).decode())\"",
+                    id="rapport.E001",
+                )
+            )
+    return errors
+
+
+def refuse_unsafe_settings() -> None:
+    errors = [error for error in checks.run_checks(tags=[UNSAFE_SETTINGS]) if error.is_serious()]
+    if errors:
+        raise ImproperlyConfigured("\n".join(str(error) for error in errors))
