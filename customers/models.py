@@ -165,11 +165,22 @@ class AccessReason(models.TextChoices):
     EXPORT = "export", "Data export"
     API = "api", "API, by staff"
     ADMIN = "admin", "Admin site"
+    SUPERVISOR = "supervisor", "Supervising (dashboard, a call's routing story)"
+
+
+# What a typed reason reads once its customer is erased: the reason may name them.
+MASKED_REASON_TEXT = "(erased)"
 
 
 class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise PermissionError("the context access log is append-only")
+
+    def mask_typed_reasons(self) -> int:
+        """The one change the log allows, and only on rows about an erased customer (the
+        database's trigger checks it too): their typed reasons become MASKED_REASON_TEXT."""
+        typed = self.exclude(reason_text="")
+        return models.QuerySet.update(typed, reason_text=MASKED_REASON_TEXT)
 
     def delete(self):
         raise PermissionError("the context access log is append-only")

@@ -30,6 +30,19 @@ RECORDABLE = {
 }
 
 
+class CustomerErased(Exception):
+    """A write reached a customer whose personal data has been erased: nothing is written."""
+
+
+def _lock_held_customer(customer_id: int) -> Customer:
+    """The customer's row, locked for this transaction: an erase and every write to the same
+    customer take turns, and whoever comes after an erase sees it."""
+    customer = Customer.objects.select_for_update().get(id=customer_id)
+    if customer.erased_at is not None:
+        raise CustomerErased(f"customer {customer_id} has been erased")
+    return customer
+
+
 def normalise_phones(raw_numbers: list[str]) -> list[str]:
     """E.164 for each number, once each; a number that does not parse is named in the error."""
     numbers: list[str] = []
@@ -128,23 +141,35 @@ def update_customer(
     **changes: Any,
 ) -> Customer:
     """Change a customer's record. Preferences and consent are recorded with their provenance;
-    `phones`, when given, replaces the customer's numbers."""
+    `phones`, when given, replaces the customer's numbers.
+
+    The row is re-read under its lock and only the changed columns are written, so two changes
+    at once keep each other's fields and a change racing an erase cannot write the data back
+    (CustomerErased)."""
+    customer = _lock_held_customer(customer.id)
+    changed: list[str] = []
     if "name" in changes:
         if not str(changes["name"]).strip():
             raise ValidationError({"name": ["A customer needs a name."]})
         customer.name = str(changes["name"]).strip()
+        changed.append("name")
     if "email" in changes:
         customer.email = changes["email"] or ""
+        changed.append("email")
     if "external_id" in changes:
         _check_external_id(changes["external_id"], customer_id=customer.id)
         customer.external_id = changes["external_id"] or None
+        changed.append("external_id")
     if "customer_since" in changes:
         customer.customer_since = changes["customer_since"]
+        changed.append("customer_since")
     for preference, value in _preferences_from(changes).items():
         _set_preference(
             customer, preference=preference, value=value, source=source, set_by=changed_by
         )
-    customer.save()
+        changed.extend(_recorded_fields(preference))
+    if changed:
+        customer.save(update_fields=changed)
     if changes.get("phones") is not None:
         numbers = normalise_phones(changes["phones"])
         customer.phones.exclude(number__in=numbers).delete()
@@ -155,21 +180,19 @@ def update_customer(
     return customer
 
 
+def _recorded_fields(preference: str) -> list[str]:
+    return [preference, f"{preference}_source", f"{preference}_set_by", f"{preference}_set_at"]
+
+
 @transaction.atomic
 def record_preference(
     *, customer: Customer, preference: str, value: str, source: str, set_by: Any
 ) -> Customer:
     """Record what the caller said (source "caller") or an agent inferred (source "agent")
     about pace, hold tolerance, preferred channel or consent: who recorded it and when."""
+    _lock_held_customer(customer.id)
     _set_preference(customer, preference=preference, value=value, source=source, set_by=set_by)
-    customer.save(
-        update_fields=[
-            preference,
-            f"{preference}_source",
-            f"{preference}_set_by",
-            f"{preference}_set_at",
-        ]
-    )
+    customer.save(update_fields=_recorded_fields(preference))
     return customer
 
 
@@ -187,10 +210,13 @@ def add_note(
     open_matter: bool = False,
 ) -> CallNote:
     """A note for the next colleague; card numbers are masked before anything is stored.
-    `call_id` is the routing Call it was written on (its caller checks the call is theirs)."""
+    `call_id` is the routing Call it was written on (its caller checks the call is theirs).
+    Written under the customer's lock, so a note racing an erase is refused (CustomerErased)
+    or erased with the rest, never kept."""
     context = {"occasion": occasion, "intent": intent, "shopping_for": shopping_for, "sizes": sizes}
     if not text.strip() and not any(value.strip() for value in context.values()):
         raise ValidationError({"text": ["Write a note or fill in the context."]})
+    _lock_held_customer(customer.id)
     return CallNote.objects.create(
         customer=customer,
         author=author,

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -50,9 +50,29 @@ def _authorise_read(request: Request, customer_id: int) -> tuple[str, int | None
     )
 
 
-def _read_customer(request: Request, customer_id: int) -> Customer:
-    """The customer, once the read is allowed and recorded in the access log."""
+def _authorise_write(request: Request, customer_id: int) -> tuple[str, int | None, str]:
+    """A typed reason opens reading, never writing: only the agent whose call it is, or a
+    supervisor or staff, changes a customer or leaves them a note."""
     reason, call_id, typed = _authorise_read(request, customer_id)
+    if call_id is None and not roles.is_supervisor(request.user):
+        raise PermissionDenied(
+            "Only the agent on this customer's call, or a supervisor, may change them or leave "
+            "a note: a typed `reason` opens reading only."
+        )
+    return reason, call_id, typed
+
+
+class CustomerGone(APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "This customer's personal data has been erased."
+    default_code = "erased"
+
+
+def _read_customer(request: Request, customer_id: int, *, to_change: bool = False) -> Customer:
+    """The customer, once the read (or, `to_change`, the write) is allowed and recorded in the
+    access log."""
+    authorise = _authorise_write if to_change else _authorise_read
+    reason, call_id, typed = authorise(request, customer_id)
     customer = selectors.customers_with_recorders().filter(id=customer_id).first()
     if customer is None:
         raise NotFound("No such customer.")
@@ -186,7 +206,7 @@ class CustomerDetailView(APIView):
         responses=OpenApiTypes.OBJECT,
     )
     def patch(self, request: Request, customer_id: int) -> Response:
-        customer = _read_customer(request, customer_id)
+        customer = _read_customer(request, customer_id, to_change=True)
         serializer = CustomerWriteSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
@@ -197,6 +217,8 @@ class CustomerDetailView(APIView):
             )
         except DjangoValidationError as error:
             raise _invalid(error) from error
+        except services.CustomerErased as erased:
+            raise CustomerGone() from erased
         customer = selectors.customers_with_recorders().get(id=customer.id)
         return Response(_record(customer))
 
@@ -210,7 +232,10 @@ class CustomerDetailView(APIView):
         customer = Customer.objects.filter(id=customer_id, erased_at__isnull=True).first()
         if customer is None:
             raise NotFound("No such customer.")
-        privacy_services.erase_customer(customer=customer, erased_by=request.user)
+        try:
+            privacy_services.erase_customer(customer=customer, erased_by=request.user)
+        except services.CustomerErased as erased:
+            raise CustomerGone() from erased
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -239,7 +264,7 @@ class CustomerNotesView(APIView):
         responses={201: OpenApiTypes.OBJECT},
     )
     def post(self, request: Request, customer_id: int) -> Response:
-        customer = _read_customer(request, customer_id)
+        customer = _read_customer(request, customer_id, to_change=True)
         serializer = NoteWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -255,6 +280,8 @@ class CustomerNotesView(APIView):
             )
         except DjangoValidationError as error:
             raise _invalid(error) from error
+        except services.CustomerErased as erased:
+            raise CustomerGone() from erased
         note = type(note).objects.select_related("author__agent").get(id=note.id)
         return Response(selectors.note_data(note), status=status.HTTP_201_CREATED)
 

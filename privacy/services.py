@@ -6,9 +6,12 @@ all three.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -17,6 +20,7 @@ from customers.models import (
     AccessReason,
     CallNote,
     Consent,
+    ContextAccess,
     Customer,
     PhoneNumber,
     Provenance,
@@ -24,11 +28,14 @@ from customers.models import (
     SurveyTrust,
 )
 from customers.selectors import access_log, note_data, preference_data
-from customers.services import RECORDABLE
+from customers.services import RECORDABLE, CustomerErased
 from routing.models import Call
 from telephony.models import CallEvent
 
 ERASED_NAME = "(erased)"
+# What an erased customer's call events keep: the contract's fields that say nothing about the
+# caller (docs/telephony.md). The caller's number, metadata and anything else sent go.
+EVENT_FIELDS_KEPT = ["type", "call_id", "occurred_at", "to", "queue", "agent", "reason"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +100,20 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     """Remove the customer's personal data, keep the anonymous rows that queue figures count.
 
     Gone: name, email, external id, phone numbers, notes' text and context, preferences, trust
-    answers, and the caller's number on their calls and call events. Kept: the customer row
-    (anonymous), its calls (queue, agent, state, times) and the access log. Afterwards their
-    number belongs to nobody, so a call from it is a new caller.
+    answers, the caller's number on their calls, everything but the routing fields of their
+    call events, their name and numbers in the admin's history, and the typed reasons in the
+    access log. Kept: the customer row (anonymous), its calls (queue, agent, state, times) and
+    the access log's rows. Afterwards their number belongs to nobody, so a call from it is a
+    new caller.
+
+    Taken under the customer's row lock, which every write to a customer takes too
+    (customers.services): a change or note racing the erase waits, then is refused.
     """
     customer = Customer.objects.select_for_update().get(id=customer.id)
+    if customer.erased_at is not None:
+        raise CustomerErased(f"customer {customer.id} has been erased")
     numbers = list(customer.phones.values_list("number", flat=True))
+    phone_ids = list(customer.phones.values_list("id", flat=True))
     still_held = set(
         PhoneNumber.objects.filter(number__in=numbers)
         .exclude(customer=customer)
@@ -135,12 +150,46 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     call_ids = list(their_calls.values_list("id", flat=True))
     Call.objects.filter(id__in=call_ids).update(from_number="", from_e164="")
     if call_ids:
-        # The events keep what routing needs; the caller's number and free metadata go.
         with connection.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {CallEvent._meta.db_table} SET payload = payload - 'from' - 'metadata' "
+                f"UPDATE {CallEvent._meta.db_table} SET payload = ("
+                "SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) "
+                "FROM jsonb_each(payload) WHERE key = ANY(%s)) "
                 "WHERE call_id = ANY(%s)",
-                [call_ids],
+                [EVENT_FIELDS_KEPT, call_ids],
             )
+    _erase_admin_history(customer_id=customer.id, phone_ids=phone_ids)
+    ContextAccess.objects.filter(customer_id=customer.id).mask_typed_reasons()
     logger.info("customer %s erased by %s", customer.id, erased_by.get_username())
     return customer
+
+
+def _erase_admin_history(*, customer_id: int, phone_ids: list[int]) -> None:
+    """The admin's history names what it changed (the customer's name, an inline's number):
+    the entries stay, saying what kind of change was made and when, without the names."""
+    entries = LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(Customer), object_id=str(customer_id)
+    ) | LogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(PhoneNumber),
+        object_id__in=[str(phone_id) for phone_id in phone_ids],
+    )
+    for entry in entries:
+        entry.object_repr = ERASED_NAME
+        entry.change_message = _without_objects_named(entry.change_message)
+        entry.save(update_fields=["object_repr", "change_message"])
+
+
+def _without_objects_named(change_message: str) -> str:
+    """A change message keeps which fields changed; the related objects it names (e.g. the
+    phone number an inline added) are shown as erased."""
+    try:
+        changes = json.loads(change_message)
+    except ValueError:
+        return ""
+    if not isinstance(changes, list):
+        return ""
+    for change in changes:
+        for detail in change.values() if isinstance(change, dict) else ():
+            if isinstance(detail, dict) and "object" in detail:
+                detail["object"] = ERASED_NAME
+    return json.dumps(changes)
