@@ -4,10 +4,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from console import services
+from routing import roles
 from routing import selectors as routing_selectors
 from routing import services as routing_services
-from routing.groups import agent_group
+from routing.groups import agent_group, session_group
 
+# Also the code for a session that ended: the console stops reconnecting and says so.
 REFUSED = 4403
 
 
@@ -49,8 +51,10 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         if self.agent_id is None:
             await self.close(code=REFUSED)
             return
-        self.group = agent_group(self.agent_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.session_key = self.scope["session"].session_key
+        self.groups_joined = [agent_group(self.agent_id), session_group(self.session_key)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         snapshot = await database_sync_to_async(services.agent_state_on_connect)(
             agent_id=self.agent_id, user=self.user
@@ -58,8 +62,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(snapshot)
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
@@ -84,4 +88,13 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "message": "Messages are JSON objects."})
 
     async def agent_message(self, event: dict) -> None:
+        # Offers and calls carry the caller's context: a session that has ended since the
+        # socket opened (logged out elsewhere, deactivated) gets nothing more.
+        signed_in = await database_sync_to_async(roles.still_signed_in)(self.user, self.session_key)
+        if not signed_in:
+            await self.close(code=REFUSED)
+            return
         await self.send_json(event["message"])
+
+    async def session_ended(self, event: dict) -> None:
+        await self.close(code=REFUSED)

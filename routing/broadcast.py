@@ -10,7 +10,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from routing.groups import SUPERVISORS_GROUP, agent_group
+from routing.groups import SUPERVISORS_GROUP, agent_group, session_group
 
 _sender_lock = threading.Lock()
 _sender: tuple[int, asyncio.AbstractEventLoop] | None = None
@@ -51,3 +51,18 @@ def notify_supervisors(*, queue_id: int | None = None, agent_id: int | None = No
             {"type": "figures.changed", "queue_id": queue_id, "agent_id": agent_id},
         )
     )
+
+
+def close_sockets_of_session(session_key: str) -> None:
+    """Close every socket opened with this login session (it is ending: the person logged
+    out), before anything more about a customer reaches it."""
+    transaction.on_commit(
+        lambda: _group_send(session_group(session_key), {"type": "session.ended"})
+    )
+
+
+def sockets_close_on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Receiver of Django's `user_logged_out`: the only hook into its logout view."""
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        close_sockets_of_session(session_key)

@@ -14,37 +14,44 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from routing import roles
-from routing.groups import SUPERVISORS_GROUP
+from routing.groups import SUPERVISORS_GROUP, session_group
 from supervisor import selectors
 
 # Quiet time after the first change before a frame is computed; bounds frames to ~3 a second.
 COALESCE_SECONDS = 0.3
 # A change whose writer forgot to ping still reaches the wall within this long.
 REFRESH_SECONDS = 15
+REFUSED = 4403
 
 
 class SupervisorConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.changed = False
         self.pending: asyncio.Task | None = None
-        allowed = await database_sync_to_async(roles.is_supervisor)(self.scope.get("user"))
+        self.user = self.scope.get("user")
+        allowed = await database_sync_to_async(roles.is_supervisor)(self.user)
         if not allowed:
-            await self.close(code=4403)
+            await self.close(code=REFUSED)
             return
-        await self.channel_layer.group_add(SUPERVISORS_GROUP, self.channel_name)
-        self.joined = True
+        self.session_key = self.scope["session"].session_key
+        self.groups_joined = [SUPERVISORS_GROUP, session_group(self.session_key)]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
         await self._send_figures("snapshot")
         self.refresher = asyncio.create_task(self._refresh_now_and_then())
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "joined", False):
-            await self.channel_layer.group_discard(SUPERVISORS_GROUP, self.channel_name)
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
         for task in (getattr(self, "pending", None), getattr(self, "refresher", None)):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def session_ended(self, event: dict) -> None:
+        await self.close(code=REFUSED)
 
     async def figures_changed(self, event: dict) -> None:
         self.changed = True
@@ -66,5 +73,15 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
             await self.figures_changed({})
 
     async def _send_figures(self, kind: str) -> None:
-        figures = await database_sync_to_async(selectors.dashboard)()
+        figures = await database_sync_to_async(_figures_if_signed_in)(self.user, self.session_key)
+        if figures is None:
+            await self.close(code=REFUSED)
+            return
         await self.send_json({"type": kind, **figures})
+
+
+def _figures_if_signed_in(user, session_key: str) -> dict | None:
+    """The wall names callers: a session that has ended since the socket opened gets nothing."""
+    if not roles.still_signed_in(user, session_key):
+        return None
+    return selectors.dashboard()
