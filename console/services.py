@@ -31,9 +31,10 @@ class CustomerNotOnThisNumber(Exception):
     pass
 
 
-@transaction.atomic
 def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
-    """The agent takes the call; once that commits the telephony system is told to connect them."""
+    """The agent takes the call; once that has committed the telephony system is told to connect
+    them. Asked for after the accept's own commit, so no failing screen message can skip it; a
+    push the broker does not take is sent again by the router's sweeper."""
     offer = routing_services.accept_offer(offer_id=offer_id, agent_id=agent_id)
     telephony_services.request_connect(offer.call, getattr(offer, "decision", None))
     return offer

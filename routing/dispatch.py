@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 
 ROUTE_CALL = "routing.route_call"
 OFFER_NEXT_CALL = "routing.offer_next_call"
+# The telephony integration's, named here so the router's sweeper can ask for it: telephony
+# imports routing, never the other way round.
+RESEND_LOST_CONNECTS = "telephony.resend_lost_connects"
 
 BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)
 

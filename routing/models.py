@@ -182,6 +182,7 @@ class DecisionReason(models.TextChoices):
     LAST_AGENT_WAIT_EXPIRED = "last_agent_wait_expired", "Last agent still busy after the wait"
     OFFER_TIMED_OUT = "offer_timed_out", "Offer not answered in time"
     OFFER_DECLINED = "offer_declined", "Offer declined"
+    AGENT_ON_ANOTHER_CALL = "agent_on_another_call", "Offer withdrawn: the agent took another call"
     LONGEST_IDLE = "longest_idle", "Longest-idle available agent"
     NO_AGENT_WAITING = "no_agent_waiting", "No agent available: caller waits"
     WAITING_LAST_AGENT_FREED = "waiting_last_agent_freed", "Waiting caller's last agent freed up"

@@ -18,10 +18,9 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from routing import messages, selectors, services
-from routing.broadcast import send_to_agent
+from routing import dispatch, selectors, services
 from routing.models import WAITING_REASONS, Agent, Call, DecisionReason, Offer
-from routing.states import AgentStatus, CallState, OfferState
+from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +75,54 @@ def call_answered(call: Call) -> None:
             call=call, reason=DecisionReason.TELEPHONY_ANSWERED, agent_id=agent_id, now=now
         )
     agent = Agent.objects.select_for_update().get(id=agent_id)
-    services.set_status(agent=agent, status=AgentStatus.BUSY, reason="call_answered", now=now)
-    caller = messages.caller_for_call(call)
-    send_to_agent(agent_id, messages.call_message(call, caller=caller))
+    _take_call(call, agent, reason="call_answered", now=now)
+
+
+def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
+    """The telephony system handed `call` (locked) from the agent `from_agent_id` to
+    `call.agent`: the first agent's part is over, as if the call had ended for them; the new
+    agent is on it and sees the caller."""
+    now = timezone.now()
+    for agent_id in services.withdraw_offers(call=call, now=now):
+        services.request_offer_for_agent(agent_id=agent_id)
+    call.last_agent_wait_until = None
+    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
+    # Both agents at once, in id order: another transfer between the same two agents locks
+    # them in the same order.
+    agents = {
+        agent.id: agent
+        for agent in Agent.objects.select_for_update()
+        .filter(id__in=[from_agent_id, call.agent_id])
+        .order_by("id")
+    }
+    if from_agent_id in agents and from_agent_id != call.agent_id:
+        _leave_call(call, agents[from_agent_id], reason="call_transferred", now=now)
+    if call.agent_id in agents and call.agent_id != from_agent_id:
+        _take_call(call, agents[call.agent_id], reason="call_transferred", now=now)
+
+
+def _take_call(call: Call, agent: Agent, *, reason: str, now) -> None:
+    """`agent` (locked) is connected to `call`: busy, with nothing else ringing for them."""
+    services.set_status(agent=agent, status=AgentStatus.BUSY, reason=reason, now=now)
+    services.withdraw_offers_ringing_for(agent_id=agent.id, now=now)
+    services.show_call(call=call, agent=agent)
+
+
+def _leave_call(call: Call, agent: Agent, *, reason: str, now) -> None:
+    """`agent` (locked) is no longer on `call`: wrap-up after a conversation, available when
+    the caller was never connected, busy still while another call is theirs."""
+    if agent.status != AgentStatus.BUSY:
+        return
+    if selectors.calls_in_hand(agent.id).exclude(id=call.id).exists():
+        return
+    if call.connected_at is None:
+        why = "caller_hung_up" if call.state in FINAL_STATES else reason
+        services.set_status(agent=agent, status=AgentStatus.AVAILABLE, reason=why)
+        return
+    services.set_status(agent=agent, status=AgentStatus.WRAP_UP, reason=reason, now=now)
+    services.show_call(
+        call=call, agent=agent, state=CallState.WRAP_UP, handed_over=agent.id != call.agent_id
+    )
 
 
 def call_ended(call: Call) -> None:
@@ -91,15 +135,7 @@ def call_ended(call: Call) -> None:
     if call.agent_id is None:
         return
     agent = Agent.objects.select_for_update().get(id=call.agent_id)
-    if agent.status != AgentStatus.BUSY:
-        return
-    if call.connected_at is None:
-        # Accepted, but the caller hung up before being connected: nothing to wrap up.
-        services.set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="caller_hung_up")
-        return
-    services.set_status(agent=agent, status=AgentStatus.WRAP_UP, reason="call_ended", now=now)
-    caller = messages.caller_for_call(call)
-    send_to_agent(agent.id, messages.call_message(call, caller=caller, state=CallState.WRAP_UP))
+    _leave_call(call, agent, reason="call_ended", now=now)
 
 
 def route_call(call_id: int) -> None:
@@ -276,7 +312,16 @@ def sweep() -> dict[str, int]:
 
 def _sweep() -> dict[str, int]:
     now = timezone.now()
-    done = {"timed_out": 0, "waits_ended": 0, "wrap_ups_ended": 0, "rerouted": 0, "matched": 0}
+    done = {
+        "timed_out": 0,
+        "withdrawn": 0,
+        "waits_ended": 0,
+        "wrap_ups_ended": 0,
+        "rerouted": 0,
+        "matched": 0,
+        "connects_checked": 0,
+    }
+    done["withdrawn"] = services.withdraw_offers_to_agents_on_a_call()
     expired = selectors.open_offers().filter(expires_at__lte=now).values_list("id", flat=True)
     for offer_id in list(expired[:200]):
         done["timed_out"] += services.time_out_offer(offer_id=offer_id)
@@ -294,6 +339,11 @@ def _sweep() -> dict[str, int]:
     for agent_id in _free_agents_with_waiting_calls(waiting, now=now):
         offer_next_call(agent_id)
         done["matched"] += 1
+    # The telephony integration sends again a `call.connect` push that was lost (the broker
+    # was away, a hook before it failed, a worker died mid-retry) for a call still waiting for
+    # the agent who took it.
+    if selectors.calls_accepted_not_answered(accepted_before=now - LOST_AFTER).exists():
+        done["connects_checked"] = dispatch.publish(dispatch.RESEND_LOST_CONNECTS)
     if any(done.values()):
         logger.info("router sweep: %s", done)
     return done

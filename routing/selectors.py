@@ -31,6 +31,7 @@ from routing.models import (
 from routing.states import (
     REFUSED_OFFER_STATES,
     TALKING_STATES,
+    WAITING_STATES,
     AgentStatus,
     CallState,
     OfferState,
@@ -49,6 +50,27 @@ def open_offers() -> QuerySet[Offer]:
 
 def agents_without_open_offer() -> QuerySet[Agent]:
     return Agent.objects.exclude(Exists(open_offers().filter(agent=OuterRef("pk"))))
+
+
+def calls_in_hand(agent_id: int) -> QuerySet[Call]:
+    """The calls an agent is on: talking (connected, held, transferred to them), or accepted and
+    not yet answered (a waiting call has an agent only once its offer was accepted). An agent
+    with one is never offered, and never accepts, another."""
+    return Call.objects.filter(agent_id=agent_id, state__in=TALKING_STATES | WAITING_STATES)
+
+
+def calls_accepted_not_answered(*, accepted_before: datetime) -> QuerySet[Call]:
+    """Calls whose agent accepted them before `accepted_before`, still not answered: the
+    telephony system was told to connect them (or should have been)."""
+    accepted = Offer.objects.filter(
+        call=OuterRef("pk"),
+        agent=OuterRef("agent"),
+        state=OfferState.ACCEPTED,
+        responded_at__lt=accepted_before,
+    )
+    return Call.objects.filter(state__in=WAITING_STATES, agent__isnull=False).filter(
+        Exists(accepted)
+    )
 
 
 def last_agent(

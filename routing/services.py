@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from customers.audit import record_context_access
@@ -178,6 +179,25 @@ def make_offer(
     return offer
 
 
+def show_call(
+    *, call: Call, agent: Agent, state: str | None = None, handed_over: bool = False
+) -> None:
+    """Put `call` and its caller on the screen of `agent`: a read of the caller's context,
+    recorded like the screen-pop of an offer. Only the agent connected to the call, one it was
+    offered to, or the agent who just `handed_over` the call to another is shown its caller."""
+    theirs = handed_over or agent.id == call.agent_id
+    if not theirs and not call.offers.filter(agent=agent).exists():
+        logger.warning("call %r: not shown to agent %s, not theirs", call.telephony_call_id, agent)
+        return
+    customer_ids = messages.customer_ids_on_card(call)
+    caller = messages.caller_for_call(call, customer_ids=customer_ids)
+    if customer_ids:
+        record_context_access(
+            customer_ids=customer_ids, user=agent.user, reason=AccessReason.CALL, call_id=call.id
+        )
+    send_to_agent(agent.id, messages.call_message(call, caller=caller, state=state))
+
+
 def close_offer(*, offer: Offer, outcome: str, now: datetime) -> None:
     check_offer_move(offer.state, outcome)
     offer.state = outcome
@@ -210,10 +230,13 @@ def _lock_offer_with_call(*, offer_id: int, agent_id: int | None) -> tuple[Offer
 
 
 def _offer_refused(*, offer: Offer, call: Call, outcome: str, now: datetime) -> None:
-    """The agent did not take the call: put it back in the queue and route it on."""
+    """The agent did not take the call, or can no longer: put it back in the queue and route
+    it on."""
     close_offer(offer=offer, outcome=outcome, now=now)
     was_last_agent = offer.agent_id == call.last_agent_id
-    if outcome == OfferState.TIMED_OUT:
+    if outcome == OfferState.WITHDRAWN:
+        reason = DecisionReason.AGENT_ON_ANOTHER_CALL
+    elif outcome == OfferState.TIMED_OUT:
         reason = DecisionReason.OFFER_TIMED_OUT
     elif was_last_agent:
         reason = DecisionReason.LAST_AGENT_DECLINED
@@ -233,14 +256,47 @@ def _offer_refused(*, offer: Offer, call: Call, outcome: str, now: datetime) -> 
     notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
 
 
-@transaction.atomic
+ON_ANOTHER_CALL = "You are already on a call; that offer was passed on."
+
+
 def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
     """The agent takes the call. The telephony system reports the real connection later with
     `call.answered`; until then the agent is busy with this call. The offer's `decision` names
-    the agent the telephony system is to connect."""
+    the agent the telephony system is to connect.
+
+    An agent already on a call (see `selectors.calls_in_hand`) cannot take a second one: the
+    offer is withdrawn and the caller routed on, and that stands although the accept is refused.
+
+    The accept stands once it commits: a screen that could not be told afterwards (a failing
+    on-commit message) is logged, not turned into an error for an agent who now has the call.
+    """
+    committed = False
+
+    def mark_committed() -> None:
+        nonlocal committed
+        committed = True
+
+    try:
+        with transaction.atomic():
+            # Registered first, so it runs first: whatever fails after it failed after commit.
+            transaction.on_commit(mark_committed)
+            offer, taken = _accept_offer(offer_id=offer_id, agent_id=agent_id)
+    except Exception:
+        if not committed:
+            raise
+        logger.exception("offer %s: accepted, but a message after commit failed", offer_id)
+    if not taken:
+        raise RoutingRefused(ON_ANOTHER_CALL, field="offer_id")
+    return offer
+
+
+def _accept_offer(*, offer_id: int, agent_id: int) -> tuple[Offer, bool]:
     offer, call = _lock_offer_with_call(offer_id=offer_id, agent_id=agent_id)
     agent = Agent.objects.select_for_update().get(id=agent_id)
     now = timezone.now()
+    if agent.status == AgentStatus.BUSY or selectors.calls_in_hand(agent_id).exists():
+        _offer_refused(offer=offer, call=call, outcome=OfferState.WITHDRAWN, now=now)
+        return offer, False
     close_offer(offer=offer, outcome=OfferState.ACCEPTED, now=now)
     call.agent = agent
     call.last_agent_wait_until = None
@@ -254,7 +310,7 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
         }
         decision.save(update_fields=["detail"])
     set_status(agent=agent, status=AgentStatus.BUSY, reason="offer_accepted", now=now)
-    return offer
+    return offer, True
 
 
 @transaction.atomic
@@ -295,6 +351,65 @@ def time_out_offer(*, offer_id: int) -> bool:
         if agent.status == AgentStatus.AVAILABLE:
             set_status(agent=agent, status=AgentStatus.BREAK, reason="offer_timed_out", now=now)
         return True
+
+
+def withdraw_offers_ringing_for(*, agent_id: int, now: datetime) -> int:
+    """The agent (locked by the caller) is now on a call: stop the offers of other calls ringing
+    for them and route those callers on. The calls are locked after the agent, against the lock
+    order, so with SKIP LOCKED: an offer whose call another transaction holds is left to the
+    sweeper (`withdraw_offers_to_agents_on_a_call`), and an accept of it is refused."""
+    withdrawn = 0
+    for offer_id, call_id in selectors.open_offers().filter(agent_id=agent_id).values_list(
+        "id", "call_id"
+    ):
+        call = (
+            Call.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("queue")
+            .filter(id=call_id)
+            .first()
+        )
+        offer = (
+            None
+            if call is None
+            else Offer.objects.select_for_update(skip_locked=True)
+            .filter(id=offer_id, state=OfferState.OFFERED)
+            .first()
+        )
+        if offer is None:
+            continue
+        offer.call = call
+        _offer_refused(offer=offer, call=call, outcome=OfferState.WITHDRAWN, now=now)
+        withdrawn += 1
+    return withdrawn
+
+
+def withdraw_offers_to_agents_on_a_call() -> int:
+    """Offers still ringing for an agent who is on a call (one whose call was locked when they
+    were connected): withdrawn, in the lock order, so their callers move on."""
+    withdrawn = 0
+    engaged = selectors.calls_in_hand(OuterRef("agent_id"))
+    ringing = selectors.open_offers().filter(Exists(engaged.exclude(id=OuterRef("call_id"))))
+    for offer_id in list(ringing.values_list("id", flat=True)[:200]):
+        with transaction.atomic():
+            call_id = Offer.objects.filter(id=offer_id).values_list("call_id", flat=True).first()
+            call = (
+                Call.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("queue")
+                .filter(id=call_id)
+                .first()
+            )
+            if call is None:
+                continue
+            offer = Offer.objects.select_for_update().filter(id=offer_id).first()
+            if offer is None or offer.state != OfferState.OFFERED:
+                continue
+            Agent.objects.select_for_update().get(id=offer.agent_id)
+            if not selectors.calls_in_hand(offer.agent_id).exclude(id=call.id).exists():
+                continue
+            offer.call = call
+            _offer_refused(offer=offer, call=call, outcome=OfferState.WITHDRAWN, now=timezone.now())
+            withdrawn += 1
+    return withdrawn
 
 
 def withdraw_offers(*, call: Call, now: datetime, outcome: str = OfferState.WITHDRAWN) -> list[int]:
@@ -382,9 +497,16 @@ def change_status(*, agent_id: int, status: Any, changed_by: Any = None, reason:
             raise RoutingRefused(
                 "You are on a call; your status changes when it ends.", field="status"
             )
-        if Call.objects.filter(agent_id=agent_id, state__in=TALKING_STATES).exists():
+        in_hand = selectors.calls_in_hand(agent_id).values_list("state", flat=True).first()
+        if in_hand in TALKING_STATES:
             raise RoutingRefused(
                 "This agent is talking to a caller; their status follows the call.",
+                field="status",
+            )
+        if in_hand is not None:
+            # Released now, they would be offered another caller while this one is connected.
+            raise RoutingRefused(
+                "This agent accepted a call that is being connected; their status follows it.",
                 field="status",
             )
     if on_behalf:

@@ -50,7 +50,8 @@ CALL_MOVES: dict[str, frozenset[str]] = {
     C.OFFERED: frozenset({C.QUEUED, C.CONNECTED, C.TRANSFERRED, C.ENDED, C.ABANDONED}),
     C.CONNECTED: frozenset({C.HELD, C.TRANSFERRED, C.WRAP_UP, C.ENDED}),
     C.HELD: frozenset({C.CONNECTED, C.TRANSFERRED, C.WRAP_UP, C.ENDED}),
-    C.TRANSFERRED: frozenset({C.CONNECTED, C.HELD, C.WRAP_UP, C.ENDED}),
+    # A transferred call may be transferred again, to a third agent or back.
+    C.TRANSFERRED: frozenset({C.CONNECTED, C.HELD, C.TRANSFERRED, C.WRAP_UP, C.ENDED}),
     C.WRAP_UP: frozenset({C.ENDED}),
     C.ENDED: frozenset(),
     C.ABANDONED: frozenset(),

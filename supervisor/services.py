@@ -44,6 +44,12 @@ def move_waiting_call(
         raise RoutingRefused("No such call.", field="call_id", kind="not_found")
     if call.state not in MOVABLE_STATES:
         raise RoutingRefused("Only a waiting call can be moved.", field="call_id")
+    if call.agent_id is not None:
+        # An agent took it and the telephony system is connecting them: routed again, the call
+        # would be connected twice.
+        raise RoutingRefused(
+            "An agent accepted this call; it is being connected to them.", field="call_id"
+        )
     if call.queue_id == target.id:
         raise RoutingRefused("The call is already in that queue.", field="queue")
 

@@ -27,7 +27,7 @@ from customers.phone_numbers import normalise_phone_number
 from customers.selectors import customer_ids_for_number
 from routing import dispatch, router
 from routing.models import Agent, Call, Queue, RoutingDecision
-from routing.states import WAITING_STATES, CallState, can_move_call
+from routing.states import TALKING_STATES, WAITING_STATES, CallState, can_move_call
 from telephony.models import CallEvent, CallEventType
 from telephony.tasks import PUSH_CALL_CONNECT
 
@@ -81,13 +81,17 @@ def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
             logger.info("call %r: %s, now %s", event.call_id, event.type, target)
         else:
             logger.info("call %r: %s kept, not applied: %s", event.call_id, event.type, outcome)
+        agent_before = call.agent_id
         changed = _keep_details(call, event, moving=target is not None)
         if target is not None:
             changed |= _move(call, event, target)
         if changed:
             call.save(update_fields=sorted(changed))
         if target is not None:
-            _tell_router(call, event)
+            _tell_router(call, event, agent_before=agent_before)
+        elif call.agent_id != agent_before and call.state in TALKING_STATES:
+            # A late event named the agent the call is with now: the call changed hands.
+            router.call_transferred(call, from_agent_id=agent_before)
         return EventReceipt(
             duplicate=False, call_state=call.state, applied=target is not None, outcome=outcome
         )
@@ -166,6 +170,11 @@ def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
     """The state `event` moves the call to, or None and why it does not."""
     if call.last_event_at is not None and event.occurred_at < call.last_event_at:
         return None, "older than the call's latest applied event; its details were kept"
+    if event.type == CallEventType.TRANSFERRED and not _known_agent(event.agent_identity):
+        logger.warning(
+            "call %r: transferred to unknown agent %r", event.call_id, event.agent_identity
+        )
+        return None, "transferred to an agent Rapport does not know; the call keeps its agent"
     if event.type == CallEventType.ENDED:
         target = _end_state(call, event.reason)
     elif event.type == CallEventType.RINGING and call.state != CallState.RINGING:
@@ -217,8 +226,10 @@ def _keep_details(call: Call, event: TelephonyEvent, *, moving: bool) -> set[str
             call.state = CallState.ENDED
             changed.add("state")
     elif event.type == CallEventType.TRANSFERRED and (moving or _latest_agent_event(call, event)):
-        call.agent = _agent_with_identity(event.agent_identity)
-        changed.add("agent")
+        agent = _agent_with_identity(event.agent_identity)
+        if agent is not None:
+            call.agent = agent
+            changed.add("agent")
     return changed
 
 
@@ -247,11 +258,13 @@ def _move(call: Call, event: TelephonyEvent, target: str) -> set[str]:
     return changed
 
 
-def _tell_router(call: Call, event: TelephonyEvent) -> None:
+def _tell_router(call: Call, event: TelephonyEvent, *, agent_before: int | None) -> None:
     if call.state == CallState.QUEUED:
         router.call_arrived(call)
     elif event.type == CallEventType.ANSWERED:
         router.call_answered(call)
+    elif event.type == CallEventType.TRANSFERRED:
+        router.call_transferred(call, from_agent_id=agent_before)
     elif event.type == CallEventType.ENDED:
         router.call_ended(call)
 
@@ -299,6 +312,10 @@ def choose_queue(*, queue_slug: str, to_number: str) -> Queue:
         slug=default_slug, defaults={"name": default_slug.replace("-", " ").title()}
     )
     return default
+
+
+def _known_agent(identity: str) -> bool:
+    return bool(identity) and Agent.objects.filter(telephony_identity=identity).exists()
 
 
 def _agent_with_identity(identity: str) -> Agent | None:

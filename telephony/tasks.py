@@ -8,20 +8,18 @@ import logging
 import httpx
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
+from routing import dispatch
 from routing.models import Call, RoutingDecision
 from routing.states import FINAL_STATES
 from telephony.models import ConnectAttempt
+from telephony.selectors import connect_backoff_seconds, connect_pushes_lost
 from telephony.signing import sign
 
 logger = logging.getLogger(__name__)
 
 PUSH_CALL_CONNECT = "telephony.push_call_connect"
-
-
-def connect_backoff_seconds(attempt: int) -> float:
-    base = settings.TELEPHONY_CONNECT_RETRY_SECONDS
-    return min(base * 2 ** (attempt - 1), settings.TELEPHONY_CONNECT_RETRY_MAX_SECONDS)
 
 
 @shared_task(name=PUSH_CALL_CONNECT, bind=True, max_retries=None, ignore_result=True)
@@ -74,3 +72,13 @@ def push_call_connect(self, call_pk: int, decision_pk: int | None) -> None:
         countdown,
     )
     raise self.retry(countdown=countdown)
+
+
+@shared_task(name=dispatch.RESEND_LOST_CONNECTS, ignore_result=True)
+def resend_lost_connects() -> None:
+    """Asked for by the router's sweeper: push again each `call.connect` that was lost."""
+    if not settings.TELEPHONY_CONTROL_URL:
+        return
+    for call_pk, decision_pk in connect_pushes_lost(now=timezone.now()):
+        logger.warning("call pk %s: call.connect was lost; pushing it again", call_pk)
+        dispatch.publish(PUSH_CALL_CONNECT, call_pk, decision_pk)

@@ -47,8 +47,10 @@ def reasons(call: Call) -> list[str]:
 
 
 def finish_offer(offer: Offer) -> None:
-    """The agent takes the call; it stays theirs (busy) for the rest of the test."""
+    """The agent takes the call and the caller hangs up; the agent stays busy until the test
+    moves them on."""
     services.accept_offer(offer_id=offer.id, agent_id=offer.agent_id)
+    Call.objects.filter(id=offer.call_id).update(state=CallState.ENDED, ended_at=timezone.now())
 
 
 @pytest.mark.slow
