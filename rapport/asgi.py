@@ -15,11 +15,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from console.urls import websocket_urlpatterns as agent_sockets  # noqa: E402
+from rapport.request_limits import RequestBodyLimit  # noqa: E402
 from supervisor.urls import websocket_urlpatterns as supervisor_sockets  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": ASGIStaticFilesHandler(django_asgi_app),
+        "http": RequestBodyLimit(ASGIStaticFilesHandler(django_asgi_app)),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter([*agent_sockets, *supervisor_sockets]))
         ),

@@ -28,6 +28,9 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-dev-only-set-SECRET_KEY-in-production")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# No request body may be larger, whatever the URL: refused before it is read
+# (rapport/request_limits.py). The webhook allows far less (64 KiB), and no form comes close.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -159,8 +162,14 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
+# Reverse proxies in front of the server; 0 means the peer address is the client (an
+# X-Forwarded-For header alone could dodge a limit or frame someone else's address).
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+
 # Login throttling (django-axes): the fifth wrong password for a username from one address
-# locks that login (429) until the cool-off has passed.
+# locks that login (429) until the cool-off has passed: only for that address, so others'
+# mistakes never lock a person out of their own. Behind a proxy the address is the client's
+# as the proxies report it (rapport/client_address.py), not the proxy's, which is everyone's.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -168,6 +177,7 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "rapport.client_address.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 
@@ -202,9 +212,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "rapport.api_errors.exception_handler",
-    # Proxies in front of the server; 0 means the peer address is the client (an
-    # X-Forwarded-For header alone could dodge the webhook's per-source limit).
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    "NUM_PROXIES": NUM_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Rapport API",
