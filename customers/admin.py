@@ -10,10 +10,28 @@ class PhoneNumberInline(admin.TabularInline):
 
 
 class AuditedCustomerViews:
-    """An admin opening one customer's (or one note's) page is a read of their context."""
+    """An admin opening one customer's (or one note's, or number's) page is a read of their
+    context, and so is a list or a search: one row per customer on the page shown."""
+
+    customer_field = "customer_id"
 
     def customer_ids_shown(self, object_id: str) -> list[int]:
-        return [int(object_id)]
+        return list(
+            self.model.objects.filter(pk=object_id).values_list(self.customer_field, flat=True)
+        )
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if request.method == "GET" and response.status_code == 200 and changelist is not None:
+            record_context_access(
+                customer_ids=[
+                    getattr(shown, self.customer_field) for shown in changelist.result_list
+                ],
+                user=request.user,
+                reason=AccessReason.ADMIN,
+            )
+        return response
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         response = super().change_view(request, object_id, form_url, extra_context)
@@ -27,7 +45,7 @@ class AuditedCustomerViews:
 
 
 @admin.register(PhoneNumber)
-class PhoneNumberAdmin(admin.ModelAdmin):
+class PhoneNumberAdmin(AuditedCustomerViews, admin.ModelAdmin):
     list_display = ["number", "customer", "label"]
     search_fields = ["number", "customer__name"]
     raw_id_fields = ["customer"]
@@ -39,9 +57,6 @@ class CallNoteAdmin(AuditedCustomerViews, admin.ModelAdmin):
     search_fields = ["customer__name", "text"]
     raw_id_fields = ["customer", "author"]
     list_select_related = ["customer", "author"]
-
-    def customer_ids_shown(self, object_id: str) -> list[int]:
-        return list(CallNote.objects.filter(id=object_id).values_list("customer_id", flat=True))
 
 
 @admin.register(ContextAccess)

@@ -31,3 +31,32 @@ def record_context_access(
         for customer_id in dict.fromkeys(customer_ids)
     ]
     return ContextAccess.objects.bulk_create(rows)
+
+
+def record_first_sight(
+    *, shown: Iterable[tuple[int, int]], user: Any, reason: str
+) -> list[ContextAccess]:
+    """One row per (customer, call) the first time `user` is shown it for `reason`: a screen
+    that redraws every moment (the supervisor wall) records each caller once per call. Two
+    queries."""
+    shown = list(dict.fromkeys(shown))
+    if not shown:
+        return []
+    seen = set(
+        ContextAccess.objects.filter(
+            user_id=user.pk, reason=reason, call_id__in=[call_id for _, call_id in shown]
+        ).values_list("customer_id", "call_id")
+    )
+    return ContextAccess.objects.bulk_create(
+        [
+            ContextAccess(
+                customer_id=customer_id,
+                user_id=user.pk,
+                username=user.get_username(),
+                reason=reason,
+                call_id=call_id,
+            )
+            for customer_id, call_id in shown
+            if (customer_id, call_id) not in seen
+        ]
+    )

@@ -5,6 +5,9 @@ Consent decides what a person is shown (docs/privacy.md):
 - `conditional`: history, but preferences an agent inferred are reported as unknown;
 - `closed`: name, what the caller said about their pace, and notes about an open matter only.
 
+Onlookers (the supervisor wall: people watching, not serving the call) are shown a caller's
+name only with consent `conditional` or `open` (`named_to_onlookers`).
+
 Nothing here writes the access log: the caller of a read records it (customers.audit). Note
 authors are named by their agent name when they have one (the `agent` relation routing gives a
 user); nothing here imports routing.
@@ -34,6 +37,10 @@ def customer_ids_for_number(e164: str) -> list[int]:
         .values_list("customer_id", flat=True)
         .distinct()
     )
+
+
+def named_to_onlookers(consent: str) -> bool:
+    return consent in (Consent.CONDITIONAL, Consent.OPEN)
 
 
 def person_name(user: Any) -> str | None:

@@ -25,6 +25,7 @@ class CustomerAdmin(AuditedCustomerViews, admin.ModelAdmin):
         "consent_set_by",
     ]
     readonly_fields = ["erased_at"]
+    customer_field = "pk"
     actions = ["export_as_json", "erase_personal_data"]
 
     def has_delete_permission(self, request, obj=None) -> bool:

@@ -16,10 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from customers.audit import record_context_access
+from customers.models import AccessReason
 from customers.phone_numbers import normalise_phone_number
-from routing import roles, selectors, services
+from routing import messages, roles, selectors, services
 from routing.models import Agent, Call, Offer, Queue
-from routing.states import AgentStatus
+from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
 
 
 def _require_supervisor(request: Request) -> None:
@@ -216,11 +218,48 @@ def call_detail(request: Request, call_id: str) -> Response:
     call = get_object_or_404(
         Call.objects.select_related("queue", "agent", "last_agent"), telephony_call_id=call_id
     )
-    if not roles.is_supervisor(request.user):
-        agent_id = selectors.agent_id_for_user(request.user)
-        involved = agent_id is not None and (
-            call.agent_id == agent_id or Offer.objects.filter(call=call, agent_id=agent_id).exists()
+    reason = _why_shown(request.user, call)
+    if reason is None:
+        raise PermissionDenied(
+            "Only supervisors, staff and the agent the call is ringing for or connected with."
         )
-        if not involved:
-            raise PermissionDenied("Only supervisors, staff and the agents it was offered to.")
+    # The caller's number and customer are shown: the read is in the access log like any other.
+    record_context_access(
+        customer_ids=messages.customer_ids_on_card(call),
+        user=request.user,
+        reason=reason,
+        call_id=call.id,
+    )
     return Response(selectors.call_detail(call))
+
+
+def _why_shown(user, call: Call) -> str | None:
+    """The access-log reason this person may see the call now, or None. An agent sees it while
+    it rings for them or is theirs (connected, held, transferred, their wrap-up): the same
+    moments privacy.selectors.call_access_reason opens the caller's record."""
+    if roles.is_supervisor(user):
+        return AccessReason.SUPERVISOR
+    agent = Agent.objects.filter(user_id=user.id).only("id", "status").first()
+    if agent is None:
+        return None
+    if call.state not in FINAL_STATES:
+        offer_state = (
+            Offer.objects.filter(
+                call=call, agent=agent, state__in=[OfferState.OFFERED, OfferState.ACCEPTED]
+            )
+            .values_list("state", flat=True)
+            .first()
+        )
+        if offer_state is not None:
+            return AccessReason.OFFER if offer_state == OfferState.OFFERED else AccessReason.CALL
+    if call.agent_id != agent.id:
+        return None
+    if call.state in (CallState.CONNECTED, CallState.HELD, CallState.TRANSFERRED):
+        return AccessReason.CALL
+    if call.state == CallState.WRAP_UP or (
+        agent.status == AgentStatus.WRAP_UP
+        and selectors.agents_calls_latest_first(agent.id).values_list("id", flat=True).first()
+        == call.id
+    ):
+        return AccessReason.CALL
+    return None

@@ -13,6 +13,8 @@ import contextlib
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from customers.audit import record_first_sight
+from customers.models import AccessReason
 from routing import roles
 from routing.groups import SUPERVISORS_GROUP, session_group
 from supervisor import selectors
@@ -84,4 +86,8 @@ def _figures_if_signed_in(user, session_key: str) -> dict | None:
     """The wall names callers: a session that has ended since the socket opened gets nothing."""
     if not roles.still_signed_in(user, session_key):
         return None
-    return selectors.dashboard()
+    figures = selectors.dashboard(caller_names=True)
+    record_first_sight(
+        shown=selectors.callers_named(figures), user=user, reason=AccessReason.SUPERVISOR
+    )
+    return figures

@@ -26,6 +26,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from customers.selectors import named_to_onlookers
 from routing.models import Agent, Call, DecisionReason, Offer, Queue, RoutingDecision
 from routing.states import TALKING_STATES, WAITING_STATES, AgentStatus, CallState, OfferState
 
@@ -71,10 +72,31 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def _caller_name(name: str | None, erased_at: datetime | None) -> str:
-    if erased_at is not None:
+def _caller_shown(call: dict[str, Any], *, caller_names: bool) -> str:
+    """Who an agent is talking to, as the wall may say it: a name only where the screen is a
+    person's who is audited for it (`caller_names`) and the caller's consent allows onlookers
+    to know it (customers.selectors.named_to_onlookers)."""
+    if call["customer_id"] is None:
+        return "Caller not identified yet"
+    if call["customer__erased_at"] is not None:
         return "Erased customer"
-    return name or "Caller not identified yet"
+    if not named_to_onlookers(call["customer__consent"]):
+        return "Anonymous caller"
+    return call["customer__name"] if caller_names else "Identified caller"
+
+
+def callers_named(figures: dict[str, Any]) -> list[tuple[int, int]]:
+    """(customer id, call id) of every caller `figures` names, for the access log. One query."""
+    call_ids = [row["call"]["call_id"] for row in figures["agents"] if row["call"]]
+    if not call_ids:
+        return []
+    return [
+        (customer_id, call_id)
+        for customer_id, call_id, consent in Call.objects.filter(
+            telephony_call_id__in=call_ids, customer__erased_at__isnull=True
+        ).values_list("customer_id", "id", "customer__consent")
+        if named_to_onlookers(consent)
+    ]
 
 
 def _empty_agent_counts() -> dict[str, int]:
@@ -266,8 +288,9 @@ def agents_by_queue(*, queue_id: int | None = None) -> dict[int, dict[str, int]]
     return counts
 
 
-def agent_rows(now: datetime) -> list[dict[str, Any]]:
-    """Each agent: status and since when, current caller (name only), calls answered today.
+def agent_rows(now: datetime, *, caller_names: bool = False) -> list[dict[str, Any]]:
+    """Each agent: status and since when, current caller (name only, and only with
+    `caller_names`, as consent allows), calls answered today.
 
     Deliberately nothing about how long calls took: no handle-time ranking.
     """
@@ -283,7 +306,15 @@ def agent_rows(now: datetime) -> list[dict[str, Any]]:
             agent__isnull=False, state__in=TALKING_STATES | {CallState.WRAP_UP}
         )
         .order_by("connected_at")
-        .values("agent_id", "telephony_call_id", "state", "customer__name", "customer__erased_at")
+        .values(
+            "agent_id",
+            "telephony_call_id",
+            "state",
+            "customer_id",
+            "customer__name",
+            "customer__consent",
+            "customer__erased_at",
+        )
     }
     ringing = set(Offer.objects.filter(state=OfferState.OFFERED).values_list("agent_id", flat=True))
     calls_today = dict(
@@ -312,7 +343,7 @@ def agent_rows(now: datetime) -> list[dict[str, Any]]:
                     {
                         "call_id": call["telephony_call_id"],
                         "state": call["state"],
-                        "caller": _caller_name(call["customer__name"], call["customer__erased_at"]),
+                        "caller": _caller_shown(call, caller_names=caller_names),
                     }
                     if call
                     else None
@@ -402,8 +433,10 @@ def day_series(now: datetime, *, queue_id: int | None = None) -> dict[str, Any]:
     return {"bucket_minutes": SERIES_BUCKET_MINUTES, "points": points}
 
 
-def dashboard(now: datetime | None = None) -> dict[str, Any]:
-    """Everything the supervisor screen shows, in one plain dict (the socket frame's body)."""
+def dashboard(now: datetime | None = None, *, caller_names: bool = False) -> dict[str, Any]:
+    """Everything the supervisor screen shows, in one plain dict (the socket frame's body).
+    Callers are named only with `caller_names`, by a screen that records who it named
+    (`callers_named`); a script reading the JSON figures gets figures, not people."""
     now = now or timezone.now()
     queues = list(
         Queue.objects.order_by("name", "id").values("id", "slug", "name", "service_level_seconds")
@@ -439,7 +472,7 @@ def dashboard(now: datetime | None = None) -> dict[str, Any]:
             "reunion": _sum_reunion(list(reunion.values())),
         },
         "queues": queue_figures,
-        "agents": agent_rows(now),
+        "agents": agent_rows(now, caller_names=caller_names),
         "series": day_series(now),
     }
 

@@ -5,6 +5,8 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from customers.audit import record_first_sight
+from customers.models import AccessReason
 from routing import roles
 from routing import selectors as routing_selectors
 from supervisor import selectors
@@ -15,7 +17,10 @@ from supervisor import selectors
 def dashboard(request: HttpRequest) -> HttpResponse:
     if not roles.is_supervisor(request.user):
         raise PermissionDenied("The dashboard is for supervisors.")
-    figures = {"type": "snapshot", **selectors.dashboard(timezone.now())}
+    figures = {"type": "snapshot", **selectors.dashboard(timezone.now(), caller_names=True)}
+    record_first_sight(
+        shown=selectors.callers_named(figures), user=request.user, reason=AccessReason.SUPERVISOR
+    )
     context = {
         "figures": figures,
         "has_console": routing_selectors.agent_id_for_user(request.user) is not None,

@@ -45,7 +45,7 @@ def team(db):
         agents[username] = agent
     supervisor = User.objects.create_user(username="morgan", password="pw-morgan-9")
     supervisor.groups.add(Group.objects.get_or_create(name="supervisor")[0])
-    maya = Customer.objects.create(name="Maya Chen")
+    maya = Customer.objects.create(name="Maya Chen", consent="open")
     return {"queue": loyalty, "agents": agents, "maya": maya}
 
 

@@ -213,7 +213,7 @@ def test_agents_show_status_current_caller_by_name_and_calls_today_but_no_handle
     dana = make_agent("dana", status="busy")
     Agent.objects.filter(id=dana.id).update(status_changed_at=NOON - timedelta(minutes=3))
     sam = make_agent("sam", status="available")
-    maya = make_customer("Maya Chen")
+    maya = make_customer("Maya Chen", consent="open")
     make_call(queue, queued=at(0), answered_after=5, agent=dana)
     make_call(queue, queued=at(30), answered_after=5, agent=dana)
     make_call(
@@ -229,7 +229,7 @@ def test_agents_show_status_current_caller_by_name_and_calls_today_but_no_handle
         call=ringing, agent=sam, state=OfferState.OFFERED, expires_at=NOON + timedelta(seconds=10)
     )
 
-    rows = {row["display_name"]: row for row in stats_selectors.agent_rows(NOON)}
+    rows = {row["display_name"]: row for row in stats_selectors.agent_rows(NOON, caller_names=True)}
 
     assert rows["Dana"]["status"] == "busy"
     assert rows["Dana"]["status_label"] == "On a call"
