@@ -5,6 +5,9 @@
 - anyone else on the team (agent, supervisor, staff) only with a typed reason, which is logged;
 - staff through the API without a reason (logged as `api`).
 
+Changing a customer or leaving them a note needs more than a typed reason: the call (as
+above), or a supervisor or staff (privacy.api `_authorise_write`).
+
 Every read is recorded in the access log by whoever shows the customer (customers.audit).
 """
 
