@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from typing import Any
 
+import redis.exceptions
 from channels.layers import get_channel_layer
 from django.db import transaction
 
 from routing.groups import SUPERVISORS_GROUP, agent_group, session_group
+
+logger = logging.getLogger(__name__)
 
 _sender_lock = threading.Lock()
 _sender: tuple[int, asyncio.AbstractEventLoop] | None = None
@@ -31,15 +35,31 @@ def _sender_loop() -> asyncio.AbstractEventLoop:
         return _sender[1]
 
 
-def _group_send(group: str, event: dict[str, Any]) -> None:
+def _send_now(group: str, event: dict[str, Any]) -> None:
     send = get_channel_layer().group_send(group, event)
     asyncio.run_coroutine_threadsafe(send, _sender_loop()).result(timeout=10)
+
+
+def _group_send(group: str, event: dict[str, Any]) -> None:
+    """Runs after the change committed: a screen message that cannot go out is logged, never
+    raised into the request or task that made the change (screens heal from `state` on their
+    next connect). A pooled connection that a Redis restart closed gets one more try."""
+    try:
+        try:
+            _send_now(group, event)
+        except redis.exceptions.ConnectionError:
+            _send_now(group, event)
+    except Exception as failed:
+        logger.warning(
+            "socket message to %s not sent: %s: %s", group, type(failed).__name__, failed
+        )
 
 
 def send_to_agent(agent_id: int, message: dict[str, Any]) -> None:
     """Deliver `message` (see docs/sockets.md) to the agent's own socket once the change commits."""
     transaction.on_commit(
-        lambda: _group_send(agent_group(agent_id), {"type": "agent.message", "message": message})
+        lambda: _group_send(agent_group(agent_id), {"type": "agent.message", "message": message}),
+        robust=True,
     )
 
 
@@ -49,7 +69,8 @@ def notify_supervisors(*, queue_id: int | None = None, agent_id: int | None = No
         lambda: _group_send(
             SUPERVISORS_GROUP,
             {"type": "figures.changed", "queue_id": queue_id, "agent_id": agent_id},
-        )
+        ),
+        robust=True,
     )
 
 
@@ -57,7 +78,7 @@ def close_sockets_of_session(session_key: str) -> None:
     """Close every socket opened with this login session (it is ending: the person logged
     out), before anything more about a customer reaches it."""
     transaction.on_commit(
-        lambda: _group_send(session_group(session_key), {"type": "session.ended"})
+        lambda: _group_send(session_group(session_key), {"type": "session.ended"}), robust=True
     )
 
 
