@@ -17,7 +17,9 @@ class AuditedCustomerViews:
 
     def customer_ids_shown(self, object_id: str) -> list[int]:
         return list(
-            self.model.objects.filter(pk=object_id).values_list(self.customer_field, flat=True)
+            self.model.objects.filter(pk=object_id)
+            .exclude(**{self.customer_field: None})
+            .values_list(self.customer_field, flat=True)
         )
 
     def changelist_view(self, request, extra_context=None):
@@ -26,7 +28,10 @@ class AuditedCustomerViews:
         if request.method == "GET" and response.status_code == 200 and changelist is not None:
             record_context_access(
                 customer_ids=[
-                    getattr(shown, self.customer_field) for shown in changelist.result_list
+                    customer_id
+                    for shown in changelist.result_list
+                    # A call from a number nobody owns shows no customer.
+                    if (customer_id := getattr(shown, self.customer_field)) is not None
                 ],
                 user=request.user,
                 reason=AccessReason.ADMIN,

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from customers.admin import AuditedCustomerViews
 from routing.models import Agent, AgentStatusChange, Call, Offer, Queue, RoutingDecision
 
 
@@ -32,7 +33,9 @@ class RoutingDecisionInline(admin.TabularInline):
 
 
 @admin.register(Call)
-class CallAdmin(admin.ModelAdmin):
+class CallAdmin(AuditedCustomerViews, admin.ModelAdmin):
+    """Lists the caller's number and name: its lists, searches and pages are audited reads."""
+
     list_display = [
         "telephony_call_id",
         "from_e164",

@@ -258,3 +258,23 @@ def test_admin_lists_and_searches_record_every_customer_they_show(client, make_c
     assert sorted(shown) == sorted(
         [(maya.id, "admin"), (leo.id, "admin"), (leo.id, "admin"), (maya.id, "admin")]
     )
+
+
+@pytest.mark.django_db
+def test_the_call_admin_list_search_and_page_are_audited_reads(client, make_customer, queue):
+    from routing.models import Call
+
+    root = User.objects.create_superuser("root", password="pw-root")
+    maya = make_customer("Maya Chen")
+    call = Call.objects.create(
+        telephony_call_id="CA-admin", from_e164="+14155550123", queue=queue, customer=maya
+    )
+    Call.objects.create(telephony_call_id="CA-stranger", from_e164="+12125550100", queue=queue)
+    client.force_login(root)
+
+    assert client.get("/admin/routing/call/").status_code == 200
+    assert client.get("/admin/routing/call/", {"q": "Maya"}).status_code == 200
+    assert client.get(f"/admin/routing/call/{call.pk}/change/").status_code == 200
+
+    shown = list(ContextAccess.objects.values_list("customer_id", "reason"))
+    assert shown == [(maya.id, "admin")] * 3
