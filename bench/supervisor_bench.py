@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import random
+import secrets
 import socket
 import statistics
 import subprocess
@@ -265,6 +266,9 @@ def main() -> None:
 
     with embedded_services(RUNTIME_DIR / "bench-supervisor") as urls:
         os.environ.update(urls)
+        # Production as it runs, minus TLS: the load generator speaks plain HTTP.
+        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+        os.environ.setdefault("INSECURE_HTTP", "1")
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
         import django
 

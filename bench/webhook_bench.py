@@ -264,6 +264,9 @@ def main() -> None:
             **os.environ,
             **urls,
             "DEBUG": "0",
+            # Production as it runs, minus TLS: the load generator speaks plain HTTP.
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "INSECURE_HTTP": "1",
             "LOG_LEVEL": "WARNING",
             "TELEPHONY_WEBHOOK_SECRET": secret,
             # One load generator is one source address: the per-source limit would cap the run.

@@ -35,6 +35,24 @@ def check_webhook_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
+@checks.register(UNSAFE_SETTINGS)
+def check_secret_key(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    if settings.DEBUG or settings.DEVELOPMENT:
+        return []
+    if settings.SECRET_KEY != settings.DEVELOPMENT_SECRET_KEY:
+        return []
+    return [
+        checks.Error(
+            "SECRET_KEY is the development key (unset), and DEBUG is off: sessions and "
+            "password resets could be forged by anyone who read the source.",
+            hint='Set SECRET_KEY to a long random value (python -c "import secrets;'
+            "print(secrets.token_urlsafe(50))\"); on a developer's machine set "
+            "RAPPORT_DEVELOPMENT=1 (make run does).",
+            id="rapport.E002",
+        )
+    ]
+
+
 def refuse_unsafe_settings() -> None:
     errors = [error for error in checks.run_checks(tags=[UNSAFE_SETTINGS]) if error.is_serious()]
     if errors:

@@ -22,6 +22,8 @@ def pytest_load_initial_conftests(early_config, parser, args):
         embedded_services(RUNTIME_DIR / os.environ.get("RAPPORT_TEST_INSTANCE", "test"))
     )
     os.environ.update(urls)
+    # The tests and every server they start serve plain HTTP with the development key.
+    os.environ.setdefault("RAPPORT_DEVELOPMENT", "1")
     return (yield)
 
 

@@ -24,8 +24,16 @@ SERVICE_URL_SOURCES = {
 }
 
 DEBUG = env.bool("DEBUG", default=False)
-# The development default starts "django-insecure-" so `check --deploy` flags it in production.
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-dev-only-set-SECRET_KEY-in-production")
+# A developer's machine: `make run` and the test suite say so for the processes they start, and
+# a live `make run` says so for the commands beside it. Only there (or with DEBUG) is the
+# development SECRET_KEY accepted (rapport/checks.py refuses it elsewhere) and plain HTTP the
+# default; everywhere else production is secure without being asked.
+DEVELOPMENT = env.bool("RAPPORT_DEVELOPMENT", default=bool(_RECORDED_SERVICE_URLS))
+DEVELOPMENT_SECRET_KEY = "django-insecure-dev-only-set-SECRET_KEY-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
+# Served over plain HTTP on purpose (a developer's machine, or an intranet without TLS): no
+# Secure cookies, HTTPS redirect or HSTS. `check --deploy` still reports each of them.
+INSECURE_HTTP = env.bool("INSECURE_HTTP", default=DEBUG or DEVELOPMENT)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # No request body may be larger, whatever the URL: refused before it is read
@@ -272,16 +280,23 @@ LOGGING = {
 }
 # Workers and beat log through this configuration too (rapport/celery.py).
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
-    CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
-
-# Production behind TLS (all off by default so `make run` works over plain http):
-# SECURE_SSL_REDIRECT=1, SECURE_HSTS_SECONDS=31536000,
-# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+# HTTPS unless INSECURE_HTTP: each of these can still be set on its own.
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not INSECURE_HTTP)
+CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not INSECURE_HTTP)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not INSECURE_HTTP)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if INSECURE_HTTP else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
-SECURE_PROXY_SSL_HEADER = tuple(env.list("SECURE_PROXY_SSL_HEADER", default=[])) or None
+# Behind a proxy that ends TLS every request arrives as plain HTTP: the proxy's
+# X-Forwarded-Proto says what the client used, or the redirect would never end. Without a
+# proxy nobody may claim it.
+SECURE_PROXY_SSL_HEADER = (
+    tuple(
+        env.list(
+            "SECURE_PROXY_SSL_HEADER",
+            default=["HTTP_X_FORWARDED_PROTO", "https"] if NUM_PROXIES else [],
+        )
+    )
+    or None
+)
 SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]

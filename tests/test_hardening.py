@@ -16,19 +16,22 @@ from django.test import Client
 
 from rapport.asgi import application
 
+# Secure by default: nothing more is needed (tests/test_production_settings.py has the rest).
 PRODUCTION_ENV = {
     "DEBUG": "0",
     "SECRET_KEY": secrets.token_urlsafe(64),
     "ALLOWED_HOSTS": "rapport.example.com",
-    "SECURE_COOKIES": "1",
-    "SECURE_SSL_REDIRECT": "1",
-    "SECURE_HSTS_SECONDS": "31536000",
-    "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
 }
+# The test run's own development mode must not leak into the production run.
+DEVELOPMENT_ENV = ("RAPPORT_DEVELOPMENT", "INSECURE_HTTP")
 
 
 def _check_deploy(extra_env: dict[str, str]) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if key not in PRODUCTION_ENV}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in PRODUCTION_ENV and key not in DEVELOPMENT_ENV
+    }
     env.update(extra_env, DJANGO_SETTINGS_MODULE="rapport.settings")
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -46,10 +49,10 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in result.stdout
 
 
-def test_check_deploy_complains_without_them():
-    result = _check_deploy({"DEBUG": "0"})
+def test_check_deploy_complains_about_plain_http_and_the_development_key():
+    result = _check_deploy({"DEBUG": "0", "INSECURE_HTTP": "1"})
     assert result.returncode != 0
-    for check in ("security.W004", "security.W008", "security.W009", "security.W012"):
+    for check in ("security.W004", "security.W008", "security.W012", "rapport.E002"):
         assert check in result.stderr
 
 

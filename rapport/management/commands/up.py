@@ -164,6 +164,8 @@ class Command(BaseCommand):
             record_service_urls(state_dir, urls)
             try:
                 env = {**os.environ, **urls, "RAPPORT_STARTED_BY_UP": "1"}
+                # A developer's machine: plain HTTP on 127.0.0.1 and the development SECRET_KEY.
+                env.setdefault("RAPPORT_DEVELOPMENT", "1")
                 env.setdefault("TELEPHONY_WEBHOOK_SECRET", _webhook_secret(state_dir))
                 self._manage(env, "migrate", "--noinput", "-v", "0")
                 if not no_demo:
