@@ -200,7 +200,9 @@ class TelephonyEventsView(APIView):
         summary="Receive one signed telephony call event",
         description=(
             "Standard Webhooks signature over `{webhook-id}.{webhook-timestamp}.{raw body}`. "
-            "Idempotent on `webhook-id`; events may arrive in any order. The event is durable "
+            "Idempotent on `webhook-id` (the same id with a different body is a 409); events "
+            "may arrive in any order. Throttled per signing secret, after the signature is "
+            "verified. The event is durable "
             "before `202` is sent. Unknown extra fields are accepted and kept."
         ),
         parameters=SIGNATURE_PARAMETERS,
@@ -310,6 +312,11 @@ class TelephonyCallView(APIView):
     @extend_schema(
         operation_id="telephony_call_retrieve",
         summary="The call's state and, once decided, the agent to connect",
+        description=(
+            "Signed like an event with `GET {path}` in the body's place "
+            "(`{webhook-id}.{webhook-timestamp}.GET /api/telephony/calls/CA42/`), a new "
+            "`webhook-id` for every request; or an API token."
+        ),
         parameters=SIGNATURE_PARAMETERS,
         responses={200: CallInstructionSerializer, 401: ERROR_DETAIL, 404: ERROR_DETAIL},
     )
