@@ -56,8 +56,17 @@ def _take_a_caller_with_notes(page, deadline: float) -> str:
             card = page.inner_text("[data-card]")
             page.click("[data-accept]")
             return card
+        declined = page.get_attribute("[data-card]", "data-call-id")
         page.click("[data-decline]")
-        page.wait_for_selector('[data-card][data-mode="offer"]', state="detached", timeout=10000)
+        # The card is reused: gone, or showing the next caller.
+        page.wait_for_function(
+            """(declined) => {
+                const card = document.querySelector('[data-card]');
+                return card.hidden || card.dataset.callId !== declined;
+            }""",
+            arg=declined,
+            timeout=10000,
+        )
     raise AssertionError("no simulated caller with notes was offered in time")
 
 

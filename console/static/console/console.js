@@ -328,6 +328,7 @@
     idle.hidden = true;
     card.hidden = false;
     card.setAttribute("data-mode", model.offer ? "offer" : "call");
+    card.setAttribute("data-call-id", source.call_id || "");
     card.replaceChildren.apply(card, callerCard(source, !!model.offer));
     tickRing();
   }
