@@ -144,6 +144,7 @@ class Soak:
     acted_on_offers: set[int] = field(default_factory=set)
     two_calls_seen: list[tuple[int, list[int]]] = field(default_factory=list)
     webhook_ids = count(1)
+    tally: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def event(self, type_: str, call: SimulatedCall, **fields) -> None:
         body = {
@@ -154,8 +155,10 @@ class Soak:
         }
         webhook_id = f"msg_soak_{next(self.webhook_ids)}"
         self.pending.append((body, webhook_id))
+        self.tally[type_] += 1
         if self.rng.random() < DUPLICATED:
             self.pending.append((body, webhook_id))
+            self.tally["delivered twice"] += 1
 
     def deliver_some(self, *, everything: bool = False) -> None:
         """Post the pending events in shuffled order (each carries when it happened)."""
@@ -200,8 +203,12 @@ class Soak:
             client = self.clients_by_agent[agent_id]
             if choice < 0.75:
                 client.post(f"/api/offers/{offer_id}/accept/")
+                self.tally["accepts"] += 1
             elif choice < 0.9:
                 client.post(f"/api/offers/{offer_id}/decline/")
+                self.tally["declines"] += 1
+            else:
+                self.tally["left to time out"] += 1
         # Agents the router put on break (an offer they let time out) and agents in wrap-up
         # come back.
         for agent_id, status in Agent.objects.filter(id__in=self.clients_by_agent).values_list(
@@ -438,3 +445,7 @@ def test_300_disorderly_calls_with_a_redis_restart_and_a_killed_worker(
         if (offer.call_id, offer.agent.user_id) not in audited
     ]
     assert unaudited == [], "a screen-pop without its audit row"
+    print(
+        f"\nsoak: {CALLS} calls in {time.monotonic() - started:.0f} s; {dict(soak.tally)}; "
+        f"connects pushed {len(PhoneSystemControl.received)}"
+    )
