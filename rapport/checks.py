@@ -1,8 +1,9 @@
 """Settings Rapport refuses to run with.
 
-`manage.py check` (and every command that runs the checks) reports them as errors; the ASGI
-server refuses to start on them (`refuse_unsafe_settings`, called by rapport/asgi.py), since
-uvicorn runs no checks of its own.
+`manage.py check` reports a weak webhook secret as an error; the development SECRET_KEY is a
+deployment check (`check --deploy`), so `makemigrations` and the like still run on a developer's
+machine. The ASGI server refuses to start on either (`refuse_unsafe_settings`, called by
+rapport/asgi.py), since uvicorn runs no checks of its own.
 """
 
 from django.conf import settings
@@ -35,7 +36,7 @@ def check_webhook_secrets(app_configs, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
-@checks.register(UNSAFE_SETTINGS)
+@checks.register(UNSAFE_SETTINGS, deploy=True)
 def check_secret_key(app_configs, **kwargs) -> list[checks.CheckMessage]:
     if settings.DEBUG or settings.DEVELOPMENT:
         return []
@@ -54,6 +55,7 @@ def check_secret_key(app_configs, **kwargs) -> list[checks.CheckMessage]:
 
 
 def refuse_unsafe_settings() -> None:
-    errors = [error for error in checks.run_checks(tags=[UNSAFE_SETTINGS]) if error.is_serious()]
+    found = checks.run_checks(tags=[UNSAFE_SETTINGS], include_deployment_checks=True)
+    errors = [error for error in found if error.is_serious()]
     if errors:
         raise ImproperlyConfigured("\n".join(str(error) for error in errors))

@@ -114,6 +114,13 @@ def test_the_development_key_is_refused_with_debug_off(secret_key):
     assert "SECRET_KEY" in served.stderr
 
 
+def test_development_commands_still_run_where_the_key_is_unset():
+    """makemigrations, check and the like are not serving: only `check --deploy` and the
+    server refuse the development key."""
+    assert _run(["manage.py", "check"], {}).returncode == 0
+    assert _run(["manage.py", "makemigrations", "--check", "--dry-run"], {}).returncode == 0
+
+
 def test_plain_http_is_an_explicit_opt_out_that_check_deploy_still_reports():
     env = {**PRODUCTION, "INSECURE_HTTP": "1"}
 
