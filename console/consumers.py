@@ -11,6 +11,8 @@ from routing.groups import agent_group, session_group
 
 # Also the code for a session that ended: the console stops reconnecting and says so.
 REFUSED = 4403
+# Socket messages that carry a caller's context (docs/sockets.md).
+CUSTOMER_DATA_MESSAGES = frozenset({"offer", "call", "state"})
 
 
 @database_sync_to_async
@@ -89,11 +91,15 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def agent_message(self, event: dict) -> None:
         # Offers and calls carry the caller's context: a session that has ended since the
-        # socket opened (logged out elsewhere, deactivated) gets nothing more.
-        signed_in = await database_sync_to_async(roles.still_signed_in)(self.user, self.session_key)
-        if not signed_in:
-            await self.close(code=REFUSED)
-            return
+        # socket opened (logged out elsewhere, deactivated) gets nothing more. Status and
+        # offer-ended messages carry none and skip the two queries.
+        if event["message"].get("type") in CUSTOMER_DATA_MESSAGES:
+            signed_in = await database_sync_to_async(roles.still_signed_in)(
+                self.user, self.session_key
+            )
+            if not signed_in:
+                await self.close(code=REFUSED)
+                return
         await self.send_json(event["message"])
 
     async def session_ended(self, event: dict) -> None:
