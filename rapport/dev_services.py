@@ -52,12 +52,13 @@ def recorded_service_urls(state_dir: Path) -> dict[str, str]:
         pid = int(record["pid"])
     except (FileNotFoundError, ValueError, KeyError, TypeError, OSError):
         return {}
-    if not _process_is_alive(pid):
+    if not process_is_alive(pid):
         return {}
     return {name: record[name] for name in SERVICE_VARIABLES if isinstance(record.get(name), str)}
 
 
-def _process_is_alive(pid: int) -> bool:
+def process_is_alive(pid: int) -> bool:
+    """A live process (a zombie, which still answers kill(0), is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

