@@ -22,6 +22,13 @@ class Queue(models.Model):
     last_agent_wait_seconds = models.PositiveIntegerField(
         default=20, help_text="How long a caller is held for their busy last agent."
     )
+    hold_averse_wait_seconds = models.PositiveIntegerField(
+        default=0,
+        help_text=(
+            "How long a caller who avoids holding or is in a rush is held for their busy last"
+            " agent; 0 sends them straight to the queue."
+        ),
+    )
     offer_timeout_seconds = models.PositiveIntegerField(
         default=15, help_text="How long an offer rings before it is taken back."
     )
@@ -180,6 +187,10 @@ class DecisionReason(models.TextChoices):
     LAST_AGENT_UNAVAILABLE = "last_agent_unavailable", "Last agent offline or on break"
     LAST_AGENT_DECLINED = "last_agent_declined", "Last agent declined"
     LAST_AGENT_WAIT_EXPIRED = "last_agent_wait_expired", "Last agent still busy after the wait"
+    LAST_AGENT_BUSY_NOT_HELD = (
+        "last_agent_busy_not_held",
+        "Last agent busy; caller not held (avoids holding or in a rush)",
+    )
     OFFER_TIMED_OUT = "offer_timed_out", "Offer not answered in time"
     OFFER_DECLINED = "offer_declined", "Offer declined"
     AGENT_ON_ANOTHER_CALL = "agent_on_another_call", "Offer withdrawn: the agent took another call"
@@ -197,6 +208,7 @@ FALLBACK_REASONS = frozenset(
         DecisionReason.LAST_AGENT_UNAVAILABLE,
         DecisionReason.LAST_AGENT_DECLINED,
         DecisionReason.LAST_AGENT_WAIT_EXPIRED,
+        DecisionReason.LAST_AGENT_BUSY_NOT_HELD,
         DecisionReason.OFFER_TIMED_OUT,
         DecisionReason.OFFER_DECLINED,
     }
