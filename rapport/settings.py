@@ -300,3 +300,20 @@ SECURE_PROXY_SSL_HEADER = (
     or None
 )
 SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+
+# --- Twilio Programmable Voice ---------------------------------------------------------------
+# ../shared/contracts/twilio.md and docs/telephony.md "Twilio". Without an account SID the Twilio
+# endpoints answer 404.
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com")
+# The scheme and host Twilio reaches Rapport at (`https://rapport.example.com`): the URL Twilio
+# signed is this plus the request's path, whatever a proxy in front rewrote. Empty: the URL the
+# request arrived at, as Django sees it.
+TWILIO_PUBLIC_BASE_URL = env.str("TWILIO_PUBLIC_BASE_URL", default="")
+TWILIO_API_TIMEOUT_SECONDS = env.float("TWILIO_API_TIMEOUT_SECONDS", default=5.0)
+TWILIO_AGENT_RING_SECONDS = env.int("TWILIO_AGENT_RING_SECONDS", default=20)
+TWILIO_WAIT_SECONDS = env.int("TWILIO_WAIT_SECONDS", default=5)
+TWILIO_HOLD_MUSIC_URL = env.str("TWILIO_HOLD_MUSIC_URL", default="")
+# Celery discovers each app's tasks.py; the Twilio task lives beside it.
+CELERY_IMPORTS = ["telephony.twilio_tasks"]

@@ -359,6 +359,40 @@ def time_out_offer(*, offer_id: int) -> bool:
         return True
 
 
+def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
+    """The agent accepted `call_id` but their phone did not take it (no answer, busy, failed):
+    as if the offer had rung out. The caller goes back to the queue and is routed on (no longer
+    held for this agent), and the agent is moved to break. Does nothing unless the call still
+    waits for this agent, so a repeated report changes nothing."""
+    with transaction.atomic():
+        call = (
+            Call.objects.select_for_update(of=("self",))
+            .select_related("queue")
+            .filter(id=call_id, agent_id=agent_id, state=CallState.OFFERED)
+            .first()
+        )
+        if call is None:
+            return False
+        agent = Agent.objects.select_for_update().get(id=agent_id)
+        now = timezone.now()
+        record_decision(
+            call=call,
+            reason=DecisionReason.OFFER_TIMED_OUT,
+            agent_id=agent_id,
+            now=now,
+            detail={"why": why, "was_last_agent": agent_id == call.last_agent_id},
+        )
+        move_call(call, CallState.QUEUED, now=now)
+        call.agent = None
+        call.last_agent_wait_until = None
+        request_routing(call=call)
+        save_call(call)
+        if agent.status == AgentStatus.BUSY:
+            set_status(agent=agent, status=AgentStatus.BREAK, reason="phone_not_answered", now=now)
+        notify_supervisors(queue_id=call.queue_id, agent_id=agent_id)
+        return True
+
+
 def withdraw_offers_ringing_for(*, agent_id: int, now: datetime) -> int:
     """The agent (locked by the caller) is now on a call: stop the offers of other calls ringing
     for them and route those callers on. The calls are locked after the agent, against the lock

@@ -43,3 +43,25 @@ class ConnectAttempt(models.Model):
 
     class Meta:
         ordering = ["sent_at", "id"]
+
+
+class TwilioDialPath(models.TextChoices):
+    REST_UPDATE = "rest_update", "REST update of the live call"
+    ENQUEUE_ACTION = "enqueue_action", "Enqueue action after <Leave/>"
+
+
+class TwilioCall(models.Model):
+    """A call that came in through Twilio (telephony/twilio_calls.py): the account it belongs
+    to, where Twilio reaches Rapport, and which accepted decision the caller is being dialled
+    to, so that the REST update and the wait loop's fallback never both dial one agent."""
+
+    call = models.OneToOneField(Call, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    account_sid = models.CharField(max_length=34)
+    public_base_url = models.CharField(
+        max_length=200, help_text="Scheme and host Twilio used to reach Rapport for this call."
+    )
+    dialled_decision = models.ForeignKey(
+        RoutingDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dialled_via = models.CharField(max_length=16, choices=TwilioDialPath.choices, blank=True)
+    dialled_at = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,7 @@ from django.conf import settings
 from routing.models import Call, RoutingDecision
 from routing.selectors import calls_accepted_not_answered
 from routing.states import OfferState
-from telephony.models import ConnectAttempt
+from telephony.models import ConnectAttempt, TwilioCall
 
 
 def call_instruction(*, telephony_call_id: str) -> dict[str, Any] | None:
@@ -51,10 +51,19 @@ def connect_pushes_lost(*, now: datetime) -> list[tuple[int, int]]:
     neither delivered nor still on its way: never tried, or its next try is overdue. A push is
     given its backoff and then its timeout and a moment more before it counts as lost."""
     patience = timedelta(seconds=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS + 2)
-    awaiting = RoutingDecision.objects.filter(
-        call__in=calls_accepted_not_answered(accepted_before=now - patience),
-        offer__state=OfferState.ACCEPTED,
-    ).values_list("call_id", "id")
+    awaiting = (
+        RoutingDecision.objects.filter(
+            call__in=calls_accepted_not_answered(accepted_before=now - patience),
+            offer__state=OfferState.ACCEPTED,
+        )
+        # A Twilio caller dialled to the agent by the wait loop's fallback needs no push.
+        .exclude(
+            pk__in=TwilioCall.objects.filter(dialled_decision__isnull=False).values(
+                "dialled_decision"
+            )
+        )
+        .values_list("call_id", "id")
+    )
     lost = []
     for call_pk, decision_pk in awaiting:
         latest = (

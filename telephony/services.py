@@ -28,8 +28,8 @@ from customers.selectors import customer_ids_for_number
 from routing import dispatch, router
 from routing.models import Agent, Call, Queue, RoutingDecision
 from routing.states import TALKING_STATES, WAITING_STATES, CallState, can_move_call
-from telephony.models import CallEvent, CallEventType
-from telephony.tasks import PUSH_CALL_CONNECT
+from telephony.models import CallEvent, CallEventType, TwilioCall
+from telephony.tasks import PUSH_CALL_CONNECT, TWILIO_DIAL_AGENT
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +100,15 @@ def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
 def request_connect(call: Call, decision: RoutingDecision | None) -> None:
     """Tell the telephony system which agent to connect (pushed after commit, with retries).
 
-    The agent is the decision's, or without a decision the call's.
+    The agent is the decision's, or without a decision the call's. A call that came in through
+    Twilio is bridged by Rapport itself, with a REST update of the live call.
     """
+    decision_pk = decision.pk if decision is not None else None
+    if TwilioCall.objects.filter(call_id=call.pk).exists():
+        dispatch.publish_on_commit(TWILIO_DIAL_AGENT, call.pk, decision_pk)
+        return
     if not settings.TELEPHONY_CONTROL_URL:
         return
-    decision_pk = decision.pk if decision is not None else None
     dispatch.publish_on_commit(PUSH_CALL_CONNECT, call.pk, decision_pk)
 
 

@@ -13,13 +13,16 @@ from django.utils import timezone
 from routing import dispatch
 from routing.models import Call, RoutingDecision
 from routing.states import FINAL_STATES
-from telephony.models import ConnectAttempt
+from telephony.models import ConnectAttempt, TwilioCall
 from telephony.selectors import connect_backoff_seconds, connect_pushes_lost
 from telephony.signing import sign
 
 logger = logging.getLogger(__name__)
 
 PUSH_CALL_CONNECT = "telephony.push_call_connect"
+# For a call that came in through Twilio the push is a REST update of the live call
+# (telephony/twilio_tasks.py).
+TWILIO_DIAL_AGENT = "telephony.twilio_dial_agent"
 
 
 @shared_task(name=PUSH_CALL_CONNECT, bind=True, max_retries=None, ignore_result=True)
@@ -76,9 +79,20 @@ def push_call_connect(self, call_pk: int, decision_pk: int | None) -> None:
 
 @shared_task(name=dispatch.RESEND_LOST_CONNECTS, ignore_result=True)
 def resend_lost_connects() -> None:
-    """Asked for by the router's sweeper: push again each `call.connect` that was lost."""
-    if not settings.TELEPHONY_CONTROL_URL:
+    """Asked for by the router's sweeper: push again each `call.connect` that was lost (for a
+    Twilio call: the REST update)."""
+    if not settings.TELEPHONY_CONTROL_URL and not settings.TWILIO_ACCOUNT_SID:
         return
-    for call_pk, decision_pk in connect_pushes_lost(now=timezone.now()):
-        logger.warning("call pk %s: call.connect was lost; pushing it again", call_pk)
-        dispatch.publish(PUSH_CALL_CONNECT, call_pk, decision_pk)
+    lost = connect_pushes_lost(now=timezone.now())
+    through_twilio = set(
+        TwilioCall.objects.filter(call_id__in=[call_pk for call_pk, _ in lost]).values_list(
+            "call_id", flat=True
+        )
+    )
+    for call_pk, decision_pk in lost:
+        if call_pk in through_twilio:
+            logger.warning("call pk %s: Twilio REST update was lost; sending it again", call_pk)
+            dispatch.publish(TWILIO_DIAL_AGENT, call_pk, decision_pk)
+        elif settings.TELEPHONY_CONTROL_URL:
+            logger.warning("call pk %s: call.connect was lost; pushing it again", call_pk)
+            dispatch.publish(PUSH_CALL_CONNECT, call_pk, decision_pk)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from telephony import api
+from telephony import api, twilio_api
 
 urlpatterns = [
     path("ping/", api.ping, name="telephony-ping"),
@@ -10,4 +10,10 @@ urlpatterns = [
         api.TelephonyCallView.as_view(),
         name="telephony-call",
     ),
+    path("twilio/voice/", twilio_api.voice, name="twilio-voice"),
+    path("twilio/status/", twilio_api.status, name="twilio-status"),
+    path("twilio/wait/", twilio_api.wait, name="twilio-wait"),
+    path("twilio/enqueue-action/", twilio_api.enqueue_action, name="twilio-enqueue-action"),
+    path("twilio/dial-action/", twilio_api.dial_action, name="twilio-dial-action"),
+    path("twilio/agent-status/", twilio_api.agent_status, name="twilio-agent-status"),
 ]

@@ -1,0 +1,156 @@
+"""Twilio's webhooks (../shared/contracts/twilio.md): form-encoded POSTs signed with
+`X-Twilio-Signature`, answered with TwiML (or 204 for status callbacks).
+
+Each view parses Twilio's fields and calls telephony/twilio_calls.py; `twilio_webhook` checks,
+once for all of them, that Twilio is configured (404), that the signature is Twilio's over the
+URL Twilio requested and that the request is the configured account's (403), and answers a
+missing or malformed field with 400 naming it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from twilio.twiml.voice_response import VoiceResponse
+
+from telephony import twilio_calls, twilio_voice
+from telephony.twilio_voice import CALL_SID, BadField, form_payload, optional, required
+
+logger = logging.getLogger(__name__)
+
+
+def twilio_webhook(view: Callable[[HttpRequest], HttpResponse]):
+    @csrf_exempt
+    @require_POST
+    @functools.wraps(view)
+    def checked(request: HttpRequest) -> HttpResponse:
+        if not twilio_voice.is_configured():
+            return JsonResponse({"detail": "Twilio is not configured."}, status=404)
+        if not twilio_voice.signature_is_valid(request):
+            logger.warning("twilio request to %s refused: bad signature", request.path)
+            return JsonResponse(
+                {"detail": "X-Twilio-Signature is missing or does not match this request."},
+                status=403,
+            )
+        if request.POST.get("AccountSid", "") != settings.TWILIO_ACCOUNT_SID:
+            logger.warning("twilio request to %s refused: another account", request.path)
+            return JsonResponse({"detail": "AccountSid is not this Rapport's account."}, status=403)
+        try:
+            return view(request)
+        except BadField as bad:
+            return JsonResponse(
+                {"detail": f"Bad field {bad.field}.", "errors": {bad.field: [bad.message]}},
+                status=400,
+            )
+
+    return checked
+
+
+def _twiml(response: VoiceResponse) -> HttpResponse:
+    return HttpResponse(str(response), content_type="text/xml; charset=utf-8")
+
+
+def _call_sid(form, field: str = "CallSid") -> str:
+    return required(form, field, pattern=CALL_SID)
+
+
+@twilio_webhook
+def voice(request: HttpRequest) -> HttpResponse:
+    """The number's "A call comes in": the caller waits in the queue."""
+    form = request.POST
+    next_step = twilio_calls.call_rang(
+        call_sid=_call_sid(form),
+        account_sid=form["AccountSid"],
+        from_number=required(form, "From"),
+        to_number=required(form, "To"),
+        base_url=twilio_voice.public_base_url(request),
+        payload=form_payload(form),
+    )
+    return _twiml(twilio_voice.twiml(next_step))
+
+
+@twilio_webhook
+def status(request: HttpRequest) -> HttpResponse:
+    """The number's status callback: a final CallStatus ends the call."""
+    form = request.POST
+    call_sid = _call_sid(form)
+    call_status = required(form, "CallStatus")
+    occurred_at = twilio_voice.timestamp(form)
+    if call_status in twilio_voice.FINAL_CALL_STATUSES:
+        twilio_calls.call_ended(
+            call_sid=call_sid,
+            call_status=call_status,
+            occurred_at=occurred_at,
+            payload=form_payload(form),
+        )
+    return HttpResponse(status=204)
+
+
+@twilio_webhook
+def wait(request: HttpRequest) -> HttpResponse:
+    """The queue's wait loop: keep waiting, or leave the queue to be dialled to the agent."""
+    call_sid = _call_sid(request.POST)
+    if twilio_calls.waiting_caller_should_leave(call_sid=call_sid):
+        logger.warning("twilio call %r: agent accepted, REST update missing; <Leave/>", call_sid)
+        return _twiml(twilio_voice.leave())
+    return _twiml(twilio_voice.waiting(base_url=twilio_voice.public_base_url(request)))
+
+
+@twilio_webhook
+def enqueue_action(request: HttpRequest) -> HttpResponse:
+    form = request.POST
+    next_step = twilio_calls.caller_left_queue(
+        call_sid=_call_sid(form),
+        queue_result=twilio_voice.one_of(form, "QueueResult", twilio_voice.QUEUE_RESULTS),
+    )
+    return _twiml(twilio_voice.twiml(next_step))
+
+
+@twilio_webhook
+def dial_action(request: HttpRequest) -> HttpResponse:
+    form = request.POST
+    decision = request.GET.get("decision", "")
+    if not decision.isdigit() or len(decision) > 18:
+        raise BadField("decision", "The dial action URL names the decision Rapport dialled.")
+    dial_seconds = optional(form, "DialCallDuration") or "0"
+    if not dial_seconds.isdigit():
+        raise BadField("DialCallDuration", "Expected whole seconds.")
+    next_step = twilio_calls.dial_ended(
+        call_sid=_call_sid(form),
+        decision_pk=int(decision),
+        dial_status=twilio_voice.one_of(
+            form, "DialCallStatus", twilio_voice.DIAL_CONNECTED | twilio_voice.DIAL_MISSED
+        ),
+        dial_call_sid=optional(form, "DialCallSid"),
+        dial_seconds=int(dial_seconds),
+        payload=form_payload(form),
+    )
+    return _twiml(twilio_voice.twiml(next_step))
+
+
+@twilio_webhook
+def agent_status(request: HttpRequest) -> HttpResponse:
+    """An agent leg's status callback: answered means the agent has the caller."""
+    form = request.POST
+    agent_leg_sid = _call_sid(form)
+    call_sid = _call_sid(form, "ParentCallSid")
+    call_status = required(form, "CallStatus")
+    occurred_at = twilio_voice.timestamp(form)
+    # Rapport's own dials name the agent in the URL; a transfer's leg is known by its `To`.
+    agent_identity = request.GET.get("agent", "").strip() or required(form, "To", max_length=128)
+    if call_status == twilio_voice.ANSWERED_CALL_STATUS:
+        twilio_calls.agent_leg_answered(
+            call_sid=call_sid,
+            agent_leg_sid=agent_leg_sid,
+            agent_identity=agent_identity[:64],
+            occurred_at=occurred_at or twilio_voice.whole_second(timezone.now()),
+            payload=form_payload(form),
+        )
+    return HttpResponse(status=204)
