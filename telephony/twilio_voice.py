@@ -92,7 +92,11 @@ def signature_is_valid(request: HttpRequest) -> bool:
     if not signature or not settings.TWILIO_AUTH_TOKEN:
         return False
     validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
-    return validator.validate(requested_url(request), request.POST, signature)
+    try:
+        return validator.validate(requested_url(request), request.POST, signature)
+    except ValueError:
+        # A Host header whose port is no port (`:99999`): not a URL Twilio could have signed.
+        return False
 
 
 def required(form, field: str, *, pattern: re.Pattern | None = None, max_length: int = 64) -> str:
@@ -143,8 +147,9 @@ def whole_second(moment: datetime) -> datetime:
 
 
 def form_payload(form) -> dict[str, str]:
-    """The request's fields as the event's stored payload (one value per field)."""
-    return {name: form.get(name, "") for name in form}
+    """The request's fields as the event's stored payload (one value per field; PostgreSQL
+    keeps no NUL characters)."""
+    return {name.replace("\x00", ""): form.get(name, "").replace("\x00", "") for name in form}
 
 
 # --- TwiML Rapport answers ------------------------------------------------------------------

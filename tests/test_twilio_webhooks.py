@@ -150,6 +150,22 @@ def test_without_a_public_url_the_url_django_sees_is_the_one_checked(twilio, set
     assert enqueue.get("waitUrl") == "http://localhost:8000/api/telephony/twilio/wait/"
 
 
+def test_signed_but_hostile_input_is_never_a_500(twilio, settings):
+    call_sid = new_call_sid()
+    odd = {**INCOMING, "CallSid": call_sid, "CallerName": "Maya\x00Chen", "x\x00": "1"}
+    assert twilio.request(VOICE_URL, odd).status_code == 200
+    assert CallEvent.objects.get(call__telephony_call_id=call_sid).payload["CallerName"] == (
+        "MayaChen"
+    )
+
+    settings.TWILIO_PUBLIC_BASE_URL = ""
+    direct = "http://localhost:99999/api/telephony/twilio/voice/"
+    not_a_port = twilio.request(
+        direct, {**INCOMING, "CallSid": new_call_sid()}, host="localhost:99999"
+    )
+    assert not_a_port.status_code in (400, 403)
+
+
 # --- retries and order ---------------------------------------------------------------------
 
 

@@ -85,7 +85,14 @@ class Twilio:
         self.validator = RequestValidator(auth_token)
         self.account_sid = account_sid
 
-    def request(self, url: str, params: dict[str, str], *, signature: str | None = None):
+    def request(
+        self,
+        url: str,
+        params: dict[str, str],
+        *,
+        signature: str | None = None,
+        host: str = "localhost:8000",
+    ):
         """POST `params` form-encoded to the absolute `url`, signed as Twilio signs it."""
         params = {"AccountSid": self.account_sid, **params}
         if signature is None:
@@ -97,7 +104,7 @@ class Twilio:
             params,
             HTTP_X_TWILIO_SIGNATURE=signature,
             # Behind the proxy: Django sees plain HTTP on an internal address.
-            HTTP_HOST="localhost:8000",
+            HTTP_HOST=host,
         )
 
     def twiml(self, url: str, params: dict[str, str]) -> TwiML:
