@@ -16,6 +16,7 @@ from routing.models import Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from telephony import twilio_calls
 from telephony.models import CallEvent, TwilioCall
+from telephony.tasks import resend_lost_connects
 from tests import twilio_support
 from tests.routing_helpers import tasks_published
 from tests.twilio_support import ACCOUNT_SID, PUBLIC_BASE_URL, Twilio, new_call_sid, timestamp
@@ -281,3 +282,30 @@ def test_a_leg_to_another_agent_answered_on_a_connected_call_is_a_transfer(
     call = the_call(call_sid)
     assert (call.state, call.agent) == (CallState.TRANSFERRED, lee)
     assert statuses(dana, lee) == [AgentStatus.WRAP_UP, AgentStatus.BUSY]
+
+
+# --- a lost instruction --------------------------------------------------------------------
+
+
+def test_a_lost_rest_update_is_sent_again_by_the_sweeper_unless_the_caller_was_dialled(
+    twilio, queue, make_agent
+):
+    """The message that would have updated the live call was lost with the broker: the
+    router's sweeper asks for it again, and the wait loop sends the caller to the agent
+    meanwhile; once that dialled the agent, nothing is sent again."""
+    dana = make_agent("dana", extension="client:dana", status=AgentStatus.AVAILABLE)
+    call_sid = new_call_sid()
+    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
+    offer = accepted_by(dana, call_sid)
+    Offer.objects.filter(pk=offer.pk).update(responded_at=timezone.now() - timedelta(seconds=30))
+
+    with tasks_published() as published:
+        resend_lost_connects()
+    assert published == [("telephony.twilio_dial_agent", (offer.call_id, offer.decision.pk))]
+
+    assert twilio.wait_round(enqueue, call_sid).verbs() == ["Leave"]
+    assert twilio.left_queue(enqueue, call_sid, "leave").only("Dial")[0].text == "dana"
+    with tasks_published() as published:
+        resend_lost_connects()
+    assert published == []
+    assert twilio.wait_round(enqueue, call_sid).verbs() == ["Pause", "Redirect"]
