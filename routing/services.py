@@ -388,7 +388,8 @@ def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
         request_routing(call=call)
         save_call(call)
         if agent.status == AgentStatus.BUSY:
-            set_status(agent=agent, status=AgentStatus.BREAK, reason="phone_not_answered", now=now)
+            # The console tells the agent they missed a call, as after an offer that rang out.
+            set_status(agent=agent, status=AgentStatus.BREAK, reason="offer_timed_out", now=now)
         notify_supervisors(queue_id=call.queue_id, agent_id=agent_id)
         return True
 
