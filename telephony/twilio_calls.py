@@ -16,6 +16,7 @@ paths dials an agent. Lock order: the TwilioCall row before the call's.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -96,7 +97,10 @@ def caller_left_queue(*, call_sid: str, queue_result: str) -> NextStep:
             "twilio call %r: could not be queued (%s); queued again", call_sid, queue_result
         )
         with transaction.atomic():
-            return _next_step(call_sid)
+            next_step = _next_step(call_sid)
+        if next_step.step == Step.ENQUEUE:
+            return replace(next_step, pause_seconds=settings.TWILIO_WAIT_SECONDS)
+        return next_step
     # redirected (Rapport's REST update took the caller to the agent), or bridged by a dequeue
     # outside Rapport: the call goes on elsewhere.
     return NextStep(Step.NOTHING)

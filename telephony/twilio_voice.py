@@ -171,6 +171,8 @@ class NextStep:
     queue_name: str = ""
     agent_identity: str = ""
     decision_pk: int | None = None
+    # Before queueing the caller again after Twilio failed to queue them: no tight loop.
+    pause_seconds: int = 0
 
 
 def url(base_url: str, name: str, **query: object) -> str:
@@ -182,7 +184,11 @@ def url(base_url: str, name: str, **query: object) -> str:
 
 def twiml(next_step: NextStep) -> VoiceResponse:
     if next_step.step == Step.ENQUEUE:
-        return enqueue(base_url=next_step.base_url, queue_name=next_step.queue_name)
+        return enqueue(
+            base_url=next_step.base_url,
+            queue_name=next_step.queue_name,
+            pause_seconds=next_step.pause_seconds,
+        )
     if next_step.step == Step.DIAL:
         dialled = dial(
             base_url=next_step.base_url,
@@ -198,8 +204,10 @@ def twiml(next_step: NextStep) -> VoiceResponse:
     return VoiceResponse()
 
 
-def enqueue(*, base_url: str, queue_name: str) -> VoiceResponse:
+def enqueue(*, base_url: str, queue_name: str, pause_seconds: int = 0) -> VoiceResponse:
     response = VoiceResponse()
+    if pause_seconds:
+        response.pause(length=pause_seconds)
     response.enqueue(
         queue_name,
         action=url(base_url, "twilio-enqueue-action"),

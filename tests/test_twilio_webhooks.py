@@ -167,6 +167,17 @@ def test_signed_but_hostile_input_is_never_a_500(twilio, settings):
     assert not_a_port.status_code in (400, 403)
 
 
+def test_a_caller_twilio_could_not_queue_is_queued_again_after_a_pause(twilio, queue):
+    call_sid = new_call_sid()
+    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
+
+    again = twilio.left_queue(enqueue, call_sid, "queue-full")
+
+    assert again.verbs() == ["Pause", "Enqueue"]
+    assert again.root[1].attrib == enqueue.attrib
+    assert the_call(call_sid).state == CallState.QUEUED
+
+
 # --- retries and order ---------------------------------------------------------------------
 
 
