@@ -42,7 +42,8 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
 
 def agent_state_on_connect(*, agent_id: int, user: Any) -> dict[str, Any]:
     """The first message on the agent's socket. Showing the caller of their ringing offer or
-    current call again is a read of the customer's context, audited like the first screen-pop."""
+    current call again is a read of the customer's context, audited like the first screen-pop;
+    so is the name of a caller held for them (the waiting line)."""
     state = messages.agent_state_message(agent_id)
     for reason, payload in (("offer", state["offer"]), ("call", state["call"])):
         if not payload:
@@ -59,6 +60,14 @@ def agent_state_on_connect(*, agent_id: int, user: Any) -> dict[str, Any]:
             .first()
         )
         record_context_access(customer_ids=customer_ids, user=user, reason=reason, call_id=call_pk)
+    named = [line["call_id"] for line in state["waiting_callers"] if line["caller_name"]]
+    if named:
+        for call_pk, customer_id in Call.objects.filter(telephony_call_id__in=named).values_list(
+            "id", "customer_id"
+        ):
+            record_context_access(
+                customer_ids=[customer_id], user=user, reason=AccessReason.WAITING, call_id=call_pk
+            )
     return state
 
 

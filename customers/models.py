@@ -166,6 +166,7 @@ class AccessReason(models.TextChoices):
     API = "api", "API, by staff"
     ADMIN = "admin", "Admin site"
     SUPERVISOR = "supervisor", "Supervising (dashboard, a call's routing story)"
+    WAITING = "waiting", "Their caller waiting for them (waiting line)"
 
 
 # What a typed reason reads once its customer is erased: the reason may name them.

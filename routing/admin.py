@@ -6,7 +6,13 @@ from routing.models import Agent, AgentStatusChange, Call, Offer, Queue, Routing
 
 @admin.register(Queue)
 class QueueAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "last_agent_wait_seconds", "offer_timeout_seconds"]
+    list_display = [
+        "name",
+        "slug",
+        "last_agent_wait_seconds",
+        "hold_averse_wait_seconds",
+        "offer_timeout_seconds",
+    ]
     prepopulated_fields = {"slug": ["name"]}
 
 

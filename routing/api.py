@@ -148,6 +148,7 @@ class QueueSerializer(serializers.ModelSerializer):
             "name",
             "numbers",
             "last_agent_wait_seconds",
+            "hold_averse_wait_seconds",
             "offer_timeout_seconds",
             "wrap_up_seconds",
             "last_agent_lookback_days",
@@ -157,6 +158,7 @@ class QueueSerializer(serializers.ModelSerializer):
         extra_kwargs = {
             "offer_timeout_seconds": {"min_value": 1, "max_value": 600},
             "last_agent_wait_seconds": {"max_value": 3600},
+            "hold_averse_wait_seconds": {"max_value": 3600},
             "wrap_up_seconds": {"min_value": 0, "max_value": 86400},
             "last_agent_lookback_days": {"min_value": 1, "max_value": 3650},
         }

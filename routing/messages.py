@@ -8,9 +8,14 @@ from typing import Any
 from django.utils import timezone
 
 from customers.models import Customer
-from customers.selectors import customer_context, customers_with_recorders, history_hidden
+from customers.selectors import (
+    customer_context,
+    customers_with_recorders,
+    history_hidden,
+    named_to_onlookers,
+)
 from routing import selectors
-from routing.models import Agent, Call, Offer
+from routing.models import Agent, Call, DecisionReason, Offer
 from routing.states import AgentStatus, CallState
 
 
@@ -83,7 +88,79 @@ def caller_for_call(call: Call, *, customer_ids: list[int] | None = None) -> dic
     )
 
 
-def offer_message(offer: Offer, *, reason: str, caller: dict[str, Any]) -> dict[str, Any]:
+HOLD_RULE_WORDS = {
+    selectors.AVOIDS_HOLDING: "avoids holding",
+    selectors.IN_A_RUSH: "in a rush",
+    selectors.FINE_ON_HOLD: "fine on hold",
+}
+# The card preference behind each rule: an agent is told the rule only where the card shows it.
+_RULE_PREFERENCE = {
+    selectors.AVOIDS_HOLDING: ("hold_tolerance", "avoid"),
+    selectors.IN_A_RUSH: ("pace", "brisk"),
+    selectors.FINE_ON_HOLD: ("hold_tolerance", "fine"),
+}
+
+
+def hold_explanation(
+    story: selectors.HoldStory | None, *, agent_id: int, caller: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Why the caller was (or was not) held for their busy last agent, in a few words for the
+    card of the agent who gets the call (`hold_rule` of docs/sockets.md). None when no hold rule
+    applied (no last agent, or they were free or away).
+
+    Told as consent allows: the preference behind the rule only where the card shows that
+    preference, and another agent's name only where the card shows the last agent."""
+    if story is None:
+        return None
+    customer = caller.get("customer") or {}
+    rule = story.detail.get("hold_rule", selectors.UNKNOWN_HOLD)
+    provenance = story.detail.get("provenance", "unknown")
+    if rule in _RULE_PREFERENCE:
+        name, value = _RULE_PREFERENCE[rule]
+        shown = customer.get("preferences", {}).get(name, {}).get("value")
+        if shown != value:
+            rule = provenance = None
+    held = story.reason == DecisionReason.LAST_AGENT_BUSY_WAITED
+    seconds = max(1, round(story.waited_ms / 1000)) if held else 0
+    last_agent = customer.get("last_agent") or {}
+    if story.last_agent_id == agent_id:
+        who = "you"
+    elif last_agent.get("id") == story.last_agent_id and last_agent.get("display_name"):
+        who = last_agent["display_name"]
+    else:
+        who = "their last agent"
+    why = HOLD_RULE_WORDS.get(rule)
+    if not held:
+        if rule == selectors.IN_A_RUSH:
+            text = f"In a rush — not held for {who}"
+        else:
+            text = "Sent straight to the queue" + (f" — {why}" if why else "")
+    else:
+        verb = "Held only" if rule in selectors.HOLD_AVERSE_RULES and who != "you" else "Waited"
+        text = f"{verb} {seconds} s for {who}" + (f" — {why}" if why else "")
+    return {
+        "rule": rule,
+        "provenance": provenance,
+        "held": held,
+        "waited_seconds": seconds,
+        "text": text,
+    }
+
+
+def hold_explanation_for(call: Call, *, agent_id: int, caller: dict[str, Any]) -> dict | None:
+    """`hold_explanation` of `call`; one query, none for a caller without a last agent."""
+    if call.last_agent_id is None:
+        return None
+    return hold_explanation(selectors.hold_story(call.id), agent_id=agent_id, caller=caller)
+
+
+def offer_message(
+    offer: Offer,
+    *,
+    reason: str,
+    caller: dict[str, Any],
+    hold_rule: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     call = offer.call
     queue = call.queue
     return {
@@ -96,7 +173,35 @@ def offer_message(offer: Offer, *, reason: str, caller: dict[str, Any]) -> dict[
         "timeout_seconds": queue.offer_timeout_seconds if queue else None,
         "reason": reason,
         "caller": caller,
+        "hold_rule": hold_rule,
     }
+
+
+def waiting_caller_name(customer: Customer | None) -> str | None:
+    """The name on a waiting line: the agent is not serving this call (yet), so like an
+    onlooker they learn it only with consent `conditional` or `open`."""
+    if customer is None or customer.erased_at is not None:
+        return None
+    return customer.name if named_to_onlookers(customer.consent) else None
+
+
+def caller_waiting_message(call: Call) -> dict[str, Any]:
+    """The quiet line on the last agent's screen while `call` is held for them (not an offer).
+    `call.customer` must be loaded with it."""
+    since = call.queued_at or call.created_at
+    return {
+        "type": "caller_waiting",
+        "call_id": call.telephony_call_id,
+        "caller_name": waiting_caller_name(call.customer),
+        "waiting_since": since.isoformat() if since else None,
+        "wait_until": (
+            call.last_agent_wait_until.isoformat() if call.last_agent_wait_until else None
+        ),
+    }
+
+
+def caller_waiting_ended_message(call: Call, *, why: str) -> dict[str, Any]:
+    return {"type": "caller_waiting_ended", "call_id": call.telephony_call_id, "why": why}
 
 
 def call_message(call: Call, *, caller: dict[str, Any], state: str | None = None) -> dict[str, Any]:
@@ -132,7 +237,13 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
     offer_payload = None
     if offer is not None:
         reason = offer.decision.reason if hasattr(offer, "decision") else ""
-        offer_payload = offer_message(offer, reason=reason, caller=caller_for_call(offer.call))
+        caller = caller_for_call(offer.call)
+        offer_payload = offer_message(
+            offer,
+            reason=reason,
+            caller=caller,
+            hold_rule=hold_explanation_for(offer.call, agent_id=agent.id, caller=caller),
+        )
     call = selectors.agent_current_call(agent)
     call_payload = None
     if call is not None:
@@ -149,4 +260,8 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
         },
         "offer": offer_payload,
         "call": call_payload,
+        "waiting_callers": [
+            caller_waiting_message(held)
+            for held in selectors.calls_held_for(agent.id, now=timezone.now())
+        ],
     }

@@ -66,7 +66,7 @@ def call_answered(call: Call) -> None:
         .exclude(id=agent_id)
     ):
         services.set_status(agent=other, status=AgentStatus.AVAILABLE, reason="answered_elsewhere")
-    call.last_agent_wait_until = None
+    services.stop_waiting_for_last_agent(call, why="answered")
     Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
     if agent_id is None:
         return
@@ -85,7 +85,7 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     now = timezone.now()
     for agent_id in services.withdraw_offers(call=call, now=now):
         services.request_offer_for_agent(agent_id=agent_id)
-    call.last_agent_wait_until = None
+    services.stop_waiting_for_last_agent(call, why="answered")
     Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
     # Both agents at once, in id order: another transfer between the same two agents locks
     # them in the same order.
@@ -130,8 +130,8 @@ def call_ended(call: Call) -> None:
     now = timezone.now()
     for agent_id in services.withdraw_offers(call=call, now=now):
         services.request_offer_for_agent(agent_id=agent_id)
+    services.stop_waiting_for_last_agent(call, why="ended")
     Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
-    call.last_agent_wait_until = None
     if call.agent_id is None:
         return
     agent = Agent.objects.select_for_update().get(id=call.agent_id)
@@ -146,7 +146,7 @@ def route_call(call_id: int) -> None:
         # then leaves it offered); never waits for an agent, so no lock cycle can form.
         call = (
             Call.objects.select_for_update(of=("self",))
-            .select_related("queue")
+            .select_related("queue", "customer")
             .filter(id=call_id)
             .first()
         )
@@ -213,7 +213,7 @@ def _route_to_last_agent(call: Call, *, first: bool, started: float, now) -> boo
             now=now,
             detail={"why": "not_in_queue"},
         )
-        call.last_agent_wait_until = None
+        services.stop_waiting_for_last_agent(call, why="queue")
         return False
     if agent is not None and agent.status in (AgentStatus.OFFLINE, AgentStatus.BREAK):
         services.record_decision(
@@ -223,22 +223,31 @@ def _route_to_last_agent(call: Call, *, first: bool, started: float, now) -> boo
             now=now,
             detail={"why": agent.status},
         )
-        call.last_agent_wait_until = None
+        services.stop_waiting_for_last_agent(call, why="queue")
         return False
     free = agent is not None and agent.status == AgentStatus.AVAILABLE and not agent.ringing
     if free:
         reason = DecisionReason.LAST_AGENT if first else DecisionReason.WAITING_LAST_AGENT_FREED
-        call.last_agent_wait_until = None
+        services.stop_waiting_for_last_agent(call, why="offered")
         if services.make_offer(call=call, agent=agent, reason=reason, started=started):
             return True
     # Busy, in wrap-up, ringing for someone else, or being changed by another worker: wait.
     if call.last_agent_wait_until is None and first:
-        if queue.last_agent_wait_seconds == 0:
+        hold = selectors.hold_rule(customer=call.customer, queue=queue)
+        status = agent.status if agent else "locked"
+        if hold.wait_limit_seconds == 0:
             services.record_decision(
-                call=call, reason=DecisionReason.LAST_AGENT_WAIT_EXPIRED, agent_id=last_agent_id
+                call=call,
+                reason=DecisionReason.LAST_AGENT_BUSY_NOT_HELD
+                if hold.averse
+                else DecisionReason.LAST_AGENT_WAIT_EXPIRED,
+                agent_id=last_agent_id,
+                started=started,
+                now=now,
+                detail={"status": status, **hold.detail()},
             )
             return False
-        call.last_agent_wait_until = now + timedelta(seconds=queue.last_agent_wait_seconds)
+        call.last_agent_wait_until = now + timedelta(seconds=hold.wait_limit_seconds)
         services.record_decision(
             call=call,
             reason=DecisionReason.LAST_AGENT_BUSY_WAITED,
@@ -246,10 +255,12 @@ def _route_to_last_agent(call: Call, *, first: bool, started: float, now) -> boo
             started=started,
             now=now,
             detail={
-                "status": agent.status if agent else "locked",
+                "status": status,
                 "wait_until": call.last_agent_wait_until.isoformat(),
+                **hold.detail(),
             },
         )
+        services.show_caller_waiting(call=call, agent_id=last_agent_id)
         services.notify_supervisors(queue_id=call.queue_id)
         return True
     if call.last_agent_wait_until is not None and call.last_agent_wait_until > now:
@@ -261,7 +272,7 @@ def _route_to_last_agent(call: Call, *, first: bool, started: float, now) -> boo
         now=now,
         detail={"status": agent.status if agent else "locked"},
     )
-    call.last_agent_wait_until = None
+    services.stop_waiting_for_last_agent(call, why="queue")
     return False
 
 
@@ -292,7 +303,7 @@ def offer_next_call(agent_id: int) -> None:
                     agent_id=call.last_agent_id,
                     now=now,
                 )
-        call.last_agent_wait_until = None
+        services.stop_waiting_for_last_agent(call, why="offered")
         services.make_offer(call=call, agent=agent, reason=reason, started=started)
 
 

@@ -18,12 +18,14 @@ from django.db.models import (
     Value,
 )
 
+from customers.models import Customer, HoldTolerance, Pace, Provenance
 from routing.models import (
     DEFAULT_WRAP_UP_SECONDS,
     FALLBACK_REASONS,
     WAITING_REASONS,
     Agent,
     Call,
+    DecisionReason,
     Offer,
     Queue,
     RoutingDecision,
@@ -123,6 +125,74 @@ def agent_for_update_with_standing(*, agent_id: int, queue_id: int) -> Agent | N
     )
 
 
+AVOIDS_HOLDING = "avoids_holding"
+IN_A_RUSH = "in_a_rush"
+FINE_ON_HOLD = "fine_on_hold"
+UNKNOWN_HOLD = "unknown"
+# A caller who is held only briefly for their busy last agent.
+HOLD_AVERSE_RULES = frozenset({AVOIDS_HOLDING, IN_A_RUSH})
+# What the caller said outranks what an agent inferred; a value of unknown origin (an import)
+# counts least.
+_PROVENANCE_RANK = {Provenance.SAID_BY_CALLER: 0, Provenance.INFERRED_BY_AGENT: 1}
+
+
+@dataclass(frozen=True)
+class HoldRule:
+    """How long a caller is held for their busy last agent, and which of their preferences
+    decided it."""
+
+    rule: str
+    provenance: str
+    wait_limit_seconds: int
+
+    @property
+    def averse(self) -> bool:
+        return self.rule in HOLD_AVERSE_RULES
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "hold_rule": self.rule,
+            "provenance": self.provenance,
+            "wait_limit_seconds": self.wait_limit_seconds,
+        }
+
+
+def hold_rule(*, customer: Customer | None, queue: Queue) -> HoldRule:
+    """The wait for a busy last agent follows the caller:
+
+    - avoids holding, or in a rush (pace brisk): the queue's `hold_averse_wait_seconds` (never
+      more than its full window; 0: straight to the queue);
+    - fine on hold, or nothing known: the queue's `last_agent_wait_seconds`.
+
+    When preferences disagree (fine on hold but brisk), what the caller said beats what an agent
+    inferred ("ask, don't assume"); between two of equal standing the shorter wait wins, since
+    holding someone who wants speed costs more than sending a patient caller to a colleague.
+
+    Routing is service and applies every preference whatever the consent; what the agent is told
+    of it is filtered like the card (routing.messages.hold_explanation).
+    """
+    full = queue.last_agent_wait_seconds
+    short = min(queue.hold_averse_wait_seconds, full)
+    signals = []
+    if customer is not None:
+        if customer.hold_tolerance == HoldTolerance.AVOID:
+            signals.append(HoldRule(AVOIDS_HOLDING, customer.hold_tolerance_source, short))
+        if customer.pace == Pace.BRISK:
+            signals.append(HoldRule(IN_A_RUSH, customer.pace_source, short))
+        if customer.hold_tolerance == HoldTolerance.FINE:
+            signals.append(HoldRule(FINE_ON_HOLD, customer.hold_tolerance_source, full))
+    if not signals:
+        return HoldRule(UNKNOWN_HOLD, Provenance.UNKNOWN, full)
+    # `min` keeps the first of equal keys, and the list is in order of precedence.
+    return min(
+        signals,
+        key=lambda signal: (
+            _PROVENANCE_RANK.get(signal.provenance, len(_PROVENANCE_RANK)),
+            signal.wait_limit_seconds,
+        ),
+    )
+
+
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
     """The available agent of the queue idle longest, locked; agents another router holds are
     skipped rather than waited for."""
@@ -134,6 +204,39 @@ def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int
         .select_for_update(skip_locked=True, of=("self",))
         .first()
     )
+
+
+# Decisions that applied a caller's hold rule to their busy last agent.
+HOLD_DECISION_REASONS = frozenset(
+    {DecisionReason.LAST_AGENT_BUSY_WAITED, DecisionReason.LAST_AGENT_BUSY_NOT_HELD}
+)
+
+
+@dataclass(frozen=True)
+class HoldStory:
+    """The latest decision that held (or did not hold) a call for its busy last agent, and how
+    long the caller had waited when the next decision ended that hold."""
+
+    reason: str
+    last_agent_id: int | None
+    detail: dict[str, Any]
+    waited_ms: int
+
+
+def hold_story(call_id: int) -> HoldStory | None:
+    """One query over the call's few decisions."""
+    rows = list(
+        RoutingDecision.objects.filter(call_id=call_id)
+        .order_by("id")
+        .values_list("reason", "agent_id", "detail", "caller_waited_ms")
+    )
+    held = [index for index, row in enumerate(rows) if row[0] in HOLD_DECISION_REASONS]
+    if not held:
+        return None
+    reason, agent_id, detail, waited_ms = rows[held[-1]]
+    if held[-1] + 1 < len(rows):
+        waited_ms = rows[held[-1] + 1][3]
+    return HoldStory(reason, agent_id, detail or {}, waited_ms or 0)
 
 
 def refused_offers() -> QuerySet[Offer]:
@@ -190,6 +293,15 @@ def waiting_calls_with_latest_decision() -> list[WaitingCall]:
         )
     )
     return [WaitingCall(*row[:5], since=row[5] or row[6]) for row in rows]
+
+
+def calls_held_for(agent_id: int, *, now: datetime) -> QuerySet[Call]:
+    """Callers held for their busy last agent `agent_id` now, with their customer."""
+    return (
+        waiting_calls()
+        .filter(last_agent_id=agent_id, last_agent_wait_until__gt=now)
+        .select_related("customer")
+    )
 
 
 def waiting_call_for_agent_for_update(*, agent: Agent, now: datetime) -> tuple[Call | None, bool]:

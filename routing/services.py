@@ -174,9 +174,38 @@ def make_offer(
         record_context_access(
             customer_ids=customer_ids, user=agent.user, reason=AccessReason.OFFER, call_id=call.id
         )
-    send_to_agent(agent.id, messages.offer_message(offer, reason=reason, caller=caller))
+    hold_rule = messages.hold_explanation_for(call, agent_id=agent.id, caller=caller)
+    send_to_agent(
+        agent.id, messages.offer_message(offer, reason=reason, caller=caller, hold_rule=hold_rule)
+    )
     notify_supervisors(queue_id=call.queue_id, agent_id=agent.id)
     return offer
+
+
+def show_caller_waiting(*, call: Call, agent_id: int) -> None:
+    """`call` (with its customer loaded) is held for its busy last agent `agent_id`: a quiet
+    line on their screen, not an offer, so they can wrap up. A name on it is a look at the
+    customer, recorded like the screen-pop."""
+    message = messages.caller_waiting_message(call)
+    if message["caller_name"] is not None:
+        user = Agent.objects.select_related("user").get(id=agent_id).user
+        record_context_access(
+            customer_ids=[call.customer_id],
+            user=user,
+            reason=AccessReason.WAITING,
+            call_id=call.id,
+        )
+    send_to_agent(agent_id, message)
+
+
+def stop_waiting_for_last_agent(call: Call, *, why: str) -> None:
+    """`call` is no longer held for its last agent (`why`: offered, queue, answered, ended):
+    the waiting line leaves their screen. The caller saves the call."""
+    if call.last_agent_wait_until is None:
+        return
+    call.last_agent_wait_until = None
+    if call.last_agent_id is not None:
+        send_to_agent(call.last_agent_id, messages.caller_waiting_ended_message(call, why=why))
 
 
 def show_call(

@@ -10,6 +10,7 @@
     agent: { id: me.id, display_name: me.display_name, status: me.status },
     offer: null,
     call: null,
+    waiting: [], // callers held for this agent while they are busy: {call_id, caller_name, waiting_since, wait_until}
     olderNotes: {}, // customer id -> {notes: [...], loading: bool}
     noteDirty: false,
     pending: null, // "accept" | "decline" while waiting for the server's answer
@@ -219,9 +220,11 @@
         model.offer = message.offer || null;
         if (message.call) model.call = message.call;
         else if (!model.noteDirty) model.call = null;
+        model.waiting = message.waiting_callers || [];
         model.pending = null;
         break;
       case "offer":
+        dropWaiting(message.call_id);
         model.offer = message;
         model.pending = null;
         notice("");
@@ -237,6 +240,13 @@
         break;
       case "call":
         onCall(message);
+        break;
+      case "caller_waiting":
+        dropWaiting(message.call_id);
+        model.waiting.push(message);
+        break;
+      case "caller_waiting_ended":
+        dropWaiting(message.call_id);
         break;
       case "status":
         model.agent.status = message.status;
@@ -273,6 +283,12 @@
     notice("");
   }
 
+  function dropWaiting(callId) {
+    model.waiting = model.waiting.filter(function (line) {
+      return line.call_id !== callId;
+    });
+  }
+
   // Accepted: the card stays while the telephony system connects the caller.
   function takeCall(offer) {
     if (model.call && model.call.call_id !== offer.call_id) resetNoteForm();
@@ -284,6 +300,7 @@
       connected_at: null,
       customer_id: offer.caller && offer.caller.customer ? offer.caller.customer.id : null,
       caller: offer.caller,
+      hold_rule: offer.hold_rule,
     };
   }
 
@@ -299,8 +316,48 @@
 
   function render() {
     renderStatus();
+    renderWaiting();
     renderStage();
     renderSide();
+  }
+
+  // A caller held for this busy agent: a quiet line, not an offer, so they can wrap up.
+  function renderWaiting() {
+    var list = $("[data-waiting-lines]");
+    list.replaceChildren.apply(
+      list,
+      model.waiting.map(function (line) {
+        return el(
+          "li",
+          { class: "waiting-line", "data-waiting-call": line.call_id },
+          el("span", { class: "waiting-name", text: line.caller_name || "A caller" }),
+          " is waiting for you ",
+          el("span", { class: "waiting-secs", "data-waiting-since": line.waiting_since })
+        );
+      })
+    );
+    list.hidden = !model.waiting.length;
+    tickWaiting();
+  }
+
+  function tickWaiting() {
+    // The server ends each line; one whose wait is long over (a lost message) goes anyway.
+    var stale = model.waiting.filter(function (line) {
+      var until = parseDate(line.wait_until);
+      return until && Date.now() - until.getTime() > 10000;
+    });
+    if (stale.length) {
+      stale.forEach(function (line) {
+        dropWaiting(line.call_id);
+      });
+      renderWaiting();
+      return;
+    }
+    $$("[data-waiting-since]").forEach(function (node) {
+      var since = parseDate(node.getAttribute("data-waiting-since"));
+      var seconds = since ? Math.max(0, Math.floor((Date.now() - since.getTime()) / 1000)) : 0;
+      node.textContent = "(" + seconds + " s)";
+    });
   }
 
   function renderStatus() {
@@ -345,7 +402,12 @@
   function callerCard(source, ringing) {
     var caller = source.caller || { kind: "unknown", number: "", customer: null, candidates: [] };
     var customer = caller.customer;
-    var parts = [cardHead(source, ringing), whoIsCalling(source, caller)];
+    var parts = [cardHead(source, ringing)];
+    var hold = source.hold_rule;
+    if (hold && hold.text) {
+      parts.push(el("p", { class: "hold-why", "data-hold-rule": hold.rule || "", text: hold.text }));
+    }
+    parts.push(whoIsCalling(source, caller));
     if (customer) {
       if (customer.history_hidden || customer.consent === "closed") {
         parts.push(
@@ -737,6 +799,7 @@
   }
 
   setInterval(tickRing, 250);
+  setInterval(tickWaiting, 1000);
 
   // ---- actions -------------------------------------------------------------------------------
 
