@@ -18,12 +18,14 @@ from django.db.models import (
     Value,
 )
 
+from customers.models import Customer, HoldTolerance, Pace
 from routing.models import (
     DEFAULT_WRAP_UP_SECONDS,
     FALLBACK_REASONS,
     WAITING_REASONS,
     Agent,
     Call,
+    DecisionReason,
     Offer,
     Queue,
     RoutingDecision,
@@ -105,6 +107,15 @@ def last_agent(
         "display_name": latest["agent__display_name"],
         "last_spoke_at": latest["connected_at"].isoformat(),
     }
+
+
+def busy_last_agent_wait(*, queue: Queue, customer: Customer) -> tuple[int, str]:
+    """How long `customer` may be held for their busy last agent in `queue`, and the decision
+    reason that says why: a caller who avoids holding or is in a rush only the queue's short
+    hold-averse wait; anyone else (fine on hold, unknown) the queue's full window."""
+    if customer.hold_tolerance == HoldTolerance.AVOID or customer.pace == Pace.BRISK:
+        return queue.hold_averse_wait_seconds, DecisionReason.LAST_AGENT_BUSY_NOT_HELD.value
+    return queue.last_agent_wait_seconds, DecisionReason.LAST_AGENT_BUSY_WAITED.value
 
 
 def agent_for_update_with_standing(*, agent_id: int, queue_id: int) -> Agent | None:

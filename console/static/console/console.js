@@ -10,6 +10,7 @@
     agent: { id: me.id, display_name: me.display_name, status: me.status },
     offer: null,
     call: null,
+    ringing: null, // a call ringing on the agent's phone, routed by the phone system itself
     olderNotes: {}, // customer id -> {notes: [...], loading: bool}
     noteDirty: false,
     pending: null, // "accept" | "decline" while waiting for the server's answer
@@ -145,10 +146,10 @@
     box.hidden = !text;
   }
 
-  function announce(offer) {
+  function announce(offer, action) {
     var caller = offer.caller || {};
     var who = caller.customer ? caller.customer.name : caller.kind === "shared" ? "shared number" : "new caller";
-    $("[data-announce]").textContent = "Incoming call: " + who + ". Press A to accept.";
+    $("[data-announce]").textContent = "Incoming call: " + who + ". " + (action || "Press A to accept.");
   }
 
   // ---- the socket ----------------------------------------------------------------------------
@@ -238,6 +239,13 @@
       case "call":
         onCall(message);
         break;
+      case "ringing":
+        model.ringing = message;
+        announce(message, "Answer your phone.");
+        break;
+      case "ringing_ended":
+        if (model.ringing && model.ringing.call_id === message.call_id) model.ringing = null;
+        break;
       case "status":
         model.agent.status = message.status;
         model.agent.status_changed_at = message.status_changed_at;
@@ -269,6 +277,7 @@
     if (model.call && model.call.call_id !== message.call_id) resetNoteForm();
     model.call = merged;
     if (model.offer && model.offer.call_id === message.call_id) model.offer = null;
+    if (model.ringing && model.ringing.call_id === message.call_id) model.ringing = null;
     model.pending = null;
     notice("");
   }
@@ -311,13 +320,15 @@
     var label = $("[data-status-label]");
     label.textContent = STATUS_LABELS[status] || status || "";
     label.setAttribute("data-status", status || "");
-    document.title = (model.offer ? "Incoming call · " : "") + "Console · Rapport";
+    document.title = (model.offer || model.ringing ? "Incoming call · " : "") + "Console · Rapport";
   }
 
   function renderStage() {
     var card = $("[data-card]");
     var idle = $("[data-idle]");
-    var source = model.offer || model.call;
+    // A call ringing on the phone shows unless the agent is talking on another.
+    var ringing = model.ringing && !(model.call && isTalking(model.call)) ? model.ringing : null;
+    var source = model.offer || ringing || model.call;
     if (!source) {
       card.hidden = true;
       card.replaceChildren();
@@ -327,9 +338,9 @@
     }
     idle.hidden = true;
     card.hidden = false;
-    card.setAttribute("data-mode", model.offer ? "offer" : "call");
+    card.setAttribute("data-mode", model.offer ? "offer" : source === ringing ? "ringing" : "call");
     card.setAttribute("data-call-id", source.call_id || "");
-    card.replaceChildren.apply(card, callerCard(source, !!model.offer));
+    card.replaceChildren.apply(card, callerCard(source, !!model.offer, source === ringing));
     tickRing();
   }
 
@@ -342,10 +353,10 @@
     return STATUS_LABELS[status] || "Connecting…";
   }
 
-  function callerCard(source, ringing) {
+  function callerCard(source, ringing, onPhone) {
     var caller = source.caller || { kind: "unknown", number: "", customer: null, candidates: [] };
     var customer = caller.customer;
-    var parts = [cardHead(source, ringing), whoIsCalling(source, caller)];
+    var parts = [onPhone ? phoneRingingHead(source) : cardHead(source, ringing), whoIsCalling(source, caller)];
     if (customer) {
       if (customer.history_hidden || customer.consent === "closed") {
         parts.push(
@@ -398,6 +409,18 @@
       head.append(el("span", { class: "since", text: "since " + formatTime(source.connected_at) }));
     }
     return head;
+  }
+
+  // Rung by the phone system: there is nothing to accept here; the agent answers the phone.
+  function phoneRingingHead(source) {
+    var queue = source.queue ? source.queue.name : "";
+    return el(
+      "header",
+      { class: "card-head" },
+      el("span", { class: "tag tag-ring", text: "Ringing on your phone" }),
+      queue ? el("span", { class: "queue", text: queue }) : null,
+      el("span", { class: "reason", text: "Answer on your phone" })
+    );
   }
 
   function callStateLabel(state) {
