@@ -429,6 +429,12 @@ def _parse_json_object(body: bytes) -> dict[str, Any]:
         ) from malformed
     if not isinstance(payload, dict):
         raise exceptions.ValidationError({"body": ["Expected one JSON object."]})
+    check_storable(payload)
+    return payload
+
+
+def check_storable(payload: dict[str, Any]) -> None:
+    """A 400 naming every field whose text PostgreSQL could not keep."""
     unstorable = sorted(key for key, value in payload.items() if not _storable(key, value))
     if unstorable:
         raise exceptions.ValidationError(
@@ -437,7 +443,6 @@ def _parse_json_object(body: bytes) -> dict[str, Any]:
                 for key in unstorable
             }
         )
-    return payload
 
 
 _JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')

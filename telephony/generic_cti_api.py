@@ -18,7 +18,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from telephony.api import ERROR_DETAIL, FIELD_ERRORS, SIGNATURE_PARAMETERS, authorise_pull
+from telephony.api import (
+    ERROR_DETAIL,
+    FIELD_ERRORS,
+    SIGNATURE_PARAMETERS,
+    authorise_pull,
+    check_storable,
+)
 from telephony.generic_cti import CAUSE_REASONS, DIRECTIONS, EVENT_TYPES, CtiEvent, accept_cti_event
 from telephony.selectors import route_hint
 from telephony.services import choose_queue
@@ -107,6 +113,7 @@ class GenericCtiView(APIView):
         if not hmac.compare_digest(token.encode(), configured.encode()):
             raise exceptions.PermissionDenied("Wrong Generic CTI token.")
         payload = _posted(request.data)
+        check_storable(payload)
         fields = CTI_VALIDATOR.run_validation(payload)
         accept_cti_event(
             CtiEvent(
