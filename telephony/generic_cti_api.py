@@ -197,7 +197,11 @@ class RouteHintView(APIView):
     )
     def get(self, request: Request) -> Response:
         authorise_pull(request)
-        caller = request.query_params.get("from", "").strip()
+        caller = request.query_params.get("from", "")
+        if caller.startswith(" ") and caller.strip():
+            # A dialplan that did not encode the query sends E.164's "+" as a space.
+            caller = "+" + caller.lstrip()
+        caller = caller.strip()
         wanted = request.query_params.get("queue", "").strip()
         errors = {}
         if not caller or len(caller) > 64 or "\x00" in caller:

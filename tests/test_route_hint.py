@@ -78,6 +78,19 @@ def test_a_returning_caller_is_sent_to_their_busy_last_agent_for_the_queues_wait
     assert "Maya" not in str(answer)
 
 
+def test_a_plus_the_dialplan_left_unencoded_still_reads_as_a_plus(
+    client, token, queue, dana, make_customer
+):
+    lena = make_customer("Lena Vogel", phones=("+4915112345678",))
+    spoke_with(lena, dana, queue)
+
+    response = client.get(
+        f"{URL}?from=+4915112345678&queue=loyalty", HTTP_AUTHORIZATION=f"Token {token}"
+    )
+
+    assert response.json()["agent"] == "1001"
+
+
 def test_the_queue_may_be_named_by_the_dialled_number(client, token, queue, dana, make_customer):
     maya = make_customer("Maya Chen", phones=(MAYA,))
     spoke_with(maya, dana, queue)
