@@ -337,3 +337,17 @@ def test_a_json_body_is_accepted_too(client, dana, maya):
 
     assert (response.status_code, response.json()) == (200, {})
     assert ContextAccess.objects.get().username == "dana"
+
+
+def test_a_second_agent_answering_later_takes_the_call_over(url, dana, sam, maya):
+    send(
+        url,
+        new_call("cti-hand", caller=MAYA, user=["Dana", "Sam"]),
+        answer("cti-hand", caller=MAYA, answering_number="1001"),
+        answer("cti-hand", caller=MAYA, answering_number="1002"),
+    )
+
+    call = Call.objects.get(telephony_call_id="cti-hand")
+    assert call.agent == sam
+    assert Agent.objects.get(id=sam.id).status == AgentStatus.BUSY
+    assert Agent.objects.get(id=dana.id).status == AgentStatus.WRAP_UP
