@@ -22,6 +22,7 @@ from its next event.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ from routing.services import show_ringing_call, stop_ringing
 from telephony.models import CallEventType
 from telephony.selectors import agent_answering, agents_named, agents_rung_for
 from telephony.services import EventReceipt, TelephonyEvent, accept_event
+
+logger = logging.getLogger(__name__)
 
 EVENT_TYPES = {
     "newCall": CallEventType.RINGING,
@@ -147,6 +150,13 @@ def _answering_agent(cti: CtiEvent) -> Agent | None:
     if agent is None:
         named = agents_named(list(cti.users))
         agent = named[0] if len(named) == 1 else None
+    if agent is None:
+        logger.warning(
+            "Generic CTI: call %r answered by nobody Rapport knows (answeringNumber %r, user %r)",
+            cti.call_id,
+            cti.answering_number,
+            list(cti.users),
+        )
     return agent
 
 
