@@ -8,6 +8,8 @@ import json
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from customers.models import CallNote, Consent, ContextAccess
 from rapport.asgi import application
@@ -351,3 +353,18 @@ def test_a_second_agent_answering_later_takes_the_call_over(url, dana, sam, maya
     assert call.agent == sam
     assert Agent.objects.get(id=sam.id).status == AgentStatus.BUSY
     assert Agent.objects.get(id=dana.id).status == AgentStatus.WRAP_UP
+
+
+def test_ringing_more_phones_costs_no_more_queries(client, make_agent, maya):
+    def queries_to_ring(call_id: str, names: list[str]) -> int:
+        body = {"event": "newCall", "callId": call_id, "from": MAYA, "to": "+18005550100"}
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(f"/api/telephony/cti/{TOKEN}/", {**body, "user": names})
+        assert response.status_code == 200
+        return len(queries)
+
+    group = [make_agent(f"agent{i}", extension=f"20{i}").user.username for i in range(6)]
+
+    assert queries_to_ring("cti-one", group[:1]) == queries_to_ring("cti-six", group)
+    six = Call.objects.get(telephony_call_id="cti-six")
+    assert ContextAccess.objects.filter(call_id=six.id).count() == 6
