@@ -12,7 +12,7 @@ from routing.groups import agent_group, session_group
 # Also the code for a session that ended: the console stops reconnecting and says so.
 REFUSED = 4403
 # Socket messages that carry a caller's context (docs/sockets.md).
-CUSTOMER_DATA_MESSAGES = frozenset({"offer", "call", "state", "caller_waiting"})
+CUSTOMER_DATA_MESSAGES = frozenset({"offer", "call", "state", "caller_waiting", "ringing"})
 
 
 @database_sync_to_async

@@ -33,6 +33,29 @@ def record_context_access(
     return ContextAccess.objects.bulk_create(rows)
 
 
+def record_context_access_by_users(
+    *, customer_ids: Iterable[int], users: Iterable[Any], reason: str, call_id: int | None = None
+) -> list[ContextAccess]:
+    """One row per customer per user, for a context shown to several people at once (a call
+    ringing on several phones), in one insert."""
+    if reason not in AccessReason.values:
+        raise ValueError(f"unknown access reason {reason!r}")
+    customer_ids = list(dict.fromkeys(customer_ids))
+    return ContextAccess.objects.bulk_create(
+        [
+            ContextAccess(
+                customer_id=customer_id,
+                user_id=user.pk,
+                username=user.get_username(),
+                reason=reason,
+                call_id=call_id,
+            )
+            for user in users
+            for customer_id in customer_ids
+        ]
+    )
+
+
 def record_first_sight(
     *, shown: Iterable[tuple[int, int]], user: Any, reason: str
 ) -> list[ContextAccess]:

@@ -249,6 +249,9 @@ PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
 TELEPHONY_CONNECT_RETRY_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_SECONDS", default=1.0)
 TELEPHONY_CONNECT_RETRY_MAX_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_MAX_SECONDS", default=60.0)
 TELEPHONY_CONNECT_TIMEOUT_SECONDS = env.float("TELEPHONY_CONNECT_TIMEOUT_SECONDS", default=5.0)
+# Generic CTI (PBXs that route their own calls): the secret path segment of
+# /api/telephony/cti/<token>/. Empty turns the endpoint off (404).
+TELEPHONY_CTI_TOKEN = env.str("TELEPHONY_CTI_TOKEN", default="")
 
 LOGGING = {
     "version": 1,

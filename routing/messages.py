@@ -215,6 +215,23 @@ def call_message(call: Call, *, caller: dict[str, Any], state: str | None = None
     }
 
 
+def ringing_message(call: Call, *, caller: dict[str, Any]) -> dict[str, Any]:
+    """The caller card of a call ringing on the agent's phone, routed by the telephony system
+    itself (Generic CTI): nothing to accept or decline here; the agent answers the phone."""
+    queue = call.queue
+    return {
+        "type": "ringing",
+        "call_id": call.telephony_call_id,
+        "queue": {"slug": queue.slug, "name": queue.name} if queue else None,
+        "ringing_at": call.ringing_at.isoformat() if call.ringing_at else None,
+        "caller": caller,
+    }
+
+
+def ringing_ended_message(call: Call) -> dict[str, Any]:
+    return {"type": "ringing_ended", "call_id": call.telephony_call_id, "state": call.state}
+
+
 def status_message(agent: Agent, *, reason: str) -> dict[str, Any]:
     return {
         "type": "status",

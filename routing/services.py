@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from customers.audit import record_context_access
+from customers.audit import record_context_access, record_context_access_by_users
 from customers.models import AccessReason
 from routing import dispatch, messages, selectors
 from routing.broadcast import notify_supervisors, send_to_agent
@@ -225,6 +225,33 @@ def show_call(
             customer_ids=customer_ids, user=agent.user, reason=AccessReason.CALL, call_id=call.id
         )
     send_to_agent(agent.id, messages.call_message(call, caller=caller, state=state))
+
+
+def show_ringing_call(*, call: Call, agents: list[Agent]) -> None:
+    """`call` rings on the phones of `agents`, chosen by the telephony system, which routes it
+    itself: each sees the caller's card (as consent allows), recorded like an offer's
+    screen-pop. No offer is made; the router never routes such a call."""
+    if not agents:
+        return
+    customer_ids = messages.customer_ids_on_card(call)
+    caller = messages.caller_for_call(call, customer_ids=customer_ids)
+    if customer_ids:
+        record_context_access_by_users(
+            customer_ids=customer_ids,
+            users=[agent.user for agent in agents],
+            reason=AccessReason.OFFER,
+            call_id=call.id,
+        )
+    message = messages.ringing_message(call, caller=caller)
+    for agent in agents:
+        send_to_agent(agent.id, message)
+
+
+def stop_ringing(*, call: Call, agent_ids: list[int]) -> None:
+    """`call` no longer rings for `agent_ids` (answered, or the caller hung up): their cards go."""
+    message = messages.ringing_ended_message(call)
+    for agent_id in agent_ids:
+        send_to_agent(agent_id, message)
 
 
 def close_offer(*, offer: Offer, outcome: str, now: datetime) -> None:

@@ -321,17 +321,7 @@ class TelephonyCallView(APIView):
         responses={200: CallInstructionSerializer, 401: ERROR_DETAIL, 404: ERROR_DETAIL},
     )
     def get(self, request: Request, call_id: str) -> Response:
-        if any(request.headers.get(name) for name in SIGNATURE_HEADERS):
-            content = signed_request_content(method=request.method, path=request.path)
-            verified = _verified(body=content.encode(), request=request)
-            if not is_first_use(verified.webhook_id):
-                raise exceptions.AuthenticationFailed(
-                    "This webhook-id was already used: sign every request afresh."
-                )
-        elif not (request.user.is_authenticated and request.user.has_perm("routing.view_call")):
-            raise exceptions.NotAuthenticated(
-                "Sign the request or send the API token of a user allowed to view calls."
-            )
+        authorise_pull(request)
         # No stored call_id is longer than 128 characters or holds a NUL.
         valid = len(call_id) <= 128 and "\x00" not in call_id
         instruction = call_instruction(telephony_call_id=call_id) if valid else None
@@ -341,6 +331,22 @@ class TelephonyCallView(APIView):
 
     def get_authenticate_header(self, request: Request) -> str:
         return 'Signature realm="telephony", Token'
+
+
+def authorise_pull(request: Request) -> None:
+    """A request the telephony system makes without a body (a pull, a route hint): signed over
+    its method and path, each webhook-id once, or an API token of a user allowed to view calls."""
+    if any(request.headers.get(name) for name in SIGNATURE_HEADERS):
+        content = signed_request_content(method=request.method, path=request.path)
+        verified = _verified(body=content.encode(), request=request)
+        if not is_first_use(verified.webhook_id):
+            raise exceptions.AuthenticationFailed(
+                "This webhook-id was already used: sign every request afresh."
+            )
+    elif not (request.user.is_authenticated and request.user.has_perm("routing.view_call")):
+        raise exceptions.NotAuthenticated(
+            "Sign the request or send the API token of a user allowed to view calls."
+        )
 
 
 @require_GET
@@ -423,6 +429,12 @@ def _parse_json_object(body: bytes) -> dict[str, Any]:
         ) from malformed
     if not isinstance(payload, dict):
         raise exceptions.ValidationError({"body": ["Expected one JSON object."]})
+    check_storable(payload)
+    return payload
+
+
+def check_storable(payload: dict[str, Any]) -> None:
+    """A 400 naming every field whose text PostgreSQL could not keep."""
     unstorable = sorted(key for key, value in payload.items() if not _storable(key, value))
     if unstorable:
         raise exceptions.ValidationError(
@@ -431,7 +443,6 @@ def _parse_json_object(body: bytes) -> dict[str, Any]:
                 for key in unstorable
             }
         )
-    return payload
 
 
 _JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')

@@ -6,11 +6,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Case, Exists, OuterRef, Q, When
 
-from routing.models import Call, RoutingDecision
-from routing.selectors import calls_accepted_not_answered
-from routing.states import OfferState
-from telephony.models import ConnectAttempt, TwilioCall
+from customers.models import Customer
+from customers.phone_numbers import normalise_phone_number
+from customers.selectors import customer_ids_for_number
+from routing.models import Agent, Call, DecisionReason, Queue, RoutingDecision
+from routing.selectors import calls_accepted_not_answered, hold_rule, last_agent
+from routing.states import AgentStatus, OfferState
+from telephony.models import CallEvent, CallEventType, ConnectAttempt, TwilioCall
 
 
 def call_instruction(*, telephony_call_id: str) -> dict[str, Any] | None:
@@ -81,3 +85,95 @@ def connect_pushes_lost(*, now: datetime) -> list[tuple[int, int]]:
                 continue
         lost.append((call_pk, decision_pk))
     return lost
+
+
+def agents_named(names: list[str]) -> list[Agent]:
+    """The agents a phone system names (Generic CTI's `user`): by username, display name or
+    telephony identity. One query."""
+    names = [name.strip() for name in names if name and name.strip()]
+    if not names:
+        return []
+    return list(
+        Agent.objects.filter(
+            Q(user__username__in=names)
+            | Q(display_name__in=names)
+            | Q(telephony_identity__in=names)
+        )
+        .select_related("user")
+        .order_by("id")
+    )
+
+
+def agent_answering(number: str) -> Agent | None:
+    """The agent a Generic CTI `answeringNumber` names: their telephony identity, else their
+    username."""
+    number = number.strip()
+    if not number:
+        return None
+    return (
+        Agent.objects.filter(Q(telephony_identity=number) | Q(user__username=number))
+        .annotate(by_identity=Case(When(telephony_identity=number, then=0), default=1))
+        .order_by("by_identity", "id")
+        .first()
+    )
+
+
+def agents_rung_for(call: Call) -> list[int]:
+    """The agents whose phones the telephony system said ring for `call` (its ringing events'
+    named users, see telephony.generic_cti)."""
+    named = CallEvent.objects.filter(call=call, type=CallEventType.RINGING).values_list(
+        "payload__user", flat=True
+    )
+    names = [name for users in named if isinstance(users, list) for name in users]
+    return [agent.id for agent in agents_named([n for n in names if isinstance(n, str)])]
+
+
+def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, Any]:
+    """Whom a PBX that routes its own calls should ring first for a caller from `from_number`,
+    and for how long, by the router's own rules (routing.router._route_to_last_agent): the
+    caller's last agent, rung while free for as long as an offer would ring; while busy, for as
+    long as the caller may be held for them (shorter for a caller who avoids holding or is in
+    a rush). Names no customer."""
+    nobody = {"agent": None, "status": None, "wait_seconds": 0}
+    customer_ids = customer_ids_for_number(normalise_phone_number(from_number) or "")
+    if not customer_ids:
+        return {**nobody, "reason": "unknown_caller"}
+    if len(customer_ids) > 1:
+        return {**nobody, "reason": "shared_number"}
+    customer = Customer.objects.only(
+        "pace", "pace_source", "hold_tolerance", "hold_tolerance_source"
+    ).get(id=customer_ids[0])
+    last = last_agent(customer_id=customer.id, queue_id=queue.id, now=now)
+    if last is None:
+        return {**nobody, "reason": "no_last_agent"}
+    agent = (
+        Agent.objects.annotate(
+            serves_queue=Exists(
+                Agent.queues.through.objects.filter(agent_id=OuterRef("pk"), queue_id=queue.id)
+            )
+        )
+        .only("telephony_identity", "status")
+        .get(id=last["id"])
+    )
+    if not agent.serves_queue:
+        return {**nobody, "status": agent.status, "reason": "last_agent_not_in_queue"}
+    if agent.status in (AgentStatus.OFFLINE, AgentStatus.BREAK):
+        return {**nobody, "status": agent.status, "reason": DecisionReason.LAST_AGENT_UNAVAILABLE}
+    if agent.status == AgentStatus.AVAILABLE:
+        wait, reason = queue.offer_timeout_seconds, DecisionReason.LAST_AGENT
+    else:
+        rule = hold_rule(customer=customer, queue=queue)
+        wait = rule.wait_limit_seconds
+        reason = (
+            DecisionReason.LAST_AGENT_BUSY_NOT_HELD
+            if rule.averse and wait == 0
+            else DecisionReason.LAST_AGENT_BUSY_WAITED
+        )
+    if wait == 0:
+        return {**nobody, "status": agent.status, "reason": str(reason)}
+    return {
+        "agent": agent.telephony_identity,
+        "status": agent.status,
+        "wait_seconds": wait,
+        "reason": str(reason),
+    }

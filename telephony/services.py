@@ -57,6 +57,9 @@ class TelephonyEvent:
     agent_identity: str = ""
     reason: str = ""
     payload: dict[str, Any] = field(default_factory=dict)
+    # The telephony system routes this call itself (Generic CTI): ringing records the call and
+    # its caller but does not queue it, so the router never offers it to an agent.
+    routed_by_telephony: bool = False
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,9 @@ def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
         target = _end_state(call, event.reason)
     elif event.type == CallEventType.RINGING and call.state != CallState.RINGING:
         return None, f"the call is already {call.state}"
+    elif event.type == CallEventType.RINGING and event.routed_by_telephony:
+        # It rings at the phones the telephony system chose; it stays ringing until answered.
+        return CallState.RINGING, ""
     else:
         target = _TARGET_STATE[event.type]
     if not can_move_call(call.state, target):

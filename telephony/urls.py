@@ -1,6 +1,6 @@
 from django.urls import path
 
-from telephony import api, twilio_api
+from telephony import api, generic_cti_api, twilio_api
 
 urlpatterns = [
     path("ping/", api.ping, name="telephony-ping"),
@@ -16,4 +16,6 @@ urlpatterns = [
     path("twilio/enqueue-action/", twilio_api.enqueue_action, name="twilio-enqueue-action"),
     path("twilio/dial-action/", twilio_api.dial_action, name="twilio-dial-action"),
     path("twilio/agent-status/", twilio_api.agent_status, name="twilio-agent-status"),
+    path("cti/<str:token>/", generic_cti_api.GenericCtiView.as_view(), name="telephony-cti"),
+    path("route-hint/", generic_cti_api.RouteHintView.as_view(), name="telephony-route-hint"),
 ]

@@ -11,6 +11,7 @@
     offer: null,
     call: null,
     waiting: [], // callers held for this agent while they are busy: {call_id, caller_name, waiting_since, wait_until}
+    ringing: null, // a call ringing on the agent's phone, routed by the phone system itself
     olderNotes: {}, // customer id -> {notes: [...], loading: bool}
     noteDirty: false,
     pending: null, // "accept" | "decline" while waiting for the server's answer
@@ -146,10 +147,10 @@
     box.hidden = !text;
   }
 
-  function announce(offer) {
+  function announce(offer, action) {
     var caller = offer.caller || {};
     var who = caller.customer ? caller.customer.name : caller.kind === "shared" ? "shared number" : "new caller";
-    $("[data-announce]").textContent = "Incoming call: " + who + ". Press A to accept.";
+    $("[data-announce]").textContent = "Incoming call: " + who + ". " + (action || "Press A to accept.");
   }
 
   // ---- the socket ----------------------------------------------------------------------------
@@ -248,6 +249,13 @@
       case "caller_waiting_ended":
         dropWaiting(message.call_id);
         break;
+      case "ringing":
+        model.ringing = message;
+        announce(message, "Answer your phone.");
+        break;
+      case "ringing_ended":
+        if (model.ringing && model.ringing.call_id === message.call_id) model.ringing = null;
+        break;
       case "status":
         model.agent.status = message.status;
         model.agent.status_changed_at = message.status_changed_at;
@@ -279,6 +287,7 @@
     if (model.call && model.call.call_id !== message.call_id) resetNoteForm();
     model.call = merged;
     if (model.offer && model.offer.call_id === message.call_id) model.offer = null;
+    if (model.ringing && model.ringing.call_id === message.call_id) model.ringing = null;
     model.pending = null;
     notice("");
   }
@@ -368,13 +377,15 @@
     var label = $("[data-status-label]");
     label.textContent = STATUS_LABELS[status] || status || "";
     label.setAttribute("data-status", status || "");
-    document.title = (model.offer ? "Incoming call · " : "") + "Console · Rapport";
+    document.title = (model.offer || model.ringing ? "Incoming call · " : "") + "Console · Rapport";
   }
 
   function renderStage() {
     var card = $("[data-card]");
     var idle = $("[data-idle]");
-    var source = model.offer || model.call;
+    // A call ringing on the phone shows unless the agent is talking on another.
+    var ringing = model.ringing && !(model.call && isTalking(model.call)) ? model.ringing : null;
+    var source = model.offer || ringing || model.call;
     if (!source) {
       card.hidden = true;
       card.replaceChildren();
@@ -384,9 +395,9 @@
     }
     idle.hidden = true;
     card.hidden = false;
-    card.setAttribute("data-mode", model.offer ? "offer" : "call");
+    card.setAttribute("data-mode", model.offer ? "offer" : source === ringing ? "ringing" : "call");
     card.setAttribute("data-call-id", source.call_id || "");
-    card.replaceChildren.apply(card, callerCard(source, !!model.offer));
+    card.replaceChildren.apply(card, callerCard(source, !!model.offer, source === ringing));
     tickRing();
   }
 
@@ -399,10 +410,10 @@
     return STATUS_LABELS[status] || "Connecting…";
   }
 
-  function callerCard(source, ringing) {
+  function callerCard(source, ringing, onPhone) {
     var caller = source.caller || { kind: "unknown", number: "", customer: null, candidates: [] };
     var customer = caller.customer;
-    var parts = [cardHead(source, ringing)];
+    var parts = [onPhone ? phoneRingingHead(source) : cardHead(source, ringing)];
     var hold = source.hold_rule;
     if (hold && hold.text) {
       parts.push(el("p", { class: "hold-why", "data-hold-rule": hold.rule || "", text: hold.text }));
@@ -460,6 +471,18 @@
       head.append(el("span", { class: "since", text: "since " + formatTime(source.connected_at) }));
     }
     return head;
+  }
+
+  // Rung by the phone system: there is nothing to accept here; the agent answers the phone.
+  function phoneRingingHead(source) {
+    var queue = source.queue ? source.queue.name : "";
+    return el(
+      "header",
+      { class: "card-head" },
+      el("span", { class: "tag tag-ring", text: "Ringing on your phone" }),
+      queue ? el("span", { class: "queue", text: queue }) : null,
+      el("span", { class: "reason", text: "Answer on your phone" })
+    );
   }
 
   function callStateLabel(state) {

@@ -1,0 +1,169 @@
+"""Generic CTI, the format Zammad defined and many PBXs post (contracts/generic-cti.md).
+
+Here the PBX routes its own calls. Each of its events becomes a canonical call event through
+`telephony.services.accept_event` (its idempotency and ordering included), flagged as routed by
+the telephony system, so the router never offers the call to anyone:
+
+- `newCall` (in): the call rings; the agents named in `user` see the caller's card.
+- `answer`: answered by the agent `answeringNumber` names (telephony identity, then username;
+  else the one agent `user` names), who gets the full screen-pop and so becomes the caller's
+  last agent.
+- `hangup`: ended, its `cause` mapped to an end reason; before any answer it is abandoned.
+
+Rapport's call record is about the customer: on an outbound call (`direction` out, the agent
+dialled) the customer is the number called, so `to` is kept as the caller's side. Such a call
+rings no card; it is logged against the customer.
+
+Generic CTI carries neither an event id nor a time: an event's idempotency key is its call id and
+kind (an answer's also who answered, so a second answer is a hand-over), and it happened when it
+arrived. Every event carries the caller, so a call whose `newCall` never arrived is recorded
+from its next event.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from routing.models import Agent, Call
+from routing.services import show_ringing_call, stop_ringing
+from telephony.models import CallEventType
+from telephony.selectors import agent_answering, agents_named, agents_rung_for
+from telephony.services import EventReceipt, TelephonyEvent, accept_event
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPES = {
+    "newCall": CallEventType.RINGING,
+    "answer": CallEventType.ANSWERED,
+    "hangup": CallEventType.ENDED,
+}
+DIRECTIONS = ("in", "out")
+# Generic CTI's hang-up causes as the canonical end reasons (telephony.services.END_REASONS).
+CAUSE_REASONS = {
+    "normalClearing": "completed",
+    "busy": "busy",
+    "cancel": "abandoned",
+    "noAnswer": "no-answer",
+    "congestion": "failed",
+    "notFound": "failed",
+    # Sent on somewhere else (voicemail, another number): nobody here answered it.
+    "forwarded": "no-answer",
+}
+
+
+@dataclass(frozen=True)
+class CtiEvent:
+    """One validated Generic CTI request; `payload` is what was posted, `user` always a list."""
+
+    event: str
+    call_id: str
+    from_number: str = ""
+    to_number: str = ""
+    direction: str = "in"
+    users: tuple[str, ...] = ()
+    queue: str = ""
+    answering_number: str = ""
+    cause: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def outbound(self) -> bool:
+        return self.direction == "out"
+
+
+def accept_cti_event(cti: CtiEvent) -> EventReceipt:
+    """Apply one Generic CTI event; durable on return. A repeated event changes nothing."""
+    now = timezone.now()
+    with transaction.atomic():
+        known = (
+            Call.objects.select_for_update()
+            .filter(telephony_call_id=cti.call_id)
+            .values_list("ringing_at", "connected_at")
+            .first()
+        )
+        ringing_at, connected_at = known if known is not None else (None, None)
+        if cti.event != "newCall" and ringing_at is None:
+            accept_event(webhook_id=_webhook_id(cti, "newCall"), event=_ringing(cti, now=now))
+        if cti.event == "newCall":
+            event = _ringing(cti, now=now)
+        elif cti.event == "answer":
+            agent = _answering_agent(cti)
+            event = _canonical(
+                cti, now=now, agent_identity=agent.telephony_identity if agent else ""
+            )
+        else:
+            event = _canonical(cti, now=now, reason=_end_reason(cti, answered=bool(connected_at)))
+        receipt = accept_event(webhook_id=_webhook_id(cti, cti.event), event=event)
+        if receipt.duplicate:
+            return receipt
+        call = Call.objects.select_related("queue").get(telephony_call_id=cti.call_id)
+        if cti.event == "newCall":
+            if receipt.applied and not cti.outbound:
+                show_ringing_call(call=call, agents=agents_named(list(cti.users)))
+        else:
+            stop_ringing(call=call, agent_ids=agents_rung_for(call))
+        return receipt
+
+
+def _ringing(cti: CtiEvent, *, now) -> TelephonyEvent:
+    customer_side, line = (
+        (cti.to_number, cti.from_number) if cti.outbound else (cti.from_number, cti.to_number)
+    )
+    return TelephonyEvent(
+        type=CallEventType.RINGING,
+        call_id=cti.call_id,
+        occurred_at=now,
+        from_number=customer_side,
+        to_number=line,
+        queue_slug=slugify(cti.queue)[:50],
+        payload=cti.payload,
+        routed_by_telephony=True,
+    )
+
+
+def _canonical(cti: CtiEvent, *, now, agent_identity: str = "", reason: str = "") -> TelephonyEvent:
+    return TelephonyEvent(
+        type=EVENT_TYPES[cti.event],
+        call_id=cti.call_id,
+        occurred_at=now,
+        agent_identity=agent_identity,
+        reason=reason,
+        payload=cti.payload,
+        routed_by_telephony=True,
+    )
+
+
+def _webhook_id(cti: CtiEvent, event: str) -> str:
+    if event == "answer":
+        return f"cti:{cti.call_id}:answer:{cti.answering_number or ','.join(cti.users)}"[:255]
+    return f"cti:{cti.call_id}:{event}"
+
+
+def _answering_agent(cti: CtiEvent) -> Agent | None:
+    agent = agent_answering(cti.answering_number)
+    if agent is None:
+        named = agents_named(list(cti.users))
+        agent = named[0] if len(named) == 1 else None
+    if agent is None:
+        logger.warning(
+            "Generic CTI: call %r answered by nobody Rapport knows (answeringNumber %r, user %r)",
+            cti.call_id,
+            cti.answering_number,
+            list(cti.users),
+        )
+    return agent
+
+
+def _end_reason(cti: CtiEvent, *, answered: bool) -> str:
+    reason = CAUSE_REASONS.get(cti.cause or "normalClearing", "completed")
+    # A PBX may report a caller who hung up while it rang as a normal clearing; nobody answered,
+    # so the caller abandoned the call (the contract's rule).
+    if reason == "completed" and not answered:
+        return "abandoned"
+    return reason

@@ -1,0 +1,217 @@
+"""The Generic CTI endpoint a PBX posts to, and the route hint its dialplan asks
+(../shared/contracts/generic-cti.md). Every answer is a JSON object: PBX clients parse them all."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from telephony.api import (
+    ERROR_DETAIL,
+    FIELD_ERRORS,
+    SIGNATURE_PARAMETERS,
+    authorise_pull,
+    check_storable,
+)
+from telephony.generic_cti import CAUSE_REASONS, DIRECTIONS, EVENT_TYPES, CtiEvent, accept_cti_event
+from telephony.selectors import route_hint
+from telephony.services import choose_queue
+
+REQUIRED_BY_EVENT = {"newCall": ("from", "to")}
+MAX_USERS = 50
+
+
+class GenericCtiSerializer(serializers.Serializer):
+    """One Generic CTI event. Unknown fields are kept with the event."""
+
+    event = serializers.ChoiceField(choices=list(EVENT_TYPES))
+    callId = serializers.CharField(max_length=128)  # noqa: N815 (the format's own name)
+    from_ = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    to = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    direction = serializers.ChoiceField(choices=DIRECTIONS, required=False, default="in")
+    user = serializers.ListField(
+        child=serializers.CharField(max_length=150),
+        required=False,
+        max_length=MAX_USERS,
+        help_text="Whose phones ring (newCall) or who answered (answer), by name; also `user[]`.",
+    )
+    queue = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    answeringNumber = serializers.CharField(  # noqa: N815
+        max_length=64, required=False, allow_blank=True
+    )
+    cause = serializers.ChoiceField(choices=list(CAUSE_REASONS), required=False, allow_blank=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def to_internal_value(self, data):
+        errors: dict[str, Any] = {}
+        value = None
+        try:
+            value = super().to_internal_value(data)
+        except exceptions.ValidationError as invalid:
+            errors = dict(invalid.detail)
+        event = data.get("event")
+        for name in REQUIRED_BY_EVENT.get(event, ()) if isinstance(event, str) else ():
+            given = data.get(name)
+            if name not in errors and (given is None or not str(given).strip()):
+                errors[name] = [f"This field is required on {event} events."]
+        if errors:
+            raise exceptions.ValidationError(errors)
+        return value
+
+
+CTI_VALIDATOR = GenericCtiSerializer()
+
+
+class GenericCtiView(APIView):
+    """`POST /api/telephony/cti/<token>/`: the token in the path is the authentication."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes: list = []
+    parser_classes = [FormParser, MultiPartParser, JSONParser]
+    renderer_classes = [JSONRenderer]
+    metadata_class = None
+
+    @extend_schema(
+        operation_id="telephony_generic_cti_create",
+        summary="Receive one Generic CTI event (newCall, answer, hangup) from a PBX",
+        description=(
+            "Zammad's Generic CTI format, form-encoded or JSON. The PBX routes the call; "
+            "Rapport records it and shows the caller to the agents whose phones ring and to "
+            "the agent who answers. Idempotent: a repeated event changes nothing. "
+            "`TELEPHONY_CTI_TOKEN` unset: 404; a wrong token: 403."
+        ),
+        request=GenericCtiSerializer,
+        responses={
+            200: inline_serializer("GenericCtiAnswer", {}),
+            400: FIELD_ERRORS,
+            403: ERROR_DETAIL,
+            404: ERROR_DETAIL,
+            415: ERROR_DETAIL,
+        },
+    )
+    def post(self, request: Request, token: str) -> Response:
+        configured = settings.TELEPHONY_CTI_TOKEN
+        if not configured:
+            raise exceptions.NotFound("Generic CTI is not configured (TELEPHONY_CTI_TOKEN).")
+        if not hmac.compare_digest(token.encode(), configured.encode()):
+            raise exceptions.PermissionDenied("Wrong Generic CTI token.")
+        payload = _posted(request.data)
+        check_storable(payload)
+        fields = CTI_VALIDATOR.run_validation(payload)
+        accept_cti_event(
+            CtiEvent(
+                event=fields["event"],
+                call_id=fields["callId"],
+                from_number=fields.get("from", ""),
+                to_number=fields.get("to", ""),
+                direction=fields["direction"],
+                users=tuple(fields.get("user", ())),
+                queue=fields.get("queue", ""),
+                answering_number=fields.get("answeringNumber", ""),
+                cause=fields.get("cause", ""),
+                payload=payload,
+            )
+        )
+        return Response({})
+
+
+def _posted(data: Any) -> dict[str, Any]:
+    """The posted fields as one plain object, `user` and `user[]` as one list of names."""
+    if hasattr(data, "getlist"):
+        posted: dict[str, Any] = {
+            key: data.getlist(key) if key in ("user", "user[]") else data.get(key) for key in data
+        }
+    elif isinstance(data, dict):
+        posted = dict(data)
+    else:
+        raise exceptions.ValidationError({"body": ["Expected form fields or one JSON object."]})
+    users = posted.pop("user[]", None)
+    if users is not None:
+        posted["user"] = [*_as_list(posted.get("user")), *_as_list(users)]
+    elif "user" in posted:
+        posted["user"] = _as_list(posted["user"])
+    return posted
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+class RouteHintSerializer(serializers.Serializer):
+    agent = serializers.CharField(
+        allow_null=True, help_text="Telephony identity of the agent to ring first; null: nobody."
+    )
+    status = serializers.CharField(allow_null=True, help_text="That agent's status now.")
+    wait_seconds = serializers.IntegerField(
+        help_text="How long to ring (or hold the caller for) that agent before the ring group."
+    )
+    reason = serializers.CharField(help_text="Why, in the router's words.")
+
+
+class RouteHintView(APIView):
+    """`GET /api/telephony/route-hint/?from=&queue=`: whom a PBX that routes itself should ring
+    first, and for how long. Names no customer."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+    metadata_class = None
+
+    @extend_schema(
+        operation_id="telephony_route_hint",
+        summary="Whom to ring first for a caller, and for how long (sticky routing on a PBX)",
+        description=(
+            "Authenticated like the pull: `Authorization: Token <key>` of a user allowed to "
+            "view calls, or signed with `GET {path}` in the body's place."
+        ),
+        parameters=[
+            *SIGNATURE_PARAMETERS,
+            OpenApiParameter("from", OpenApiTypes.STR, required=True, description="Caller."),
+            OpenApiParameter(
+                "queue",
+                OpenApiTypes.STR,
+                required=False,
+                description="Queue slug or the dialled number; else the default queue.",
+            ),
+        ],
+        responses={200: RouteHintSerializer, 400: FIELD_ERRORS, 401: ERROR_DETAIL},
+    )
+    def get(self, request: Request) -> Response:
+        authorise_pull(request)
+        caller = request.query_params.get("from", "")
+        if caller.startswith(" ") and caller.strip():
+            # A dialplan that did not encode the query sends E.164's "+" as a space.
+            caller = "+" + caller.lstrip()
+        caller = caller.strip()
+        wanted = request.query_params.get("queue", "").strip()
+        errors = {}
+        if not caller or len(caller) > 64 or "\x00" in caller:
+            errors["from"] = ["Give the caller's number (at most 64 characters)."]
+        if len(wanted) > 64 or "\x00" in wanted:
+            errors["queue"] = ["At most 64 characters."]
+        if errors:
+            raise exceptions.ValidationError(errors)
+        queue = choose_queue(queue_slug=wanted[:50], to_number=wanted)
+        return Response(route_hint(from_number=caller, queue=queue, now=timezone.now()))
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Signature realm="telephony", Token'
