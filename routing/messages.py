@@ -11,7 +11,7 @@ from customers.models import Customer
 from customers.selectors import customer_context, customers_with_recorders, history_hidden
 from routing import selectors
 from routing.models import Agent, Call, Offer
-from routing.states import AgentStatus, CallState
+from routing.states import AgentStatus, CallState, status_label
 
 
 def caller_context(
@@ -116,6 +116,8 @@ def status_message(agent: Agent, *, reason: str) -> dict[str, Any]:
         "status": agent.status,
         "status_changed_at": agent.status_changed_at.isoformat(),
         "reason": reason,
+        "not_ready_reason": agent.not_ready_reason,
+        "status_label": status_label(agent.status, agent.not_ready_reason),
     }
 
 
@@ -145,6 +147,8 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
             "display_name": agent.display_name,
             "status": agent.status,
             "status_changed_at": agent.status_changed_at.isoformat(),
+            "not_ready_reason": agent.not_ready_reason,
+            "status_label": status_label(agent.status, agent.not_ready_reason),
             "queues": [queue.slug for queue in agent.queues.all()],
         },
         "offer": offer_payload,

@@ -51,12 +51,20 @@ def dashboard_figures(request: Request) -> Response:
 class AgentStatusChangeSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=sorted(SELF_SERVICE_STATUSES))
     reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    not_ready_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        default="",
+        help_text="With status break: one of settings.NOT_READY_REASONS (lunch, coaching, ...).",
+    )
 
 
 class AgentStatusSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
     status_changed_at = serializers.DateTimeField()
+    not_ready_reason = serializers.CharField()
 
 
 @extend_schema(
@@ -76,6 +84,7 @@ def set_agent_status(request: Request, agent_id: int) -> Response:
         status=body.validated_data["status"],
         changed_by=request.user,
         reason=body.validated_data["reason"],
+        not_ready_reason=body.validated_data["not_ready_reason"],
     )
     return Response(AgentStatusSerializer(agent).data)
 
