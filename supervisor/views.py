@@ -23,6 +23,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
     context = {
         "figures": figures,
+        "reunion_table": selectors.reunion_table(),
         "has_console": routing_selectors.agent_id_for_user(request.user) is not None,
     }
     return render(request, "supervisor/dashboard.html", context)

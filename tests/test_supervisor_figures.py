@@ -309,7 +309,7 @@ def test_the_dashboard_uses_a_fixed_number_of_queries_for_50_queues_and_500_agen
         if n % 3 == 0:
             decide(call, DecisionReason.LAST_AGENT_UNAVAILABLE, agent=call.last_agent)
 
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(15):
         figures = stats_selectors.dashboard(NOON)
     with django_assert_max_num_queries(7):
         stats_selectors.queue_stats(queues[0], NOON)
