@@ -153,6 +153,14 @@ def choosable_not_ready_reasons() -> list[str]:
     return [code for code in not_ready_reasons() if code not in SYSTEM_NOT_READY_REASONS]
 
 
+def not_ready_choices() -> list[dict[str, str]]:
+    """The reasons a screen offers, with their labels."""
+    return [
+        {"code": code, "label": not_ready_reason_label(code)}
+        for code in choosable_not_ready_reasons()
+    ]
+
+
 def default_not_ready_reason() -> str:
     return choosable_not_ready_reasons()[0] if choosable_not_ready_reasons() else MISSED_CALL
 
