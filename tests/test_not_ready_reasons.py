@@ -2,16 +2,21 @@
 reason from the deployment's list (settings.NOT_READY_REASONS) chosen by the agent, a supervisor
 for them, or the router after a missed offer."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from rapport.asgi import application
+from rapport.checks import check_not_ready_reasons
 from routing import router, services
 from routing.models import Agent, AgentStatusChange, Offer
 from routing.states import OfferState
@@ -209,3 +214,33 @@ def test_the_socket_takes_break_with_a_reason_and_refuses_an_unknown_one(dana, s
     assert "not_ready_reason" in error["message"]
     assert state["agent"]["not_ready_reason"] == "training"
     assert state["agent"]["status_label"] == "Not ready — Training"
+
+
+def test_the_list_comes_from_the_environment():
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings;"
+            " print(','.join(settings.NOT_READY_REASONS))",
+        ],
+        cwd=settings.BASE_DIR,
+        env={
+            "PATH": os.environ["PATH"],
+            "DJANGO_SETTINGS_MODULE": "rapport.settings",
+            "NOT_READY_REASONS": "lunch,team_meeting",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert printed.stdout.strip() == "lunch,team_meeting"
+
+
+def test_a_reason_that_is_not_a_code_is_refused_at_start(settings):
+    settings.NOT_READY_REASONS = ["lunch", "Team meeting"]
+
+    (error,) = check_not_ready_reasons(None)
+
+    assert error.id == "rapport.E003"
+    assert "'Team meeting'" in error.msg
