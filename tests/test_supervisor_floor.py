@@ -6,14 +6,20 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from customers.models import ContextAccess
+from rapport.asgi import application
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, RoutingDecision
-from supervisor import selectors
+from supervisor import selectors, services
 from supervisor.models import CallBack
+from tests.routing_helpers import FAST_PASSWORD_HASHERS
+from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -354,3 +360,44 @@ def test_the_reunion_table_api_takes_a_number_of_days_and_names_a_bad_one(as_sup
     assert refused.status_code == 400
     assert "days" in refused.json()["errors"]
     assert as_supervisor.get("/api/supervisor/reunion/?days=week").status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(60)
+def test_the_wall_socket_lists_abandoned_callers_and_hears_of_a_call_back(
+    supervisor, queue, make_agent, make_customer, settings
+):
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+    make_agent("dana", status="available")
+    ruth = make_customer("Ruth Fischer", consent="closed")
+    call = abandoned_call(
+        queue,
+        hung_up_at=timezone.now() - timedelta(seconds=30),
+        waited=20,
+        customer=ruth,
+        from_e164="+14155550123",
+    )
+    headers = socket_headers(supervisor)
+
+    async def frames():
+        socket = WebsocketCommunicator(application, "/ws/supervisor/", headers=headers)
+        await socket.connect()
+        snapshot = await socket.receive_json_from(timeout=5)
+        await database_sync_to_async(services.mark_called_back)(
+            telephony_call_id=call.telephony_call_id, user=supervisor
+        )
+        for _ in range(10):
+            frame = await socket.receive_json_from(timeout=20)
+            if frame["abandoned"][0]["called_back"]:
+                break
+        await socket.disconnect()
+        return snapshot, frame
+
+    snapshot, frame = async_to_sync(frames)()
+
+    (row,) = snapshot["abandoned"]
+    assert (row["caller"], row["number"]) == ("Anonymous caller", "+14155550123")
+    assert frame["abandoned"][0]["called_back"]["by"] == "morgan"
+    assert list(ContextAccess.objects.values_list("customer_id", "call_id", "reason")) == [
+        (ruth.id, call.id, "supervisor")
+    ]
