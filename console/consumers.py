@@ -27,7 +27,12 @@ def _decline(agent_id: int, message: dict[str, Any]) -> None:
 
 @database_sync_to_async
 def _set_status(agent_id: int, message: dict[str, Any], user: Any) -> None:
-    routing_services.change_status(agent_id=agent_id, status=message.get("status"), changed_by=user)
+    routing_services.change_status(
+        agent_id=agent_id,
+        status=message.get("status"),
+        changed_by=user,
+        not_ready_reason=message.get("not_ready_reason", ""),
+    )
 
 
 @database_sync_to_async

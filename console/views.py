@@ -5,6 +5,7 @@ from django.shortcuts import redirect, render
 
 from routing import roles
 from routing.models import Agent
+from routing.states import not_ready_choices, status_label
 
 
 @login_required
@@ -16,12 +17,16 @@ def console(request: HttpRequest) -> HttpResponse:
         return redirect("supervisor")
     context: dict = {"agent": agent, "is_supervisor": is_supervisor}
     if agent is not None:
+        context["not_ready_reasons"] = not_ready_choices()
+        context["agent_status_label"] = status_label(agent.status, agent.not_ready_reason)
         # Read by static/console/console.js: the page carries no inline script (CSP).
         context["console_config"] = {
             "agent": {
                 "id": agent.id,
                 "display_name": agent.display_name,
                 "status": agent.status,
+                "not_ready_reason": agent.not_ready_reason,
+                "status_label": context["agent_status_label"],
             },
             "socket_path": "/ws/agent/",
             "csrf_token": get_token(request),

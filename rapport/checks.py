@@ -6,6 +6,8 @@ machine. The ASGI server refuses to start on either (`refuse_unsafe_settings`, c
 rapport/asgi.py), since uvicorn runs no checks of its own.
 """
 
+import re
+
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -50,6 +52,25 @@ def check_secret_key(app_configs, **kwargs) -> list[checks.CheckMessage]:
             "print(secrets.token_urlsafe(50))\"); on a developer's machine set "
             "RAPPORT_DEVELOPMENT=1 (make run does).",
             id="rapport.E002",
+        )
+    ]
+
+
+NOT_READY_REASON_CODE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@checks.register(UNSAFE_SETTINGS)
+def check_not_ready_reasons(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """Each reason is stored in a 32-character field and sent as a form value: a code."""
+    bad = [code for code in settings.NOT_READY_REASONS if not NOT_READY_REASON_CODE.match(code)]
+    if not bad:
+        return []
+    return [
+        checks.Error(
+            f"NOT_READY_REASONS has entries that are not codes: {', '.join(map(repr, bad))}.",
+            hint="Lower-case letters, digits and underscores, at most 32, e.g. "
+            "NOT_READY_REASONS=break,lunch,team_meeting (shown as 'Team meeting').",
+            id="rapport.E003",
         )
     ]
 

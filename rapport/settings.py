@@ -253,6 +253,16 @@ TELEPHONY_CONNECT_TIMEOUT_SECONDS = env.float("TELEPHONY_CONNECT_TIMEOUT_SECONDS
 # /api/telephony/cti/<token>/. Empty turns the endpoint off (404).
 TELEPHONY_CTI_TOKEN = env.str("TELEPHONY_CTI_TOKEN", default="")
 
+# --- Not-ready reasons (issue 15) -----------------------------------------------------------
+# What an agent on `break` may say they are doing, e.g. NOT_READY_REASONS=break,lunch,coaching.
+# Codes, shown capitalised with underscores as spaces ("missed_call" -> "Missed call"). The first
+# is the reason of a break chosen without one. `missed_call` is what the router sets when an offer
+# rings out unanswered; it is always known, listed or not, and never chosen by a person.
+NOT_READY_REASONS = env.list(
+    "NOT_READY_REASONS", default=["break", "lunch", "coaching", "training", "missed_call"]
+)
+# --- end of not-ready reasons ----------------------------------------------------------------
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -18,8 +18,15 @@ class QueueAdmin(admin.ModelAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["display_name", "telephony_identity", "status", "status_changed_at"]
-    list_filter = ["status", "queues"]
+    list_display = [
+        "display_name",
+        "telephony_identity",
+        "status",
+        "not_ready_reason",
+        "status_changed_at",
+    ]
+    list_filter = ["status", "not_ready_reason", "queues"]
+    readonly_fields = ["not_ready_reason"]
     search_fields = ["display_name", "telephony_identity", "user__username"]
     filter_horizontal = ["queues"]
     raw_id_fields = ["user"]
@@ -27,7 +34,15 @@ class AgentAdmin(admin.ModelAdmin):
 
 @admin.register(AgentStatusChange)
 class AgentStatusChangeAdmin(admin.ModelAdmin):
-    list_display = ["agent", "previous_status", "status", "changed_at", "changed_by", "reason"]
+    list_display = [
+        "agent",
+        "previous_status",
+        "status",
+        "not_ready_reason",
+        "changed_at",
+        "changed_by",
+        "reason",
+    ]
     list_select_related = ["agent", "changed_by"]
 
 

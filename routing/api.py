@@ -21,7 +21,7 @@ from customers.models import AccessReason
 from customers.phone_numbers import normalise_phone_number
 from routing import messages, roles, selectors, services
 from routing.models import Agent, Call, Offer, Queue
-from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
+from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState, status_label
 
 
 def _require_supervisor(request: Request) -> None:
@@ -48,8 +48,15 @@ class AgentSerializer(serializers.ModelSerializer):
             "queues",
             "status",
             "status_changed_at",
+            "not_ready_reason",
+            "status_label",
         ]
-        read_only_fields = ["id", "status", "status_changed_at"]
+        read_only_fields = ["id", "status", "status_changed_at", "not_ready_reason"]
+
+    status_label = serializers.SerializerMethodField()
+
+    def get_status_label(self, agent: Agent) -> str:
+        return status_label(agent.status, agent.not_ready_reason)
 
     def validate_username(self, username: str) -> str:
         if User.objects.filter(username=username).exists():
@@ -60,6 +67,12 @@ class AgentSerializer(serializers.ModelSerializer):
 class AgentStatusSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AgentStatus.choices)
     reason = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    not_ready_reason = serializers.CharField(
+        max_length=32,
+        required=False,
+        allow_blank=True,
+        help_text="With status break: one of settings.NOT_READY_REASONS (lunch, coaching, ...).",
+    )
 
 
 class AgentList(APIView):
@@ -115,6 +128,7 @@ class AgentDetail(APIView):
             status=serializer.validated_data["status"],
             changed_by=request.user,
             reason=serializer.validated_data.get("reason", ""),
+            not_ready_reason=serializer.validated_data.get("not_ready_reason", ""),
         )
         agent.refresh_from_db()
         return Response(AgentSerializer(agent).data)

@@ -16,7 +16,7 @@ from customers.selectors import (
 )
 from routing import selectors
 from routing.models import Agent, Call, DecisionReason, Offer
-from routing.states import AgentStatus, CallState
+from routing.states import AgentStatus, CallState, status_label
 
 
 def caller_context(
@@ -238,6 +238,8 @@ def status_message(agent: Agent, *, reason: str) -> dict[str, Any]:
         "status": agent.status,
         "status_changed_at": agent.status_changed_at.isoformat(),
         "reason": reason,
+        "not_ready_reason": agent.not_ready_reason,
+        "status_label": status_label(agent.status, agent.not_ready_reason),
     }
 
 
@@ -273,6 +275,8 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
             "display_name": agent.display_name,
             "status": agent.status,
             "status_changed_at": agent.status_changed_at.isoformat(),
+            "not_ready_reason": agent.not_ready_reason,
+            "status_label": status_label(agent.status, agent.not_ready_reason),
             "queues": [queue.slug for queue in agent.queues.all()],
         },
         "offer": offer_payload,

@@ -64,6 +64,11 @@ class Agent(models.Model):
         max_length=16, choices=AgentStatus.choices, default=AgentStatus.OFFLINE
     )
     status_changed_at = models.DateTimeField(db_default=Now())
+    not_ready_reason = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="Why the agent is not ready (status break), from settings.NOT_READY_REASONS.",
+    )
 
     class Meta:
         ordering = ["display_name"]
@@ -81,10 +86,26 @@ class AgentStatusChange(models.Model):
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    reason = models.CharField(max_length=100, blank=True)
+    reason = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text=(
+            "What caused the change: set_by_agent, offer_accepted, offer_timed_out, ready,"
+            " wrap_up_limit, or set_by_supervisor with what they typed."
+        ),
+    )
+    not_ready_reason = models.CharField(
+        max_length=32,
+        blank=True,
+        help_text="With status break: the not-ready reason the agent then had (lunch, ...).",
+    )
 
     class Meta:
         ordering = ["-changed_at", "-id"]
+        indexes = [
+            models.Index(fields=["agent", "-changed_at"], name="status_change_agent_latest"),
+            models.Index(fields=["changed_at"], name="status_change_when"),
+        ]
 
 
 class Call(models.Model):

@@ -21,6 +21,7 @@ from routing import dispatch, messages, selectors
 from routing.broadcast import notify_supervisors, send_to_agent
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import (
+    MISSED_CALL,
     SELF_SERVICE_STATUSES,
     TALKING_STATES,
     AgentStatus,
@@ -29,6 +30,8 @@ from routing.states import (
     check_agent_move,
     check_call_move,
     check_offer_move,
+    choosable_not_ready_reasons,
+    default_not_ready_reason,
 )
 
 ROUTER_CALL_FIELDS = [
@@ -393,8 +396,9 @@ def _offers_call_unless_locked(offer_id: int) -> Call | None:
 
 
 def time_out_offer(*, offer_id: int) -> bool:
-    """An offer rang out: the call moves on and the agent is moved to break, so the next caller
-    is not offered to an empty chair. Does nothing if the offer was answered meanwhile."""
+    """An offer rang out: the call moves on and the agent is made not ready ("missed call"), so
+    the next caller is not offered to an empty chair. Does nothing if the offer was answered
+    meanwhile."""
     with transaction.atomic():
         call = _offers_call_unless_locked(offer_id)
         if call is None:
@@ -411,7 +415,13 @@ def time_out_offer(*, offer_id: int) -> bool:
         agent = Agent.objects.select_for_update().get(id=offer.agent_id)
         _offer_refused(offer=offer, call=call, outcome=OfferState.TIMED_OUT, now=now)
         if agent.status == AgentStatus.AVAILABLE:
-            set_status(agent=agent, status=AgentStatus.BREAK, reason="offer_timed_out", now=now)
+            set_status(
+                agent=agent,
+                status=AgentStatus.BREAK,
+                reason="offer_timed_out",
+                not_ready_reason=MISSED_CALL,
+                now=now,
+            )
         return True
 
 
@@ -445,7 +455,13 @@ def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
         save_call(call)
         if agent.status == AgentStatus.BUSY:
             # The console tells the agent they missed a call, as after an offer that rang out.
-            set_status(agent=agent, status=AgentStatus.BREAK, reason="offer_timed_out", now=now)
+            set_status(
+                agent=agent,
+                status=AgentStatus.BREAK,
+                reason="offer_timed_out",
+                not_ready_reason=MISSED_CALL,
+                now=now,
+            )
         notify_supervisors(queue_id=call.queue_id, agent_id=agent_id)
         return True
 
@@ -525,12 +541,23 @@ def set_status(
     reason: str,
     now: datetime | None = None,
     changed_by: Any = None,
+    not_ready_reason: str = "",
 ) -> bool:
     """Move a locked agent to `status`, with its history row and the messages. Returns whether
-    anything changed."""
-    if agent.status == status:
+    anything changed.
+
+    `reason` says what caused the change (set_by_agent, offer_timed_out, a supervisor's typed
+    why); `not_ready_reason` what a not-ready agent is doing (lunch, missed_call), only with
+    break, where it defaults to the deployment's first. A not-ready agent changing only their
+    reason is a change too: its time in state starts again."""
+    if status == AgentStatus.BREAK:
+        not_ready_reason = not_ready_reason or default_not_ready_reason()
+    else:
+        not_ready_reason = ""
+    if agent.status == status and agent.not_ready_reason == not_ready_reason:
         return False
-    check_agent_move(agent.status, status)
+    if agent.status != status:
+        check_agent_move(agent.status, status)
     now = now or timezone.now()
     AgentStatusChange.objects.create(
         agent=agent,
@@ -539,10 +566,12 @@ def set_status(
         changed_at=now,
         changed_by=changed_by if changed_by is not None and changed_by.is_authenticated else None,
         reason=reason,
+        not_ready_reason=not_ready_reason,
     )
     agent.status = status
     agent.status_changed_at = now
-    agent.save(update_fields=["status", "status_changed_at"])
+    agent.not_ready_reason = not_ready_reason
+    agent.save(update_fields=["status", "status_changed_at", "not_ready_reason"])
     send_to_agent(agent.id, messages.status_message(agent, reason=reason))
     notify_supervisors(agent_id=agent.id)
     if status == AgentStatus.AVAILABLE:
@@ -551,9 +580,18 @@ def set_status(
 
 
 @transaction.atomic
-def change_status(*, agent_id: int, status: Any, changed_by: Any = None, reason: str = "") -> Agent:
+def change_status(
+    *,
+    agent_id: int,
+    status: Any,
+    changed_by: Any = None,
+    reason: str = "",
+    not_ready_reason: Any = "",
+) -> Agent:
     """An agent chooses available, break or offline, or a supervisor chooses it for them
-    (`changed_by` is someone else; the API checks they may).
+    (`changed_by` is someone else; the API checks they may). With break comes a
+    `not_ready_reason` from the deployment's list (the first when none is given); the
+    system's own reasons (missed_call) cannot be chosen.
 
     Leaving `available` while an offer rings declines it, so the caller is not kept waiting.
     The agent choosing available during wrap-up is Ready. Busy follows the call: an agent on a
@@ -566,6 +604,7 @@ def change_status(*, agent_id: int, status: Any, changed_by: Any = None, reason:
             field="status",
             kind="invalid",
         )
+    not_ready_reason = check_not_ready_reason(status=status, not_ready_reason=not_ready_reason)
     open_offer = selectors.open_offers().filter(agent_id=agent_id).first()
     if open_offer is not None and status != AgentStatus.AVAILABLE:
         call = (
@@ -604,8 +643,33 @@ def change_status(*, agent_id: int, status: Any, changed_by: Any = None, reason:
         reason = _supervisor_reason(reason)
     elif status == AgentStatus.AVAILABLE and agent.status == AgentStatus.WRAP_UP:
         reason = "ready"
-    set_status(agent=agent, status=status, reason=reason or "set_by_agent", changed_by=changed_by)
+    set_status(
+        agent=agent,
+        status=status,
+        reason=reason or "set_by_agent",
+        changed_by=changed_by,
+        not_ready_reason=not_ready_reason,
+    )
     return agent
+
+
+def check_not_ready_reason(*, status: str, not_ready_reason: Any) -> str:
+    """The not-ready reason a person chose, checked: one of the deployment's, and only with
+    break."""
+    if not_ready_reason is None or not_ready_reason == "":
+        return ""
+    choices = choosable_not_ready_reasons()
+    if not isinstance(not_ready_reason, str) or not_ready_reason not in choices:
+        raise RoutingRefused(
+            f"not_ready_reason must be one of: {', '.join(choices)}.",
+            field="not_ready_reason",
+            kind="invalid",
+        )
+    if status != AgentStatus.BREAK:
+        raise RoutingRefused(
+            "A not-ready reason goes with status break.", field="not_ready_reason", kind="invalid"
+        )
+    return not_ready_reason
 
 
 def _supervisor_reason(typed: str) -> str:

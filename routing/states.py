@@ -9,8 +9,11 @@ A call:   ringing -> queued -> offered -> connected <-> held -> wrap_up -> ended
 An offer: offered -> accepted | declined | timed_out | withdrawn, each final.
 An agent: offline, available and break at will (their own choice, or a supervisor's);
           busy when a call is theirs; wrap-up only after a call, never from anything but busy.
+          `break` is shown as "not ready" and always has a reason from the deployment's list
+          (settings.NOT_READY_REASONS): lunch, coaching... or `missed_call`, set by the router.
 """
 
+from django.conf import settings
 from django.db import models
 
 
@@ -107,7 +110,7 @@ class AgentStatus(models.TextChoices):
     AVAILABLE = "available", "Available"
     BUSY = "busy", "On a call"
     WRAP_UP = "wrap_up", "Wrap-up"
-    BREAK = "break", "On break"
+    BREAK = "break", "Not ready"
 
 
 A = AgentStatus
@@ -128,3 +131,47 @@ AGENT_MOVES: dict[str, frozenset[str]] = {
 
 def check_agent_move(current: str, target: str) -> None:
     _check("an agent", AGENT_MOVES, current, target)
+
+
+# --- why an agent is not ready --------------------------------------------------------------
+
+# Set by the router when an offer rings out unanswered (routing.services.time_out_offer).
+MISSED_CALL = "missed_call"
+# Reasons only the system sets: a person choosing one is refused.
+SYSTEM_NOT_READY_REASONS = frozenset({MISSED_CALL})
+
+
+def not_ready_reasons() -> list[str]:
+    """Every reason this deployment knows, in its order; the system's own always among them."""
+    reasons = [code.strip() for code in settings.NOT_READY_REASONS if code.strip()]
+    reasons += [code for code in sorted(SYSTEM_NOT_READY_REASONS) if code not in reasons]
+    return list(dict.fromkeys(reasons))
+
+
+def choosable_not_ready_reasons() -> list[str]:
+    """What an agent or a supervisor may pick."""
+    return [code for code in not_ready_reasons() if code not in SYSTEM_NOT_READY_REASONS]
+
+
+def not_ready_choices() -> list[dict[str, str]]:
+    """The reasons a screen offers, with their labels."""
+    return [
+        {"code": code, "label": not_ready_reason_label(code)}
+        for code in choosable_not_ready_reasons()
+    ]
+
+
+def default_not_ready_reason() -> str:
+    return choosable_not_ready_reasons()[0] if choosable_not_ready_reasons() else MISSED_CALL
+
+
+def not_ready_reason_label(code: str) -> str:
+    return code.replace("_", " ").strip().capitalize() if code else ""
+
+
+def status_label(status: str, not_ready_reason: str = "") -> str:
+    """What a screen calls an agent's status: "Not ready — Lunch" for a break with a reason."""
+    label = AgentStatus(status).label if status in AgentStatus.values else status
+    if status == AgentStatus.BREAK and not_ready_reason:
+        return f"{label} — {not_ready_reason_label(not_ready_reason)}"
+    return label

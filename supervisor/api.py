@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
@@ -51,12 +51,20 @@ def dashboard_figures(request: Request) -> Response:
 class AgentStatusChangeSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=sorted(SELF_SERVICE_STATUSES))
     reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    not_ready_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        default="",
+        help_text="With status break: one of settings.NOT_READY_REASONS (lunch, coaching, ...).",
+    )
 
 
 class AgentStatusSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
     status_changed_at = serializers.DateTimeField()
+    not_ready_reason = serializers.CharField()
 
 
 @extend_schema(
@@ -76,6 +84,7 @@ def set_agent_status(request: Request, agent_id: int) -> Response:
         status=body.validated_data["status"],
         changed_by=request.user,
         reason=body.validated_data["reason"],
+        not_ready_reason=body.validated_data["not_ready_reason"],
     )
     return Response(AgentStatusSerializer(agent).data)
 
@@ -108,3 +117,60 @@ def move_call(request: Request, call_id: str) -> Response:
         reason=body.validated_data["reason"],
     )
     return Response(MovedCallSerializer(call).data)
+
+
+@extend_schema(
+    summary="The last days' reunion table: per queue and per last agent, returning callers who"
+    " were waited for, sent to the queue, or found their agent unavailable, and who got through",
+    parameters=[OpenApiParameter("days", int, description="1 to 31; 7 unless given")],
+    responses=OpenApiTypes.OBJECT,
+)
+@api_view(["GET"])
+@permission_classes([IsSupervisor])
+def reunion_table(request: Request) -> Response:
+    days = ReunionDaysSerializer(data=request.query_params)
+    days.is_valid(raise_exception=True)
+    return Response(selectors.reunion_table(days=days.validated_data["days"]))
+
+
+class ReunionDaysSerializer(serializers.Serializer):
+    days = serializers.IntegerField(
+        min_value=1, max_value=31, required=False, default=selectors.REUNION_TABLE_DAYS
+    )
+
+
+@extend_schema(
+    summary="Today's abandoned callers, named as consent allows, with their number to call back"
+    " (each one shown is recorded in the access log, reason supervisor)",
+    responses=OpenApiTypes.OBJECT,
+)
+@api_view(["GET"])
+@permission_classes([IsSupervisor])
+def abandoned_callers(request: Request) -> Response:
+    abandoned = services.abandoned_callers_seen(user=request.user)
+    return Response({"abandoned": abandoned})
+
+
+class CalledBackSerializer(serializers.Serializer):
+    call_id = serializers.CharField()
+    called_back_by = serializers.CharField(source="username")
+    called_back_at = serializers.DateTimeField()
+
+
+@extend_schema(
+    summary="Mark an abandoned caller as called back (recorded with who and when, once)",
+    request=None,
+    responses={201: CalledBackSerializer},
+)
+@api_view(["POST"])
+@permission_classes([IsSupervisor])
+def mark_called_back(request: Request, call_id: str) -> Response:
+    call_back = services.mark_called_back(telephony_call_id=call_id, user=request.user)
+    return Response(
+        {
+            "call_id": call_id,
+            "called_back_by": call_back.username,
+            "called_back_at": call_back.called_back_at.isoformat(),
+        },
+        status=status.HTTP_201_CREATED,
+    )

@@ -18,8 +18,10 @@ from django.db.models import (
     Avg,
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
+    OuterRef,
     Q,
     Value,
 )
@@ -27,8 +29,25 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from customers.selectors import named_to_onlookers
-from routing.models import Agent, Call, DecisionReason, Offer, Queue, RoutingDecision
-from routing.states import TALKING_STATES, WAITING_STATES, AgentStatus, CallState, OfferState
+from routing.models import (
+    Agent,
+    AgentStatusChange,
+    Call,
+    DecisionReason,
+    Offer,
+    Queue,
+    RoutingDecision,
+)
+from routing.states import (
+    TALKING_STATES,
+    WAITING_STATES,
+    AgentStatus,
+    CallState,
+    OfferState,
+    not_ready_reason_label,
+    not_ready_reasons,
+    status_label,
+)
 
 SERIES_BUCKET_MINUTES = 15
 
@@ -36,6 +55,7 @@ SERIES_BUCKET_MINUTES = 15
 # gave up on that agent. The keys are what the dashboard and the JSON API show.
 MISSED_REUNION_REASONS: dict[str, str] = {
     DecisionReason.LAST_AGENT_WAIT_EXPIRED: "busy_past_wait",
+    DecisionReason.LAST_AGENT_BUSY_NOT_HELD: "not_held",
     DecisionReason.LAST_AGENT_UNAVAILABLE: "offline_or_break",
     DecisionReason.LAST_AGENT_DECLINED: "declined",
     DecisionReason.OFFER_DECLINED: "declined",
@@ -43,6 +63,7 @@ MISSED_REUNION_REASONS: dict[str, str] = {
 }
 NOT_REUNITED_KEYS = (
     "busy_past_wait",
+    "not_held",
     "offline_or_break",
     "declined",
     "timed_out",
@@ -86,16 +107,23 @@ def _caller_shown(call: dict[str, Any], *, caller_names: bool) -> str:
 
 
 def callers_named(figures: dict[str, Any]) -> list[tuple[int, int]]:
-    """(customer id, call id) of every caller `figures` names, for the access log. One query."""
-    call_ids = [row["call"]["call_id"] for row in figures["agents"] if row["call"]]
-    if not call_ids:
+    """(customer id, call id) of every caller `figures` shows, for the access log. One query.
+
+    An agent's current caller counts where the wall names them (as consent allows); an
+    abandoned caller whenever they are an identified customer, since the list shows their
+    number to call them back whatever their consent."""
+    on_a_call = {row["call"]["call_id"] for row in figures["agents"] if row["call"]}
+    abandoned = {row["call_id"] for row in figures.get("abandoned", []) if row["number"]}
+    if not on_a_call and not abandoned:
         return []
     return [
         (customer_id, call_id)
-        for customer_id, call_id, consent in Call.objects.filter(
-            telephony_call_id__in=call_ids, customer__erased_at__isnull=True
-        ).values_list("customer_id", "id", "customer__consent")
-        if named_to_onlookers(consent)
+        for telephony_call_id, customer_id, call_id, consent in Call.objects.filter(
+            telephony_call_id__in=on_a_call | abandoned,
+            customer__isnull=False,
+            customer__erased_at__isnull=True,
+        ).values_list("telephony_call_id", "customer_id", "id", "customer__consent")
+        if telephony_call_id in abandoned or named_to_onlookers(consent)
     ]
 
 
@@ -324,10 +352,10 @@ def agent_rows(now: datetime, *, caller_names: bool = False) -> list[dict[str, A
         .values_list("agent_id", "calls")
         .order_by()
     )
-    labels = dict(AgentStatus.choices)
+    not_ready = not_ready_today(now)
     rows = []
     for agent in Agent.objects.order_by("display_name", "id").values(
-        "id", "display_name", "status", "status_changed_at"
+        "id", "display_name", "status", "status_changed_at", "not_ready_reason"
     ):
         call = current_calls.get(agent["id"])
         rows.append(
@@ -335,8 +363,10 @@ def agent_rows(now: datetime, *, caller_names: bool = False) -> list[dict[str, A
                 "id": agent["id"],
                 "display_name": agent["display_name"],
                 "status": agent["status"],
-                "status_label": labels.get(agent["status"], agent["status"]),
+                "status_label": status_label(agent["status"], agent["not_ready_reason"]),
+                "not_ready_reason": agent["not_ready_reason"],
                 "status_changed_at": _iso(agent["status_changed_at"]),
+                "not_ready_today_seconds": not_ready.get(agent["id"], {}),
                 "queues": queue_slugs.get(agent["id"], []),
                 "ringing": agent["id"] in ringing,
                 "call": (
@@ -352,6 +382,233 @@ def agent_rows(now: datetime, *, caller_names: bool = False) -> list[dict[str, A
             }
         )
     return rows
+
+
+def not_ready_today(now: datetime) -> dict[int, dict[str, int]]:
+    """Seconds each agent has been not ready today, per reason, from their status history: one
+    SQL statement. A not-ready spell that began before midnight counts from midnight, one still
+    going counts to `now`."""
+    table = AgentStatusChange._meta.db_table
+    agent_table = Agent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH changes AS (
+                SELECT agent_id, status, not_ready_reason, changed_at, id
+                FROM {table}
+                WHERE changed_at >= %(start)s AND changed_at <= %(now)s
+                UNION ALL
+                -- Where each agent stood at midnight: their latest change before it.
+                SELECT a.id, before.status, before.not_ready_reason, %(start)s, 0
+                FROM {agent_table} a CROSS JOIN LATERAL (
+                    SELECT c.status, c.not_ready_reason FROM {table} c
+                    WHERE c.agent_id = a.id AND c.changed_at < %(start)s
+                    ORDER BY c.changed_at DESC, c.id DESC LIMIT 1
+                ) before
+            ), spells AS (
+                SELECT agent_id, status, not_ready_reason, changed_at AS began,
+                       lead(changed_at, 1, %(now)s)
+                           OVER (PARTITION BY agent_id ORDER BY changed_at, id) AS ended
+                FROM changes
+            )
+            SELECT agent_id, not_ready_reason, extract(epoch FROM sum(ended - began))
+            FROM spells
+            WHERE status = %(break)s
+            GROUP BY agent_id, not_ready_reason
+            """,
+            {"start": day_start(now), "now": now, "break": AgentStatus.BREAK},
+        )
+        rows = cursor.fetchall()
+    seconds: dict[int, dict[str, int]] = defaultdict(dict)
+    for agent_id, reason, total in rows:
+        seconds[agent_id][reason] = int(total)
+    return seconds
+
+
+def not_ready_totals(agents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Today's not-ready time per reason over the floor, in the deployment's order of reasons,
+    with any reason no longer listed (the list changed today) after them."""
+    totals: Counter = Counter()
+    for agent in agents:
+        totals.update(agent["not_ready_today_seconds"])
+    reasons = not_ready_reasons()
+    reasons += sorted(reason for reason in totals if reason not in reasons)
+    return [
+        {
+            "reason": reason,
+            "label": not_ready_reason_label(reason),
+            "seconds": totals[reason],
+            "agents_now": sum(
+                1
+                for agent in agents
+                if agent["status"] == AgentStatus.BREAK and agent["not_ready_reason"] == reason
+            ),
+        }
+        for reason in reasons
+    ]
+
+
+def abandoned_today(now: datetime, *, caller_names: bool = False) -> list[dict[str, Any]]:
+    """Callers who hung up before anyone answered today, latest first, so someone can call them
+    back: who (as consent allows, like the wall), their number, when, how long they waited,
+    whose caller they were (their last agent) and whether someone has called them back.
+
+    Name and number only with `caller_names`, for a screen that records them in the access log
+    (`callers_named`); without, a script reading the figures gets counts and times only."""
+    rows = (
+        Call.objects.filter(state=CallState.ABANDONED, created_at__gte=day_start(now))
+        .annotate(wait_start=_wait_start())
+        .order_by(F("ended_at").desc(nulls_last=True), "-id")
+        .values(
+            "telephony_call_id",
+            "from_e164",
+            "from_number",
+            "queue__slug",
+            "wait_start",
+            "ended_at",
+            "state_changed_at",
+            "last_agent_id",
+            "last_agent__display_name",
+            "customer_id",
+            "customer__name",
+            "customer__consent",
+            "customer__erased_at",
+            "call_back__username",
+            "call_back__called_back_at",
+        )
+    )
+    abandoned = []
+    for row in rows:
+        hung_up_at = row["ended_at"] or row["state_changed_at"]
+        abandoned.append(
+            {
+                "call_id": row["telephony_call_id"],
+                "queue": row["queue__slug"],
+                "caller": (
+                    _caller_shown(row, caller_names=caller_names)
+                    if row["customer_id"] is not None
+                    else "Unknown caller"
+                ),
+                "number": (row["from_e164"] or row["from_number"] or None)
+                if caller_names
+                else None,
+                "hung_up_at": _iso(hung_up_at),
+                "waited_seconds": max(0, int((hung_up_at - row["wait_start"]).total_seconds())),
+                "last_agent": (
+                    {"id": row["last_agent_id"], "display_name": row["last_agent__display_name"]}
+                    if row["last_agent_id"]
+                    else None
+                ),
+                "called_back": (
+                    {
+                        "by": row["call_back__username"],
+                        "at": _iso(row["call_back__called_back_at"]),
+                    }
+                    if row["call_back__called_back_at"]
+                    else None
+                ),
+            }
+        )
+    return abandoned
+
+
+REUNION_TABLE_DAYS = 7
+
+
+def reunion_table(now: datetime | None = None, *, days: int = REUNION_TABLE_DAYS) -> dict[str, Any]:
+    """Returning callers (calls with a last agent) over the last `days` days, per queue and per
+    last agent: how many reached that agent, how many the router held for the busy agent
+    (`last_agent_busy_waited`) and how many of those then reached them, how many it sent
+    straight to the queue as they avoid holding (`last_agent_busy_not_held`) and how many found
+    their agent offline or not ready (`last_agent_unavailable`). What a supervisor reads to tune
+    each queue's two windows. One SQL statement, grouped by queue and agent."""
+    now = now or timezone.now()
+    since = now - timedelta(days=days)
+
+    def decided(reason: str) -> Exists:
+        return Exists(RoutingDecision.objects.filter(call_id=OuterRef("id"), reason=reason))
+
+    reached = Q(connected_at__isnull=False, agent_id=F("last_agent_id"))
+    waited = decided(DecisionReason.LAST_AGENT_BUSY_WAITED)
+    rows = (
+        Call.objects.filter(created_at__gte=since, created_at__lte=now, last_agent__isnull=False)
+        .values(
+            "queue_id",
+            "queue__slug",
+            "queue__name",
+            "queue__last_agent_wait_seconds",
+            "queue__hold_averse_wait_seconds",
+            "last_agent_id",
+            "last_agent__display_name",
+        )
+        .annotate(
+            returning=Count("id"),
+            still_waiting=Count("id", filter=Q(state__in=WAITING_STATES)),
+            reunited=Count("id", filter=reached),
+            waited_for=Count("id", filter=Q(waited)),
+            waited_for_reunited=Count("id", filter=Q(waited) & reached),
+            sent_to_queue=Count("id", filter=Q(decided(DecisionReason.LAST_AGENT_BUSY_NOT_HELD))),
+            agent_unavailable=Count("id", filter=Q(decided(DecisionReason.LAST_AGENT_UNAVAILABLE))),
+        )
+        .order_by()
+    )
+    by_queue: dict[Any, Counter] = defaultdict(Counter)
+    by_agent: dict[Any, Counter] = defaultdict(Counter)
+    queues: dict[Any, dict[str, Any]] = {}
+    agents: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        counts = Counter({key: row[key] for key in _REUNION_COUNTS})
+        by_queue[row["queue_id"]] += counts
+        by_agent[row["last_agent_id"]] += counts
+        queues[row["queue_id"]] = {
+            "slug": row["queue__slug"],
+            "name": row["queue__name"] or "No queue",
+            "last_agent_wait_seconds": row["queue__last_agent_wait_seconds"],
+            "hold_averse_wait_seconds": row["queue__hold_averse_wait_seconds"],
+        }
+        agents[row["last_agent_id"]] = {
+            "id": row["last_agent_id"],
+            "display_name": row["last_agent__display_name"],
+        }
+    total: Counter = Counter()
+    for counts in by_queue.values():
+        total += counts
+    return {
+        "days": days,
+        "since": since.isoformat(),
+        "generated_at": now.isoformat(),
+        "queues": sorted(
+            ({**queues[key], **_reunion_row(counts)} for key, counts in by_queue.items()),
+            key=lambda row: row["name"],
+        ),
+        "agents": sorted(
+            ({**agents[key], **_reunion_row(counts)} for key, counts in by_agent.items()),
+            key=lambda row: row["display_name"],
+        ),
+        "total": _reunion_row(total),
+    }
+
+
+_REUNION_COUNTS = (
+    "returning",
+    "still_waiting",
+    "reunited",
+    "waited_for",
+    "waited_for_reunited",
+    "sent_to_queue",
+    "agent_unavailable",
+)
+
+
+def _reunion_row(counts: Counter) -> dict[str, Any]:
+    row = {key: counts[key] for key in _REUNION_COUNTS}
+    settled = row["returning"] - row["still_waiting"]
+    row["reunion_rate"] = _ratio(row["reunited"], settled)
+    row["waited_for_share"] = _ratio(row["waited_for"], row["returning"])
+    row["sent_to_queue_share"] = _ratio(row["sent_to_queue"], row["returning"])
+    row["agent_unavailable_share"] = _ratio(row["agent_unavailable"], row["returning"])
+    row["waited_for_reached_rate"] = _ratio(row["waited_for_reunited"], row["waited_for"])
+    return row
 
 
 def day_series(now: datetime, *, queue_id: int | None = None) -> dict[str, Any]:
@@ -462,6 +719,7 @@ def dashboard(now: datetime | None = None, *, caller_names: bool = False) -> dic
         for queue in queues
     ]
     all_day = [figures["today"] for figures in queue_figures]
+    agents = agent_rows(now, caller_names=caller_names)
     return {
         "generated_at": now.isoformat(),
         "totals": {
@@ -470,9 +728,11 @@ def dashboard(now: datetime | None = None, *, caller_names: bool = False) -> dic
             "offered": sum(1 for call in waiting if call["state"] == CallState.OFFERED),
             "today": _sum_day_figures(all_day),
             "reunion": _sum_reunion(list(reunion.values())),
+            "not_ready_today": not_ready_totals(agents),
         },
         "queues": queue_figures,
-        "agents": agent_rows(now, caller_names=caller_names),
+        "agents": agents,
+        "abandoned": abandoned_today(now, caller_names=caller_names),
         "series": day_series(now),
     }
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from customers.audit import record_first_sight
+from customers.models import AccessReason
 from routing import services as routing_services
 from routing.broadcast import notify_supervisors
 from routing.models import Call, DecisionReason, Queue
 from routing.services import RoutingRefused
 from routing.states import CallState
+from supervisor import selectors
+from supervisor.models import CallBack
 
 MOVABLE_STATES = frozenset({CallState.QUEUED, CallState.OFFERED})
 
@@ -77,3 +81,41 @@ def move_waiting_call(
     notify_supervisors(queue_id=from_queue.id if from_queue else None)
     notify_supervisors(queue_id=target.id)
     return call
+
+
+def mark_called_back(*, telephony_call_id: str, user: Any) -> CallBack:
+    """`user` called back a caller who hung up before they were answered. Recorded once, with
+    who and when: a second mark is refused, naming who did it first, so two people do not both
+    ring the same customer."""
+    call = Call.objects.filter(telephony_call_id=telephony_call_id).only("id", "state").first()
+    if call is None:
+        raise RoutingRefused("No such call.", field="call_id", kind="not_found")
+    if call.state != CallState.ABANDONED:
+        raise RoutingRefused(
+            "Only a caller who hung up before being answered is called back.", field="call_id"
+        )
+    try:
+        with transaction.atomic():
+            call_back = CallBack.objects.create(
+                call=call, called_back_by=user, username=user.get_username()
+            )
+    except IntegrityError:
+        earlier = CallBack.objects.get(call=call)
+        raise RoutingRefused(
+            f"{earlier.username} already called this caller back.", field="call_id"
+        ) from None
+    call_back.refresh_from_db(fields=["called_back_at"])
+    notify_supervisors()
+    return call_back
+
+
+def abandoned_callers_seen(*, user: Any) -> list[dict[str, Any]]:
+    """Today's abandoned callers with names and numbers, as `user` is shown them: each
+    identified caller is recorded in the access log once per call, like the wall's."""
+    abandoned = selectors.abandoned_today(timezone.now(), caller_names=True)
+    record_first_sight(
+        shown=selectors.callers_named({"agents": [], "abandoned": abandoned}),
+        user=user,
+        reason=AccessReason.SUPERVISOR,
+    )
+    return abandoned

@@ -9,6 +9,7 @@ from customers.audit import record_first_sight
 from customers.models import AccessReason
 from routing import roles
 from routing import selectors as routing_selectors
+from routing.states import not_ready_choices
 from supervisor import selectors
 
 
@@ -23,6 +24,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
     context = {
         "figures": figures,
+        "reunion_table": selectors.reunion_table(),
+        "not_ready_reasons": not_ready_choices(),
         "has_console": routing_selectors.agent_id_for_user(request.user) is not None,
     }
     return render(request, "supervisor/dashboard.html", context)

@@ -66,7 +66,13 @@ def test_it_shows_the_console_to_an_agent(client, make_agent):
     assert "console/console.js" in html
     assert "Accept the ringing call" in html  # the keyboard shortcuts are on screen
     config = json.loads(audit(html).json_blocks["console-config"])
-    assert config["agent"] == {"id": agent.id, "display_name": "Dana", "status": "break"}
+    assert config["agent"] == {
+        "id": agent.id,
+        "display_name": "Dana",
+        "status": "break",
+        "not_ready_reason": "",
+        "status_label": "Not ready",
+    }
     assert config["socket_path"] == "/ws/agent/"
     assert config["csrf_token"]
 

@@ -197,12 +197,32 @@ def test_screenshot_of_a_busy_afternoon(
             telephony_identity=username,
             status=status,
             status_changed_at=now - timedelta(seconds=rng.randrange(20, 1500)),
+            not_ready_reason="lunch" if status == "break" else "",
         )
         agent.queues.set(rng.sample(queues, 2))
         agents.append(agent)
+        for minutes_ago, reason in [(130, "coaching"), (95, "lunch"), (50, "missed_call")]:
+            began = now - timedelta(minutes=minutes_ago + rng.randrange(0, 15))
+            if began < start:
+                continue
+            AgentStatusChange.objects.create(
+                agent=agent,
+                status="break",
+                previous_status="available",
+                changed_at=began,
+                not_ready_reason=reason,
+            )
+            AgentStatusChange.objects.create(
+                agent=agent,
+                status="available",
+                previous_status="break",
+                changed_at=began + timedelta(minutes=rng.randrange(3, 30)),
+            )
     customers = [
-        Customer.objects.create(name=n)
-        for n in ["Grace Kim", "Omar Haddad", "Ruth Adler", "Luis Ortega", "Nora Blake"]
+        Customer.objects.create(name=n, consent="conditional" if i % 2 == 0 else "closed")
+        for i, n in enumerate(
+            ["Grace Kim", "Omar Haddad", "Ruth Adler", "Luis Ortega", "Nora Blake"]
+        )
     ]
     for n in range(160):
         queued = start + (now - start - timedelta(minutes=6)) * (n / 160)
@@ -223,6 +243,23 @@ def test_screenshot_of_a_busy_afternoon(
             connected_at=queued + wait if answered else None,
             ended_at=queued + wait + timedelta(minutes=4),
         )
+        if last_agent and rng.random() < 0.4:
+            RoutingDecision.objects.create(
+                call=call,
+                agent=last_agent,
+                decided_at=queued,
+                reason=rng.choice(
+                    [
+                        DecisionReason.LAST_AGENT_BUSY_WAITED,
+                        DecisionReason.LAST_AGENT_BUSY_WAITED,
+                        DecisionReason.LAST_AGENT_BUSY_NOT_HELD,
+                    ]
+                ),
+            )
+        if not answered:
+            call.from_number = call.from_e164 = f"+1415555{n:04d}"
+            call.customer = customers[n % len(customers)] if n % 3 else None
+            call.save(update_fields=["from_number", "from_e164", "customer"])
         if last_agent and call.agent_id != last_agent.id and answered:
             RoutingDecision.objects.create(
                 call=call,

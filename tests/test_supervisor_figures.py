@@ -188,16 +188,20 @@ def test_the_reunion_rate_says_how_many_reached_their_agent_and_why_not(queue, m
     hung_up = make_call(queue, queued=at(8), abandoned_after=8, last_agent=dana)
     decide(hung_up, DecisionReason.LAST_AGENT_BUSY_WAITED, agent=dana)
 
+    in_a_rush = make_call(queue, queued=at(9), answered_after=2, agent=sam, last_agent=dana)
+    decide(in_a_rush, DecisionReason.LAST_AGENT_BUSY_NOT_HELD, agent=dana)
+
     make_call(queue, queued=NOON - timedelta(seconds=5), last_agent=dana)  # still waiting
 
     reunion = queue_figures("loyalty")["reunion"]
 
-    assert reunion["callers_with_last_agent"] == 8
+    assert reunion["callers_with_last_agent"] == 9
     assert reunion["reunited"] == 2
-    assert reunion["rate"] == 0.25
+    assert reunion["rate"] == round(2 / 9, 4)
     assert reunion["still_waiting"] == 1
     assert reunion["not_reunited"] == {
         "busy_past_wait": 1,
+        "not_held": 1,
         "offline_or_break": 2,
         "declined": 1,
         "timed_out": 1,
@@ -309,7 +313,7 @@ def test_the_dashboard_uses_a_fixed_number_of_queries_for_50_queues_and_500_agen
         if n % 3 == 0:
             decide(call, DecisionReason.LAST_AGENT_UNAVAILABLE, agent=call.last_agent)
 
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(15):
         figures = stats_selectors.dashboard(NOON)
     with django_assert_max_num_queries(7):
         stats_selectors.queue_stats(queues[0], NOON)

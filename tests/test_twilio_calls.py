@@ -146,7 +146,9 @@ def test_an_agent_whose_phone_does_not_answer_misses_the_call_and_another_agent_
     back = twilio.dial_ended(dial, call_sid, "no-answer").only("Enqueue")
     assert back.attrib == enqueue.attrib
     assert status_of(dana) == AgentStatus.BREAK
-    assert dana.status_changes.first().reason == "offer_timed_out"  # the console's missed call
+    missed = dana.status_changes.first()
+    assert missed.reason == "offer_timed_out"  # the console's missed call
+    assert missed.not_ready_reason == "missed_call"  # the wall's reason
     second = offered(call_sid, lee)
     call = the_call(call_sid)
     assert call.decisions.filter(reason=DecisionReason.OFFER_TIMED_OUT, agent=dana).exists()

@@ -7,7 +7,13 @@
   var me = config.agent;
 
   var model = {
-    agent: { id: me.id, display_name: me.display_name, status: me.status },
+    agent: {
+      id: me.id,
+      display_name: me.display_name,
+      status: me.status,
+      not_ready_reason: me.not_ready_reason,
+      status_label: me.status_label,
+    },
     offer: null,
     call: null,
     waiting: [], // callers held for this agent while they are busy: {call_id, caller_name, waiting_since, wait_until}
@@ -21,7 +27,7 @@
     available: "Available",
     busy: "On a call",
     wrap_up: "Wrap-up",
-    break: "On break",
+    break: "Not ready",
     offline: "Offline",
   };
   var REASONS = {
@@ -259,6 +265,8 @@
       case "status":
         model.agent.status = message.status;
         model.agent.status_changed_at = message.status_changed_at;
+        model.agent.not_ready_reason = message.not_ready_reason || "";
+        model.agent.status_label = message.status_label;
         // With no call left to the agent, the call panel goes, unless a note is still unsaved.
         if (isIdleStatus(message.status) && model.call && !model.noteDirty) model.call = null;
         missedCallNoticeShown = message.reason === "offer_timed_out";
@@ -375,8 +383,12 @@
       button.setAttribute("aria-checked", String(button.getAttribute("data-set-status") === status));
     });
     var label = $("[data-status-label]");
-    label.textContent = STATUS_LABELS[status] || status || "";
+    label.textContent = model.agent.status_label || STATUS_LABELS[status] || status || "";
     label.setAttribute("data-status", status || "");
+    var reason = $("[data-not-ready-reason]");
+    if (status === "break" && model.agent.not_ready_reason && reason.value !== model.agent.not_ready_reason) {
+      reason.value = model.agent.not_ready_reason;
+    }
     document.title = (model.offer || model.ringing ? "Incoming call · " : "") + "Console · Rapport";
   }
 
@@ -856,7 +868,10 @@
   }
 
   function setStatus(status) {
-    send({ type: "set_status", status: status });
+    var message = { type: "set_status", status: status };
+    // The reason picked next to "Not ready"; "missed call" is the system's, never offered.
+    if (status === "break") message.not_ready_reason = $("[data-not-ready-reason]").value;
+    send(message);
   }
 
   function resolveCaller(source, customerId) {
@@ -1031,6 +1046,9 @@
     button.addEventListener("click", function () {
       setStatus(button.getAttribute("data-set-status"));
     });
+  });
+  $("[data-not-ready-reason]").addEventListener("change", function () {
+    if (model.agent.status === "break") setStatus("break");
   });
   $("[data-ready]").addEventListener("click", ready);
   $$("[data-said-field]").forEach(function (button) {

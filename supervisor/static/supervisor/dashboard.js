@@ -9,11 +9,12 @@
 
   var STATUS_GLYPH = { available: "●", busy: "■", wrap_up: "◐", break: "‖", offline: "○" };
   var STATUS_LABEL = {
-    available: "Available", busy: "On a call", wrap_up: "Wrap-up", break: "On break", offline: "Offline"
+    available: "Available", busy: "On a call", wrap_up: "Wrap-up", break: "Not ready", offline: "Offline"
   };
   var STATUS_ORDER = ["available", "busy", "wrap_up", "break", "offline"];
   var REASON_LABEL = {
     busy_past_wait: "Agent still busy after the wait",
+    not_held: "Agent busy; caller not held (avoids holding, in a rush)",
     offline_or_break: "Agent offline or on break",
     declined: "Agent declined",
     timed_out: "Offer not answered in time",
@@ -21,6 +22,8 @@
     other: "Other (e.g. moved)"
   };
   var SETTABLE = ["available", "break", "offline"];
+  // The reasons a person may give for not ready (settings.NOT_READY_REASONS, less the system's).
+  var NOT_READY_CHOICES = readJson("not-ready-reasons") || [];
 
   var clockOffsetMs = 0;   // server time minus this browser's time
   var queueSlugs = [];
@@ -29,6 +32,19 @@
   var lastFigures = null;
 
   function $(selector, scope) { return (scope || root).querySelector(selector); }
+
+  function readJson(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  // A total of seconds in words: "45 s", "20 min", "1 h 10 min".
+  function spoken(seconds) {
+    if (seconds < 60) return seconds + " s";
+    var minutes = Math.round(seconds / 60);
+    if (minutes < 60) return minutes + " min";
+    return Math.floor(minutes / 60) + " h" + (minutes % 60 ? " " + (minutes % 60) + " min" : "");
+  }
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -311,6 +327,7 @@
     status.appendChild(el("span", "sv-status-label"));
     tr.appendChild(status);
     tr.appendChild(el("td", "sv-for"));
+    tr.appendChild(el("td", "sv-not-ready-today sv-sub"));
     tr.appendChild(el("td", "sv-caller"));
     tr.appendChild(el("td", "sv-calls-today sv-num"));
     tr.appendChild(el("td", "sv-agent-queues sv-sub"));
@@ -318,18 +335,27 @@
     var form = el("form", "sv-set-status");
     var select = el("select");
     select.setAttribute("aria-label", "Set " + agent.display_name + "'s status");
+    // "break" comes once per not-ready reason: the option's value is "break:<reason>".
     SETTABLE.forEach(function (value) {
-      var option = el("option", null, STATUS_LABEL[value]);
-      option.value = value;
-      select.appendChild(option);
+      var choices = value === "break" && NOT_READY_CHOICES.length
+        ? NOT_READY_CHOICES.map(function (reason) { return [value + ":" + reason.code, STATUS_LABEL[value] + " — " + reason.label]; })
+        : [[value, STATUS_LABEL[value]]];
+      choices.forEach(function (choice) {
+        var option = el("option", null, choice[1]);
+        option.value = choice[0];
+        select.appendChild(option);
+      });
     });
     select.value = "offline";
     form.appendChild(select);
     form.appendChild(el("button", "sv-small", "Set"));
     form.addEventListener("submit", function (event) {
       event.preventDefault();
-      post(root.dataset.statusUrl.replace("{id}", agent.id), { status: select.value, reason: "set from the dashboard" },
-        agent.display_name + " set to " + STATUS_LABEL[select.value] + ".");
+      var parts = select.value.split(":");
+      var body = { status: parts[0], reason: "set from the dashboard" };
+      if (parts[1]) body.not_ready_reason = parts[1];
+      post(root.dataset.statusUrl.replace("{id}", agent.id), body,
+        agent.display_name + " set to " + select.options[select.selectedIndex].textContent + ".");
     });
     actions.appendChild(form);
     tr.appendChild(actions);
@@ -350,6 +376,7 @@
       setText($(".sv-glyph", tr), STATUS_GLYPH[agent.status] || "?");
       setText($(".sv-status-label", tr), agent.status_label + (agent.ringing ? " · ringing" : ""));
       setSince($(".sv-for", tr), agent.status_changed_at);
+      setText($(".sv-not-ready-today", tr), notReadyInWords(agent.not_ready_today_seconds));
       setText($(".sv-caller", tr), agent.call ? agent.call.caller : "");
       setText($(".sv-calls-today", tr), agent.calls_today);
       setText($(".sv-agent-queues", tr), agent.queues.join(", "));
@@ -362,6 +389,118 @@
     }).join(" · "));
   }
 
+  function notReadyInWords(byReason) {
+    return Object.keys(byReason || {}).map(function (reason) {
+      return reasonLabel(reason) + " " + spoken(byReason[reason]);
+    }).join(" · ");
+  }
+
+  function reasonLabel(code) {
+    var known = NOT_READY_CHOICES.filter(function (reason) { return reason.code === code; })[0];
+    if (known) return known.label;
+    var words = code.replace(/_/g, " ");
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
+
+  // ---- not ready today, per reason
+  function drawNotReady(totals) {
+    var list = $("[data-not-ready]");
+    if (!list) return;
+    list.replaceChildren();
+    totals.forEach(function (row) {
+      var item = el("li", "sv-not-ready-reason");
+      item.setAttribute("data-not-ready-reason", row.reason);
+      item.appendChild(el("span", "sv-reason-label", row.label));
+      item.appendChild(el("span", "sv-reason-n", spoken(row.seconds)));
+      item.appendChild(el("span", "sv-sub", row.agents_now ? row.agents_now + " now" : ""));
+      list.appendChild(item);
+    });
+  }
+
+  // ---- today's abandoned callers, to call back
+  function clockTime(iso) {
+    return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+  }
+
+  function drawAbandoned(abandoned) {
+    var body = $("[data-abandoned]");
+    if (!body) return;
+    body.replaceChildren();
+    setText($("[data-abandoned-summary]"), abandoned.length
+      ? abandoned.filter(function (row) { return !row.called_back; }).length + " of " + abandoned.length + " not called back yet"
+      : "None today.");
+    abandoned.forEach(function (row) {
+      var tr = el("tr");
+      tr.setAttribute("data-abandoned-call", row.call_id);
+      tr.appendChild(el("th", "sv-abandoned-caller", row.caller)).setAttribute("scope", "row");
+      tr.appendChild(el("td", "sv-abandoned-number", row.number || ""));
+      tr.appendChild(el("td", "sv-num", clockTime(row.hung_up_at)));
+      tr.appendChild(el("td", "sv-num", spoken(row.waited_seconds)));
+      tr.appendChild(el("td", null, row.last_agent ? row.last_agent.display_name : "–"));
+      var action = el("td", "sv-called-back");
+      if (row.called_back) {
+        action.textContent = "Called back by " + row.called_back.by + " at " + clockTime(row.called_back.at);
+      } else {
+        var button = el("button", "sv-small", "Mark called back");
+        button.type = "button";
+        button.addEventListener("click", function () {
+          button.disabled = true;
+          post(root.dataset.calledBackUrl.replace("{id}", encodeURIComponent(row.call_id)), {},
+            row.caller + " marked called back.");
+        });
+        action.appendChild(button);
+      }
+      tr.appendChild(action);
+      body.appendChild(tr);
+    });
+  }
+
+  // ---- the last week's reunion table (its own endpoint: it changes slowly)
+  function reunionCells(tr, row) {
+    [
+      row.returning,
+      percent(row.reunion_rate),
+      row.waited_for + " (" + percent(row.waited_for_share) + ")",
+      row.waited_for_reunited + " (" + percent(row.waited_for_reached_rate) + ")",
+      row.sent_to_queue + " (" + percent(row.sent_to_queue_share) + ")",
+      row.agent_unavailable + " (" + percent(row.agent_unavailable_share) + ")"
+    ].forEach(function (text) { tr.appendChild(el("td", "sv-num", text)); });
+  }
+
+  function drawReunionTable(table) {
+    if (!table) return;
+    var queues = $("[data-reunion-queues]");
+    var agents = $("[data-reunion-agents]");
+    queues.replaceChildren();
+    agents.replaceChildren();
+    table.queues.forEach(function (row) {
+      var tr = el("tr");
+      tr.setAttribute("data-reunion-queue", row.slug || "");
+      var head = el("th", null, row.name);
+      head.setAttribute("scope", "row");
+      head.appendChild(el("span", "sv-sub sv-window",
+        " waits " + row.last_agent_wait_seconds + " s · " + row.hold_averse_wait_seconds + " s if averse to holding"));
+      tr.appendChild(head);
+      reunionCells(tr, row);
+      queues.appendChild(tr);
+    });
+    table.agents.forEach(function (row) {
+      var tr = el("tr");
+      tr.setAttribute("data-reunion-agent", row.id);
+      tr.appendChild(el("th", null, row.display_name)).setAttribute("scope", "row");
+      reunionCells(tr, row);
+      agents.appendChild(tr);
+    });
+    setText($("[data-reunion-empty]"), table.queues.length ? "" : "No returning callers in the last " + table.days + " days.");
+  }
+
+  function refreshReunionTable() {
+    fetch(root.dataset.reunionUrl, { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(drawReunionTable)
+      .catch(function () { /* the next refresh tries again */ });
+  }
+
   function draw(figures) {
     lastFigures = figures;
     clockOffsetMs = Date.parse(figures.generated_at) - Date.now();
@@ -370,6 +509,8 @@
     drawReasons(figures.totals.reunion);
     drawChart(figures.series);
     drawAgents(figures.agents);
+    drawNotReady(figures.totals.not_ready_today || []);
+    drawAbandoned(figures.abandoned || []);
     root.setAttribute("data-frames", String(Number(root.getAttribute("data-frames") || 0) + 1));
     tick();
   }
@@ -423,7 +564,9 @@
 
   var initial = document.getElementById("supervisor-figures");
   if (initial) draw(JSON.parse(initial.textContent));
+  drawReunionTable(readJson("supervisor-reunion"));
   setInterval(tick, 1000);
+  setInterval(refreshReunionTable, 60000);
   connect();
   window.rapportSupervisor = { figures: function () { return lastFigures; } };
 })();
