@@ -26,9 +26,9 @@ def test_swagger_ui_renders_the_operations_offline_with_no_csp_violation(chromiu
     violations: list[str] = []
     page.on(
         "console",
-        lambda message: violations.append(message.text)
-        if "Content Security Policy" in message.text
-        else None,
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
     )
     page.goto(web_server.base_url + "/accounts/login/")
     page.fill("input[name=username]", "scripter")
