@@ -131,11 +131,14 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "rapport.channel_layer.PatientRedisChannelLayer",
         "CONFIG": {
             # channels_redis blocks 5 s in BZPOPMIN; redis-py's own 5 s socket timeout would race
             # it and kill an idle consumer, so the socket waits longer than the server does.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            # A command waits up to `timeout` seconds for one of `max_connections` to be free.
+            "hosts": [
+                {"address": REDIS_URL, "socket_timeout": 30, "max_connections": 64, "timeout": 20}
+            ],
             "prefix": env.str("CHANNELS_PREFIX", default="rapport"),
         },
     }
