@@ -6,7 +6,7 @@ an agent) and `offer_next_call` (a freed agent looks for a call). Every deadline
 the wait for a busy last agent, the wrap-up limit) is a database column, and `sweep`, run every
 second by Celery beat, acts on the ones that passed and redoes routing whose message was lost
 (never published because the broker was away, or lost with a killed worker), so a restarted or
-killed worker, or a broker outage, loses nothing.
+killed worker, or a broker outage, loses nothing. With nothing in flight a sweep is one query.
 """
 
 from __future__ import annotations
@@ -299,6 +299,8 @@ def offer_next_call(agent_id: int) -> None:
 def sweep() -> dict[str, int]:
     """Act on every deadline that passed and redo lost routing. Safe to run anywhere, any time:
     one sweeper at a time, and each step re-checks under lock."""
+    if not selectors.anything_to_sweep():
+        return {}
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
         if not cursor.fetchone()[0]:

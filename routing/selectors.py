@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
     DateTimeField,
     Exists,
@@ -46,6 +47,21 @@ def agent_id_for_user(user: Any) -> int | None:
 
 def open_offers() -> QuerySet[Offer]:
     return Offer.objects.filter(state=OfferState.OFFERED)
+
+
+def anything_to_sweep() -> bool:
+    """Whether the router's sweeper could have work: an offer ringing, a call waiting (in its
+    queue, ringing, or accepted and not yet answered) or an agent in wrap-up. Every deadline and
+    lost hand-off the sweep acts on belongs to one of these; a new one must be added here. On a
+    quiet line a sweep is this one query."""
+    sql = f"""
+        SELECT EXISTS (SELECT 1 FROM {Offer._meta.db_table} WHERE state = %s)
+            OR EXISTS (SELECT 1 FROM {Call._meta.db_table} WHERE state = ANY(%s))
+            OR EXISTS (SELECT 1 FROM {Agent._meta.db_table} WHERE status = %s)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [OfferState.OFFERED, sorted(WAITING_STATES), AgentStatus.WRAP_UP])
+        return cursor.fetchone()[0]
 
 
 def agents_without_open_offer() -> QuerySet[Agent]:
