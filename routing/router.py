@@ -66,8 +66,7 @@ def call_answered(call: Call) -> None:
         .exclude(id=agent_id)
     ):
         services.set_status(agent=other, status=AgentStatus.AVAILABLE, reason="answered_elsewhere")
-    call.last_agent_wait_until = None
-    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
+    _stop_waiting_for_last_agent(call)
     if agent_id is None:
         return
     if not accepted_by_agent:
@@ -85,8 +84,7 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     now = timezone.now()
     for agent_id in services.withdraw_offers(call=call, now=now):
         services.request_offer_for_agent(agent_id=agent_id)
-    call.last_agent_wait_until = None
-    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
+    _stop_waiting_for_last_agent(call)
     # Both agents at once, in id order: another transfer between the same two agents locks
     # them in the same order.
     agents = {
@@ -99,6 +97,14 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
         _leave_call(call, agents[from_agent_id], reason="call_transferred", now=now)
     if call.agent_id in agents and call.agent_id != from_agent_id:
         _take_call(call, agents[call.agent_id], reason="call_transferred", now=now)
+
+
+def _stop_waiting_for_last_agent(call: Call) -> None:
+    """`call` (locked, so its copy is current) no longer waits for its last agent; no write
+    when it never did, as most calls."""
+    if call.last_agent_wait_until is not None:
+        call.last_agent_wait_until = None
+        Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
 
 
 def _take_call(call: Call, agent: Agent, *, reason: str, now) -> None:
@@ -130,8 +136,7 @@ def call_ended(call: Call) -> None:
     now = timezone.now()
     for agent_id in services.withdraw_offers(call=call, now=now):
         services.request_offer_for_agent(agent_id=agent_id)
-    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
-    call.last_agent_wait_until = None
+    _stop_waiting_for_last_agent(call)
     if call.agent_id is None:
         return
     agent = Agent.objects.select_for_update().get(id=call.agent_id)
