@@ -78,7 +78,10 @@ def fill_database() -> dict:
 
     from routing.models import Agent, Queue
 
-    Queue.objects.create(slug=WEBHOOK_QUEUE, name="Webhook bench", last_agent_wait_seconds=0)
+    # A short wrap-up: by the idle phase these agents are back to available, nothing in flight.
+    Queue.objects.create(
+        slug=WEBHOOK_QUEUE, name="Webhook bench", last_agent_wait_seconds=0, wrap_up_seconds=5
+    )
     users = User.objects.bulk_create(
         User(username=f"bench-agent-{n}") for n in range(WEBHOOK_AGENTS)
     )
@@ -87,6 +90,23 @@ def fill_database() -> dict:
         for n, user in enumerate(users)
     )
     return filled
+
+
+class PatientTeam(Team):
+    """offer_latency's team, given two minutes to connect: 800 sockets on a loaded machine."""
+
+    async def connect(self) -> None:
+        for batch_start in range(0, len(self.sessions), 20):
+            batch = self.sessions[batch_start : batch_start + 20]
+            self.sockets += await asyncio.gather(*(self._open(key) for key in batch))
+        self.listeners = [asyncio.create_task(self._listen(ws)) for ws in self.sockets]
+        for ws in self.sockets:
+            await ws.send(json.dumps({"type": "set_status", "status": "available"}))
+        deadline = time.monotonic() + 120
+        while self.ready < len(self.sockets):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {self.ready} agents became available")
+            await asyncio.sleep(0.05)
 
 
 def uptime() -> str:
@@ -274,6 +294,8 @@ async def webhook_cost(
 
     events._signed = into_bench_queue
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    # Events sent per call: ringing, answered, ended (3: the call is over).
+    events_sent: dict[str, int] = {}
 
     async def full_speed(path: str, requests: list | None) -> dict:
         position = iter(requests or ())
@@ -293,6 +315,8 @@ async def webhook_cost(
                         if request is None:
                             return
                         response = await client.post(path, content=request[0], headers=request[1])
+                        call_id = json.loads(request[0])["call_id"]
+                        events_sent[call_id] = events_sent.get(call_id, 0) + 1
                     statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
                     done += 1
 
@@ -318,6 +342,8 @@ async def webhook_cost(
                 await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
                 body, headers = requests[index]
                 response = await client.post(EVENTS_PATH, content=body, headers=headers)
+                call_id = json.loads(body)["call_id"]
+                events_sent[call_id] = events_sent.get(call_id, 0) + 1
                 latencies.append((time.perf_counter() - scheduled) * 1000)
                 statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
@@ -329,6 +355,28 @@ async def webhook_cost(
     webhook = await full_speed(EVENTS_PATH, events.batch(int(seconds * 600)))
     ping = await full_speed(PING_PATH, None)
     at_rate = await fixed(events.batch(int(rate * seconds * 2)))
+    # The full-speed phases stop in the middle of a call or two: end those, so the idle phase
+    # has no call in flight.
+    enders = [
+        original(
+            {
+                "type": "call.ended",
+                "call_id": call_id,
+                "occurred_at": datetime.now(tz=UTC).isoformat(),
+                "reason": "completed",
+            }
+        )
+        for call_id, sent in events_sent.items()
+        if sent < 3
+    ]
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+        for start in range(0, len(enders), 8):
+            await asyncio.gather(
+                *(
+                    client.post(EVENTS_PATH, content=body, headers=headers)
+                    for body, headers in enders[start : start + 8]
+                )
+            )
     return {"webhook": webhook, "ping": ping, "at_rate": at_rate}
 
 
@@ -349,7 +397,7 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
     print("wire:", json.dumps(results["wire"]), flush=True)
 
     signer = Signer(secret)
-    team = Team(rapport_url, sessions[:FIRST_TEAM])
+    team = PatientTeam(rapport_url, sessions[:FIRST_TEAM])
     await team.connect()
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=rapport_url, limits=limits, timeout=30) as client:
@@ -367,7 +415,7 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
         await asyncio.sleep(2)
 
         rss_before = rss_kib(pids["uvicorn"])
-        more = Team(rapport_url, sessions[FIRST_TEAM:TEAM])
+        more = PatientTeam(rapport_url, sessions[FIRST_TEAM:TEAM])
         await more.connect()
         await asyncio.sleep(1)
         rss_after = rss_kib(pids["uvicorn"])
