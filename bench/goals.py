@@ -205,10 +205,21 @@ async def bare_round_trip(base_url: str, *, sockets: int, rate: float, seconds: 
 
 
 async def screen_pop(
-    client: httpx.AsyncClient, signer: Signer, team: Team, *, name: str, rate: float, seconds: float
+    client: httpx.AsyncClient,
+    signer: Signer,
+    team: Team,
+    *,
+    name: str,
+    rate: float,
+    seconds: float,
+    cpu: tuple[list[int], list[int]] = ([], []),
 ) -> dict:
-    """`rate` calls/s for `seconds`; latency from the POST being sent to the offer on a socket.
-    Every caller hangs up at the end, freeing the agents."""
+    """`rate` calls/s for `seconds`; latency from the POST being sent to the offer on a socket,
+    and the CPU the calls cost (Rapport's processes; PostgreSQL and Redis) until the last offer:
+    a figure that other load on a shared machine inflates far less than latency. Every caller
+    hangs up at the end, freeing the agents."""
+    rapport_pids, service_pids = cpu
+    cpu_before = (cpu_seconds(rapport_pids), cpu_seconds(service_pids))
     count = int(rate * seconds)
     run = secrets.token_hex(3)
     kinds = {
@@ -244,7 +255,15 @@ async def screen_pop(
         await asyncio.wait_for(
             asyncio.gather(*(team.waiter(call_id).wait() for call_id in sent_at)), timeout=30
         )
-    results: dict = {"statuses": statuses}
+    results: dict = {
+        "statuses": statuses,
+        "rapport_cpu_ms_per_call": round(
+            (cpu_seconds(rapport_pids) - cpu_before[0]) / count * 1000, 1
+        ),
+        "postgres_redis_cpu_ms_per_call": round(
+            (cpu_seconds(service_pids) - cpu_before[1]) / count * 1000, 1
+        ),
+    }
     everyone = []
     for kind in names:
         latencies = [
@@ -402,8 +421,9 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=rapport_url, limits=limits, timeout=30) as client:
         await screen_pop(client, signer, team, name="warmup", rate=options.rate, seconds=2)
+        cpu = ([pids["uvicorn"], pids["worker"], pids["beat"]], postgres_and_redis_pids(STATE_DIR))
         results["screen_pop_200"] = await screen_pop(
-            client, signer, team, name="pop200", rate=options.rate, seconds=seconds
+            client, signer, team, name="pop200", rate=options.rate, seconds=seconds, cpu=cpu
         )
         results["took_ms"] = took_ms(urls["DATABASE_URL"], "pop200")
         print("screen-pop, 200 sockets:", json.dumps(results["screen_pop_200"]), flush=True)
@@ -431,7 +451,7 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
         more.offer_events = team.offer_events
         more.offered_at = team.offered_at
         results["screen_pop_1000"] = await screen_pop(
-            client, signer, both, name="pop1000", rate=options.rate, seconds=seconds
+            client, signer, both, name="pop1000", rate=options.rate, seconds=seconds, cpu=cpu
         )
         print("screen-pop, 1000 sockets:", json.dumps(results["screen_pop_1000"]), flush=True)
 
@@ -439,10 +459,15 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
     idle_pids = [pids["uvicorn"], pids["worker"], pids["beat"]]
     services = postgres_and_redis_pids(STATE_DIR)
     before, before_services = cpu_seconds(idle_pids), cpu_seconds(services)
+    each_before = {name: cpu_seconds([pids[name]]) for name in ("uvicorn", "worker", "beat")}
     started = time.perf_counter()
     await asyncio.sleep(options.idle_seconds)
     elapsed = time.perf_counter() - started
     results["idle"] = {
+        **{
+            f"{name}_percent": round((cpu_seconds([pids[name]]) - used) / elapsed * 100, 2)
+            for name, used in each_before.items()
+        },
         "seconds": round(elapsed, 1),
         "rapport_percent_of_a_core": round((cpu_seconds(idle_pids) - before) / elapsed * 100, 2),
         "postgres_redis_percent_of_a_core": round(
@@ -500,7 +525,9 @@ def verdicts(results: dict) -> list[tuple[str, str, str, bool]]:
         (
             "screen-pop p99 <= 100 ms, 20 calls/s, 200 sockets",
             f"{pop['all']['p99_ms']} ms",
-            f"wire p99 {results['wire']['p99_ms']} ms; {pop['all']['count']}/{pop['all']['calls']}"
+            f"wire p99 {results['wire']['p99_ms']} ms; CPU/call {pop['rapport_cpu_ms_per_call']}"
+            f" ms + PG/Redis {pop['postgres_redis_cpu_ms_per_call']} ms;"
+            f" {pop['all']['count']}/{pop['all']['calls']}"
             " offered",
             pop["all"]["p99_ms"] <= 100 and pop["all"]["count"] == pop["all"]["calls"],
         ),
