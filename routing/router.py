@@ -183,7 +183,8 @@ def _route(call: Call, *, started: float) -> None:
             return
         # The call has just been opened to the queue: whatever happens next is news.
         news = True
-    excluded = selectors.agents_refused_call(call.id)
+    # Every offer comes with a decision: a call the router never decided on has refused none.
+    excluded = [] if first else selectors.agents_refused_call(call.id)
     for _attempt in range(OFFER_ATTEMPTS):
         agent = selectors.longest_idle_agent_for_update(
             queue_id=call.queue_id, excluded_agent_ids=excluded
