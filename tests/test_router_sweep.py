@@ -1,8 +1,10 @@
-"""The router's sweeper on a quiet line: one query a sweep, and nothing in flight is missed."""
+"""The router's sweeper on a quiet line: beat sends none, one query a sweep, and nothing in flight
+is missed."""
 
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from routing import router
@@ -54,3 +56,19 @@ def test_a_call_whose_hand_off_was_lost_is_routed_after_a_quiet_moment(make_agen
 
     assert router.sweep()["rerouted"] == 1
     assert Offer.objects.filter(call=call, state=OfferState.OFFERED).exists()
+
+
+def test_beat_sends_no_sweep_on_a_quiet_line_and_one_every_interval_while_a_call_waits(
+    make_agent, queue
+):
+    """Beat asks the database instead of waking a worker every second for nothing."""
+    schedule = settings.CELERY_BEAT_SCHEDULE["routing-sweep"]["schedule"]
+    last_sweep = timezone.now() - timedelta(minutes=1)
+    make_agent("dana", status=AgentStatus.AVAILABLE)
+
+    assert not schedule.is_due(last_sweep).is_due
+
+    arrive(queue=queue, publish=False)
+
+    assert schedule.is_due(last_sweep).is_due
+    assert not schedule.is_due(timezone.now()).is_due
