@@ -5,11 +5,13 @@ PostgreSQL and Redis and export the URLs before Django loads; nothing starts her
 """
 
 import os
+from datetime import timedelta
 
 import environ
 
 from rapport.dev_services import SERVICE_VARIABLES, recorded_service_urls
 from rapport.settings_paths import BASE_DIR, RUNTIME_DIR
+from routing.sweep_schedule import WhileAnythingToSweep
 
 env = environ.Env()
 
@@ -131,11 +133,14 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "rapport.channel_layer.PatientRedisChannelLayer",
         "CONFIG": {
             # channels_redis blocks 5 s in BZPOPMIN; redis-py's own 5 s socket timeout would race
             # it and kill an idle consumer, so the socket waits longer than the server does.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            # A command waits up to `timeout` seconds for one of `max_connections` to be free.
+            "hosts": [
+                {"address": REDIS_URL, "socket_timeout": 30, "max_connections": 64, "timeout": 20}
+            ],
             "prefix": env.str("CHANNELS_PREFIX", default="rapport"),
         },
     }
@@ -153,10 +158,13 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rapport")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300)}
 CELERY_BEAT_SCHEDULE: dict = {
     # The router's timers are database deadlines; this sweeper acts on the ones that passed and
-    # routes calls whose hand-off was lost (the broker was down when they arrived).
+    # routes calls whose hand-off was lost (the broker was down when they arrived). Sent only
+    # while a call, an offer or a wrap-up is in flight: a quiet line costs beat one query.
     "routing-sweep": {
         "task": "routing.sweep",
-        "schedule": env.float("ROUTER_SWEEP_SECONDS", default=1.0),
+        "schedule": WhileAnythingToSweep(
+            timedelta(seconds=env.float("ROUTER_SWEEP_SECONDS", default=1.0))
+        ),
         "options": {"expires": 10},
     },
 }

@@ -6,7 +6,7 @@ an agent) and `offer_next_call` (a freed agent looks for a call). Every deadline
 the wait for a busy last agent, the wrap-up limit) is a database column, and `sweep`, run every
 second by Celery beat, acts on the ones that passed and redoes routing whose message was lost
 (never published because the broker was away, or lost with a killed worker), so a restarted or
-killed worker, or a broker outage, loses nothing.
+killed worker, or a broker outage, loses nothing. With nothing in flight a sweep is one query.
 """
 
 from __future__ import annotations
@@ -66,8 +66,7 @@ def call_answered(call: Call) -> None:
         .exclude(id=agent_id)
     ):
         services.set_status(agent=other, status=AgentStatus.AVAILABLE, reason="answered_elsewhere")
-    services.stop_waiting_for_last_agent(call, why="answered")
-    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
+    _stop_waiting_for_last_agent(call, why="answered")
     if agent_id is None:
         return
     if not accepted_by_agent:
@@ -85,8 +84,7 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     now = timezone.now()
     for agent_id in services.withdraw_offers(call=call, now=now):
         services.request_offer_for_agent(agent_id=agent_id)
-    services.stop_waiting_for_last_agent(call, why="answered")
-    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
+    _stop_waiting_for_last_agent(call, why="answered")
     # Both agents at once, in id order: another transfer between the same two agents locks
     # them in the same order.
     agents = {
@@ -99,6 +97,14 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
         _leave_call(call, agents[from_agent_id], reason="call_transferred", now=now)
     if call.agent_id in agents and call.agent_id != from_agent_id:
         _take_call(call, agents[call.agent_id], reason="call_transferred", now=now)
+
+
+def _stop_waiting_for_last_agent(call: Call, *, why: str) -> None:
+    """`call` (locked, so its copy is current) no longer waits for its last agent; no write
+    when it never did, as most calls."""
+    if call.last_agent_wait_until is not None:
+        services.stop_waiting_for_last_agent(call, why=why)
+        Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
 
 
 def _take_call(call: Call, agent: Agent, *, reason: str, now) -> None:
@@ -130,8 +136,7 @@ def call_ended(call: Call) -> None:
     now = timezone.now()
     for agent_id in services.withdraw_offers(call=call, now=now):
         services.request_offer_for_agent(agent_id=agent_id)
-    services.stop_waiting_for_last_agent(call, why="ended")
-    Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
+    _stop_waiting_for_last_agent(call, why="ended")
     if call.agent_id is None:
         return
     agent = Agent.objects.select_for_update().get(id=call.agent_id)
@@ -178,7 +183,8 @@ def _route(call: Call, *, started: float) -> None:
             return
         # The call has just been opened to the queue: whatever happens next is news.
         news = True
-    excluded = selectors.agents_refused_call(call.id)
+    # Every offer comes with a decision: a call the router never decided on has refused none.
+    excluded = [] if first else selectors.agents_refused_call(call.id)
     for _attempt in range(OFFER_ATTEMPTS):
         agent = selectors.longest_idle_agent_for_update(
             queue_id=call.queue_id, excluded_agent_ids=excluded
@@ -310,6 +316,8 @@ def offer_next_call(agent_id: int) -> None:
 def sweep() -> dict[str, int]:
     """Act on every deadline that passed and redo lost routing. Safe to run anywhere, any time:
     one sweeper at a time, and each step re-checks under lock."""
+    if not selectors.anything_to_sweep():
+        return {}
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])
         if not cursor.fetchone()[0]:

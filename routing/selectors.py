@@ -6,16 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import (
-    DateTimeField,
     Exists,
-    ExpressionWrapper,
     F,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
-    Value,
 )
 
 from customers.models import Customer, HoldTolerance, Pace, Provenance
@@ -50,6 +48,21 @@ def open_offers() -> QuerySet[Offer]:
     return Offer.objects.filter(state=OfferState.OFFERED)
 
 
+def anything_to_sweep() -> bool:
+    """Whether the router's sweeper could have work: an offer ringing, a call waiting (in its
+    queue, ringing, or accepted and not yet answered) or an agent in wrap-up. Every deadline and
+    lost hand-off the sweep acts on belongs to one of these; a new one must be added here. On a
+    quiet line a sweep is this one query."""
+    sql = f"""
+        SELECT EXISTS (SELECT 1 FROM {Offer._meta.db_table} WHERE state = %s)
+            OR EXISTS (SELECT 1 FROM {Call._meta.db_table} WHERE state = ANY(%s))
+            OR EXISTS (SELECT 1 FROM {Agent._meta.db_table} WHERE status = %s)
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [OfferState.OFFERED, sorted(WAITING_STATES), AgentStatus.WRAP_UP])
+        return cursor.fetchone()[0]
+
+
 def agents_without_open_offer() -> QuerySet[Agent]:
     return Agent.objects.exclude(Exists(open_offers().filter(agent=OuterRef("pk"))))
 
@@ -82,38 +95,43 @@ def last_agent(
     of `queue_id` (no queue: however long ago), as `id`, `display_name` and `last_spoke_at`.
 
     The router offers the call to this agent and the caller card names the same one. One
-    statement reading one indexed row (`call_customer_latest`), whatever the history."""
+    statement reading one indexed row (`call_customer_latest`), whatever the history; written
+    once as SQL because both run on every offer (the ORM spent longer building it than
+    PostgreSQL spent answering)."""
     if customer_id is None:
         return None
-    calls = Call.objects.filter(
-        customer_id=customer_id, connected_at__isnull=False, agent__isnull=False
-    )
+    sql, params = _LAST_AGENT_SQL, [customer_id]
     if queue_id is not None:
-        lookback_days = Queue.objects.filter(id=queue_id).values("last_agent_lookback_days")[:1]
-        since = ExpressionWrapper(
-            Value(now) - Subquery(lookback_days) * Value(timedelta(days=1)),
-            output_field=DateTimeField(),
-        )
-        calls = calls.filter(connected_at__gte=since)
-    latest = (
-        calls.order_by("-connected_at")
-        .values("agent_id", "agent__display_name", "connected_at")
-        .first()
-    )
+        sql, params = _LAST_AGENT_IN_LOOKBACK_SQL, [customer_id, now, queue_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        latest = cursor.fetchone()
     if latest is None:
         return None
-    return {
-        "id": latest["agent_id"],
-        "display_name": latest["agent__display_name"],
-        "last_spoke_at": latest["connected_at"].isoformat(),
-    }
+    return {"id": latest[0], "display_name": latest[1], "last_spoke_at": latest[2].isoformat()}
+
+
+_LAST_AGENT_SQL = f"""
+    SELECT call.agent_id, agent.display_name, call.connected_at
+    FROM {Call._meta.db_table} call JOIN {Agent._meta.db_table} agent ON agent.id = call.agent_id
+    WHERE call.customer_id = %s AND call.connected_at IS NOT NULL
+    {{lookback}}
+    ORDER BY call.connected_at DESC
+    LIMIT 1
+"""
+_LAST_AGENT_IN_LOOKBACK_SQL = _LAST_AGENT_SQL.format(
+    lookback=f"""AND call.connected_at >= %s::timestamptz - interval '1 day' * (
+        SELECT last_agent_lookback_days FROM {Queue._meta.db_table} WHERE id = %s)"""
+)
+_LAST_AGENT_SQL = _LAST_AGENT_SQL.format(lookback="")
 
 
 def agent_for_update_with_standing(*, agent_id: int, queue_id: int) -> Agent | None:
-    """The agent, locked (None when another router holds them), with `serves_queue` and
-    `ringing` (an open offer) read in the same query."""
+    """The agent, locked (None when another router holds them), with their user,
+    `serves_queue` and `ringing` (an open offer) read in the same query."""
     return (
         Agent.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("user")
         .annotate(
             serves_queue=Exists(
                 Agent.queues.through.objects.filter(agent_id=OuterRef("pk"), queue_id=queue_id)
@@ -194,13 +212,14 @@ def hold_rule(*, customer: Customer | None, queue: Queue) -> HoldRule:
 
 
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
-    """The available agent of the queue idle longest, locked; agents another router holds are
-    skipped rather than waited for."""
+    """The available agent of the queue idle longest, locked, with their user; agents another
+    router holds are skipped rather than waited for."""
     return (
         agents_without_open_offer()
         .filter(status=AgentStatus.AVAILABLE, queues=queue_id)
         .exclude(id__in=excluded_agent_ids)
         .order_by("status_changed_at", "id")
+        .select_related("user")
         .select_for_update(skip_locked=True, of=("self",))
         .first()
     )

@@ -1,9 +1,12 @@
 """`/ws/agent/` over the real Redis channel layer: the state first (a reconnect heals), offers as
 they are made, and the agent's own actions: accept, decline, set_status, ready."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
 
@@ -215,3 +218,20 @@ def test_it_answers_a_stale_or_malformed_action_with_an_error(dana, queue):
 
     assert replies[0] == {"type": "error", "message": "That offer is no longer ringing."}
     assert [reply["type"] for reply in replies] == ["error"] * 4
+
+
+def test_hundreds_of_sockets_leaving_at_once_wait_for_a_connection_instead_of_failing():
+    """A deploy or a network blip closes every agent's socket together: each one's
+    `group_discard` needs a Redis connection at the same moment, more than the pool holds."""
+
+    async def scenario():
+        layer = get_channel_layer()
+        names = [await layer.new_channel() for _ in range(300)]
+        await asyncio.gather(*(layer.group_add("burst", name) for name in names))
+        return await asyncio.gather(
+            *(layer.group_discard("burst", name) for name in names), return_exceptions=True
+        )
+
+    results = async_to_sync(scenario)()
+
+    assert [result for result in results if isinstance(result, Exception)] == []
