@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Model
 from django.utils import timezone
 
 from customers.card_numbers import mask_card_numbers_in
@@ -338,23 +338,44 @@ def choose_queue(*, queue_slug: str, to_number: str) -> Queue:
     dialled = sorted(
         {number for number in (to_number, normalise_phone_number(to_number)) if number}
     )
-    candidates = Queue.objects.filter(
-        Q(slug__in=[slug for slug in (queue_slug, default_slug) if slug])
-        | Q(numbers__overlap=dialled)
-    ).order_by("id")
-
-    def preference(queue: Queue) -> int:
-        if queue_slug and queue.slug == queue_slug:
-            return 0
-        return 1 if set(dialled) & set(queue.numbers) else 2
-
-    chosen = min(candidates, key=preference, default=None)
+    chosen = _one_row(
+        Queue,
+        """slug = ANY(%(slugs)s) OR numbers && %(dialled)s::varchar[]
+        ORDER BY CASE
+            WHEN %(wanted)s <> '' AND slug = %(wanted)s THEN 0
+            WHEN numbers && %(dialled)s::varchar[] THEN 1
+            ELSE 2
+        END, id
+        LIMIT 1""",
+        {
+            "slugs": [slug for slug in (queue_slug, default_slug) if slug],
+            "dialled": dialled,
+            "wanted": queue_slug,
+        },
+    )
     if chosen is not None:
         return chosen
     default, _ = Queue.objects.get_or_create(
         slug=default_slug, defaults={"name": default_slug.replace("-", " ").title()}
     )
     return default
+
+
+def _one_row(model: type[Model], condition: str, params: dict[str, Any]) -> Any:
+    """The first `model` row meeting `condition` (SQL after WHERE), or None: a plain SELECT
+    for the webhook's lookups, whose ORM querysets cost more to build than to answer."""
+    columns, attnames = _columns_of(model)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {model._meta.db_table} WHERE {condition}", params)
+        row = cursor.fetchone()
+    return None if row is None else model.from_db(connection.alias, attnames, row)
+
+
+@functools.cache
+def _columns_of(model: type[Model]) -> tuple[str, list[str]]:
+    fields = model._meta.concrete_fields
+    quote = connection.ops.quote_name
+    return ", ".join(quote(f.column) for f in fields), [f.attname for f in fields]
 
 
 def _known_agent(identity: str) -> bool:
@@ -364,7 +385,7 @@ def _known_agent(identity: str) -> bool:
 def _agent_with_identity(identity: str) -> Agent | None:
     if not identity:
         return None
-    agent = Agent.objects.filter(telephony_identity=identity).first()
+    agent = _one_row(Agent, "telephony_identity = %(identity)s", {"identity": identity})
     if agent is None:
         logger.warning("telephony event names unknown agent %r", identity)
     return agent
