@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into a refusal.
     "axes.middleware.AxesMiddleware",
+    # Below every other: the chain runs in one thread under uvicorn (see the module).
+    "rapport.sync_middleware.SyncMiddlewareChain",
 ]
 
 ROOT_URLCONF = "rapport.urls"

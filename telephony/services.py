@@ -19,7 +19,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Model
 from django.utils import timezone
 
 from customers.card_numbers import mask_card_numbers_in
@@ -75,21 +75,23 @@ def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
     with transaction.atomic():
         call = _lock_call(event.call_id)
         target, outcome = _state_move(call, event)
-        if not _record_event(webhook_id=webhook_id, call=call, event=event, outcome=outcome):
+        agent_before = call.agent_id
+        state_before = call.state
+        changed = _keep_details(call, event, moving=target is not None)
+        if target is not None:
+            changed |= _move(call, event, target)
+        # One statement records the event and, only when its webhook id is new, saves the call.
+        if not _record_event_and_save(
+            webhook_id=webhook_id, call=call, event=event, outcome=outcome, changed=changed
+        ):
             # A repeated delivery changes nothing, not even a call row it would have created.
             transaction.set_rollback(True)
             logger.debug("call %r: %s delivered again", event.call_id, event.type)
-            return EventReceipt(duplicate=True, call_state=call.state)
+            return EventReceipt(duplicate=True, call_state=state_before)
         if target is not None:
             logger.info("call %r: %s, now %s", event.call_id, event.type, target)
         else:
             logger.info("call %r: %s kept, not applied: %s", event.call_id, event.type, outcome)
-        agent_before = call.agent_id
-        changed = _keep_details(call, event, moving=target is not None)
-        if target is not None:
-            changed |= _move(call, event, target)
-        if changed:
-            call.save(update_fields=sorted(changed))
         if target is not None:
             _tell_router(call, event, agent_before=agent_before)
         elif call.agent_id != agent_before and call.state in TALKING_STATES:
@@ -121,9 +123,9 @@ def _lock_call(telephony_call_id: str) -> Call:
     One statement: an upsert whose no-op update takes the row lock that serialises the events
     of one call, and returns the row.
     """
-    sql, fields, field_names = _call_upsert()
-    fresh = Call(telephony_call_id=telephony_call_id)
-    values = [field.get_db_prep_save(field.pre_save(fresh, True), connection) for field in fields]
+    sql, defaults, id_position, field_names = _call_upsert()
+    values = list(defaults)
+    values[id_position] = telephony_call_id
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         row = cursor.fetchone()
@@ -131,13 +133,19 @@ def _lock_call(telephony_call_id: str) -> Call:
 
 
 @functools.cache
-def _call_upsert() -> tuple[str, list, list[str]]:
-    """The upsert's SQL (built once): every column without a database default, all returned."""
+def _call_upsert() -> tuple[str, tuple, int, list[str]]:
+    """The upsert's SQL and a new call's values (every column without a database default, all
+    constants), built once; the position of telephony_call_id among them; the columns returned."""
     fields = [
         field
         for field in Call._meta.concrete_fields
         if not field.primary_key and not field.has_db_default()
     ]
+    fresh = Call(telephony_call_id="")
+    defaults = tuple(
+        field.get_db_prep_save(field.pre_save(fresh, True), connection) for field in fields
+    )
+    id_position = [field.name for field in fields].index("telephony_call_id")
     quote = connection.ops.quote_name
     returned = Call._meta.concrete_fields
     sql = f"""
@@ -146,31 +154,56 @@ def _call_upsert() -> tuple[str, list, list[str]]:
         ON CONFLICT (telephony_call_id) DO UPDATE SET telephony_call_id = EXCLUDED.telephony_call_id
         RETURNING {", ".join(quote(f.column) for f in returned)}
     """
-    return sql, fields, [field.attname for field in returned]
+    return sql, defaults, id_position, [field.attname for field in returned]
 
 
-def _record_event(*, webhook_id: str, call: Call, event: TelephonyEvent, outcome: str) -> bool:
-    """Insert the CallEvent unless this webhook id is known; True when it was new."""
+def _record_event_and_save(
+    *, webhook_id: str, call: Call, event: TelephonyEvent, outcome: str, changed: set[str]
+) -> bool:
+    """Insert the CallEvent unless this webhook id is known and, in the same statement, write
+    the call's `changed` fields only when the event was new; True when it was."""
+    assignments, values = _call_assignments(call, changed)
+    event_values = [
+        webhook_id,
+        call.pk,
+        event.type,
+        event.occurred_at,
+        json.dumps(mask_card_numbers_in(event.payload)),
+        not outcome,
+        outcome[:200],
+    ]
+    recorded = f"""
+        INSERT INTO {CallEvent._meta.db_table}
+            (webhook_id, call_id, type, occurred_at, received_at, payload, applied, outcome)
+        VALUES (%s, %s, %s, %s, now(), %s::jsonb, %s, %s)
+        ON CONFLICT (webhook_id) DO NOTHING
+        RETURNING id
+    """
+    if assignments:
+        sql = f"""
+            WITH recorded AS ({recorded}),
+            saved AS (
+                UPDATE {Call._meta.db_table} SET {assignments}
+                WHERE id = %s AND EXISTS (SELECT FROM recorded)
+            )
+            SELECT id FROM recorded
+        """
+        params = [*event_values, *values, call.pk]
+    else:
+        sql, params = recorded, event_values
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            INSERT INTO {CallEvent._meta.db_table}
-                (webhook_id, call_id, type, occurred_at, received_at, payload, applied, outcome)
-            VALUES (%s, %s, %s, %s, now(), %s::jsonb, %s, %s)
-            ON CONFLICT (webhook_id) DO NOTHING
-            RETURNING id
-            """,
-            [
-                webhook_id,
-                call.pk,
-                event.type,
-                event.occurred_at,
-                json.dumps(mask_card_numbers_in(event.payload)),
-                not outcome,
-                outcome[:200],
-            ],
-        )
+        cursor.execute(sql, params)
         return cursor.fetchone() is not None
+
+
+def _call_assignments(call: Call, changed: set[str]) -> tuple[str, list]:
+    """`SET` clauses and their values for the call's `changed` fields, as `Model.save` would
+    write them."""
+    quote = connection.ops.quote_name
+    fields = [Call._meta.get_field(name) for name in sorted(changed)]
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    values = [field.get_db_prep_save(getattr(call, field.attname), connection) for field in fields]
+    return assignments, values
 
 
 def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
@@ -305,23 +338,44 @@ def choose_queue(*, queue_slug: str, to_number: str) -> Queue:
     dialled = sorted(
         {number for number in (to_number, normalise_phone_number(to_number)) if number}
     )
-    candidates = Queue.objects.filter(
-        Q(slug__in=[slug for slug in (queue_slug, default_slug) if slug])
-        | Q(numbers__overlap=dialled)
-    ).order_by("id")
-
-    def preference(queue: Queue) -> int:
-        if queue_slug and queue.slug == queue_slug:
-            return 0
-        return 1 if set(dialled) & set(queue.numbers) else 2
-
-    chosen = min(candidates, key=preference, default=None)
+    chosen = _one_row(
+        Queue,
+        """slug = ANY(%(slugs)s) OR numbers && %(dialled)s::varchar[]
+        ORDER BY CASE
+            WHEN %(wanted)s <> '' AND slug = %(wanted)s THEN 0
+            WHEN numbers && %(dialled)s::varchar[] THEN 1
+            ELSE 2
+        END, id
+        LIMIT 1""",
+        {
+            "slugs": [slug for slug in (queue_slug, default_slug) if slug],
+            "dialled": dialled,
+            "wanted": queue_slug,
+        },
+    )
     if chosen is not None:
         return chosen
     default, _ = Queue.objects.get_or_create(
         slug=default_slug, defaults={"name": default_slug.replace("-", " ").title()}
     )
     return default
+
+
+def _one_row(model: type[Model], condition: str, params: dict[str, Any]) -> Any:
+    """The first `model` row meeting `condition` (SQL after WHERE), or None: a plain SELECT
+    for the webhook's lookups, whose ORM querysets cost more to build than to answer."""
+    columns, attnames = _columns_of(model)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {model._meta.db_table} WHERE {condition}", params)
+        row = cursor.fetchone()
+    return None if row is None else model.from_db(connection.alias, attnames, row)
+
+
+@functools.cache
+def _columns_of(model: type[Model]) -> tuple[str, list[str]]:
+    fields = model._meta.concrete_fields
+    quote = connection.ops.quote_name
+    return ", ".join(quote(f.column) for f in fields), [f.attname for f in fields]
 
 
 def _known_agent(identity: str) -> bool:
@@ -331,7 +385,7 @@ def _known_agent(identity: str) -> bool:
 def _agent_with_identity(identity: str) -> Agent | None:
     if not identity:
         return None
-    agent = Agent.objects.filter(telephony_identity=identity).first()
+    agent = _one_row(Agent, "telephony_identity = %(identity)s", {"identity": identity})
     if agent is None:
         logger.warning("telephony event names unknown agent %r", identity)
     return agent

@@ -1,0 +1,52 @@
+"""The webhook's own statements: few round trips, and a repeated webhook id still changes
+nothing although the call's details are worked out before the event is known to be new."""
+
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from routing.models import Call
+from telephony.models import CallEvent
+from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
+
+CALL_UPDATE = re.compile(r'^\s*UPDATE "?routing_call"?\s', re.MULTILINE)
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
+
+
+def _statements(client, payload, **extra) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = post_event(client, payload, **extra)
+    assert response.status_code == 202, response.content
+    return [query["sql"] for query in captured.captured_queries]
+
+
+def test_the_event_and_the_calls_update_are_one_statement(client, queue, make_agent):
+    make_agent("dana", extension="2001")
+    ringing_sql = _statements(client, ringing("CA1"))
+    answered_sql = _statements(client, event("call.answered", "CA1", agent="2001"))
+
+    for statements in (ringing_sql, answered_sql):
+        recorded = [sql for sql in statements if "INSERT INTO telephony_callevent" in sql]
+        assert len(recorded) == 1
+        assert CALL_UPDATE.search(recorded[0])
+        # The call is locked by its upsert and written only by that one statement.
+        call_writes = [sql for sql in statements if CALL_UPDATE.match(sql)]
+        assert call_writes == []
+    assert Call.objects.get().state == "connected"
+
+
+def test_a_reused_webhook_id_leaves_the_call_as_it_was(client, queue, make_agent):
+    agent = make_agent("dana", extension="2001")
+    post_event(client, ringing("CA1"), webhook_id="msg_1")
+
+    reused = post_event(client, event("call.answered", "CA1", agent="2001"), webhook_id="msg_1")
+
+    assert reused.status_code == 409
+    call = Call.objects.get()
+    assert (call.state, call.agent_id, call.connected_at) == ("queued", None, None)
+    agent.refresh_from_db()
+    assert agent.status == "offline"
+    assert CallEvent.objects.count() == 1
