@@ -1,0 +1,45 @@
+"""Model instances from hand-written SQL, for the statements every offer runs.
+
+On the router's path the ORM spent longer building each statement than PostgreSQL spent
+answering it (issue 14): the hottest reads are written once as SQL, selecting whole rows of one
+or more models side by side, and turned back into ordinary instances here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+
+def columns(model: type[Model], alias: str) -> str:
+    """Every column of `model`, read through `alias`, in the order `instance` expects."""
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
+def width(model: type[Model]) -> int:
+    return len(model._meta.concrete_fields)
+
+
+def instance(model: type[Model], values: Sequence[Any]) -> Model:
+    """`model` loaded from `values`, one per concrete field, as the ORM would have loaded it
+    (the fields' own conversions applied: JSON, for one)."""
+    fields = model._meta.concrete_fields
+    converted = [
+        field.from_db_value(value, None, connection)
+        if value is not None and hasattr(field, "from_db_value")
+        else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [field.attname for field in fields], converted)
+
+
+def split(row: Sequence[Any], *models: type[Model]) -> tuple[list[Sequence[Any]], list[Any]]:
+    """The row's leading values, one slice per model, and whatever follows them."""
+    slices, start = [], 0
+    for model in models:
+        slices.append(row[start : start + width(model)])
+        start += width(model)
+    return slices, list(row[start:])
