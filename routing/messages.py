@@ -102,20 +102,21 @@ def remember_last_agent(call: Call, last_agent: dict[str, Any] | None) -> None:
 def caller_for_call(call: Call, *, customer_ids: list[int] | None = None) -> dict[str, Any]:
     """The caller of `call`, with the last agent the router chooses for its queue."""
     customer_ids = customer_ids_on_card(call) if customer_ids is None else customer_ids
-    read = getattr(call, "_last_agent_read", None)
-    known = _UNREAD
-    if (
-        read is not None
-        and read[:2] == (call.customer_id, call.queue_id)
-        and customer_ids == [call.customer_id]
-    ):
-        known = read[2]
+    known, customer = _UNREAD, None
+    if call.customer_id is not None and customer_ids == [call.customer_id]:
+        read = getattr(call, "_last_agent_read", None)
+        if read is not None and read[:2] == (call.customer_id, call.queue_id):
+            known = read[2]
+        # The router's locking read of the call brought its customer: no second read.
+        if Call.customer.is_cached(call):
+            customer = call.customer
     return caller_context(
         from_e164=call.from_e164 or call.from_number,
         customer_ids=customer_ids,
         identity_verified=call.identity_verified,
         queue_id=call.queue_id,
         last_agent=known,
+        customer=customer,
     )
 
 
