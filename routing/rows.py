@@ -1,4 +1,4 @@
-"""Model instances from hand-written SQL, for the statements every offer runs.
+"""Model instances from hand-written, prepared SQL, for the statements every offer runs.
 
 On the router's path the ORM spent longer building each statement than PostgreSQL spent
 answering it (issue 14): the hottest reads are written once as SQL, selecting whole rows of one
@@ -7,11 +7,28 @@ or more models side by side, and turned back into ordinary instances here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import Model
+
+
+@contextmanager
+def prepared_cursor() -> Iterator[Any]:
+    """A cursor whose statements psycopg prepares on the server once they ran a few times on
+    this connection (`prepare_threshold`), so PostgreSQL stops planning them again: the
+    offer's joins took longer to plan than to run. Server-side binding: the parameters must
+    have a type PostgreSQL can tell (cast a None where the context does not say).
+    Otherwise a cursor like `connection.cursor()`: logged and counted the same way."""
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = ServerBindingCursor(connection.connection)
+    with connection._prepare_cursor(raw) as cursor:
+        yield cursor
 
 
 def columns(model: type[Model], alias: str) -> str:

@@ -107,7 +107,7 @@ def last_agent(
     sql, params = _LAST_AGENT_SQL, [customer_id]
     if queue_id is not None:
         sql, params = _LAST_AGENT_IN_LOOKBACK_SQL, [customer_id, now, queue_id]
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         latest = cursor.fetchone()
     if latest is None:
@@ -134,7 +134,7 @@ def call_to_route_for_update(call_id: int) -> tuple[Call | None, str | None]:
     """The call, locked (waiting for another transaction that holds it), with its queue and
     customer, and the reason of the router's latest decision on it (None: it never decided).
     One statement, written as SQL: it opens every routing (see routing.rows)."""
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(_CALL_TO_ROUTE_SQL, [call_id])
         row = cursor.fetchone()
     if row is None:
@@ -164,7 +164,7 @@ _CALL_TO_ROUTE_SQL = f"""
 def agent_for_update_with_standing(*, agent_id: int, queue_id: int) -> Agent | None:
     """The agent, locked (None when another router holds them), with their user,
     `serves_queue` and `ringing` (an open offer) read in the same query."""
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(_AGENT_WITH_STANDING_SQL, [queue_id, OfferState.OFFERED, agent_id])
         row = cursor.fetchone()
     if row is None:
@@ -279,7 +279,7 @@ def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int
     """The available agent of the queue idle longest, with no offer ringing, locked, with their
     user; agents another router holds are skipped rather than waited for. Written as SQL: it
     runs on every offer (see routing.rows)."""
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(
             _LONGEST_IDLE_SQL,
             [AgentStatus.AVAILABLE, queue_id, OfferState.OFFERED, list(excluded_agent_ids)],

@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from customers.audit import record_context_access, record_context_access_by_users
 from customers.models import AccessReason
-from routing import dispatch, messages, selectors
+from routing import dispatch, messages, rows, selectors
 from routing.broadcast import notify_supervisors, send_to_agent
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import (
@@ -147,20 +147,21 @@ def _log_decision(call: Call, reason: str, agent_id: int | None) -> None:
 _OFFER_SQL = f"""
     WITH offer AS (
         INSERT INTO {Offer._meta.db_table} (call_id, agent_id, state, offered_at, expires_at)
-        VALUES (%(call)s, %(agent)s, %(offered)s, %(now)s, %(expires_at)s)
+        VALUES (%(call)s, %(agent)s, %(offered)s, %(now)s::timestamptz, %(expires_at)s)
         ON CONFLICT DO NOTHING
         RETURNING id
     ), call_offered AS (
         UPDATE {Call._meta.db_table}
-        SET state = %(state)s, state_changed_at = %(now)s, last_agent_id = %(last_agent)s,
+        SET state = %(state)s, state_changed_at = %(now)s::timestamptz,
+            last_agent_id = %(last_agent)s,
             last_agent_wait_until = %(wait_until)s, queued_at = %(queued_at)s,
             agent_id = %(call_agent)s
         WHERE id = %(call)s AND EXISTS (SELECT 1 FROM offer)
     ), decision AS (
         INSERT INTO {RoutingDecision._meta.db_table}
             (call_id, agent_id, offer_id, reason, decided_at, caller_waited_ms, took_ms, detail)
-        SELECT %(call)s, %(agent)s, offer.id, %(reason)s, %(now)s, %(waited)s, %(took)s,
-            %(detail)s::jsonb
+        SELECT %(call)s::bigint, %(agent)s::bigint, offer.id, %(reason)s::varchar,
+            %(now)s::timestamptz, %(waited)s::integer, %(took)s::integer, %(detail)s::jsonb
         FROM offer
     )
     SELECT id FROM offer
@@ -193,7 +194,7 @@ def make_offer(
         "call_agent": call.agent_id,
     }
     check_call_move(call.state, CallState.OFFERED)
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(
             _OFFER_SQL,
             {
