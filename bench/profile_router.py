@@ -69,7 +69,9 @@ def run(options) -> None:
     Agent.objects.filter(queues=queue).update(status="available")
     numbers = [light_number(n) for n in range(LIGHT_CALLERS)]
     numbers += [heavy_number(n) for n in range(HEAVY_CALLERS)]
-    customer_of = dict(PhoneNumber.objects.filter(number__in=numbers).values_list("number", "customer_id"))
+    customer_of = dict(
+        PhoneNumber.objects.filter(number__in=numbers).values_list("number", "customer_id")
+    )
     run_id = secrets.token_hex(3)
     now = timezone.now()
     calls = Call.objects.bulk_create(

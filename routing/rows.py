@@ -15,17 +15,25 @@ from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.models import Model
 
+# Runs of a statement on one connection before it is prepared: the router's are run on every
+# offer, and preparing costs a round trip of its own.
+PREPARE_AFTER = 2
+
 
 @contextmanager
 def prepared_cursor() -> Iterator[Any]:
     """A cursor whose statements psycopg prepares on the server once they ran a few times on
-    this connection (`prepare_threshold`), so PostgreSQL stops planning them again: the
+    this connection (`PREPARE_AFTER`), so PostgreSQL stops planning them again: the
     offer's joins took longer to plan than to run. Server-side binding: the parameters must
     have a type PostgreSQL can tell (cast a None where the context does not say).
     Otherwise a cursor like `connection.cursor()`: logged and counted the same way."""
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     with connection.wrap_database_errors:
+        if connection.connection.prepare_threshold is None:
+            # Django turns preparing off for the connection; its own client-binding cursors
+            # never prepare whatever this says, so this reaches only cursors made here.
+            connection.connection.prepare_threshold = PREPARE_AFTER
         raw = ServerBindingCursor(connection.connection)
     with connection._prepare_cursor(raw) as cursor:
         yield cursor
