@@ -179,9 +179,20 @@ def hold_explanation(
     }
 
 
+def remember_decisions(call: Call) -> None:
+    """`call` has no decision yet, and the router makes every one of its first in this
+    transaction (`services.record_decision` and the offer's note each here): see
+    `hold_explanation_for`."""
+    call._decisions_this_routing = []
+
+
 def hold_explanation_for(call: Call, *, agent_id: int, caller: dict[str, Any]) -> dict | None:
-    """`hold_explanation` of `call`; one query, none for a caller without a last agent."""
+    """`hold_explanation` of `call`; one query, none for a caller without a last agent, nor
+    when the router knows it made every decision on the call and none was about holding."""
     if call.last_agent_id is None:
+        return None
+    made_now = getattr(call, "_decisions_this_routing", None)
+    if made_now is not None and not selectors.HOLD_DECISION_REASONS.intersection(made_now):
         return None
     return hold_explanation(selectors.hold_story(call.id), agent_id=agent_id, caller=caller)
 

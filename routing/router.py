@@ -163,6 +163,9 @@ def _route(call: Call, *, latest_reason: str | None, started: float) -> None:
     # Something changed since the router last left this call waiting: say what happens now.
     news = latest_reason not in WAITING_REASONS
     if first:
+        # Every decision on the call is made from here on, in this transaction: the card's
+        # hold story can be told from them without reading them back.
+        messages.remember_decisions(call)
         last_agent = selectors.last_agent(
             customer_id=call.customer_id, queue_id=call.queue_id, now=now
         )

@@ -105,19 +105,43 @@ def record_decision(
     detail: dict[str, Any] | None = None,
 ) -> RoutingDecision:
     now = now or timezone.now()
-    waited = _waited_ms(call, now)
-    took = _took_ms(started)
-    _log_decision(call, reason, agent_id)
-    return RoutingDecision.objects.create(
+    decision = RoutingDecision(
         call=call,
         agent_id=agent_id,
         offer=offer,
         reason=reason,
         decided_at=now,
-        caller_waited_ms=waited,
-        took_ms=took,
+        caller_waited_ms=_waited_ms(call, now),
+        took_ms=_took_ms(started),
         detail=detail or {},
     )
+    _decided(call, reason, agent_id)
+    # Written as SQL, prepared: most routings record a decision besides the offer's.
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(
+            _DECISION_SQL,
+            [
+                call.id,
+                agent_id,
+                None if offer is None else offer.id,
+                reason,
+                now,
+                decision.caller_waited_ms,
+                decision.took_ms,
+                json.dumps(decision.detail, cls=DjangoJSONEncoder),
+            ],
+        )
+        decision.id = cursor.fetchone()[0]
+    decision._state.adding = False
+    return decision
+
+
+_DECISION_SQL = f"""
+    INSERT INTO {RoutingDecision._meta.db_table}
+        (call_id, agent_id, offer_id, reason, decided_at, caller_waited_ms, took_ms, detail)
+    VALUES (%s, %s::bigint, %s::bigint, %s, %s, %s::integer, %s::integer, %s::jsonb)
+    RETURNING id
+"""
 
 
 def _waited_ms(call: Call, now: datetime) -> int | None:
@@ -130,7 +154,12 @@ def _took_ms(started: float | None) -> int | None:
     return None if started is None else int((time.monotonic() - started) * 1000)
 
 
-def _log_decision(call: Call, reason: str, agent_id: int | None) -> None:
+def _decided(call: Call, reason: str, agent_id: int | None) -> None:
+    """Log the decision, and note it on a call whose decisions the router keeps count of
+    (`messages.remember_decisions`)."""
+    known = getattr(call, "_decisions_this_routing", None)
+    if known is not None:
+        known.append(reason)
     logger.info(
         "call %r: routed, %s%s",
         call.telephony_call_id,
@@ -216,7 +245,7 @@ def make_offer(
     offer.id = inserted[0]
     offer._state.adding = False
     move_call(call, CallState.OFFERED, now=now)
-    _log_decision(call, reason, agent.id)
+    _decided(call, reason, agent.id)
     customer_ids = messages.customer_ids_on_card(call)
     caller = messages.caller_for_call(call, customer_ids=customer_ids)
     if customer_ids:
