@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from customers.models import ContextAccess, Customer, Pace, Provenance
+from customers.models import ContextAccess, Customer, HoldTolerance, Pace, Provenance
 from routing import router, services
 from routing.models import Call, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState
@@ -128,3 +128,45 @@ def test_the_routers_statements_are_prepared_on_the_server(make_agent, queue, se
     assert "FOR UPDATE OF agent SKIP LOCKED" in prepared
     assert "FOR UPDATE OF call" in prepared
     assert "INSERT INTO routing_offer" in prepared
+
+
+def test_a_first_routing_tells_the_card_its_hold_story_from_the_decisions_it_made(
+    make_agent, make_customer, queue, sent
+):
+    queue.last_agent_wait_seconds = 30
+    queue.hold_averse_wait_seconds = 0
+    queue.save()
+    dana = make_agent("dana", status=AgentStatus.BUSY)
+    sam = make_agent("sam", status=AgentStatus.AVAILABLE)
+    averse = make_customer(
+        "Maya Chen",
+        consent="open",
+        hold_tolerance=HoldTolerance.AVOID,
+        hold_tolerance_source=Provenance.SAID_BY_CALLER,
+    )
+    past_call(customer=averse, agent=dana, queue=queue)
+    regular = make_customer("Leo Park", phones=["+14155550777"], consent="open")
+    call = arrive(queue=queue, customer=averse, publish=False)
+
+    router.route_call(call.id)
+
+    (offer,) = offers(sent)
+    assert offer["hold_rule"]["rule"] == "avoids_holding"
+    assert offer["hold_rule"]["held"] is False
+    assert offer["hold_rule"]["text"] == "Sent straight to the queue — avoids holding"
+
+    sent.clear()
+    Offer.objects.filter(call=call).update(state=OfferState.WITHDRAWN)
+    past_call(customer=regular, agent=sam, queue=queue)
+    second = arrive(queue=queue, customer=regular, number="+14155550777", publish=False)
+    with CaptureQueriesContext(connection) as queries:
+        router.route_call(second.id)
+
+    (offer,) = offers(sent)
+    assert offer["reason"] == "last_agent" and offer["hold_rule"] is None
+    decision_reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if '"routing_routingdecision"."reason"' in q["sql"]
+    ]
+    assert decision_reads == []
