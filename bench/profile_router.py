@@ -102,7 +102,7 @@ def run(options) -> None:
     last = queries.captured_queries
     print(f"queries per route_call: {statistics.median(counts)} (last: {len(last)})")
     for query in last:
-        print(f"  {query['time']}s  {query['sql'][:160]}")
+        print(f"  {query['time']}s  {' '.join(query['sql'].split())[:150]}")
     print(
         f"wall ms p50 {statistics.median(wall):.1f}; CPU ms p50 {statistics.median(cpu):.1f}"
         " (profiled: inflated)"

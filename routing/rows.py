@@ -12,7 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connection
-from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.postgresql.base import CursorDebugWrapper, ServerBindingCursor
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
 
 # Runs of a statement on one connection before it is prepared: the router's are run on every
@@ -35,8 +36,23 @@ def prepared_cursor() -> Iterator[Any]:
             # never prepare whatever this says, so this reaches only cursors made here.
             connection.connection.prepare_threshold = PREPARE_AFTER
         raw = ServerBindingCursor(connection.connection)
-    with connection._prepare_cursor(raw) as cursor:
+    if connection.queries_logged:
+        connection.validate_thread_sharing()
+        cursor = _LoggedAsWritten(raw, connection)
+    else:
+        cursor = connection._prepare_cursor(raw)
+    with cursor:
         yield cursor
+
+
+class _LoggedAsWritten(CursorDebugWrapper):
+    """Where queries are logged (DEBUG, tests counting them), a statement is logged as written:
+    Django would log it with its parameters filled in, which it cannot do for a statement
+    prepared on the server."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(sql, params, use_last_executed_query=False):
+            return CursorWrapper.execute(self, sql, params)
 
 
 def columns(model: type[Model], alias: str) -> str:
