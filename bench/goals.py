@@ -618,6 +618,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20, help="calls per second")
     parser.add_argument("--worker-processes", type=int, default=2)
     parser.add_argument(
+        "--pool", default="prefork", choices=["prefork", "threads", "solo"], help="Celery pool"
+    )
+    parser.add_argument(
         "--only",
         choices=["screen-pop"],
         help="screen-pop: only the wire and the 200-socket screen-pop (about a minute)",
@@ -697,7 +700,7 @@ def main() -> None:
             "worker": subprocess.Popen(
                 [
                     *profiler,
-                    *(python, "-m", "celery", "-A", "rapport", "worker", "-P", "prefork"),
+                    *(python, "-m", "celery", "-A", "rapport", "worker", "-P", options.pool),
                     *("-c", str(options.worker_processes), "--loglevel", "WARNING"),
                     *("--without-gossip", "--without-mingle", "--without-heartbeat"),
                 ],
