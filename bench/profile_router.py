@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="cumulative")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="time only: CPU and wall per route_call"
+    )
     options = parser.parse_args()
     with embedded_services(RUNTIME_DIR / "bench-goals") as urls:
         os.environ.update(urls)
@@ -93,9 +96,11 @@ def run(options) -> None:
     for call in calls[5:]:
         with CaptureQueriesContext(connection) as queries:
             started, started_cpu = time.perf_counter(), time.process_time()
-            profiler.enable()
+            if not options.no_profile:
+                profiler.enable()
             router.route_call(call.id)
-            profiler.disable()
+            if not options.no_profile:
+                profiler.disable()
             wall.append((time.perf_counter() - started) * 1000)
             cpu.append((time.process_time() - started_cpu) * 1000)
         counts.append(len(queries.captured_queries))
@@ -105,9 +110,19 @@ def run(options) -> None:
         print(f"  {query['time']}s  {' '.join(query['sql'].split())[:150]}")
     print(
         f"wall ms p50 {statistics.median(wall):.1f}; CPU ms p50 {statistics.median(cpu):.1f}"
-        " (profiled: inflated)"
+        f" mean {statistics.mean(cpu):.1f}"
+        + ("" if options.no_profile else " (profiled: inflated)")
     )
-    pstats.Stats(profiler).sort_stats(options.sort).print_stats(options.top)
+    from routing.models import RoutingDecision
+
+    took = sorted(
+        RoutingDecision.objects.filter(
+            call__telephony_call_id__startswith=f"profile-{run_id}-", offer__isnull=False
+        ).values_list("took_ms", flat=True)
+    )
+    print(f"took_ms p50 {statistics.median(took)} p99-ish max {took[-1]} ({len(took)} offers)")
+    if not options.no_profile:
+        pstats.Stats(profiler).sort_stats(options.sort).print_stats(options.top)
 
 
 if __name__ == "__main__":
