@@ -169,6 +169,21 @@ def customers_with_recorders() -> QuerySet[Customer]:
     return Customer.objects.filter(erased_at__isnull=True).select_related(*_USERS_WHO_SET)
 
 
+def load_recorders(customer: Customer) -> Customer:
+    """`customer`, loaded without them, given whoever recorded their preferences, as
+    `customers_with_recorders()` would have: no query when nobody did (most customers), else
+    one."""
+    fields = [f"{name}_set_by" for name in (*PREFERENCES, "consent")]
+    user_ids = {getattr(customer, f"{field}_id") for field in fields} - {None}
+    users = {}
+    if user_ids:
+        user_model = Customer._meta.get_field("pace_set_by").related_model
+        users = user_model.objects.select_related("agent").in_bulk(user_ids)
+    for field in fields:
+        setattr(customer, field, users.get(getattr(customer, f"{field}_id")))
+    return customer
+
+
 def more_notes(customer_id: int, before_id: int | None, limit: int = 20) -> dict[str, Any]:
     """The notes older than note `before_id` ("N more" on the card; None: from the newest), as
     consent allows, with how many older ones are left. Two queries.

@@ -12,11 +12,14 @@ from customers.selectors import (
     customer_context,
     customers_with_recorders,
     history_hidden,
+    load_recorders,
     named_to_onlookers,
 )
 from routing import selectors
 from routing.models import Agent, Call, DecisionReason, Offer
 from routing.states import AgentStatus, CallState, status_label
+
+_UNREAD = object()
 
 
 def caller_context(
@@ -25,10 +28,13 @@ def caller_context(
     customer_ids: list[int],
     identity_verified: bool = False,
     queue_id: int | None = None,
+    last_agent: Any = _UNREAD,
+    customer: Customer | None = None,
 ) -> dict[str, Any]:
     """The `caller` object of an offer. At most three queries, whatever the history: one for
     the customer (or the candidates), one for notes and their count, one for the last agent
-    within `queue_id`'s look-back.
+    within `queue_id`'s look-back. Fewer when the router already read them in the same
+    transaction: `customer` (loaded without its recorders; still held or not) and `last_agent`.
 
     Reading is not recording: whoever shows the card records the access (customers.audit).
     """
@@ -49,24 +55,33 @@ def caller_context(
             return caller
         customer_ids = [candidate["id"] for candidate in candidates]
     if len(customer_ids) == 1:
-        customer = customers_with_recorders().filter(id=customer_ids[0]).first()
+        if customer is not None and customer.id == customer_ids[0]:
+            customer = None if customer.erased_at is not None else load_recorders(customer)
+        else:
+            customer = customers_with_recorders().filter(id=customer_ids[0]).first()
         if customer is not None:
             caller.update(
                 kind="known",
                 customer=customer_context(
                     customer,
                     identity_verified=identity_verified,
-                    last_agent=last_agent_shown(customer, queue_id=queue_id),
+                    last_agent=last_agent_shown(
+                        customer, queue_id=queue_id, already_read=last_agent
+                    ),
                 ),
             )
     return caller
 
 
-def last_agent_shown(customer: Customer, *, queue_id: int | None) -> dict[str, Any] | None:
+def last_agent_shown(
+    customer: Customer, *, queue_id: int | None, already_read: Any = _UNREAD
+) -> dict[str, Any] | None:
     """The customer's last agent as a person is shown it: none, and no query, when consent hides
-    their history."""
+    their history; no query either when the router `already_read` it for this call."""
     if history_hidden(customer):
         return None
+    if already_read is not _UNREAD:
+        return already_read
     return selectors.last_agent(customer_id=customer.id, queue_id=queue_id, now=timezone.now())
 
 
@@ -78,13 +93,30 @@ def customer_ids_on_card(call: Call) -> list[int]:
     return list(call.candidates.values_list("id", flat=True))
 
 
+def remember_last_agent(call: Call, last_agent: dict[str, Any] | None) -> None:
+    """The router read `call`'s last agent (`selectors.last_agent`, for its customer and queue)
+    in the transaction that will offer it: the card reuses that read instead of repeating it."""
+    call._last_agent_read = (call.customer_id, call.queue_id, last_agent)
+
+
 def caller_for_call(call: Call, *, customer_ids: list[int] | None = None) -> dict[str, Any]:
     """The caller of `call`, with the last agent the router chooses for its queue."""
+    customer_ids = customer_ids_on_card(call) if customer_ids is None else customer_ids
+    known, customer = _UNREAD, None
+    if call.customer_id is not None and customer_ids == [call.customer_id]:
+        read = getattr(call, "_last_agent_read", None)
+        if read is not None and read[:2] == (call.customer_id, call.queue_id):
+            known = read[2]
+        # The router's locking read of the call brought its customer: no second read.
+        if Call.customer.is_cached(call):
+            customer = call.customer
     return caller_context(
         from_e164=call.from_e164 or call.from_number,
-        customer_ids=customer_ids_on_card(call) if customer_ids is None else customer_ids,
+        customer_ids=customer_ids,
         identity_verified=call.identity_verified,
         queue_id=call.queue_id,
+        last_agent=known,
+        customer=customer,
     )
 
 
@@ -147,9 +179,20 @@ def hold_explanation(
     }
 
 
+def remember_decisions(call: Call) -> None:
+    """`call` has no decision yet, and the router makes every one of its first in this
+    transaction (`services.record_decision` and the offer's note each here): see
+    `hold_explanation_for`."""
+    call._decisions_this_routing = []
+
+
 def hold_explanation_for(call: Call, *, agent_id: int, caller: dict[str, Any]) -> dict | None:
-    """`hold_explanation` of `call`; one query, none for a caller without a last agent."""
+    """`hold_explanation` of `call`; one query, none for a caller without a last agent, nor
+    when the router knows it made every decision on the call and none was about holding."""
     if call.last_agent_id is None:
+        return None
+    made_now = getattr(call, "_decisions_this_routing", None)
+    if made_now is not None and not selectors.HOLD_DECISION_REASONS.intersection(made_now):
         return None
     return hold_explanation(selectors.hold_story(call.id), agent_id=agent_id, caller=caller)
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from routing import dispatch, selectors, services
+from routing import dispatch, messages, selectors, services
 from routing.models import WAITING_REASONS, Agent, Call, DecisionReason, Offer
 from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
 
@@ -149,30 +149,29 @@ def route_call(call_id: int) -> None:
     with transaction.atomic():
         # Waits for a lock on the call (held briefly: by the webhook, or by another router that
         # then leaves it offered); never waits for an agent, so no lock cycle can form.
-        call = (
-            Call.objects.select_for_update(of=("self",))
-            .select_related("queue", "customer")
-            .filter(id=call_id)
-            .first()
-        )
+        call, latest_reason = selectors.call_to_route_for_update(call_id)
         if call is None:
             return
         if call.state != CallState.QUEUED or call.queue is None:
             return
-        _route(call, started=started)
+        _route(call, latest_reason=latest_reason, started=started)
 
 
-def _route(call: Call, *, started: float) -> None:
+def _route(call: Call, *, latest_reason: str | None, started: float) -> None:
     now = timezone.now()
-    latest_reason = call.decisions.order_by("-id").values_list("reason", flat=True).first()
     first = latest_reason is None
     # Something changed since the router last left this call waiting: say what happens now.
     news = latest_reason not in WAITING_REASONS
     if first:
+        # Every decision on the call is made from here on, in this transaction: the card's
+        # hold story can be told from them without reading them back.
+        messages.remember_decisions(call)
         last_agent = selectors.last_agent(
             customer_id=call.customer_id, queue_id=call.queue_id, now=now
         )
         call.last_agent_id = last_agent["id"] if last_agent else None
+        # The card names the same agent: read once, in this transaction.
+        messages.remember_last_agent(call, last_agent)
     in_last_agent_phase = call.last_agent_id is not None and (
         first or not selectors.call_fell_back_to_queue(call.id)
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import (
     Exists,
@@ -17,6 +18,7 @@ from django.db.models import (
 )
 
 from customers.models import Customer, HoldTolerance, Pace, Provenance
+from routing import rows
 from routing.models import (
     DEFAULT_WRAP_UP_SECONDS,
     FALLBACK_REASONS,
@@ -36,6 +38,8 @@ from routing.states import (
     CallState,
     OfferState,
 )
+
+User = get_user_model()
 
 
 def agent_id_for_user(user: Any) -> int | None:
@@ -103,7 +107,7 @@ def last_agent(
     sql, params = _LAST_AGENT_SQL, [customer_id]
     if queue_id is not None:
         sql, params = _LAST_AGENT_IN_LOOKBACK_SQL, [customer_id, now, queue_id]
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         latest = cursor.fetchone()
     if latest is None:
@@ -126,21 +130,81 @@ _LAST_AGENT_IN_LOOKBACK_SQL = _LAST_AGENT_SQL.format(
 _LAST_AGENT_SQL = _LAST_AGENT_SQL.format(lookback="")
 
 
+def call_to_route_for_update(call_id: int) -> tuple[Call | None, str | None]:
+    """The call, locked (waiting for another transaction that holds it), with its queue and
+    customer, and the reason of the router's latest decision on it (None: it never decided).
+    One statement, written as SQL: it opens every routing (see routing.rows)."""
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(_CALL_TO_ROUTE_SQL, [call_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    (call_values, queue_values, customer_values), (latest_reason,) = rows.split(
+        row, Call, Queue, Customer
+    )
+    call = rows.instance(Call, call_values)
+    call.queue = None if call.queue_id is None else rows.instance(Queue, queue_values)
+    call.customer = None if call.customer_id is None else rows.instance(Customer, customer_values)
+    return call, latest_reason
+
+
+_CALL_TO_ROUTE_SQL = f"""
+    SELECT {rows.columns(Call, "call")}, {rows.columns(Queue, "queue")},
+        {rows.columns(Customer, "customer")},
+        (SELECT latest.reason FROM "{RoutingDecision._meta.db_table}" latest
+         WHERE latest.call_id = call.id ORDER BY latest.id DESC LIMIT 1)
+    FROM "{Call._meta.db_table}" call
+    LEFT JOIN "{Queue._meta.db_table}" queue ON queue.id = call.queue_id
+    LEFT JOIN "{Customer._meta.db_table}" customer ON customer.id = call.customer_id
+    WHERE call.id = %s
+    FOR UPDATE OF call
+"""
+
+
 def agent_for_update_with_standing(*, agent_id: int, queue_id: int) -> Agent | None:
     """The agent, locked (None when another router holds them), with their user,
     `serves_queue` and `ringing` (an open offer) read in the same query."""
-    return (
-        Agent.objects.select_for_update(skip_locked=True, of=("self",))
-        .select_related("user")
-        .annotate(
-            serves_queue=Exists(
-                Agent.queues.through.objects.filter(agent_id=OuterRef("pk"), queue_id=queue_id)
-            ),
-            ringing=Exists(open_offers().filter(agent=OuterRef("pk"))),
-        )
-        .filter(id=agent_id)
-        .first()
-    )
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(_AGENT_WITH_STANDING_SQL, [queue_id, OfferState.OFFERED, agent_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    agent = _agent_with_user(row)
+    agent.serves_queue, agent.ringing = row[-2:]
+    return agent
+
+
+_AGENT_WITH_USER_COLUMNS = f"{rows.columns(Agent, 'agent')}, {rows.columns(User, 'person')}"
+_AGENT_WITH_USER_FROM = f"""
+    FROM "{Agent._meta.db_table}" agent
+    JOIN "{User._meta.db_table}" person ON person.id = agent.user_id
+"""
+_IN_QUEUE = f"""EXISTS (SELECT 1 FROM "{Agent.queues.through._meta.db_table}" served
+    WHERE served.agent_id = agent.id AND served.queue_id = %s)"""
+_RINGING = f"""EXISTS (SELECT 1 FROM "{Offer._meta.db_table}" ringing
+    WHERE ringing.agent_id = agent.id AND ringing.state = %s)"""
+_AGENT_WITH_STANDING_SQL = f"""
+    SELECT {_AGENT_WITH_USER_COLUMNS}, {_IN_QUEUE}, {_RINGING}
+    {_AGENT_WITH_USER_FROM}
+    WHERE agent.id = %s
+    FOR UPDATE OF agent SKIP LOCKED
+"""
+_LONGEST_IDLE_SQL = f"""
+    SELECT {_AGENT_WITH_USER_COLUMNS}
+    {_AGENT_WITH_USER_FROM}
+    WHERE agent.status = %s AND {_IN_QUEUE} AND NOT {_RINGING}
+        AND NOT (agent.id = ANY(%s::bigint[]))
+    ORDER BY agent.status_changed_at, agent.id
+    LIMIT 1
+    FOR UPDATE OF agent SKIP LOCKED
+"""
+
+
+def _agent_with_user(row) -> Agent:
+    (agent_values, user_values), _rest = rows.split(row, Agent, User)
+    agent = rows.instance(Agent, agent_values)
+    agent.user = rows.instance(User, user_values)
+    return agent
 
 
 AVOIDS_HOLDING = "avoids_holding"
@@ -212,17 +276,16 @@ def hold_rule(*, customer: Customer | None, queue: Queue) -> HoldRule:
 
 
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
-    """The available agent of the queue idle longest, locked, with their user; agents another
-    router holds are skipped rather than waited for."""
-    return (
-        agents_without_open_offer()
-        .filter(status=AgentStatus.AVAILABLE, queues=queue_id)
-        .exclude(id__in=excluded_agent_ids)
-        .order_by("status_changed_at", "id")
-        .select_related("user")
-        .select_for_update(skip_locked=True, of=("self",))
-        .first()
-    )
+    """The available agent of the queue idle longest, with no offer ringing, locked, with their
+    user; agents another router holds are skipped rather than waited for. Written as SQL: it
+    runs on every offer (see routing.rows)."""
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(
+            _LONGEST_IDLE_SQL,
+            [AgentStatus.AVAILABLE, queue_id, OfferState.OFFERED, list(excluded_agent_ids)],
+        )
+        row = cursor.fetchone()
+    return None if row is None else _agent_with_user(row)
 
 
 # Decisions that applied a caller's hold rule to their busy last agent.
@@ -244,17 +307,17 @@ class HoldStory:
 
 def hold_story(call_id: int) -> HoldStory | None:
     """One query over the call's few decisions."""
-    rows = list(
+    decisions = list(
         RoutingDecision.objects.filter(call_id=call_id)
         .order_by("id")
         .values_list("reason", "agent_id", "detail", "caller_waited_ms")
     )
-    held = [index for index, row in enumerate(rows) if row[0] in HOLD_DECISION_REASONS]
+    held = [index for index, row in enumerate(decisions) if row[0] in HOLD_DECISION_REASONS]
     if not held:
         return None
-    reason, agent_id, detail, waited_ms = rows[held[-1]]
-    if held[-1] + 1 < len(rows):
-        waited_ms = rows[held[-1] + 1][3]
+    reason, agent_id, detail, waited_ms = decisions[held[-1]]
+    if held[-1] + 1 < len(decisions):
+        waited_ms = decisions[held[-1] + 1][3]
     return HoldStory(reason, agent_id, detail or {}, waited_ms or 0)
 
 

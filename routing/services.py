@@ -6,18 +6,20 @@ locks in another order only ever uses SKIP LOCKED, so it never waits and cannot 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from customers.audit import record_context_access, record_context_access_by_users
 from customers.models import AccessReason
-from routing import dispatch, messages, selectors
+from routing import dispatch, messages, rows, selectors
 from routing.broadcast import notify_supervisors, send_to_agent
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import (
@@ -103,26 +105,96 @@ def record_decision(
     detail: dict[str, Any] | None = None,
 ) -> RoutingDecision:
     now = now or timezone.now()
-    waited = None
-    if call.queued_at is not None:
-        waited = max(0, int((now - call.queued_at).total_seconds() * 1000))
-    took = None if started is None else int((time.monotonic() - started) * 1000)
+    decision = RoutingDecision(
+        call=call,
+        agent_id=agent_id,
+        offer=offer,
+        reason=reason,
+        decided_at=now,
+        caller_waited_ms=_waited_ms(call, now),
+        took_ms=_took_ms(started),
+        detail=detail or {},
+    )
+    _decided(call, reason, agent_id)
+    # Written as SQL, prepared: most routings record a decision besides the offer's.
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(
+            _DECISION_SQL,
+            [
+                call.id,
+                agent_id,
+                None if offer is None else offer.id,
+                reason,
+                now,
+                decision.caller_waited_ms,
+                decision.took_ms,
+                json.dumps(decision.detail, cls=DjangoJSONEncoder),
+            ],
+        )
+        decision.id = cursor.fetchone()[0]
+    decision._state.adding = False
+    return decision
+
+
+_DECISION_SQL = f"""
+    INSERT INTO {RoutingDecision._meta.db_table}
+        (call_id, agent_id, offer_id, reason, decided_at, caller_waited_ms, took_ms, detail)
+    VALUES (%s, %s::bigint, %s::bigint, %s, %s, %s::integer, %s::integer, %s::jsonb)
+    RETURNING id
+"""
+
+
+def _waited_ms(call: Call, now: datetime) -> int | None:
+    if call.queued_at is None:
+        return None
+    return max(0, int((now - call.queued_at).total_seconds() * 1000))
+
+
+def _took_ms(started: float | None) -> int | None:
+    return None if started is None else int((time.monotonic() - started) * 1000)
+
+
+def _decided(call: Call, reason: str, agent_id: int | None) -> None:
+    """Log the decision, and note it on a call whose decisions the router keeps count of
+    (`messages.remember_decisions`)."""
+    known = getattr(call, "_decisions_this_routing", None)
+    if known is not None:
+        known.append(reason)
     logger.info(
         "call %r: routed, %s%s",
         call.telephony_call_id,
         reason,
         "" if agent_id is None else f", offered to agent {agent_id}",
     )
-    return RoutingDecision.objects.create(
-        call=call,
-        agent_id=agent_id,
-        offer=offer,
-        reason=reason,
-        decided_at=now,
-        caller_waited_ms=waited,
-        took_ms=took,
-        detail=detail or {},
+
+
+# The offer, the call moved to offered and the decision that says why, in one round trip and
+# without a savepoint: a conflict with either open-offer constraint inserts no offer, and then
+# neither the call nor the decisions change (both depend on the offer's row). Written as SQL:
+# it runs on every offer, and the ORM took longer to build its three statements than
+# PostgreSQL took to run them.
+_OFFER_SQL = f"""
+    WITH offer AS (
+        INSERT INTO {Offer._meta.db_table} (call_id, agent_id, state, offered_at, expires_at)
+        VALUES (%(call)s, %(agent)s, %(offered)s, %(now)s::timestamptz, %(expires_at)s)
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    ), call_offered AS (
+        UPDATE {Call._meta.db_table}
+        SET state = %(state)s, state_changed_at = %(now)s::timestamptz,
+            last_agent_id = %(last_agent)s,
+            last_agent_wait_until = %(wait_until)s, queued_at = %(queued_at)s,
+            agent_id = %(call_agent)s
+        WHERE id = %(call)s AND EXISTS (SELECT 1 FROM offer)
+    ), decision AS (
+        INSERT INTO {RoutingDecision._meta.db_table}
+            (call_id, agent_id, offer_id, reason, decided_at, caller_waited_ms, took_ms, detail)
+        SELECT %(call)s::bigint, %(agent)s::bigint, offer.id, %(reason)s::varchar,
+            %(now)s::timestamptz, %(waited)s::integer, %(took)s::integer, %(detail)s::jsonb
+        FROM offer
     )
+    SELECT id FROM offer
+"""
 
 
 def make_offer(
@@ -143,16 +215,29 @@ def make_offer(
         offered_at=now,
         expires_at=now + timedelta(seconds=call.queue.offer_timeout_seconds),
     )
-    # One round trip, no savepoint: a conflict with either open-offer constraint inserts nothing.
-    with connection.cursor() as cursor:
+    offered_call = {
+        "state": CallState.OFFERED,
+        "last_agent": call.last_agent_id,
+        "wait_until": call.last_agent_wait_until,
+        "queued_at": call.queued_at,
+        "call_agent": call.agent_id,
+    }
+    check_call_move(call.state, CallState.OFFERED)
+    with rows.prepared_cursor() as cursor:
         cursor.execute(
-            f"""
-            INSERT INTO {Offer._meta.db_table} (call_id, agent_id, state, offered_at, expires_at)
-            VALUES (%s, %s, %s, %s, %s)
-            ON CONFLICT DO NOTHING
-            RETURNING id
-            """,
-            [call.id, agent.id, offer.state, offer.offered_at, offer.expires_at],
+            _OFFER_SQL,
+            {
+                "call": call.id,
+                "agent": agent.id,
+                "offered": offer.state,
+                "now": now,
+                "expires_at": offer.expires_at,
+                **offered_call,
+                "reason": reason,
+                "waited": _waited_ms(call, now),
+                "took": _took_ms(started),
+                "detail": json.dumps(detail or {}, cls=DjangoJSONEncoder),
+            },
         )
         inserted = cursor.fetchone()
     if inserted is None:
@@ -160,16 +245,7 @@ def make_offer(
     offer.id = inserted[0]
     offer._state.adding = False
     move_call(call, CallState.OFFERED, now=now)
-    save_call(call)
-    record_decision(
-        call=call,
-        reason=reason,
-        agent_id=agent.id,
-        offer=offer,
-        started=started,
-        now=now,
-        detail=detail,
-    )
+    _decided(call, reason, agent.id)
     customer_ids = messages.customer_ids_on_card(call)
     caller = messages.caller_for_call(call, customer_ids=customer_ids)
     if customer_ids:

@@ -1,0 +1,129 @@
+"""The router's own cost per offer, in one process: cProfile and query counts of `route_call`.
+
+Uses the database `bench/goals.py` filled (`.rapport/bench-goals`; run goals.py once first):
+queued calls from its callers (1 and 10,000 previous calls, taking turns) are routed one after
+the other to its 1,000 agents, each under the profiler, with the queries counted. Messages go to
+the real Redis, as in the worker; no worker runs, so nothing consumes the published tasks.
+
+    .venv/bin/python bench/profile_router.py [--calls 100] [--top 40] [--sort tottime]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+from offer_latency import HEAVY_CALLERS, LIGHT_CALLERS, heavy_number, light_number  # noqa: E402
+
+from rapport.embedded import embedded_services  # noqa: E402
+from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="time only: CPU and wall per route_call"
+    )
+    options = parser.parse_args()
+    with embedded_services(RUNTIME_DIR / "bench-goals") as urls:
+        os.environ.update(urls)
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="rapport.settings",
+            DEBUG="0",
+            LOG_LEVEL="WARNING",
+            CELERY_QUEUE="profile-router",
+            CHANNELS_PREFIX="profile-router",
+        )
+        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+        import django
+
+        django.setup()
+        run(options)
+
+
+def run(options) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from customers.models import PhoneNumber
+    from routing import router
+    from routing.models import Agent, Call, Offer, Queue
+
+    queue = Queue.objects.get(slug="loyalty")
+    # A clean floor: nothing ringing, every agent of the queue free.
+    Offer.objects.filter(state="offered").update(state="withdrawn", responded_at=timezone.now())
+    Call.objects.exclude(state__in=["ended", "abandoned"]).update(state="ended", agent=None)
+    Agent.objects.filter(queues=queue).update(status="available")
+    numbers = [light_number(n) for n in range(LIGHT_CALLERS)]
+    numbers += [heavy_number(n) for n in range(HEAVY_CALLERS)]
+    customer_of = dict(
+        PhoneNumber.objects.filter(number__in=numbers).values_list("number", "customer_id")
+    )
+    run_id = secrets.token_hex(3)
+    now = timezone.now()
+    calls = Call.objects.bulk_create(
+        Call(
+            telephony_call_id=f"profile-{run_id}-{n}",
+            from_e164=numbers[n % len(numbers)],
+            to_number="+18005550100",
+            queue=queue,
+            customer_id=customer_of[numbers[n % len(numbers)]],
+            state="queued",
+            queued_at=now,
+        )
+        for n in range(options.calls + 5)
+    )
+    for call in calls[:5]:  # warm caches, connections
+        router.route_call(call.id)
+    profiler = cProfile.Profile()
+    counts, wall, cpu = [], [], []
+    for call in calls[5:]:
+        with CaptureQueriesContext(connection) as queries:
+            started, started_cpu = time.perf_counter(), time.process_time()
+            if not options.no_profile:
+                profiler.enable()
+            router.route_call(call.id)
+            if not options.no_profile:
+                profiler.disable()
+            wall.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - started_cpu) * 1000)
+        counts.append(len(queries.captured_queries))
+    last = queries.captured_queries
+    print(f"queries per route_call: {statistics.median(counts)} (last: {len(last)})")
+    for query in last:
+        print(f"  {query['time']}s  {' '.join(query['sql'].split())[:150]}")
+    print(
+        f"wall ms p50 {statistics.median(wall):.1f}; CPU ms p50 {statistics.median(cpu):.1f}"
+        f" mean {statistics.mean(cpu):.1f}"
+        + ("" if options.no_profile else " (profiled: inflated)")
+    )
+    from routing.models import RoutingDecision
+
+    took = sorted(
+        RoutingDecision.objects.filter(
+            call__telephony_call_id__startswith=f"profile-{run_id}-", offer__isnull=False
+        ).values_list("took_ms", flat=True)
+    )
+    print(f"took_ms p50 {statistics.median(took)} p99-ish max {took[-1]} ({len(took)} offers)")
+    if not options.no_profile:
+        pstats.Stats(profiler).sort_stats(options.sort).print_stats(options.top)
+
+
+if __name__ == "__main__":
+    main()
