@@ -17,24 +17,22 @@ def record_context_access(
     call_id: int | None = None,
 ) -> list[ContextAccess]:
     """One row per customer shown to `user`, in one insert. `call_id` is the Call's primary key."""
-    if reason not in AccessReason.values:
-        raise ValueError(f"unknown access reason {reason!r}")
-    rows = [
-        ContextAccess(
-            customer_id=customer_id,
-            user_id=user.pk,
-            username=user.get_username(),
-            reason=reason,
-            reason_text=reason_text[:300],
-            call_id=call_id,
-        )
-        for customer_id in dict.fromkeys(customer_ids)
-    ]
-    return ContextAccess.objects.bulk_create(rows)
+    return record_context_access_by_users(
+        customer_ids=customer_ids,
+        users=[user],
+        reason=reason,
+        reason_text=reason_text,
+        call_id=call_id,
+    )
 
 
 def record_context_access_by_users(
-    *, customer_ids: Iterable[int], users: Iterable[Any], reason: str, call_id: int | None = None
+    *,
+    customer_ids: Iterable[int],
+    users: Iterable[Any],
+    reason: str,
+    reason_text: str = "",
+    call_id: int | None = None,
 ) -> list[ContextAccess]:
     """One row per customer per user, for a context shown to several people at once (a call
     ringing on several phones), in one insert."""
@@ -48,6 +46,7 @@ def record_context_access_by_users(
                 user_id=user.pk,
                 username=user.get_username(),
                 reason=reason,
+                reason_text=reason_text[:300],
                 call_id=call_id,
             )
             for user in users
