@@ -491,14 +491,20 @@ def time_out_offer(*, offer_id: int) -> bool:
         agent = Agent.objects.select_for_update().get(id=offer.agent_id)
         _offer_refused(offer=offer, call=call, outcome=OfferState.TIMED_OUT, now=now)
         if agent.status == AgentStatus.AVAILABLE:
-            set_status(
-                agent=agent,
-                status=AgentStatus.BREAK,
-                reason="offer_timed_out",
-                not_ready_reason=MISSED_CALL,
-                now=now,
-            )
+            _not_ready_after_missed_call(agent, now=now)
         return True
+
+
+def _not_ready_after_missed_call(agent: Agent, *, now: datetime) -> None:
+    """An agent who let a call go unanswered is taken out, so the next caller is not offered to
+    an empty chair; the console tells them why (`offer_timed_out`)."""
+    set_status(
+        agent=agent,
+        status=AgentStatus.BREAK,
+        reason="offer_timed_out",
+        not_ready_reason=MISSED_CALL,
+        now=now,
+    )
 
 
 def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
@@ -530,14 +536,7 @@ def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
         request_routing(call=call)
         save_call(call)
         if agent.status == AgentStatus.BUSY:
-            # The console tells the agent they missed a call, as after an offer that rang out.
-            set_status(
-                agent=agent,
-                status=AgentStatus.BREAK,
-                reason="offer_timed_out",
-                not_ready_reason=MISSED_CALL,
-                now=now,
-            )
+            _not_ready_after_missed_call(agent, now=now)
         notify_supervisors(queue_id=call.queue_id, agent_id=agent_id)
         return True
 
