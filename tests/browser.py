@@ -32,6 +32,16 @@ from standardwebhooks import Webhook
 from telephony.signing import signature_headers
 from tests.routing_helpers import database_url_for_workers
 
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+
+
+def screenshot(page, name: str) -> None:
+    """Redraw docs/screenshots/<name>.png, only when RAPPORT_SCREENSHOTS is set."""
+    if os.environ.get("RAPPORT_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

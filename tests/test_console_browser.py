@@ -3,9 +3,7 @@
 Set RAPPORT_SCREENSHOTS=1 to refresh docs/screenshots/ while these run.
 """
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -36,13 +34,7 @@ pytestmark = [
 ]
 
 QUEUE_NUMBER = "+18005550100"
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-
-
-def screenshot(page, name: str) -> None:
-    if os.environ.get("RAPPORT_SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+screenshot = browser.screenshot
 
 
 @pytest.fixture
