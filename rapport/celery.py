@@ -4,7 +4,7 @@ import warnings
 from logging.config import dictConfig
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
 
@@ -16,6 +16,18 @@ if os.environ.get("RAPPORT_STARTED_BY_UP"):
 app = Celery("rapport")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_database_connections(**kwargs) -> None:
+    """What Django does around each request, around each task: a connection past CONN_MAX_AGE,
+    left in a transaction or broken by an error is closed, and the next query checks the one
+    kept (CONN_HEALTH_CHECKS). Celery's own fixup is told to keep them
+    (CELERY_DB_REUSE_MAX in settings), so a task does not pay for a new connection."""
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @setup_logging.connect
