@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from customers.card_numbers import mask_card_numbers_in
 from customers.phone_numbers import normalise_phone_number
-from customers.selectors import customer_ids_for_number
+from customers.selectors import CUSTOMERS_ON_NUMBER_SQL, customer_ids_for_number
 from routing import dispatch, router
 from routing.models import Agent, Call, Queue, RoutingDecision
 from routing.states import TALKING_STATES, WAITING_STATES, CallState, can_move_call
@@ -247,10 +247,13 @@ def _keep_details(call: Call, event: TelephonyEvent, *, moving: bool) -> set[str
         call.from_e164 = normalise_phone_number(event.from_number) or ""
         call.to_number = event.to_number[:64]
         changed |= {"ringing_at", "from_number", "from_e164", "to_number"}
-        changed |= _match_customers(call)
         if call.queue_id is None:
-            call.queue = choose_queue(queue_slug=event.queue_slug, to_number=event.to_number)
+            customer_ids, queue = _callers_and_queue(call.from_e164, event)
+            call.queue = queue or _default_queue()
             changed.add("queue")
+        else:
+            customer_ids = customer_ids_for_number(call.from_e164)
+        changed |= _match_customers(call, customer_ids)
     elif event.type == CallEventType.ANSWERED:
         if moving or _latest_agent_event(call, event):
             call.agent = _agent_with_identity(event.agent_identity)
@@ -312,9 +315,8 @@ def _tell_router(call: Call, event: TelephonyEvent, *, agent_before: int | None)
         router.call_ended(call)
 
 
-def _match_customers(call: Call) -> set[str]:
+def _match_customers(call: Call, customer_ids: list[int]) -> set[str]:
     """One customer on the number: the caller. Several: candidates to ask. None: unknown."""
-    customer_ids = customer_ids_for_number(call.from_e164)
     if len(customer_ids) == 1:
         call.customer_id = customer_ids[0]
         return {"customer"}
@@ -334,31 +336,58 @@ def choose_queue(*, queue_slug: str, to_number: str) -> Queue:
 
     A call is never dropped: the default queue is created when it does not exist.
     """
-    default_slug = settings.TELEPHONY_DEFAULT_QUEUE
+    chosen = _one_row(Queue, _QUEUE_CHOSEN, _queue_wanted(queue_slug, to_number))
+    return chosen or _default_queue()
+
+
+_QUEUE_CHOSEN = """slug = ANY(%(slugs)s) OR numbers && %(dialled)s::varchar[]
+    ORDER BY CASE
+        WHEN %(wanted)s <> '' AND slug = %(wanted)s THEN 0
+        WHEN numbers && %(dialled)s::varchar[] THEN 1
+        ELSE 2
+    END, id
+    LIMIT 1"""
+
+
+def _queue_wanted(queue_slug: str, to_number: str) -> dict[str, Any]:
     dialled = sorted(
         {number for number in (to_number, normalise_phone_number(to_number)) if number}
     )
-    chosen = _one_row(
-        Queue,
-        """slug = ANY(%(slugs)s) OR numbers && %(dialled)s::varchar[]
-        ORDER BY CASE
-            WHEN %(wanted)s <> '' AND slug = %(wanted)s THEN 0
-            WHEN numbers && %(dialled)s::varchar[] THEN 1
-            ELSE 2
-        END, id
-        LIMIT 1""",
-        {
-            "slugs": [slug for slug in (queue_slug, default_slug) if slug],
-            "dialled": dialled,
-            "wanted": queue_slug,
-        },
-    )
-    if chosen is not None:
-        return chosen
+    return {
+        "slugs": [slug for slug in (queue_slug, settings.TELEPHONY_DEFAULT_QUEUE) if slug],
+        "dialled": dialled,
+        "wanted": queue_slug,
+    }
+
+
+def _default_queue() -> Queue:
+    slug = settings.TELEPHONY_DEFAULT_QUEUE
     default, _ = Queue.objects.get_or_create(
-        slug=default_slug, defaults={"name": default_slug.replace("-", " ").title()}
+        slug=slug, defaults={"name": slug.replace("-", " ").title()}
     )
     return default
+
+
+def _callers_and_queue(from_e164: str, event: TelephonyEvent) -> tuple[list[int], Queue | None]:
+    """A new call's customers (`customer_ids_for_number`) and its queue as `choose_queue`
+    picks it (None: the default queue does not exist yet), in one round trip: both are read
+    for every call that comes in."""
+    columns, attnames = _columns_of(Queue)
+    sql = f"""
+        SELECT ARRAY({CUSTOMERS_ON_NUMBER_SQL}), chosen.*
+        FROM (VALUES (1)) AS one
+        LEFT JOIN LATERAL (
+            SELECT {columns} FROM {Queue._meta.db_table} WHERE {_QUEUE_CHOSEN}
+        ) chosen ON true
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql, {"number": from_e164, **_queue_wanted(event.queue_slug, event.to_number)}
+        )
+        customer_ids, *queue_values = cursor.fetchone()
+    if queue_values[0] is None:
+        return customer_ids, None
+    return customer_ids, Queue.from_db(connection.alias, attnames, queue_values)
 
 
 def _one_row(model: type[Model], condition: str, params: dict[str, Any]) -> Any:

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from routing.models import Call
+from routing.models import Call, Queue
 from telephony.models import CallEvent
 from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
 
@@ -50,3 +50,19 @@ def test_a_reused_webhook_id_leaves_the_call_as_it_was(client, queue, make_agent
     agent.refresh_from_db()
     assert agent.status == "offline"
     assert CallEvent.objects.count() == 1
+
+
+def test_a_new_calls_customers_and_queue_are_read_together(client, queue, make_customer):
+    ruth = make_customer("Ruth Fischer")
+    other_queue = Queue.objects.create(slug="other", name="Other", numbers=["+18005550199"])
+
+    statements = _statements(client, ringing("CA1"))
+
+    reads = [sql for sql in statements if "customers_phonenumber" in sql]
+    assert len(reads) == 1
+    assert "routing_queue" in reads[0]
+    # BEGIN, the call's upsert, that read, the event with the call's update, COMMIT.
+    assert len(statements) == 5
+    call = Call.objects.get()
+    assert (call.customer_id, call.queue_id) == (ruth.id, queue.id)
+    assert other_queue.id != call.queue_id
