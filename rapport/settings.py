@@ -114,6 +114,9 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # pool (DB_POOL_MAX_SIZE > 0, e.g. for uvicorn) serves them instead.
 if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Django's backend with a pool that checks only connections that sat idle (see the module).
+    DATABASES["default"]["ENGINE"] = "rapport.pooled_postgresql"
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env.int("DB_POOL_MAX_SIZE"),

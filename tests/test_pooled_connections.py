@@ -1,0 +1,80 @@
+"""The web server's connection pool checks a connection before handing it out only when it sat
+idle: one given back a moment ago goes straight to the next request (no round trip), one idle
+longer is checked, and one the server dropped is replaced, not handed out."""
+
+import pytest
+from django.db import connection, connections
+
+from rapport.pooled_postgresql import base as pooled
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def checks(monkeypatch) -> list[int]:
+    """The backend pid of every connection the pool checked."""
+    checked: list[int] = []
+
+    def check(conn):
+        checked.append(conn.info.backend_pid)
+        pooled.ConnectionPool.check_connection(conn)
+
+    monkeypatch.setattr(pooled, "check_connection", check)
+    return checked
+
+
+@pytest.fixture
+def pooled_database():
+    settings = {
+        **connection.settings_dict,
+        "ENGINE": "rapport.pooled_postgresql",
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": False,
+        "OPTIONS": {
+            **connection.settings_dict["OPTIONS"],
+            "pool": {"min_size": 1, "max_size": 1, "timeout": 5},
+        },
+    }
+    database = pooled.DatabaseWrapper(settings, alias="pooled_test")
+    # Django's connection machinery looks connections up by alias.
+    connections["pooled_test"] = database
+    try:
+        yield database
+    finally:
+        database.close()
+        database.close_pool()
+        del connections["pooled_test"]
+
+
+def backend_pid(database) -> int:
+    with database.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    database.close()
+    return pid
+
+
+def test_a_connection_given_back_a_moment_ago_is_not_checked_again(pooled_database, checks):
+    first = backend_pid(pooled_database)
+    again = [backend_pid(pooled_database) for _ in range(5)]
+
+    assert again == [first] * 5
+    # Only the pool's first connection, never given back before, was checked.
+    assert checks == [first]
+
+
+def test_a_connection_that_sat_idle_is_checked(pooled_database, checks, monkeypatch):
+    monkeypatch.setattr(pooled, "CHECK_AFTER_IDLE_SECONDS", 0)
+    pid = backend_pid(pooled_database)
+    backend_pid(pooled_database)
+
+    assert checks == [pid, pid]
+
+
+def test_a_connection_the_server_dropped_while_idle_is_replaced(pooled_database, monkeypatch):
+    monkeypatch.setattr(pooled, "CHECK_AFTER_IDLE_SECONDS", 0)
+    dropped = backend_pid(pooled_database)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
+
+    assert backend_pid(pooled_database) != dropped
