@@ -3,6 +3,7 @@ contract); staff users administer and may do whatever a supervisor does."""
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ from django.contrib import auth
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.db import connection
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -76,18 +78,24 @@ _DATABASE_SESSIONS = "django.contrib.sessions.backends.db"
 def _session_and_user_row(session_key: str, user_id: Any) -> tuple[Any, ...] | None:
     """The session's data and the user's columns, or None where the session is gone or
     expired (as the database session store reads it) or the user is gone."""
-    user_model = get_user_model()
     session_model = import_module(_DATABASE_SESSIONS).SessionStore.get_model_class()
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(
+            _session_and_user_sql(session_model, get_user_model()),
+            [session_key, timezone.now(), user_id],
+        )
+        return cursor.fetchone()
+
+
+@cache
+def _session_and_user_sql(session_model: type[Model], user_model: type[Model]) -> str:
     quote = connection.ops.quote_name
-    sql = (
+    return (
         f"SELECT s.{quote('session_data')}, {rows.columns(user_model, 'u')}"
         f" FROM {quote(session_model._meta.db_table)} s, {quote(user_model._meta.db_table)} u"
         f" WHERE s.{quote('session_key')} = %s AND s.{quote('expire_date')} > %s"
         f" AND u.{quote(user_model._meta.pk.column)} = %s"
     )
-    with rows.prepared_cursor() as cursor:
-        cursor.execute(sql, [session_key, timezone.now(), user_id])
-        return cursor.fetchone()
 
 
 def _session_hash_verified(session_hash: str | None, user: Any) -> bool:
