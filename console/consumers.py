@@ -97,7 +97,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
     async def agent_message(self, event: dict) -> None:
         # Offers and calls carry the caller's context: a session that has ended since the
         # socket opened (logged out elsewhere, deactivated) gets nothing more. Status and
-        # offer-ended messages carry none and skip the two queries.
+        # offer-ended messages carry none and skip the check's query.
         if event["message"].get("type") in CUSTOMER_DATA_MESSAGES:
             signed_in = await database_sync_to_async(roles.still_signed_in)(
                 self.user, self.session_key
