@@ -1,8 +1,9 @@
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
+
+from rapport.sync_middleware import get_asgi_application  # noqa: E402
+
 django_asgi_app = get_asgi_application()
 
 from rapport.checks import refuse_unsafe_settings  # noqa: E402

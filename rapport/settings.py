@@ -77,9 +77,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into a refusal.
     "axes.middleware.AxesMiddleware",
-    # Below every other: the chain runs in one thread under uvicorn (see the module).
-    "rapport.sync_middleware.SyncMiddlewareChain",
 ]
+# Under uvicorn the chain and the view run in the request's one thread: rapport.sync_middleware.
 
 ROOT_URLCONF = "rapport.urls"
 ASGI_APPLICATION = "rapport.asgi.application"

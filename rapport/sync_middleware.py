@@ -1,26 +1,32 @@
-"""Keeps the middleware chain synchronous under the ASGI server.
+"""The ASGI server's Django handler, with the middleware chain and the view run synchronously,
+in the request's one thread.
 
-Django runs each middleware in the mode of the one below it when it can. The lowest middleware
-that can run async (django-axes) would make every middleware above it async, and Django's own
-middleware (`MiddlewareMixin`) then hands each `process_request` and `process_response` to a
-thread and back: a dozen thread switches per request, the largest part of a plain view's cost
-on uvicorn. Below them all, this sync-only pass-through makes the whole chain run in the
-request's one thread: one switch in, one to the view.
+Django's ASGI handler builds an async middleware chain. Every middleware here is sync (or, like
+django-axes, either), so Django adapts: the chain is handed to the request's thread, and at its
+bottom `_get_response_async` is handed back to the event loop to resolve the URL, which hands
+the (sync) view to the thread again. Each hand-off waits for the event loop, which under load is
+busy with hundreds of agent sockets: a plain view cost 3 ms of CPU, most of it switching, and
+the telephony webhook waited for the loop twice per event. Built sync, the chain and the view
+run in one hand-off, as under WSGI; the ASGI server still serves the request and its sockets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import django
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpRequest, HttpResponseBase
 
-from django.http import HttpRequest, HttpResponse
+
+class SyncChainASGIHandler(ASGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
 
-class SyncMiddlewareChain:
-    sync_capable = True
-    async_capable = False
-
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+def get_asgi_application() -> SyncChainASGIHandler:
+    """`django.core.asgi.get_asgi_application` with this handler."""
+    django.setup(set_prefix=False)
+    return SyncChainASGIHandler()
