@@ -5,7 +5,7 @@ answering it (issue 14): the hottest reads are written once as SQL, selecting wh
 or more models side by side, and turned back into ordinary instances here.
 
 Generic (it knows no app's models): it lives in customers, the lowest layer, so the caller
-card's notes and the audit row can use it as well as routing (`routing.rows` is this module).
+card's notes and the audit row can use it as well as routing.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from routing import rows
+from customers import rows
 
 AGENT_GROUP = "agent"
 SUPERVISOR_GROUP = "supervisor"

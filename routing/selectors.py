@@ -17,8 +17,8 @@ from django.db.models import (
     Subquery,
 )
 
+from customers import rows
 from customers.models import Customer, HoldTolerance, Pace, Provenance
-from routing import rows
 from routing.models import (
     DEFAULT_WRAP_UP_SECONDS,
     FALLBACK_REASONS,
@@ -133,7 +133,7 @@ _LAST_AGENT_SQL = _LAST_AGENT_SQL.format(lookback="")
 def call_to_route_for_update(call_id: int) -> tuple[Call | None, str | None]:
     """The call, locked (waiting for another transaction that holds it), with its queue and
     customer, and the reason of the router's latest decision on it (None: it never decided).
-    One statement, written as SQL: it opens every routing (see routing.rows)."""
+    One statement, written as SQL: it opens every routing (see customers.rows)."""
     with rows.prepared_cursor() as cursor:
         cursor.execute(_CALL_TO_ROUTE_SQL, [call_id])
         row = cursor.fetchone()
@@ -278,7 +278,7 @@ def hold_rule(*, customer: Customer | None, queue: Queue) -> HoldRule:
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
     """The available agent of the queue idle longest, with no offer ringing, locked, with their
     user; agents another router holds are skipped rather than waited for. Written as SQL: it
-    runs on every offer (see routing.rows)."""
+    runs on every offer (see customers.rows)."""
     with rows.prepared_cursor() as cursor:
         cursor.execute(
             _LONGEST_IDLE_SQL,

@@ -17,9 +17,10 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from customers import rows
 from customers.audit import record_context_access, record_context_access_by_users
 from customers.models import AccessReason
-from routing import dispatch, messages, rows, selectors
+from routing import dispatch, messages, selectors
 from routing.broadcast import notify_supervisors, send_to_agent
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import (
