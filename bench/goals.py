@@ -69,6 +69,10 @@ FIRST_TEAM = 200
 WEBHOOK_QUEUE = "webhook-bench"
 
 
+# The Celery queue the bench's worker consumes.
+BROKER_QUEUE = "bench-goals"
+
+
 def fill_database() -> dict:
     """Inside Django (`--fill`): offer_latency's team and callers, 1,000 agents strong, and the
     webhook phase's agents in a queue of their own (their calls ring nobody in the team)."""
@@ -418,6 +422,22 @@ async def webhook_cost(
 # ---------------------------------------------------------------------------------------------
 
 
+async def tasks_drained(redis_url: str, *, timeout: float = 60) -> float:
+    """Seconds until the router's queue is empty: agents who just became ready each queued a
+    look for a waiting caller, and a phase measured behind that backlog measures the backlog."""
+    import redis.asyncio
+
+    start = time.perf_counter()
+    broker = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        while await broker.llen(BROKER_QUEUE) and time.perf_counter() - start < timeout:
+            await asyncio.sleep(0.05)
+    finally:
+        await broker.aclose()
+    await asyncio.sleep(0.5)
+    return round(time.perf_counter() - start - 0.5, 2)
+
+
 def rss_kib(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss // 1024
 
@@ -440,6 +460,7 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
     signer = Signer(secret)
     team = PatientTeam(rapport_url, sessions[:FIRST_TEAM])
     await team.connect()
+    await tasks_drained(urls["REDIS_URL"])
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=rapport_url, limits=limits, timeout=30) as client:
         await screen_pop(client, signer, team, name="warmup", rate=options.rate, seconds=2)
@@ -466,6 +487,8 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
         await more.connect()
         await asyncio.sleep(1)
         rss_after = rss_kib(pids["uvicorn"])
+        # 800 agents ready at once: a look for a waiting caller each, queued before any call.
+        results["ready_800_drained_s"] = await tasks_drained(urls["REDIS_URL"])
         results["memory"] = {
             "rss_kib_200_sockets": rss_before,
             "rss_kib_1000_sockets": rss_after,
@@ -670,7 +693,7 @@ def main() -> None:
             "TELEPHONY_WEBHOOK_SECRET": secret,
             "TELEPHONY_RATE_LIMIT": "",
             "TELEPHONY_CONTROL_URL": "",
-            "CELERY_QUEUE": "bench-goals",
+            "CELERY_QUEUE": BROKER_QUEUE,
             "CHANNELS_PREFIX": "bench-goals",
             "DJANGO_SETTINGS_MODULE": "rapport.settings",
         }
