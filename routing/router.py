@@ -315,7 +315,7 @@ def offer_next_call(agent_id: int) -> None:
 def sweep() -> dict[str, int]:
     """Act on every deadline that passed and redo lost routing. Safe to run anywhere, any time:
     one sweeper at a time, and each step re-checks under lock."""
-    if not selectors.anything_to_sweep():
+    if not selectors.anything_to_sweep(now=timezone.now()):
         return {}
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [SWEEP_LOCK_KEY])

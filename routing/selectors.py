@@ -9,13 +9,17 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import (
+    DateTimeField,
     Exists,
+    ExpressionWrapper,
     F,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    Value,
 )
+from django.db.models.functions import Coalesce, NullIf
 
 from customers import rows
 from customers.models import Customer, HoldTolerance, Pace, Provenance
@@ -52,18 +56,21 @@ def open_offers() -> QuerySet[Offer]:
     return Offer.objects.filter(state=OfferState.OFFERED)
 
 
-def anything_to_sweep() -> bool:
+def anything_to_sweep(*, now: datetime) -> bool:
     """Whether the router's sweeper could have work: an offer ringing, a call waiting (in its
-    queue, ringing, or accepted and not yet answered) or an agent in wrap-up. Every deadline and
-    lost hand-off the sweep acts on belongs to one of these; a new one must be added here. On a
+    queue, ringing, or accepted and not yet answered) or an agent whose wrap-up ran over. Every
+    deadline and lost hand-off the sweep acts on belongs to one of these; a new one must be
+    added here. A wrap-up still within its limit is not work: agents wrapping up after the
+    last call of a rush would otherwise have the sweeper run every second for minutes. On a
     quiet line a sweep is this one query."""
+    wrap_ups_over, wrap_up_params = _wrap_ups_over(now=now).values("id").query.sql_with_params()
     sql = f"""
         SELECT EXISTS (SELECT 1 FROM {Offer._meta.db_table} WHERE state = %s)
             OR EXISTS (SELECT 1 FROM {Call._meta.db_table} WHERE state = ANY(%s))
-            OR EXISTS (SELECT 1 FROM {Agent._meta.db_table} WHERE status = %s)
+            OR EXISTS ({wrap_ups_over})
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [OfferState.OFFERED, sorted(WAITING_STATES), AgentStatus.WRAP_UP])
+        cursor.execute(sql, [OfferState.OFFERED, sorted(WAITING_STATES), *wrap_up_params])
         return cursor.fetchone()[0]
 
 
@@ -457,16 +464,20 @@ def wrap_up_deadline(agent: Agent) -> datetime | None:
 
 
 def agents_with_wrap_up_over(*, now: datetime) -> list[int]:
-    rows = (
-        Agent.objects.filter(status=AgentStatus.WRAP_UP)
-        .annotate(limit=_wrap_up_seconds_of_last_call())
-        .values_list("id", "status_changed_at", "limit")
+    return list(_wrap_ups_over(now=now).values_list("id", flat=True))
+
+
+def _wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
+    """Agents in wrap-up past the limit of their last call's queue (`wrap_up_deadline`)."""
+    limit = Coalesce(NullIf(_wrap_up_seconds_of_last_call(), 0), DEFAULT_WRAP_UP_SECONDS)
+    over_since = ExpressionWrapper(
+        Value(now) - limit * Value(timedelta(seconds=1)), output_field=DateTimeField()
     )
-    return [
-        agent_id
-        for agent_id, since, limit in rows
-        if since + timedelta(seconds=limit or DEFAULT_WRAP_UP_SECONDS) <= now
-    ]
+    return (
+        Agent.objects.filter(status=AgentStatus.WRAP_UP)
+        .alias(over_since=over_since)
+        .filter(status_changed_at__lte=F("over_since"))
+    )
 
 
 def call_detail(call: Call) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """When Celery beat hands the router's sweep to a worker: every interval while anything is in
-flight, never on a quiet line.
+flight or overdue (a wrap-up within its limit is neither), never on a quiet line.
 
 Beat asks once an interval, with one query (`selectors.anything_to_sweep`), instead of sending
 a task a second that a worker receives, runs and acknowledges only to find nothing to do. When
@@ -30,11 +30,12 @@ class WhileAnythingToSweep(schedule):
 
 def _anything_to_sweep() -> bool:
     from django.db import DatabaseError, connection
+    from django.utils import timezone
 
     from routing import selectors
 
     try:
-        return selectors.anything_to_sweep()
+        return selectors.anything_to_sweep(now=timezone.now())
     except DatabaseError as failed:
         logger.warning("router sweep sent unchecked: %s", failed)
         # A connection the database dropped (a restart) is opened afresh next time.

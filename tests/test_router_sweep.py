@@ -8,7 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from routing import router
-from routing.models import Agent, Offer
+from routing.models import DEFAULT_WRAP_UP_SECONDS, Agent, Offer
 from routing.states import AgentStatus, OfferState
 from tests.routing_helpers import arrive
 
@@ -72,3 +72,44 @@ def test_beat_sends_no_sweep_on_a_quiet_line_and_one_every_interval_while_a_call
 
     assert schedule.is_due(last_sweep).is_due
     assert not schedule.is_due(timezone.now()).is_due
+
+
+def test_agents_wrapping_up_within_their_limit_wake_no_sweep(make_agent, queue):
+    """After a rush, agents wrap up for minutes: the sweeper has nothing to do until a wrap-up
+    runs over, so beat sends none, and one as soon as it does."""
+    schedule = settings.CELERY_BEAT_SCHEDULE["routing-sweep"]["schedule"]
+    last_sweep = timezone.now() - timedelta(minutes=1)
+    dana = make_agent("dana", status=AgentStatus.AVAILABLE)
+    queue.wrap_up_seconds = 60
+    queue.save(update_fields=["wrap_up_seconds"])
+    call = arrive(queue=queue, publish=False)
+    call.state, call.agent, call.ended_at = "ended", dana, timezone.now()
+    call.save(update_fields=["state", "agent", "ended_at"])
+    Agent.objects.filter(id=dana.id).update(
+        status=AgentStatus.WRAP_UP, status_changed_at=timezone.now() - timedelta(seconds=50)
+    )
+
+    assert not schedule.is_due(last_sweep).is_due
+
+    Agent.objects.filter(id=dana.id).update(
+        status_changed_at=timezone.now() - timedelta(seconds=61)
+    )
+
+    assert schedule.is_due(last_sweep).is_due
+    assert router.sweep()["wrap_ups_ended"] == 1
+
+
+def test_a_wrap_up_with_no_limit_of_its_own_runs_the_default_limit(make_agent):
+    dana = make_agent("dana", status=AgentStatus.AVAILABLE)
+    Agent.objects.filter(id=dana.id).update(
+        status=AgentStatus.WRAP_UP,
+        status_changed_at=timezone.now() - timedelta(seconds=DEFAULT_WRAP_UP_SECONDS - 5),
+    )
+
+    assert router.sweep() == {}
+
+    Agent.objects.filter(id=dana.id).update(
+        status_changed_at=timezone.now() - timedelta(seconds=DEFAULT_WRAP_UP_SECONDS + 1)
+    )
+
+    assert router.sweep()["wrap_ups_ended"] == 1
