@@ -200,6 +200,23 @@ _LONGEST_IDLE_SQL = f"""
 """
 
 
+def agents_for_update(agent_ids: list[int]) -> dict[int, Agent]:
+    """The agents, locked in id order (waiting for another transaction that holds one), with
+    their user: the answering agent and any who accepted the call elsewhere, in one statement."""
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(_AGENTS_FOR_UPDATE_SQL, [sorted(set(agent_ids))])
+        return {agent.id: agent for agent in map(_agent_with_user, cursor.fetchall())}
+
+
+_AGENTS_FOR_UPDATE_SQL = f"""
+    SELECT {_AGENT_WITH_USER_COLUMNS}
+    {_AGENT_WITH_USER_FROM}
+    WHERE agent.id = ANY(%s::bigint[])
+    ORDER BY agent.id
+    FOR UPDATE OF agent
+"""
+
+
 def _agent_with_user(row) -> Agent:
     (agent_values, user_values), _rest = rows.split(row, Agent, User)
     agent = rows.instance(Agent, agent_values)
