@@ -52,6 +52,20 @@ def open_offers() -> QuerySet[Offer]:
     return Offer.objects.filter(state=OfferState.OFFERED)
 
 
+def offers_ringing_for(agent_id: int) -> list[tuple[int, int]]:
+    """The agent's open offers, as (offer id, call id): read on every answered call, so written
+    as SQL and prepared (see customers.rows)."""
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(_OFFERS_RINGING_FOR_SQL, [agent_id, OfferState.OFFERED])
+        return cursor.fetchall()
+
+
+_OFFERS_RINGING_FOR_SQL = f"""
+    SELECT id, call_id FROM {Offer._meta.db_table} WHERE agent_id = %s AND state = %s
+    ORDER BY offered_at DESC, id DESC
+"""
+
+
 def anything_to_sweep() -> bool:
     """Whether the router's sweeper could have work: an offer ringing, a call waiting (in its
     queue, ringing, or accepted and not yet answered) or an agent in wrap-up. Every deadline and

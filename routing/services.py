@@ -646,9 +646,7 @@ def withdraw_offers_ringing_for(*, agent_id: int, now: datetime) -> int:
     order, so with SKIP LOCKED: an offer whose call another transaction holds is left to the
     sweeper (`withdraw_offers_to_agents_on_a_call`), and an accept of it is refused."""
     withdrawn = 0
-    for offer_id, call_id in (
-        selectors.open_offers().filter(agent_id=agent_id).values_list("id", "call_id")
-    ):
+    for offer_id, call_id in selectors.offers_ringing_for(agent_id):
         call = (
             Call.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("queue")
