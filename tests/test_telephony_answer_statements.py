@@ -7,7 +7,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import AccessReason, ContextAccess
-from routing.models import AgentStatusChange, Call
+from routing import router, services
+from routing.models import AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import AgentStatus
 from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
 
@@ -90,3 +91,44 @@ def test_candidates_of_a_shared_number_are_audited_in_name_order(
         .values_list("customer_id", "user_id")
     )
     assert looks == [(ann.id, dana.user_id), (zoe.id, dana.user_id)]
+
+
+def test_an_agent_who_accepted_is_freed_when_another_is_connected(client, queue, make_agent):
+    dana = make_agent("dana", extension="2001", status=AgentStatus.AVAILABLE)
+    omar = make_agent("omar", extension="2002", status=AgentStatus.OFFLINE)
+    post_event(client, ringing("CA1"))
+    call = Call.objects.get()
+    router.route_call(call.id)
+    offer = Offer.objects.get(call=call)
+    assert offer.agent_id == dana.id
+    services.accept_offer(offer_id=offer.id, agent_id=dana.id)
+
+    post_event(client, event("call.answered", "CA1", agent="2002"))
+
+    dana.refresh_from_db()
+    omar.refresh_from_db()
+    assert (dana.status, omar.status) == (AgentStatus.AVAILABLE, AgentStatus.BUSY)
+    assert AgentStatusChange.objects.filter(agent=dana).latest("id").reason == (
+        "answered_elsewhere"
+    )
+    assert AgentStatusChange.objects.filter(agent=omar).latest("id").reason == "call_answered"
+    reasons = list(RoutingDecision.objects.filter(call=call).values_list("reason", "agent_id"))
+    assert reasons[-1] == (DecisionReason.TELEPHONY_ANSWERED, omar.id)
+
+
+def test_an_agent_stays_busy_when_one_of_their_two_calls_ends(client, queue, make_agent):
+    dana = make_agent("dana", extension="2001", status=AgentStatus.AVAILABLE)
+    for call_id, number in (("CA1", "+14155550901"), ("CA2", "+14155550902")):
+        post_event(client, ringing(call_id, **{"from": number}))
+        post_event(client, event("call.answered", call_id, agent="2001"))
+
+    post_event(client, event("call.ended", "CA1", reason="completed"))
+
+    dana.refresh_from_db()
+    assert dana.status == AgentStatus.BUSY
+    assert not AgentStatusChange.objects.filter(agent=dana, status=AgentStatus.WRAP_UP).exists()
+
+    post_event(client, event("call.ended", "CA2", reason="completed"))
+
+    dana.refresh_from_db()
+    assert dana.status == AgentStatus.WRAP_UP
