@@ -14,6 +14,7 @@ a cProfile of the chosen event types.
 from __future__ import annotations
 
 import argparse
+import base64
 import cProfile
 import json
 import os
@@ -52,7 +53,7 @@ def main() -> None:
     options = parser.parse_args()
     with embedded_services(RUNTIME_DIR / "bench-goals") as urls:
         os.environ.update(urls)
-        secret = "whsec_" + secrets.token_urlsafe(24)
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
         os.environ.update(
             DJANGO_SETTINGS_MODULE="rapport.settings",
             DEBUG="0",
