@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from routing import dispatch, messages, selectors, services
-from routing.models import WAITING_REASONS, Agent, Call, DecisionReason, Offer
+from routing.models import WAITING_REASONS, Agent, Call, DecisionReason
 from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
 
 logger = logging.getLogger(__name__)
@@ -48,33 +48,32 @@ def call_answered(call: Call) -> None:
     """The telephony system connected `call` to `call.agent`."""
     now = timezone.now()
     agent_id = call.agent_id
-    accepted_by_agent = False
-    for offer in Offer.objects.select_for_update().filter(call=call, state=OfferState.OFFERED):
-        offer.call = call
-        outcome = OfferState.ACCEPTED if offer.agent_id == agent_id else OfferState.WITHDRAWN
-        accepted_by_agent |= outcome == OfferState.ACCEPTED
-        services.close_offer(offer=offer, outcome=outcome, now=now)
-        if outcome == OfferState.WITHDRAWN:
+    closed = services.close_offers_of_call(call=call, now=now, accepting=agent_id)
+    for offer in closed.offers:
+        if offer.state == OfferState.WITHDRAWN:
             services.request_offer_for_agent(agent_id=offer.agent_id)
-    accepted_by_agent |= Offer.objects.filter(
-        call=call, agent_id=agent_id, state=OfferState.ACCEPTED
-    ).exists()
     # Someone accepted but the telephony system connected another agent: free the first one.
-    for other in (
-        Agent.objects.select_for_update()
-        .filter(offers__call=call, offers__state=OfferState.ACCEPTED, status=AgentStatus.BUSY)
-        .exclude(id=agent_id)
-    ):
-        services.set_status(agent=other, status=AgentStatus.AVAILABLE, reason="answered_elsewhere")
+    # Every agent this answer changes is locked at once, in id order.
+    accepted_elsewhere = sorted(closed.accepted_by - {agent_id})
+    agents = selectors.agents_for_update(
+        accepted_elsewhere if agent_id is None else [*accepted_elsewhere, agent_id]
+    )
+    for other_id in accepted_elsewhere:
+        other = agents.get(other_id)
+        if other is not None and other.status == AgentStatus.BUSY:
+            services.set_status(
+                agent=other, status=AgentStatus.AVAILABLE, reason="answered_elsewhere"
+            )
     _stop_waiting_for_last_agent(call, why="answered")
     if agent_id is None:
         return
-    if not accepted_by_agent:
+    if agent_id not in closed.accepted_by:
         services.record_decision(
             call=call, reason=DecisionReason.TELEPHONY_ANSWERED, agent_id=agent_id, now=now
         )
-    agent = Agent.objects.select_for_update().get(id=agent_id)
-    _take_call(call, agent, reason="call_answered", now=now)
+    _take_call(
+        call, agents[agent_id], reason="call_answered", now=now, customer_ids=closed.customer_ids
+    )
 
 
 def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
@@ -82,21 +81,31 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     `call.agent`: the first agent's part is over, as if the call had ended for them; the new
     agent is on it and sees the caller."""
     now = timezone.now()
-    for agent_id in services.withdraw_offers(call=call, now=now):
+    withdrawn = services.withdraw_offers_of_call(call=call, now=now)
+    for agent_id in withdrawn.freed:
         services.request_offer_for_agent(agent_id=agent_id)
     _stop_waiting_for_last_agent(call, why="answered")
     # Both agents at once, in id order: another transfer between the same two agents locks
     # them in the same order.
-    agents = {
-        agent.id: agent
-        for agent in Agent.objects.select_for_update()
-        .filter(id__in=[from_agent_id, call.agent_id])
-        .order_by("id")
-    }
+    agents = selectors.agents_for_update(
+        [agent_id for agent_id in (from_agent_id, call.agent_id) if agent_id is not None]
+    )
     if from_agent_id in agents and from_agent_id != call.agent_id:
-        _leave_call(call, agents[from_agent_id], reason="call_transferred", now=now)
+        _leave_call(
+            call,
+            agents[from_agent_id],
+            reason="call_transferred",
+            now=now,
+            customer_ids=withdrawn.customer_ids,
+        )
     if call.agent_id in agents and call.agent_id != from_agent_id:
-        _take_call(call, agents[call.agent_id], reason="call_transferred", now=now)
+        _take_call(
+            call,
+            agents[call.agent_id],
+            reason="call_transferred",
+            now=now,
+            customer_ids=withdrawn.customer_ids,
+        )
 
 
 def _stop_waiting_for_last_agent(call: Call, *, why: str) -> None:
@@ -107,40 +116,53 @@ def _stop_waiting_for_last_agent(call: Call, *, why: str) -> None:
         Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
 
 
-def _take_call(call: Call, agent: Agent, *, reason: str, now) -> None:
+def _take_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: list[int]) -> None:
     """`agent` (locked) is connected to `call`: busy, with nothing else ringing for them."""
     services.set_status(agent=agent, status=AgentStatus.BUSY, reason=reason, now=now)
     services.withdraw_offers_ringing_for(agent_id=agent.id, now=now)
-    services.show_call(call=call, agent=agent)
+    services.show_call(call=call, agent=agent, customer_ids=customer_ids)
 
 
-def _leave_call(call: Call, agent: Agent, *, reason: str, now) -> None:
+def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: list[int]) -> None:
     """`agent` (locked) is no longer on `call`: wrap-up after a conversation, available when
-    the caller was never connected, busy still while another call is theirs."""
+    the caller was never connected, busy still while another call is theirs (checked in the
+    status change's own statement)."""
     if agent.status != AgentStatus.BUSY:
-        return
-    if selectors.calls_in_hand(agent.id).exclude(id=call.id).exists():
         return
     if call.connected_at is None:
         why = "caller_hung_up" if call.state in FINAL_STATES else reason
-        services.set_status(agent=agent, status=AgentStatus.AVAILABLE, reason=why)
+        services.set_status(
+            agent=agent, status=AgentStatus.AVAILABLE, reason=why, unless_in_hand_besides=call.id
+        )
         return
-    services.set_status(agent=agent, status=AgentStatus.WRAP_UP, reason=reason, now=now)
+    if not services.set_status(
+        agent=agent,
+        status=AgentStatus.WRAP_UP,
+        reason=reason,
+        now=now,
+        unless_in_hand_besides=call.id,
+    ):
+        return
     services.show_call(
-        call=call, agent=agent, state=CallState.WRAP_UP, handed_over=agent.id != call.agent_id
+        call=call,
+        agent=agent,
+        state=CallState.WRAP_UP,
+        handed_over=agent.id != call.agent_id,
+        customer_ids=customer_ids,
     )
 
 
 def call_ended(call: Call) -> None:
     """The call ended or was abandoned: withdraw any offer, start the agent's wrap-up."""
     now = timezone.now()
-    for agent_id in services.withdraw_offers(call=call, now=now):
+    withdrawn = services.withdraw_offers_of_call(call=call, now=now)
+    for agent_id in withdrawn.freed:
         services.request_offer_for_agent(agent_id=agent_id)
     _stop_waiting_for_last_agent(call, why="ended")
     if call.agent_id is None:
         return
-    agent = Agent.objects.select_for_update().get(id=call.agent_id)
-    _leave_call(call, agent, reason="call_ended", now=now)
+    agent = selectors.agents_for_update([call.agent_id])[call.agent_id]
+    _leave_call(call, agent, reason="call_ended", now=now, customer_ids=withdrawn.customer_ids)
 
 
 def route_call(call_id: int) -> None:

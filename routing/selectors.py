@@ -56,6 +56,20 @@ def open_offers() -> QuerySet[Offer]:
     return Offer.objects.filter(state=OfferState.OFFERED)
 
 
+def offers_ringing_for(agent_id: int) -> list[tuple[int, int]]:
+    """The agent's open offers, as (offer id, call id): read on every answered call, so written
+    as SQL and prepared (see customers.rows)."""
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(_OFFERS_RINGING_FOR_SQL, [agent_id, OfferState.OFFERED])
+        return cursor.fetchall()
+
+
+_OFFERS_RINGING_FOR_SQL = f"""
+    SELECT id, call_id FROM {Offer._meta.db_table} WHERE agent_id = %s AND state = %s
+    ORDER BY offered_at DESC, id DESC
+"""
+
+
 def anything_to_sweep(*, now: datetime) -> bool:
     """Whether the router's sweeper could have work: an offer ringing, a call waiting (in its
     queue, ringing, or accepted and not yet answered) or an agent whose wrap-up ran over. Every
@@ -204,6 +218,23 @@ _LONGEST_IDLE_SQL = f"""
     ORDER BY agent.status_changed_at, agent.id
     LIMIT 1
     FOR UPDATE OF agent SKIP LOCKED
+"""
+
+
+def agents_for_update(agent_ids: list[int]) -> dict[int, Agent]:
+    """The agents, locked in id order (waiting for another transaction that holds one), with
+    their user: the answering agent and any who accepted the call elsewhere, in one statement."""
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(_AGENTS_FOR_UPDATE_SQL, [sorted(set(agent_ids))])
+        return {agent.id: agent for agent in map(_agent_with_user, cursor.fetchall())}
+
+
+_AGENTS_FOR_UPDATE_SQL = f"""
+    SELECT {_AGENT_WITH_USER_COLUMNS}
+    {_AGENT_WITH_USER_FROM}
+    WHERE agent.id = ANY(%s::bigint[])
+    ORDER BY agent.id
+    FOR UPDATE OF agent
 """
 
 

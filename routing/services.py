@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from customers import rows
 from customers.audit import record_context_access, record_context_access_by_users
-from customers.models import AccessReason
+from customers.models import AccessReason, Customer
 from routing import dispatch, messages, selectors
 from routing.broadcast import notify_supervisors, send_to_agent
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
@@ -27,6 +28,7 @@ from routing.states import (
     MISSED_CALL,
     SELF_SERVICE_STATUSES,
     TALKING_STATES,
+    WAITING_STATES,
     AgentStatus,
     CallState,
     OfferState,
@@ -289,16 +291,23 @@ def stop_waiting_for_last_agent(call: Call, *, why: str) -> None:
 
 
 def show_call(
-    *, call: Call, agent: Agent, state: str | None = None, handed_over: bool = False
+    *,
+    call: Call,
+    agent: Agent,
+    state: str | None = None,
+    handed_over: bool = False,
+    customer_ids: list[int] | None = None,
 ) -> None:
     """Put `call` and its caller on the screen of `agent`: a read of the caller's context,
     recorded like the screen-pop of an offer. Only the agent connected to the call, one it was
-    offered to, or the agent who just `handed_over` the call to another is shown its caller."""
+    offered to, or the agent who just `handed_over` the call to another is shown its caller.
+    `customer_ids`: `messages.customer_ids_on_card`, when the caller read it already."""
     theirs = handed_over or agent.id == call.agent_id
     if not theirs and not call.offers.filter(agent=agent).exists():
         logger.warning("call %r: not shown to agent %s, not theirs", call.telephony_call_id, agent)
         return
-    customer_ids = messages.customer_ids_on_card(call)
+    if customer_ids is None:
+        customer_ids = messages.customer_ids_on_card(call)
     caller = messages.caller_for_call(call, customer_ids=customer_ids)
     if customer_ids:
         record_context_access(
@@ -339,14 +348,103 @@ def close_offer(*, offer: Offer, outcome: str, now: datetime) -> None:
     offer.state = outcome
     offer.responded_at = now
     offer.save(update_fields=["state", "responded_at"])
+    _tell_offer_ended(offer, call=offer.call)
+
+
+def _tell_offer_ended(offer: Offer, *, call: Call) -> None:
     send_to_agent(
         offer.agent_id,
         {
             "type": "offer_ended",
             "offer_id": offer.id,
-            "call_id": offer.call.telephony_call_id,
-            "outcome": outcome,
+            "call_id": call.telephony_call_id,
+            "outcome": offer.state,
         },
+    )
+
+
+@dataclass(frozen=True)
+class ClosedOffers:
+    """What closing the offers ringing for a call found, read in the same statement."""
+
+    # The offers closed, in id order, each with its outcome.
+    offers: list[Offer]
+    # Agents whose offer of the call is accepted: before this statement, or by it.
+    accepted_by: frozenset[int]
+    # `messages.customer_ids_on_card`: the call's customer, else its candidates.
+    customer_ids: list[int]
+
+
+# Every offer still ringing for a locked call closed (accepted for `accepting`, else
+# `outcome`), with what answering or ending the call needs to know besides: the agents who had
+# accepted it, and the customers on its card. One statement for what were one per offer and
+# three reads; the call is locked, so no other transaction is waiting on its offers.
+_CLOSE_OFFERS_OF_CALL_SQL = f"""
+    WITH closed AS (
+        UPDATE {Offer._meta.db_table}
+        SET state = CASE WHEN agent_id = %(accepting)s::bigint THEN %(accepted)s
+                ELSE %(outcome)s END,
+            responded_at = %(now)s::timestamptz
+        WHERE call_id = %(call)s AND state = %(offered)s
+        RETURNING id, agent_id, offered_at, expires_at, state
+    )
+    SELECT
+        (SELECT COALESCE(json_agg(json_build_array(id, agent_id, offered_at, expires_at, state)
+            ORDER BY id), '[]')::text FROM closed),
+        ARRAY(SELECT accepted.agent_id FROM {Offer._meta.db_table} accepted
+            WHERE accepted.call_id = %(call)s AND accepted.state = %(accepted)s),
+        ARRAY(SELECT candidate.id
+            FROM {Call.candidates.through._meta.db_table} on_number
+            JOIN {Customer._meta.db_table} candidate ON candidate.id = on_number.customer_id
+            WHERE on_number.call_id = %(call)s AND %(read_candidates)s::boolean
+            ORDER BY candidate.name, candidate.id)
+"""
+
+
+def close_offers_of_call(
+    *,
+    call: Call,
+    now: datetime,
+    outcome: str = OfferState.WITHDRAWN,
+    accepting: int | None = None,
+) -> ClosedOffers:
+    """Close every offer ringing for `call` (locked by the caller): `accepting`'s accepted,
+    the others `outcome`; each agent is told. Sends nothing else: the caller says what follows
+    for each agent."""
+    check_offer_move(OfferState.OFFERED, outcome)
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(
+            _CLOSE_OFFERS_OF_CALL_SQL,
+            {
+                "call": call.id,
+                "accepting": accepting,
+                "accepted": OfferState.ACCEPTED,
+                "outcome": outcome,
+                "offered": OfferState.OFFERED,
+                "now": now,
+                "read_candidates": call.customer_id is None,
+            },
+        )
+        closed_json, accepted_before, candidate_ids = cursor.fetchone()
+    offers = []
+    for offer_id, agent_id, offered_at, expires_at, state in json.loads(closed_json):
+        offer = Offer(
+            id=offer_id,
+            call=call,
+            agent_id=agent_id,
+            state=state,
+            offered_at=datetime.fromisoformat(offered_at),
+            expires_at=datetime.fromisoformat(expires_at),
+            responded_at=now,
+        )
+        offer._state.adding = False
+        offers.append(offer)
+        _tell_offer_ended(offer, call=call)
+    accepted_now = {offer.agent_id for offer in offers if offer.state == OfferState.ACCEPTED}
+    return ClosedOffers(
+        offers=offers,
+        accepted_by=frozenset(accepted_before) | accepted_now,
+        customer_ids=[call.customer_id] if call.customer_id is not None else candidate_ids,
     )
 
 
@@ -548,9 +646,7 @@ def withdraw_offers_ringing_for(*, agent_id: int, now: datetime) -> int:
     order, so with SKIP LOCKED: an offer whose call another transaction holds is left to the
     sweeper (`withdraw_offers_to_agents_on_a_call`), and an accept of it is refused."""
     withdrawn = 0
-    for offer_id, call_id in (
-        selectors.open_offers().filter(agent_id=agent_id).values_list("id", "call_id")
-    ):
+    for offer_id, call_id in selectors.offers_ringing_for(agent_id):
         call = (
             Call.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("queue")
@@ -597,13 +693,23 @@ def withdraw_offers_to_agents_on_a_call() -> int:
 
 def withdraw_offers(*, call: Call, now: datetime, outcome: str = OfferState.WITHDRAWN) -> list[int]:
     """Stop every offer ringing for `call` (locked by the caller). Returns the agents freed."""
-    freed = []
-    for offer in Offer.objects.select_for_update().filter(call=call, state=OfferState.OFFERED):
-        offer.call = call
-        close_offer(offer=offer, outcome=outcome, now=now)
-        freed.append(offer.agent_id)
+    return withdraw_offers_of_call(call=call, now=now, outcome=outcome).freed
+
+
+@dataclass(frozen=True)
+class WithdrawnOffers:
+    freed: list[int]
+    customer_ids: list[int]
+
+
+def withdraw_offers_of_call(
+    *, call: Call, now: datetime, outcome: str = OfferState.WITHDRAWN
+) -> WithdrawnOffers:
+    """`withdraw_offers`, with the customers on the call's card read in the same statement."""
+    closed = close_offers_of_call(call=call, now=now, outcome=outcome)
+    for offer in closed.offers:
         notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
-    return freed
+    return WithdrawnOffers([offer.agent_id for offer in closed.offers], closed.customer_ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,9 +724,11 @@ def set_status(
     now: datetime | None = None,
     changed_by: Any = None,
     not_ready_reason: str = "",
+    unless_in_hand_besides: int | None = None,
 ) -> bool:
     """Move a locked agent to `status`, with its history row and the messages. Returns whether
-    anything changed.
+    anything changed. With `unless_in_hand_besides` (a call's id), nothing changes when the
+    agent has another call in hand (`selectors.calls_in_hand`), checked in the same statement.
 
     `reason` says what caused the change (set_by_agent, offer_timed_out, a supervisor's typed
     why); `not_ready_reason` what a not-ready agent is doing (lunch, missed_call), only with
@@ -635,24 +743,65 @@ def set_status(
     if agent.status != status:
         check_agent_move(agent.status, status)
     now = now or timezone.now()
-    AgentStatusChange.objects.create(
-        agent=agent,
-        status=status,
-        previous_status=agent.status,
-        changed_at=now,
-        changed_by=changed_by if changed_by is not None and changed_by.is_authenticated else None,
-        reason=reason,
-        not_ready_reason=not_ready_reason,
-    )
+    if changed_by is not None and not changed_by.is_authenticated:
+        changed_by = None
+    sql = _STATUS_SQL if unless_in_hand_besides is None else _STATUS_UNLESS_IN_HAND_SQL
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(
+            sql,
+            {
+                "agent": agent.id,
+                "status": status,
+                "previous": agent.status,
+                "now": now,
+                "changed_by": None if changed_by is None else changed_by.pk,
+                "reason": reason,
+                "not_ready_reason": not_ready_reason,
+                "call": unless_in_hand_besides,
+                "in_hand": _IN_HAND_STATES,
+            },
+        )
+        if cursor.fetchone() is None:
+            return False
     agent.status = status
     agent.status_changed_at = now
     agent.not_ready_reason = not_ready_reason
-    agent.save(update_fields=["status", "status_changed_at", "not_ready_reason"])
     send_to_agent(agent.id, messages.status_message(agent, reason=reason))
     notify_supervisors(agent_id=agent.id)
     if status == AgentStatus.AVAILABLE:
         request_offer_for_agent(agent_id=agent.id)
     return True
+
+
+# The agent's new status and its history row in one statement, written as SQL: every answered
+# and ended call changes an agent's status. The guarded form leaves an agent who has another
+# call in hand as they are; it runs after the agent's lock was taken, so its snapshot sees every
+# call given to them before.
+_STATUS_CHANGE_SQL = f"""
+    WITH changed AS (
+        UPDATE {Agent._meta.db_table}
+        SET status = %(status)s, status_changed_at = %(now)s::timestamptz,
+            not_ready_reason = %(not_ready_reason)s
+        WHERE id = %(agent)s {{guard}}
+        RETURNING id
+    ), history AS (
+        INSERT INTO {AgentStatusChange._meta.db_table}
+            (agent_id, status, previous_status, changed_at, changed_by_id, reason,
+             not_ready_reason)
+        SELECT changed.id, %(status)s, %(previous)s, %(now)s::timestamptz,
+            %(changed_by)s::bigint, %(reason)s, %(not_ready_reason)s
+        FROM changed
+    )
+    SELECT id FROM changed
+"""
+_STATUS_SQL = _STATUS_CHANGE_SQL.format(guard="")
+_STATUS_UNLESS_IN_HAND_SQL = _STATUS_CHANGE_SQL.format(
+    guard=f"""AND NOT EXISTS (
+        SELECT 1 FROM {Call._meta.db_table} in_hand
+        WHERE in_hand.agent_id = %(agent)s AND in_hand.state = ANY(%(in_hand)s::varchar[])
+            AND in_hand.id <> %(call)s::bigint)"""
+)
+_IN_HAND_STATES = sorted(TALKING_STATES | WAITING_STATES)
 
 
 @transaction.atomic

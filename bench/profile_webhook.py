@@ -1,0 +1,181 @@
+"""The webhook's own cost per event, in one process: statements, CPU and wall per event type.
+
+Uses the database `bench/goals.py` filled (`.rapport/bench-goals`; run `goals.py --only webhook
+--quick` once first): calls ring, are answered by one of its webhook agents (`90NN`, a queue of
+their own) and end, each event a signed POST through Django's test client (the view, the
+signature, the transaction and its on-commit sends to the real Redis, as under uvicorn; no worker
+runs, so nothing consumes the published tasks). Prints per event type the statements (BEGIN and
+COMMIT included), CPU ms and wall ms p50, the statements of the last one, and with `--profile`
+a cProfile of the chosen event types.
+
+    .venv/bin/python bench/profile_webhook.py [--calls 150] [--profile answered,ended] [--top 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import cProfile
+import json
+import os
+import pstats
+import secrets
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+from goals import WEBHOOK_QUEUE  # noqa: E402
+from webhook_bench import AGENTS  # noqa: E402
+
+from rapport.embedded import embedded_services  # noqa: E402
+from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
+
+EVENTS_URL = "/api/telephony/events/"
+KINDS = ("ringing", "answered", "ended")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=150)
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument(
+        "--profile", default="", help="event types to profile, comma-separated (e.g. answered)"
+    )
+    parser.add_argument("--show-sql", action="store_true", help="the last event's statements")
+    options = parser.parse_args()
+    with embedded_services(RUNTIME_DIR / "bench-goals") as urls:
+        os.environ.update(urls)
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="rapport.settings",
+            DEBUG="0",
+            LOG_LEVEL="WARNING",
+            CELERY_QUEUE="profile-webhook",
+            CHANNELS_PREFIX="profile-webhook",
+            TELEPHONY_WEBHOOK_SECRET=secret,
+            TELEPHONY_CONTROL_URL="",
+        )
+        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+        import django
+
+        django.setup()
+        run(options)
+
+
+def _signed(payload: dict) -> tuple[str, dict[str, str]]:
+    from telephony.signing import sign
+
+    body = json.dumps(payload)
+    headers = sign(body=body)
+    return body, {
+        "HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()
+    }
+
+
+def _events(run_id: str, number: int) -> list[tuple[str, dict]]:
+    call_id = f"profile-webhook-{run_id}-{number}"
+    now = datetime.now(tz=UTC).isoformat()
+    return [
+        (
+            "ringing",
+            {
+                "type": "call.ringing",
+                "call_id": call_id,
+                "occurred_at": now,
+                "from": f"+1415555{number % 10000:04d}",
+                "to": "+18005550100",
+                "queue": WEBHOOK_QUEUE,
+            },
+        ),
+        (
+            "answered",
+            {
+                "type": "call.answered",
+                "call_id": call_id,
+                "occurred_at": now,
+                "agent": f"90{number % AGENTS:02d}",
+            },
+        ),
+        (
+            "ended",
+            {"type": "call.ended", "call_id": call_id, "occurred_at": now, "reason": "completed"},
+        ),
+    ]
+
+
+def run(options) -> None:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from routing.models import Agent
+
+    # The webhook agents start free, as after goals.py's idle phase.
+    Agent.objects.filter(telephony_identity__startswith="90").update(
+        status="available", not_ready_reason=""
+    )
+    client = Client()
+    run_id = secrets.token_hex(3)
+    profiled = {kind for kind in options.profile.split(",") if kind}
+    profiler = cProfile.Profile()
+    figures = {kind: {"statements": [], "cpu": [], "wall": []} for kind in KINDS}
+    last: dict[str, list] = {}
+    warm_up = 5
+    for number in range(options.calls + warm_up):
+        for kind, payload in _events(run_id, number):
+            body, headers = _signed(payload)
+            with CaptureQueriesContext(connection) as queries:
+                started, started_cpu = time.perf_counter(), time.process_time()
+                if kind in profiled and number >= warm_up:
+                    profiler.enable()
+                response = client.generic(
+                    "POST",
+                    EVENTS_URL,
+                    body,
+                    content_type="application/json",
+                    secure=True,
+                    **headers,
+                )
+                if kind in profiled and number >= warm_up:
+                    profiler.disable()
+                wall = (time.perf_counter() - started) * 1000
+                cpu = (time.process_time() - started_cpu) * 1000
+            assert response.status_code == 202, (kind, response.status_code, response.content)
+            if number < warm_up:
+                continue
+            figures[kind]["statements"].append(len(queries.captured_queries))
+            figures[kind]["cpu"].append(cpu)
+            figures[kind]["wall"].append(wall)
+            last[kind] = queries.captured_queries
+    print(f"{options.calls} calls, {len(KINDS)} events each")
+    print(f"{'event':10} {'statements':>10} {'CPU ms p50':>11} {'wall ms p50':>12}")
+    for kind in KINDS:
+        data = figures[kind]
+        print(
+            f"{kind:10} {statistics.median(data['statements']):>10} "
+            f"{statistics.median(data['cpu']):>11.2f} {statistics.median(data['wall']):>12.2f}"
+        )
+    everything = [cpu for kind in KINDS for cpu in figures[kind]["cpu"]]
+    print(
+        f"all events: CPU ms mean {statistics.mean(everything):.2f}"
+        + (" (profiled events inflated)" if profiled else "")
+    )
+    if options.show_sql:
+        for kind in KINDS:
+            print(f"\n{kind}: {len(last[kind])} statements")
+            for query in last[kind]:
+                print(f"  {query['time']}s  {' '.join(query['sql'].split())[:160]}")
+    if profiled:
+        pstats.Stats(profiler).sort_stats(options.sort).print_stats(options.top)
+
+
+if __name__ == "__main__":
+    main()

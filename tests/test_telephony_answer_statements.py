@@ -1,0 +1,134 @@
+"""`call.answered` and `call.ended` in few statements (issue 14): the call's ringing offers
+closed with what the answer needs to know in one statement, the agents locked in one, the
+agent's status and its history row in one. Through the signed webhook, on real PostgreSQL."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from customers.models import AccessReason, ContextAccess
+from routing import router, services
+from routing.models import AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
+from routing.states import AgentStatus
+from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
+
+
+def _statements(client, payload) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = post_event(client, payload)
+    assert response.status_code == 202, response.content
+    return [" ".join(query["sql"].split()) for query in captured.captured_queries]
+
+
+def test_an_answer_and_a_hang_up_take_few_statements(client, queue, make_agent):
+    dana = make_agent("dana", extension="2001", status=AgentStatus.AVAILABLE)
+    post_event(client, ringing("CA1", **{"from": "+14155550999"}))
+
+    answered = _statements(client, event("call.answered", "CA1", agent="2001"))
+    ended = _statements(client, event("call.ended", "CA1", reason="completed"))
+
+    # BEGIN, the call's upsert, the agent named, the event with the call's update; the call's
+    # ringing offers closed (with who had accepted, and the caller's candidates), the agents
+    # locked, the decision "answered by the telephony system", the agent's status with its
+    # history row, the offers ringing for the agent elsewhere; COMMIT. Before: 14.
+    assert len(answered) == 10, "\n".join(answered)
+    # BEGIN, upsert, event; offers closed (with the candidates), the agent locked, wrap-up
+    # with its history row unless another call is in hand; COMMIT. Before: 10.
+    assert len(ended) == 7, "\n".join(ended)
+    history = list(
+        AgentStatusChange.objects.filter(agent=dana)
+        .order_by("id")
+        .values_list("previous_status", "status", "reason", "not_ready_reason")
+    )
+    assert history == [
+        ("available", "busy", "call_answered", ""),
+        ("busy", "wrap_up", "call_ended", ""),
+    ]
+    dana.refresh_from_db()
+    assert dana.status == AgentStatus.WRAP_UP
+
+
+def test_a_known_caller_answered_and_ended_is_audited_each_time(
+    client, queue, make_agent, make_customer
+):
+    dana = make_agent("dana", extension="2001", status=AgentStatus.AVAILABLE)
+    maya = make_customer("Maya Chen", consent="open")
+    post_event(client, ringing("CA1"))
+
+    post_event(client, event("call.answered", "CA1", agent="2001"))
+    post_event(client, event("call.ended", "CA1", reason="completed"))
+
+    call = Call.objects.get()
+    assert call.customer_id == maya.id
+    looks = list(
+        ContextAccess.objects.filter(call_id=call.id)
+        .order_by("id")
+        .values_list("customer_id", "user_id", "reason")
+    )
+    assert looks == [
+        (maya.id, dana.user_id, AccessReason.CALL),
+        (maya.id, dana.user_id, AccessReason.CALL),
+    ]
+
+
+def test_candidates_of_a_shared_number_are_audited_in_name_order(
+    client, queue, make_agent, make_customer
+):
+    dana = make_agent("dana", extension="2001", status=AgentStatus.AVAILABLE)
+    zoe = make_customer("Zoe Park", consent="open")
+    ann = make_customer("Ann Lee", consent="open")
+    post_event(client, ringing("CA1"))
+
+    post_event(client, event("call.answered", "CA1", agent="2001"))
+
+    call = Call.objects.get()
+    assert call.customer_id is None
+    looks = list(
+        ContextAccess.objects.filter(call_id=call.id)
+        .order_by("id")
+        .values_list("customer_id", "user_id")
+    )
+    assert looks == [(ann.id, dana.user_id), (zoe.id, dana.user_id)]
+
+
+def test_an_agent_who_accepted_is_freed_when_another_is_connected(client, queue, make_agent):
+    dana = make_agent("dana", extension="2001", status=AgentStatus.AVAILABLE)
+    omar = make_agent("omar", extension="2002", status=AgentStatus.OFFLINE)
+    post_event(client, ringing("CA1"))
+    call = Call.objects.get()
+    router.route_call(call.id)
+    offer = Offer.objects.get(call=call)
+    assert offer.agent_id == dana.id
+    services.accept_offer(offer_id=offer.id, agent_id=dana.id)
+
+    post_event(client, event("call.answered", "CA1", agent="2002"))
+
+    dana.refresh_from_db()
+    omar.refresh_from_db()
+    assert (dana.status, omar.status) == (AgentStatus.AVAILABLE, AgentStatus.BUSY)
+    assert AgentStatusChange.objects.filter(agent=dana).latest("id").reason == (
+        "answered_elsewhere"
+    )
+    assert AgentStatusChange.objects.filter(agent=omar).latest("id").reason == "call_answered"
+    reasons = list(RoutingDecision.objects.filter(call=call).values_list("reason", "agent_id"))
+    assert reasons[-1] == (DecisionReason.TELEPHONY_ANSWERED, omar.id)
+
+
+def test_an_agent_stays_busy_when_one_of_their_two_calls_ends(client, queue, make_agent):
+    dana = make_agent("dana", extension="2001", status=AgentStatus.AVAILABLE)
+    for call_id, number in (("CA1", "+14155550901"), ("CA2", "+14155550902")):
+        post_event(client, ringing(call_id, **{"from": number}))
+        post_event(client, event("call.answered", call_id, agent="2001"))
+
+    post_event(client, event("call.ended", "CA1", reason="completed"))
+
+    dana.refresh_from_db()
+    assert dana.status == AgentStatus.BUSY
+    assert not AgentStatusChange.objects.filter(agent=dana, status=AgentStatus.WRAP_UP).exists()
+
+    post_event(client, event("call.ended", "CA2", reason="completed"))
+
+    dana.refresh_from_db()
+    assert dana.status == AgentStatus.WRAP_UP
