@@ -4,7 +4,7 @@ import warnings
 from logging.config import dictConfig
 
 from celery import Celery
-from celery.signals import setup_logging, task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun, worker_process_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
 
@@ -28,6 +28,15 @@ def close_old_database_connections(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_process_shutdown.connect
+def send_queued_screen_messages(**kwargs) -> None:
+    """A task's screen messages go out after it returns (routing.broadcast): a pool process
+    that stops sends what it queued before it exits."""
+    from routing import broadcast
+
+    broadcast.flush(timeout=5)
 
 
 @setup_logging.connect

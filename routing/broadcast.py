@@ -17,42 +17,66 @@ from routing.groups import SUPERVISORS_GROUP, agent_group, session_group
 logger = logging.getLogger(__name__)
 
 _sender_lock = threading.Lock()
-_sender: tuple[int, asyncio.AbstractEventLoop] | None = None
+_sending: tuple[int, asyncio.AbstractEventLoop, asyncio.Queue] | None = None
 
 
-def _sender_loop() -> asyncio.AbstractEventLoop:
-    """This process's event loop for sending, on a thread of its own. async_to_sync would open
-    a loop and a new Redis connection for every message (about 13 ms each); this one keeps its
-    connections. Made again after a fork (Celery's prefork pool), whose child has no thread."""
-    global _sender
+def _sender() -> tuple[asyncio.AbstractEventLoop, asyncio.Queue]:
+    """This process's sending thread: an event loop that sends queued messages one after the
+    other, in the order they were queued, over connections it keeps. async_to_sync would open
+    a loop and a new Redis connection for every message (about 13 ms each). Made again after a
+    fork (Celery's prefork pool), whose child has no thread."""
+    global _sending
     with _sender_lock:
-        if _sender is None or _sender[0] != os.getpid():
+        if _sending is None or _sending[0] != os.getpid():
             loop = asyncio.new_event_loop()
+            queue: asyncio.Queue = asyncio.Queue()
+            loop.create_task(_send_in_order(queue))
             threading.Thread(
                 target=loop.run_forever, name="channel-layer-send", daemon=True
             ).start()
-            _sender = (os.getpid(), loop)
-        return _sender[1]
-
-
-def _send_now(group: str, event: dict[str, Any]) -> None:
-    send = get_channel_layer().group_send(group, event)
-    asyncio.run_coroutine_threadsafe(send, _sender_loop()).result(timeout=10)
+            _sending = (os.getpid(), loop, queue)
+        return _sending[1], _sending[2]
 
 
 def _group_send(group: str, event: dict[str, Any]) -> None:
-    """Runs after the change committed: a screen message that cannot go out is logged, never
-    raised into the request or task that made the change (screens heal from `state` on their
-    next connect). A pooled connection that a Redis restart closed gets one more try."""
+    """Runs after the change committed: hands the message to the sending thread and returns.
+    The request or task that made the change does not wait for Redis (three round trips a
+    message, each a thread switch and a GIL wait: the telephony webhook waited for three
+    messages on every answered call); messages still go out in the order they were queued."""
+    loop, queue = _sender()
+    loop.call_soon_threadsafe(queue.put_nowait, (group, event))
+
+
+async def _send_in_order(queue: asyncio.Queue) -> None:
+    while True:
+        item = await queue.get()
+        if isinstance(item, threading.Event):
+            item.set()
+            continue
+        await _send(*item)
+
+
+async def _send(group: str, event: dict[str, Any]) -> None:
+    """A screen message that cannot go out is logged, never raised (screens heal from `state`
+    on their next connect). A pooled connection that a Redis restart closed gets one more try."""
     try:
         try:
-            _send_now(group, event)
+            await get_channel_layer().group_send(group, event)
         except redis.exceptions.ConnectionError:
-            _send_now(group, event)
+            await get_channel_layer().group_send(group, event)
     except Exception as failed:
         logger.warning(
             "socket message to %s not sent: %s: %s", group, type(failed).__name__, failed
         )
+
+
+def flush(timeout: float = 10) -> bool:
+    """Wait until every message this process queued so far went out (or was given up on):
+    for a process about to exit. False when `timeout` seconds were not enough."""
+    loop, queue = _sender()
+    reached = threading.Event()
+    loop.call_soon_threadsafe(queue.put_nowait, reached)
+    return reached.wait(timeout)
 
 
 def send_to_agent(agent_id: int, message: dict[str, Any]) -> None:

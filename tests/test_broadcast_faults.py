@@ -3,6 +3,7 @@
 import pytest
 from channels.layers import channel_layers
 
+from routing import broadcast
 from routing.models import Call
 from tests.routing_helpers import tasks_published
 from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
@@ -36,4 +37,5 @@ def test_the_webhook_answers_202_when_the_screens_cannot_be_told(
 
     assert response.status_code == 202
     assert Call.objects.get(telephony_call_id="CA-no-screens").state == "connected"
+    assert broadcast.flush()
     assert "socket message to agent." in caplog.text
