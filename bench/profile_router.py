@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import os
 import pstats
 import secrets
 import statistics
@@ -25,10 +24,8 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
+from in_process import on_bench_database  # noqa: E402
 from offer_latency import HEAVY_CALLERS, LIGHT_CALLERS, heavy_number, light_number  # noqa: E402
-
-from rapport.embedded import embedded_services  # noqa: E402
-from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
 
 
 def main() -> None:
@@ -40,19 +37,7 @@ def main() -> None:
         "--no-profile", action="store_true", help="time only: CPU and wall per route_call"
     )
     options = parser.parse_args()
-    with embedded_services(RUNTIME_DIR / "bench-goals") as urls:
-        os.environ.update(urls)
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="rapport.settings",
-            DEBUG="0",
-            LOG_LEVEL="WARNING",
-            CELERY_QUEUE="profile-router",
-            CHANNELS_PREFIX="profile-router",
-        )
-        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-        import django
-
-        django.setup()
+    with on_bench_database("profile-router"):
         run(options)
 
 

@@ -17,7 +17,6 @@ import argparse
 import base64
 import cProfile
 import json
-import os
 import pstats
 import secrets
 import statistics
@@ -32,10 +31,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 from goals import WEBHOOK_QUEUE  # noqa: E402
+from in_process import on_bench_database  # noqa: E402
 from webhook_bench import AGENTS  # noqa: E402
-
-from rapport.embedded import embedded_services  # noqa: E402
-from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
 
 EVENTS_URL = "/api/telephony/events/"
 KINDS = ("ringing", "answered", "ended")
@@ -51,22 +48,10 @@ def main() -> None:
     )
     parser.add_argument("--show-sql", action="store_true", help="the last event's statements")
     options = parser.parse_args()
-    with embedded_services(RUNTIME_DIR / "bench-goals") as urls:
-        os.environ.update(urls)
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-        os.environ.update(
-            DJANGO_SETTINGS_MODULE="rapport.settings",
-            DEBUG="0",
-            LOG_LEVEL="WARNING",
-            CELERY_QUEUE="profile-webhook",
-            CHANNELS_PREFIX="profile-webhook",
-            TELEPHONY_WEBHOOK_SECRET=secret,
-            TELEPHONY_CONTROL_URL="",
-        )
-        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-        import django
-
-        django.setup()
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    with on_bench_database(
+        "profile-webhook", TELEPHONY_WEBHOOK_SECRET=secret, TELEPHONY_CONTROL_URL=""
+    ):
         run(options)
 
 

@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from customers.models import Customer, PhoneNumber
+from routing import services as routing_services
 from routing.models import Agent, Queue
 
 pytest_plugins = ["tests.browser_skips"]
@@ -50,3 +51,15 @@ def make_customer(db):
 def no_webhook_rate_limit(settings):
     """Tests fire events faster than any telephony system; the limit has its own test."""
     settings.TELEPHONY_RATE_LIMIT = ""
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[int, dict]]:
+    """What the router sends to agents' screens, as (agent id, message), instead of sending it."""
+    messages: list[tuple[int, dict]] = []
+    monkeypatch.setattr(
+        routing_services,
+        "send_to_agent",
+        lambda agent_id, message: messages.append((agent_id, message)),
+    )
+    return messages

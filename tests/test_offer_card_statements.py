@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from customers import audit, selectors
 from customers.models import CallNote, ContextAccess
-from routing import router, services
+from routing import router
 from routing.models import Agent, Call
 from routing.states import AgentStatus
 from tests.routing_helpers import arrive
@@ -20,15 +20,6 @@ from tests.routing_helpers import arrive
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 User = get_user_model()
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    messages = []
-    monkeypatch.setattr(
-        services, "send_to_agent", lambda agent_id, message: messages.append((agent_id, message))
-    )
-    return messages
 
 
 def _note(customer, author, text, *, minutes_ago, **fields):

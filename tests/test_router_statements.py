@@ -17,15 +17,6 @@ from tests.routing_helpers import arrive, past_call
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    messages = []
-    monkeypatch.setattr(
-        services, "send_to_agent", lambda agent_id, message: messages.append((agent_id, message))
-    )
-    return messages
-
-
 def offers(sent) -> list[dict]:
     return [message for _agent_id, message in sent if message["type"] == "offer"]
 
