@@ -65,8 +65,40 @@ class Rfc3339DateTimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-class TelephonyEventSerializer(serializers.Serializer):
+class EventSerializer(serializers.Serializer):
+    """A telephony format's event: a `from_` field named `from` on the wire, and fields that
+    only some kinds of event require (`required_by_kind`, keyed by the `kind_field`'s value).
+    Every bad field is named at once, those required by the event's kind included."""
+
+    kind_field = "type"
+    required_by_kind: dict[str, tuple[str, ...]] = {}
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = fields.pop("from_")
+        return fields
+
+    def to_internal_value(self, data):
+        errors: dict[str, Any] = {}
+        value = None
+        try:
+            value = super().to_internal_value(data)
+        except exceptions.ValidationError as invalid:
+            errors = dict(invalid.detail)
+        kind = data.get(self.kind_field) if isinstance(data, Mapping) else None
+        for name in self.required_by_kind.get(kind, ()) if isinstance(kind, str) else ():
+            given = data.get(name)
+            if name not in errors and (given is None or not str(given).strip()):
+                errors[name] = [f"This field is required on {kind} events."]
+        if errors:
+            raise exceptions.ValidationError(errors)
+        return value
+
+
+class TelephonyEventSerializer(EventSerializer):
     """One call event, as the contract in telephony-events.md defines it. Extra fields are kept."""
+
+    required_by_kind = REQUIRED_BY_TYPE
 
     type = serializers.ChoiceField(choices=CallEventType.values)
     call_id = serializers.CharField(max_length=128)
@@ -88,29 +120,6 @@ class TelephonyEventSerializer(serializers.Serializer):
     )
     reason = serializers.ChoiceField(choices=END_REASONS, required=False, allow_blank=True)
     metadata = serializers.DictField(required=False, help_text="Opaque, kept with the event.")
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
-
-    def to_internal_value(self, data):
-        # Name every bad field at once, including those required only by this event's type.
-        errors: dict[str, Any] = {}
-        value = None
-        try:
-            value = super().to_internal_value(data)
-        except exceptions.ValidationError as invalid:
-            errors = dict(invalid.detail)
-        if isinstance(data, Mapping):
-            event_type = data.get("type")
-            for name in REQUIRED_BY_TYPE.get(event_type, ()) if isinstance(event_type, str) else ():
-                given = data.get(name)
-                if name not in errors and (given is None or not str(given).strip()):
-                    errors[name] = [f"This field is required on {event_type} events."]
-        if errors:
-            raise exceptions.ValidationError(errors)
-        return value
 
 
 # Validation keeps no state in the serializer, so one instance (its fields built once) serves

@@ -22,6 +22,7 @@ from telephony.api import (
     ERROR_DETAIL,
     FIELD_ERRORS,
     SIGNATURE_PARAMETERS,
+    EventSerializer,
     authorise_pull,
     check_storable,
 )
@@ -33,8 +34,11 @@ REQUIRED_BY_EVENT = {"newCall": ("from", "to")}
 MAX_USERS = 50
 
 
-class GenericCtiSerializer(serializers.Serializer):
+class GenericCtiSerializer(EventSerializer):
     """One Generic CTI event. Unknown fields are kept with the event."""
+
+    kind_field = "event"
+    required_by_kind = REQUIRED_BY_EVENT
 
     event = serializers.ChoiceField(choices=list(EVENT_TYPES))
     callId = serializers.CharField(max_length=128)  # noqa: N815 (the format's own name)
@@ -52,27 +56,6 @@ class GenericCtiSerializer(serializers.Serializer):
         max_length=64, required=False, allow_blank=True
     )
     cause = serializers.ChoiceField(choices=list(CAUSE_REASONS), required=False, allow_blank=True)
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields["from"] = fields.pop("from_")
-        return fields
-
-    def to_internal_value(self, data):
-        errors: dict[str, Any] = {}
-        value = None
-        try:
-            value = super().to_internal_value(data)
-        except exceptions.ValidationError as invalid:
-            errors = dict(invalid.detail)
-        event = data.get("event")
-        for name in REQUIRED_BY_EVENT.get(event, ()) if isinstance(event, str) else ():
-            given = data.get(name)
-            if name not in errors and (given is None or not str(given).strip()):
-                errors[name] = [f"This field is required on {event} events."]
-        if errors:
-            raise exceptions.ValidationError(errors)
-        return value
 
 
 CTI_VALIDATOR = GenericCtiSerializer()
