@@ -29,6 +29,7 @@ import json
 import os
 import resource
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -668,6 +669,11 @@ def main() -> None:
         metavar="FILE",
         help="run the Celery worker under py-spy, its samples (collapsed stacks) to FILE",
     )
+    parser.add_argument(
+        "--profile-server",
+        metavar="FILE",
+        help="run uvicorn under py-spy, its samples (collapsed stacks) to FILE",
+    )
     parser.add_argument("--fill", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.fill:
@@ -710,14 +716,23 @@ def main() -> None:
         log = STATE_DIR / "uvicorn.log"
         log_file = log.open("w")
         uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
-        profiler = []
-        if options.profile_worker:
-            py_spy = Path(python).parent / "py-spy"
-            profiler = [str(py_spy), "record", "--subprocesses", "-r", "200", "-f", "raw"]
-            profiler += ["-o", options.profile_worker, "--"]
+
+        def under_py_spy(out: str | None) -> list[str]:
+            if not out:
+                return []
+            # --gil: only samples holding the GIL, i.e. Python using the CPU, not waiting.
+            sampling = ["--subprocesses", "--gil", "-r", "100", "-f", "raw", "-o", out, "--"]
+            return [str(Path(python).parent / "py-spy"), "record", *sampling]
+
+        profiler = under_py_spy(options.profile_worker)
         processes = {
             "uvicorn": subprocess.Popen(
-                [*uvicorn, "rapport.asgi:application", "--port", str(port), "--lifespan", "off"],
+                [
+                    *under_py_spy(options.profile_server),
+                    *uvicorn,
+                    "rapport.asgi:application",
+                    *("--port", str(port), "--lifespan", "off"),
+                ],
                 cwd=ROOT,
                 env={**env, "DB_POOL_MAX_SIZE": "8"},
                 stdout=log_file,
@@ -760,7 +775,10 @@ def main() -> None:
             results = asyncio.run(drive(urls, rapport_url, bare_url, secret, sessions, pids, log))
         finally:
             for process in processes.values():
-                process.terminate()
+                # py-spy writes its samples on SIGINT, not on SIGTERM.
+                process.send_signal(
+                    signal.SIGINT if process.args[0].endswith("py-spy") else signal.SIGTERM
+                )
             for process in processes.values():
                 try:
                     process.wait(20)

@@ -46,11 +46,17 @@ def main() -> None:
     parser.add_argument(
         "--profile", default="", help="event types to profile, comma-separated (e.g. answered)"
     )
+    parser.add_argument(
+        "--rate-limit", default="", help="TELEPHONY_RATE_LIMIT (default: off, as in goals.py)"
+    )
     parser.add_argument("--show-sql", action="store_true", help="the last event's statements")
     options = parser.parse_args()
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     with on_bench_database(
-        "profile-webhook", TELEPHONY_WEBHOOK_SECRET=secret, TELEPHONY_CONTROL_URL=""
+        "profile-webhook",
+        TELEPHONY_WEBHOOK_SECRET=secret,
+        TELEPHONY_CONTROL_URL="",
+        TELEPHONY_RATE_LIMIT=options.rate_limit,
     ):
         run(options)
 
@@ -110,7 +116,7 @@ def run(options) -> None:
     client = Client()
     run_id = secrets.token_hex(3)
     profiled = {kind for kind in options.profile.split(",") if kind}
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     figures = {kind: {"statements": [], "cpu": [], "wall": []} for kind in KINDS}
     last: dict[str, list] = {}
     warm_up = 5
@@ -159,7 +165,11 @@ def run(options) -> None:
             for query in last[kind]:
                 print(f"  {query['time']}s  {' '.join(query['sql'].split())[:160]}")
     if profiled:
-        pstats.Stats(profiler).sort_stats(options.sort).print_stats(options.top)
+        stats = pstats.Stats(profiler).sort_stats(options.sort)
+        stats.print_stats(options.top)
+        import os
+        if os.environ.get("CALLERS"):
+            stats.print_callers(os.environ["CALLERS"])
 
 
 if __name__ == "__main__":
