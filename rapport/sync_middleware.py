@@ -18,13 +18,18 @@ per webhook event.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
-from django.core.handlers.asgi import ASGIHandler
-from django.http import HttpRequest, HttpResponseBase
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import FileResponse, HttpResponseBase
+from django.urls import set_script_prefix
 
 IDLE_REQUEST_THREADS_KEPT = 64
 
@@ -69,11 +74,53 @@ class SyncChainASGIHandler(ASGIHandler):
         finally:
             self.request_threads.give_back(executor)
 
+    async def handle(self, scope, receive, send) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            response = await sync_to_async(self.respond, thread_sensitive=True)(scope, body_file)
+            if response.streaming:
+                await self.send_stream(response, receive, send)
+            else:
+                # A client gone by now is no error: the server drops what is sent to it.
+                await self.send_response(response, send)
+        finally:
+            body_file.close()
+
+    def respond(self, scope, body_file) -> HttpResponseBase:
+        """All of a request's synchronous part in one hand-off to its thread: Django's handler
+        makes three (request_started, the chain and view, then the response's close)."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            # The body is in memory: closing (request_finished, which hands the database
+            # connection back) need not wait for it to be sent.
+            response.close()
+        return response
+
+    async def send_stream(self, response: HttpResponseBase, receive, send) -> None:
+        """A streamed body is sent as Django sends it: stopped if the client goes away."""
+        sending = asyncio.create_task(self.send_response(response, send))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait([sending, listening], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (listening, sending):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                    await task
+            await sync_to_async(response.close, thread_sensitive=True)()
+
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
-
-    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
 
 def get_asgi_application() -> SyncChainASGIHandler:

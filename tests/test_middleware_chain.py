@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 from asgiref.sync import AsyncToSync, SyncToAsync, async_to_sync, iscoroutinefunction
-from django.core.signals import request_started
-from django.http import JsonResponse
+from django.core.signals import request_finished, request_started
+from django.http import JsonResponse, StreamingHttpResponse
 from django.urls import path
 
 from rapport.sync_middleware import RequestThreads, SyncChainASGIHandler
@@ -124,3 +124,81 @@ def test_idle_threads_beyond_the_kept_number_are_stopped():
         time.sleep(0.01)
     assert list(threads.idle) in ([first], [second])
     assert (first._shutdown, second._shutdown) in ((False, True), (True, False))
+
+
+class CountingThreads(RequestThreads):
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed: list[str] = []
+
+    def lend(self):
+        executor = super().lend()
+        original = executor.submit
+
+        def submit(fn, *args, **kwargs):
+            self.handed.append(getattr(fn, "__name__", repr(fn)))
+            return original(fn, *args, **kwargs)
+
+        executor.submit = submit
+        return executor
+
+
+def stream_of_two(request):
+    return StreamingHttpResponse(iter([b"one,", b"two"]))
+
+
+urlpatterns += [path("stream/", stream_of_two)]
+
+
+def _served(settings, *paths: str) -> tuple[list[httpx.Response], CountingThreads]:
+    settings.ROOT_URLCONF = __name__
+    settings.ALLOWED_HOSTS = ["testserver"]
+    handler = SyncChainASGIHandler()
+    handler.request_threads = threads = CountingThreads()
+
+    async def get() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=handler)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return [await client.get(each) for each in paths]
+
+    return async_to_sync(get)(), threads
+
+
+@pytest.mark.django_db
+def test_a_request_is_handed_to_its_thread_once_and_finished_there(settings):
+    finished_on: list = []
+
+    def note_finished(**kwargs):
+        finished_on.append(threading.current_thread())
+
+    seen_threads.clear()
+    request_finished.connect(note_finished)
+    try:
+        (response,), threads = _served(settings, "/where/")
+    finally:
+        request_finished.disconnect(note_finished)
+
+    assert response.status_code == 200
+    # Django's handler hands request_started, the view and the response's close to the thread
+    # one by one, each a wait for the thread and then for the event loop.
+    handed_for_the_request = [name for name in threads.handed if name != "_idle_again"]
+    assert len(handed_for_the_request) == 1, threads.handed
+    assert finished_on == seen_threads
+
+
+@pytest.mark.django_db
+def test_a_streamed_response_is_sent_whole_and_then_closed(settings):
+    finished: list = []
+
+    def note_finished(**kwargs):
+        finished.append(True)
+
+    request_finished.connect(note_finished)
+    try:
+        (response, after), _ = _served(settings, "/stream/", "/where/")
+    finally:
+        request_finished.disconnect(note_finished)
+
+    assert response.status_code == 200 and response.content == b"one,two"
+    assert after.status_code == 200
+    assert finished == [True, True]
