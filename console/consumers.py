@@ -99,9 +99,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         # socket opened (logged out elsewhere, deactivated) gets nothing more. Status and
         # offer-ended messages carry none and skip the check's query.
         if event["message"].get("type") in CUSTOMER_DATA_MESSAGES:
-            signed_in = await database_sync_to_async(roles.still_signed_in)(
-                self.user, self.session_key
-            )
+            signed_in = await roles.still_signed_in_on_loop(self.user, self.session_key)
             if not signed_in:
                 await self.close(code=REFUSED)
                 return

@@ -10,10 +10,13 @@ card's notes and the audit row can use it as well as routing.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import connection
 from django.db.backends.postgresql.base import CursorDebugWrapper, ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
@@ -87,3 +90,67 @@ def split(row: Sequence[Any], *models: type[Model]) -> tuple[list[Sequence[Any]]
         slices.append(row[start : start + width(model)])
         start += width(model)
     return slices, list(row[start:])
+
+
+# Reads made on the event loop itself -------------------------------------------------------
+
+
+_loop_connections: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, asyncio.Task[psycopg.AsyncConnection]
+] = weakref.WeakKeyDictionary()
+
+
+async def fetchone_on_loop(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
+    """One row of a read-only statement, read on the running event loop over an autocommit
+    connection of that loop's own, instead of in a thread: a socket's read before each offer
+    waited for the one thread Channels gives every socket's database work, and for the event
+    loop again after it (issue 14). Prepared on the server. A connection the server closed is
+    replaced, and the statement run once more."""
+    for attempt in (1, 2):
+        loop_connection = await _loop_connection()
+        try:
+            cursor = loop_connection.cursor()
+            async with cursor:
+                await cursor.execute(sql, params, prepare=True)
+                return await cursor.fetchone()
+        except psycopg.OperationalError:
+            if attempt == 2 or not (loop_connection.closed or loop_connection.broken):
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _loop_connection() -> psycopg.AsyncConnection:
+    loop = asyncio.get_running_loop()
+    opening = _loop_connections.get(loop)
+    if opening is None or _unusable(opening):
+        # One connection for the loop, however many sockets ask for it at once.
+        opening = _loop_connections[loop] = loop.create_task(_connect())
+    return await asyncio.shield(opening)
+
+
+def _unusable(opening: asyncio.Task[psycopg.AsyncConnection]) -> bool:
+    if not opening.done():
+        return False
+    if opening.cancelled() or opening.exception() is not None:
+        return True
+    return opening.result().closed or opening.result().broken
+
+
+async def _connect() -> psycopg.AsyncConnection:
+    params = connection.get_connection_params()
+    # Django's own (sync) cursor class; the adapters and everything else are Django's.
+    params.pop("cursor_factory", None)
+    opened = await psycopg.AsyncConnection.connect(**params, autocommit=True)
+    _opened.append(opened)
+    return opened
+
+
+_opened: list[psycopg.AsyncConnection] = []
+
+
+def close_loop_connections() -> None:
+    """Close every loop's connection, from any thread, the loops running or long gone: a
+    server has one loop for its life, but each test's sockets run on a loop of their own."""
+    while _opened:
+        _opened.pop().pgconn.finish()
+    _loop_connections.clear()

@@ -8,6 +8,7 @@ from importlib import import_module
 from types import SimpleNamespace
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth import get_user_model
@@ -46,11 +47,39 @@ def still_signed_in(user: Any, session_key: str | None) -> bool:
     would also flush a session whose hash no longer matches, or give one signed with a
     fallback secret a new key, the browser's next request does it (a socket has no cookie to
     send a new key with)."""
-    if not session_key or user is None or not user.is_authenticated:
+    if not _may_be_signed_in(user, session_key):
         return False
     if settings.SESSION_ENGINE != _DATABASE_SESSIONS:
         return _still_signed_in_as_get_user_reads_it(user, session_key)
-    row = _session_and_user_row(session_key, user.pk)
+    verdict = _verdict_on_row(user, _session_and_user_row(session_key, user.pk))
+    if verdict is None:
+        return _still_signed_in_as_get_user_reads_it(user, session_key)
+    return verdict
+
+
+async def still_signed_in_on_loop(user: Any, session_key: str | None) -> bool:
+    """`still_signed_in`, for a socket: its one statement read on the event loop, not in a
+    thread (see `customers.rows.fetchone_on_loop`)."""
+    if not _may_be_signed_in(user, session_key):
+        return False
+    if settings.SESSION_ENGINE == _DATABASE_SESSIONS:
+        row = await rows.fetchone_on_loop(
+            _session_and_user_sql(_session_model(), get_user_model()),
+            [session_key, timezone.now(), user.pk],
+        )
+        verdict = _verdict_on_row(user, row)
+        if verdict is not None:
+            return verdict
+    return await database_sync_to_async(_still_signed_in_as_get_user_reads_it)(user, session_key)
+
+
+def _may_be_signed_in(user: Any, session_key: str | None) -> bool:
+    return bool(session_key) and user is not None and user.is_authenticated
+
+
+def _verdict_on_row(user: Any, row: tuple[Any, ...] | None) -> bool | None:
+    """`get_user`'s checks on the session and user the statement read; None where the user's
+    backend finds users its own way, so only `get_user` can tell."""
     if row is None:
         return False
     session_data, user_values = row[0], row[1:]
@@ -64,8 +93,7 @@ def still_signed_in(user: Any, session_key: str | None) -> bool:
         return False
     backend = auth.load_backend(backend_path)
     if type(backend).get_user is not ModelBackend.get_user:
-        # A backend that finds its users its own way: ask it, as get_user does.
-        return _still_signed_in_as_get_user_reads_it(user, session_key)
+        return None
     current = rows.instance(get_user_model(), user_values)
     if not backend.user_can_authenticate(current):
         return False
@@ -75,13 +103,16 @@ def still_signed_in(user: Any, session_key: str | None) -> bool:
 _DATABASE_SESSIONS = "django.contrib.sessions.backends.db"
 
 
+def _session_model() -> type[Model]:
+    return import_module(_DATABASE_SESSIONS).SessionStore.get_model_class()
+
+
 def _session_and_user_row(session_key: str, user_id: Any) -> tuple[Any, ...] | None:
     """The session's data and the user's columns, or None where the session is gone or
     expired (as the database session store reads it) or the user is gone."""
-    session_model = import_module(_DATABASE_SESSIONS).SessionStore.get_model_class()
     with rows.prepared_cursor() as cursor:
         cursor.execute(
-            _session_and_user_sql(session_model, get_user_model()),
+            _session_and_user_sql(_session_model(), get_user_model()),
             [session_key, timezone.now(), user_id],
         )
         return cursor.fetchone()

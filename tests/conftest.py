@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth.models import Group, User
 
+from customers import rows
 from customers.models import Customer, PhoneNumber
 from routing import services as routing_services
 from routing.models import Agent, Queue
@@ -51,6 +52,14 @@ def make_customer(db):
 def no_webhook_rate_limit(settings):
     """Tests fire events faster than any telephony system; the limit has its own test."""
     settings.TELEPHONY_RATE_LIMIT = ""
+
+
+@pytest.fixture(autouse=True)
+def loop_connections_closed():
+    """Each test's sockets run on an event loop of their own: their database connection
+    (customers.rows.fetchone_on_loop) is closed with the test, not left open."""
+    yield
+    rows.close_loop_connections()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib import auth
@@ -18,6 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from customers import rows
 from rapport.asgi import application
 from routing import roles, router
 from routing.models import Offer
@@ -202,3 +203,88 @@ def test_a_socket_whose_session_ended_is_closed_instead_of_sent_the_offer(
     )
     assert offer.agent_id == dana.id
     assert output == {"type": "websocket.close", "code": 4403}
+
+
+# The socket's own check reads on its event loop, with no hand-off to a thread.
+
+
+def _on_loop(coroutine_function):
+    """Run on an event loop of its own, as a socket's check runs on the server's."""
+    return async_to_sync(coroutine_function)()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("ending", [*ENDINGS, "user deleted"])
+def test_the_check_on_the_event_loop_gives_the_same_answers(make_agent, ending):
+    dana = make_agent("dana")
+    session_key = _session_key(dana.user)
+
+    async def check() -> bool:
+        return await roles.still_signed_in_on_loop(dana.user, session_key)
+
+    assert _on_loop(check)
+    {**ENDINGS, "user deleted": _user_deleted}[ending](dana.user, session_key)
+    assert not _on_loop(check)
+    assert not roles.still_signed_in(dana.user, session_key)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_check_on_the_event_loop_hands_nothing_to_a_thread(make_agent, monkeypatch):
+    dana = make_agent("dana")
+    session_key = _session_key(dana.user)
+
+    def no_thread(*args, **kwargs):
+        raise AssertionError("handed to a thread")
+
+    monkeypatch.setattr(SyncToAsync, "__call__", no_thread)
+
+    async def check() -> bool:
+        return await roles.still_signed_in_on_loop(dana.user, session_key)
+
+    assert _on_loop(check)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_connection_holds_no_transaction_and_is_replaced_when_the_server_drops_it(
+    make_agent,
+):
+    dana = make_agent("dana")
+    session_key = _session_key(dana.user)
+
+    async def scenario() -> tuple[bool, str, bool]:
+        assert await roles.still_signed_in_on_loop(dana.user, session_key)
+        first = await rows._loop_connection()
+        state = await database_sync_to_async(_backend_state)(first.info.backend_pid)
+        await database_sync_to_async(_terminate)(first.info.backend_pid)
+        after_drop = await roles.still_signed_in_on_loop(dana.user, session_key)
+        return after_drop, state, (await rows._loop_connection()) is not first
+
+    after_drop, state, replaced = _on_loop(scenario)
+
+    # Autocommit: an idle connection, not one "idle in transaction" holding a snapshot.
+    assert state == "idle"
+    assert after_drop and replaced
+
+
+def _backend_state(pid: int) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone()[0]
+
+
+def _terminate(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(60)
+def test_the_agent_socket_checks_its_session_on_the_event_loop(make_agent, queue, monkeypatch):
+    dana = make_agent("dana", status="available")
+
+    def in_a_thread(*args, **kwargs):
+        raise AssertionError("the check was handed to a thread")
+
+    monkeypatch.setattr(roles, "still_signed_in", in_a_thread)
+    offer, output = _socket_scenario(queue, _headers(_session_key(dana.user)), None)
+    assert json.loads(output["text"])["offer_id"] == offer.id
