@@ -1,0 +1,48 @@
+"""Publishing a task reuses its channel's Redis client (kombu built one per publish, a quarter of
+a publish's CPU, paid by the webhook on every new call), and tasks still reach the worker."""
+
+import pytest
+import redis
+from celery import current_app
+
+from rapport.broker import Transport
+from routing.models import Offer
+from routing.states import OfferState
+from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, running_workers, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def fast_logins(settings):
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+
+
+def test_the_broker_connection_uses_this_transport():
+    with current_app.connection_for_write() as connection:
+        assert isinstance(connection.transport, Transport)
+
+
+def test_calls_are_published_without_a_new_redis_client_each_and_routed(
+    tmp_path, monkeypatch, make_agent, queue
+):
+    for name in ("ana", "ben", "cy"):
+        make_agent(name, status="available")
+    clients_made = []
+    made = redis.Redis.__init__
+
+    def counted(self, *args, **kwargs):
+        clients_made.append(self)
+        made(self, *args, **kwargs)
+
+    def offered(call) -> bool:
+        return Offer.objects.filter(call=call, state=OfferState.OFFERED).exists()
+
+    with running_workers(tmp_path, concurrency=1, beat=False):
+        first = arrive(queue=queue, number="+14155550301")
+        wait_until(lambda: offered(first))
+        monkeypatch.setattr(redis.Redis, "__init__", counted)
+        later = [arrive(queue=queue, number=f"+1415555031{n}") for n in range(2)]
+        wait_until(lambda: all(offered(call) for call in later))
+
+    assert clients_made == []
