@@ -1,6 +1,8 @@
 """The wire without Rapport: the anchor `bench/goals.py` measures the screen-pop against.
 
-A plain ASGI app on uvicorn and the same channels-redis layer Rapport uses, and nothing else:
+A plain ASGI app on uvicorn and channels-redis's layer as the library ships it, and nothing else
+(`BARE_LAYER=rapport`: Rapport's own subclass instead, whose group send waits for Redis twice,
+not four times; `goals.py --wire-layer rapport`):
 `POST /send/<group>` does one `group_send` to that group and answers 202; a WebSocket on
 `/ws/<group>` joins the group and forwards every message it receives. No Django, no database.
 
@@ -16,9 +18,10 @@ import os
 
 from channels_redis.core import RedisChannelLayer
 
-layer = RedisChannelLayer(
-    hosts=[{"address": os.environ["REDIS_URL"], "socket_timeout": 30}], prefix="bare"
-)
+from rapport.channel_layer import PatientRedisChannelLayer
+
+Layer = PatientRedisChannelLayer if os.environ.get("BARE_LAYER") == "rapport" else RedisChannelLayer
+layer = Layer(hosts=[{"address": os.environ["REDIS_URL"], "socket_timeout": 30}], prefix="bare")
 
 
 async def app(scope, receive, send) -> None:

@@ -670,6 +670,12 @@ def main() -> None:
         help="run the Celery worker under py-spy, its samples (collapsed stacks) to FILE",
     )
     parser.add_argument(
+        "--wire-layer",
+        choices=["stock", "rapport"],
+        default="stock",
+        help="the bare app's channel layer: channels-redis as shipped, or Rapport's subclass",
+    )
+    parser.add_argument(
         "--profile-server",
         metavar="FILE",
         help="run uvicorn under py-spy, its samples (collapsed stacks) to FILE",
@@ -748,7 +754,7 @@ def main() -> None:
                     "warning",
                 ],
                 cwd=ROOT,
-                env=env,
+                env={**env, "BARE_LAYER": options.wire_layer},
             ),
             "worker": subprocess.Popen(
                 [
