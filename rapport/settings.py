@@ -108,13 +108,13 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Django's backend, checking a kept or pooled connection only after it sat idle (see the module).
+DATABASES["default"]["ENGINE"] = "rapport.postgresql"
 # Under the ASGI server each request's sync code runs in a thread of its own, so per-thread
 # persistent connections would mean one new PostgreSQL connection per request; a process-wide
 # pool (DB_POOL_MAX_SIZE > 0, e.g. for uvicorn) serves them instead.
 if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # Django's backend with a pool that checks only connections that sat idle (see the module).
-    DATABASES["default"]["ENGINE"] = "rapport.pooled_postgresql"
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,

@@ -2,10 +2,11 @@
 idle: one given back a moment ago goes straight to the next request (no round trip), one idle
 longer is checked, and one the server dropped is replaced, not handed out."""
 
+import psycopg
 import pytest
 from django.db import connection, connections
 
-from rapport.pooled_postgresql import base as pooled
+from rapport.postgresql import base as pooled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +28,7 @@ def checks(monkeypatch) -> list[int]:
 def pooled_database():
     settings = {
         **connection.settings_dict,
-        "ENGINE": "rapport.pooled_postgresql",
+        "ENGINE": "rapport.postgresql",
         "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": False,
         "OPTIONS": {
@@ -78,3 +79,57 @@ def test_a_connection_the_server_dropped_while_idle_is_replaced(pooled_database,
         cursor.execute("SELECT pg_terminate_backend(%s)", [dropped])
 
     assert backend_pid(pooled_database) != dropped
+
+
+# A kept connection (CONN_MAX_AGE, as the Celery worker's): Django's CONN_HEALTH_CHECKS would
+# check it before every request's or task's first statement.
+
+
+@pytest.fixture
+def kept_connection_checks(monkeypatch) -> list[bool]:
+    answers: list[bool] = []
+    is_usable = pooled.DatabaseWrapper.is_usable
+
+    def counted(self):
+        answers.append(is_usable(self))
+        return answers[-1]
+
+    monkeypatch.setattr(pooled.DatabaseWrapper, "is_usable", counted)
+    return answers
+
+
+def _next_task_reads(database) -> int:
+    """What Django does between two tasks or requests, then the next one's first statement."""
+    database.close_if_unusable_or_obsolete()
+    with database.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_a_kept_connection_used_a_moment_ago_is_not_checked_again(kept_connection_checks):
+    database = connections["default"]
+    assert isinstance(database, pooled.DatabaseWrapper)
+    assert database.settings_dict["CONN_HEALTH_CHECKS"]
+    first = _next_task_reads(database)
+    again = [_next_task_reads(database) for _ in range(5)]
+
+    assert again == [first] * 5
+    assert kept_connection_checks == []
+
+
+def test_a_kept_connection_idle_for_a_while_is_checked_and_replaced_if_dropped(
+    kept_connection_checks, monkeypatch
+):
+    database = connections["default"]
+    first = _next_task_reads(database)
+    monkeypatch.setattr(pooled, "CHECK_AFTER_IDLE_SECONDS", 0)
+    assert _next_task_reads(database) == first
+    # Dropped by the server, as a restart or an idle timeout would.
+    params = database.get_connection_params()
+    params.pop("cursor_factory")
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [first])
+    replaced = _next_task_reads(database)
+
+    assert kept_connection_checks == [True, False]
+    assert replaced != first

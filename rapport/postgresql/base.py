@@ -1,12 +1,18 @@
-"""Django's PostgreSQL backend, with a connection pool that checks a connection only when it
-has sat idle in the pool.
+"""Django's PostgreSQL backend, checking a connection only when it has sat idle: one pooled (the
+web server's) when the pool hands it out, one kept (CONN_MAX_AGE: the Celery worker's) before a
+task or request uses it.
 
 With CONN_HEALTH_CHECKS, Django has psycopg's pool check every connection it hands out: one
 round trip before every request's first query, and under uvicorn a wait for the GIL after it,
 which the telephony webhook paid on every event (8% of its time at 50 events/s, issue 14). A
 connection given back a moment ago was working then; one that sat idle longer than
 `CHECK_AFTER_IDLE_SECONDS` is checked as before, and replaced when the server dropped it.
-Settings choose this engine where they turn the pool on.
+
+A kept connection is checked the same way. Django's CONN_HEALTH_CHECKS runs its check (a round
+trip) before the first statement of every request or task: on the router's path, every routing.
+A connection that ran a statement less than `CHECK_AFTER_IDLE_SECONDS` ago is taken as working;
+if the server dropped it within that window, the statement fails and the router's task is run
+again on a new connection (routing.tasks).
 """
 
 from __future__ import annotations
@@ -45,6 +51,17 @@ class DatabaseWrapper(base.DatabaseWrapper):
             else:
                 return connection
         return connection
+
+    _used_at = float("-inf")
+
+    def close_if_health_check_failed(self):
+        now = time.monotonic()
+        used_a_moment_ago = now - self._used_at < CHECK_AFTER_IDLE_SECONDS
+        self._used_at = now
+        if self.pool is None and self.connection is not None and used_a_moment_ago:
+            self.health_check_done = True
+            return
+        super().close_if_health_check_failed()
 
     def _close(self):
         if self.pool and self.connection is not None:
