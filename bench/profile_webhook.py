@@ -165,11 +165,7 @@ def run(options) -> None:
             for query in last[kind]:
                 print(f"  {query['time']}s  {' '.join(query['sql'].split())[:160]}")
     if profiled:
-        stats = pstats.Stats(profiler).sort_stats(options.sort)
-        stats.print_stats(options.top)
-        import os
-        if os.environ.get("CALLERS"):
-            stats.print_callers(os.environ["CALLERS"])
+        pstats.Stats(profiler).sort_stats(options.sort).print_stats(options.top)
 
 
 if __name__ == "__main__":
