@@ -171,15 +171,19 @@ def route_call(call_id: int) -> None:
     with transaction.atomic():
         # Waits for a lock on the call (held briefly: by the webhook, or by another router that
         # then leaves it offered); never waits for an agent, so no lock cycle can form.
-        call, latest_reason = selectors.call_to_route_for_update(call_id)
+        call, latest_reason, last_agent = selectors.call_to_route_for_update(
+            call_id, now=timezone.now()
+        )
         if call is None:
             return
         if call.state != CallState.QUEUED or call.queue is None:
             return
-        _route(call, latest_reason=latest_reason, started=started)
+        _route(call, latest_reason=latest_reason, last_agent=last_agent, started=started)
 
 
-def _route(call: Call, *, latest_reason: str | None, started: float) -> None:
+def _route(
+    call: Call, *, latest_reason: str | None, last_agent: dict | None, started: float
+) -> None:
     now = timezone.now()
     first = latest_reason is None
     # Something changed since the router last left this call waiting: say what happens now.
@@ -188,9 +192,6 @@ def _route(call: Call, *, latest_reason: str | None, started: float) -> None:
         # Every decision on the call is made from here on, in this transaction: the card's
         # hold story can be told from them without reading them back.
         messages.remember_decisions(call)
-        last_agent = selectors.last_agent(
-            customer_id=call.customer_id, queue_id=call.queue_id, now=now
-        )
         call.last_agent_id = last_agent["id"] if last_agent else None
         # The card names the same agent: read once, in this transaction.
         messages.remember_last_agent(call, last_agent)

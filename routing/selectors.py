@@ -151,32 +151,58 @@ _LAST_AGENT_IN_LOOKBACK_SQL = _LAST_AGENT_SQL.format(
 _LAST_AGENT_SQL = _LAST_AGENT_SQL.format(lookback="")
 
 
-def call_to_route_for_update(call_id: int) -> tuple[Call | None, str | None]:
+def call_to_route_for_update(
+    call_id: int, *, now: datetime
+) -> tuple[Call | None, str | None, dict[str, Any] | None]:
     """The call, locked (waiting for another transaction that holds it), with its queue and
-    customer, and the reason of the router's latest decision on it (None: it never decided).
+    customer; the reason of the router's latest decision on it (None: it never decided); and
+    the caller's last agent within the queue's look-back at `now` (as `last_agent` gives it).
     One statement, written as SQL: it opens every routing (see customers.rows)."""
     with rows.prepared_cursor() as cursor:
-        cursor.execute(_CALL_TO_ROUTE_SQL, [call_id])
+        cursor.execute(_CALL_TO_ROUTE_SQL, [now, call_id])
         row = cursor.fetchone()
     if row is None:
-        return None, None
-    (call_values, queue_values, customer_values), (latest_reason,) = rows.split(
+        return None, None, None
+    (call_values, queue_values, customer_values), (latest_reason, *last) = rows.split(
         row, Call, Queue, Customer
     )
     call = rows.instance(Call, call_values)
     call.queue = None if call.queue_id is None else rows.instance(Queue, queue_values)
     call.customer = None if call.customer_id is None else rows.instance(Customer, customer_values)
-    return call, latest_reason
+    return call, latest_reason, _last_agent(last)
+
+
+def _last_agent(values) -> dict[str, Any] | None:
+    agent_id, display_name, last_spoke_at = values
+    if agent_id is None:
+        return None
+    return {
+        "id": agent_id,
+        "display_name": display_name,
+        "last_spoke_at": last_spoke_at.isoformat(),
+    }
 
 
 _CALL_TO_ROUTE_SQL = f"""
     SELECT {rows.columns(Call, "call")}, {rows.columns(Queue, "queue")},
         {rows.columns(Customer, "customer")},
         (SELECT latest.reason FROM "{RoutingDecision._meta.db_table}" latest
-         WHERE latest.call_id = call.id ORDER BY latest.id DESC LIMIT 1)
+         WHERE latest.call_id = call.id ORDER BY latest.id DESC LIMIT 1),
+        last.agent_id, last.display_name, last.connected_at
     FROM "{Call._meta.db_table}" call
     LEFT JOIN "{Queue._meta.db_table}" queue ON queue.id = call.queue_id
     LEFT JOIN "{Customer._meta.db_table}" customer ON customer.id = call.customer_id
+    -- the statement of last_agent (in the look-back of the queue), for the caller
+    LEFT JOIN LATERAL (
+        SELECT prior.agent_id, agent.display_name, prior.connected_at
+        FROM "{Call._meta.db_table}" prior
+        JOIN "{Agent._meta.db_table}" agent ON agent.id = prior.agent_id
+        WHERE prior.customer_id = call.customer_id AND prior.connected_at IS NOT NULL
+        AND prior.connected_at
+            >= %s::timestamptz - interval '1 day' * queue.last_agent_lookback_days
+        ORDER BY prior.connected_at DESC
+        LIMIT 1
+    ) last ON true
     WHERE call.id = %s
     FOR UPDATE OF call
 """
