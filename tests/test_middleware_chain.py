@@ -144,7 +144,11 @@ class CountingThreads(RequestThreads):
 
 
 def stream_of_two(request):
-    return StreamingHttpResponse(iter([b"one,", b"two"]))
+    async def two_parts():
+        yield b"one,"
+        yield b"two"
+
+    return StreamingHttpResponse(two_parts())
 
 
 urlpatterns += [path("stream/", stream_of_two)]
