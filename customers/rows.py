@@ -141,16 +141,17 @@ async def _connect() -> psycopg.AsyncConnection:
     # Django's own (sync) cursor class; the adapters and everything else are Django's.
     params.pop("cursor_factory", None)
     opened = await psycopg.AsyncConnection.connect(**params, autocommit=True)
-    _opened.append(opened)
+    _opened.add(opened)
     return opened
 
 
-_opened: list[psycopg.AsyncConnection] = []
+_opened: weakref.WeakSet[psycopg.AsyncConnection] = weakref.WeakSet()
 
 
 def close_loop_connections() -> None:
     """Close every loop's connection, from any thread, the loops running or long gone: a
     server has one loop for its life, but each test's sockets run on a loop of their own."""
-    while _opened:
-        _opened.pop().pgconn.finish()
+    for opened in list(_opened):
+        opened.pgconn.finish()
+    _opened.clear()
     _loop_connections.clear()
