@@ -3,6 +3,7 @@
 Set RAPPORT_SCREENSHOTS=1 to refresh docs/screenshots/ while these run.
 """
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from customers.models import (
     ReturnBehaviour,
     SurveyTrust,
 )
+from routing import messages
 from routing.models import Call, Queue
 from tests import browser
 
@@ -351,6 +353,37 @@ def test_a_new_caller_gets_a_record_from_the_note_and_what_they_say(
         Provenance.SAID_BY_CALLER,
     )
     assert "Prefers text — offer a text follow-up" in card_text(page)
+
+
+def test_a_message_written_before_the_agent_named_the_caller_does_not_unname_them(
+    open_console, rapport_servers, make_agent
+):
+    make_agent("dana", extension="1001")
+    sockets: list = []
+    page = open_console("dana", sockets=sockets)
+    go_available(page)
+    rapport_servers.post_event(
+        "call.ringing", "CA-crossed", **{"from": "+14155550998"}, to=QUEUE_NUMBER
+    )
+    wait_for_offer(page)
+    page.click("[data-accept]")
+    page.wait_for_selector('[data-card][data-mode="call"]')
+    rapport_servers.post_event("call.answered", "CA-crossed", agent="1001")
+    call = Call.objects.get(telephony_call_id="CA-crossed")
+    # What the answered call tells the screen, written while nobody is named on the call.
+    written_before = messages.call_message(call, caller=messages.caller_for_call(call))
+    assert written_before["customer_id"] is None
+
+    page.fill("[data-new-caller-name]", "Ada Lovelace")
+    page.fill("[data-note-text]", "Asked how points are earned.")
+    page.click("[data-note-form] button[type=submit]")
+    page.wait_for_selector("[data-note-state]:has-text('Saved')")
+    page.wait_for_selector("[data-caller-name]:has-text('Ada Lovelace')")
+    # It reaches the browser only now (a slow socket, a busy server).
+    sockets[-1].send(json.dumps(written_before))
+    page.wait_for_timeout(300)
+
+    assert page.inner_text("[data-caller-name]") == "Ada Lovelace"
 
 
 def test_a_login_without_an_agent_profile_gets_a_clear_message(chromium, rapport_servers):

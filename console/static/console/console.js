@@ -292,6 +292,13 @@
     var previous = model.call && model.call.call_id === message.call_id ? model.call : {};
     var merged = Object.assign({}, previous, message);
     if (!message.caller && previous.caller) merged.caller = previous.caller;
+    // A message written before the agent chose who is calling (it crossed the choice on the
+    // way) must not take the chosen customer off the card: once chosen, the call's messages
+    // name that customer.
+    if (previous.chosenCustomerId && message.customer_id == null) {
+      merged.caller = previous.caller;
+      merged.customer_id = previous.customer_id;
+    }
     if (model.call && model.call.call_id !== message.call_id) resetNoteForm();
     model.call = merged;
     if (model.offer && model.offer.call_id === message.call_id) model.offer = null;
@@ -316,6 +323,7 @@
       queue: offer.queue,
       connected_at: null,
       customer_id: offer.caller && offer.caller.customer ? offer.caller.customer.id : null,
+      chosenCustomerId: offer.chosenCustomerId || null,
       caller: offer.caller,
       hold_rule: offer.hold_rule,
     };
@@ -883,6 +891,7 @@
           if (item && item.call_id === source.call_id) {
             item.caller = data.caller;
             item.customer_id = customerId;
+            item.chosenCustomerId = customerId;
           }
         });
         notice("");
@@ -999,6 +1008,7 @@
         if (model.call && model.call.call_id === callId) {
           model.call.caller = data.caller;
           model.call.customer_id = created.id;
+          model.call.chosenCustomerId = created.id;
         }
         render();
         return data.caller.customer;
