@@ -110,9 +110,10 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", defau
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Django's backend, checking a kept or pooled connection only after it sat idle (see the module).
 DATABASES["default"]["ENGINE"] = "rapport.postgresql"
-# Under the ASGI server each request's sync code runs in a thread of its own, so per-thread
-# persistent connections would mean one new PostgreSQL connection per request; a process-wide
-# pool (DB_POOL_MAX_SIZE > 0, e.g. for uvicorn) serves them instead.
+# Under the ASGI server each request's sync code runs in a thread of its own, lent from a pool
+# of up to 64 idle threads (rapport.sync_middleware): per-thread persistent connections would
+# mean a PostgreSQL connection per thread; a process-wide pool (DB_POOL_MAX_SIZE > 0, e.g. for
+# uvicorn) shares a few among them instead.
 if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False

@@ -208,8 +208,8 @@ class Command(BaseCommand):
         python = shlex.quote(sys.executable)
         base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
         manager = SimulatorFirstManager()
-        # The ASGI server runs each request's sync code in a fresh thread: a pool reuses
-        # database connections across them.
+        # The ASGI server runs each request's sync code in a thread of its own (lent from its
+        # pool of threads): a connection pool shares a few database connections among them.
         web_env = {**env, "DB_POOL_MAX_SIZE": env.get("DB_POOL_MAX_SIZE", "10")}
         manager.add_process(
             "web",
