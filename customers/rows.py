@@ -106,17 +106,21 @@ async def fetchone_on_loop(sql: str, params: Sequence[Any]) -> tuple[Any, ...] |
     waited for the one thread Channels gives every socket's database work, and for the event
     loop again after it (issue 14). Prepared on the server. A connection the server closed is
     replaced, and the statement run once more."""
-    for attempt in (1, 2):
-        loop_connection = await _loop_connection()
-        try:
-            cursor = loop_connection.cursor()
-            async with cursor:
-                await cursor.execute(sql, params, prepare=True)
-                return await cursor.fetchone()
-        except psycopg.OperationalError:
-            if attempt == 2 or not (loop_connection.closed or loop_connection.broken):
-                raise
-    raise AssertionError("unreachable")
+    loop_connection = await _loop_connection()
+    try:
+        return await _fetchone(loop_connection, sql, params)
+    except psycopg.OperationalError:
+        if not (loop_connection.closed or loop_connection.broken):
+            raise
+    return await _fetchone(await _loop_connection(), sql, params)
+
+
+async def _fetchone(
+    loop_connection: psycopg.AsyncConnection, sql: str, params: Sequence[Any]
+) -> tuple[Any, ...] | None:
+    async with loop_connection.cursor() as cursor:
+        await cursor.execute(sql, params, prepare=True)
+        return await cursor.fetchone()
 
 
 async def _loop_connection() -> psycopg.AsyncConnection:

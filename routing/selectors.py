@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -130,25 +131,36 @@ def last_agent(
         sql, params = _LAST_AGENT_IN_LOOKBACK_SQL, [customer_id, now, queue_id]
     with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
-        latest = cursor.fetchone()
-    if latest is None:
-        return None
-    return {"id": latest[0], "display_name": latest[1], "last_spoke_at": latest[2].isoformat()}
+        return _last_agent(cursor.fetchone())
 
 
-_LAST_AGENT_SQL = f"""
-    SELECT call.agent_id, agent.display_name, call.connected_at
-    FROM {Call._meta.db_table} call JOIN {Agent._meta.db_table} agent ON agent.id = call.agent_id
-    WHERE call.customer_id = %s AND call.connected_at IS NOT NULL
-    {{lookback}}
-    ORDER BY call.connected_at DESC
-    LIMIT 1
-"""
-_LAST_AGENT_IN_LOOKBACK_SQL = _LAST_AGENT_SQL.format(
-    lookback=f"""AND call.connected_at >= %s::timestamptz - interval '1 day' * (
-        SELECT last_agent_lookback_days FROM {Queue._meta.db_table} WHERE id = %s)"""
+def _last_agent_sql(*, customer: str, since: str) -> str:
+    """`last_agent`'s statement: the caller `customer` (an expression), their calls connected
+    since `since` (an expression; empty: however long ago), the latest."""
+    lookback = f"AND prior.connected_at >= {since}" if since else ""
+    return f"""
+        SELECT prior.agent_id, agent.display_name, prior.connected_at
+        FROM "{Call._meta.db_table}" prior
+        JOIN "{Agent._meta.db_table}" agent ON agent.id = prior.agent_id
+        WHERE prior.customer_id = {customer} AND prior.connected_at IS NOT NULL {lookback}
+        ORDER BY prior.connected_at DESC
+        LIMIT 1
+    """
+
+
+_LOOKBACK_START = "%s::timestamptz - interval '1 day' * {days}"
+_LAST_AGENT_SQL = _last_agent_sql(customer="%s", since="")
+_LAST_AGENT_IN_LOOKBACK_SQL = _last_agent_sql(
+    customer="%s",
+    since=_LOOKBACK_START.format(
+        days=f'(SELECT last_agent_lookback_days FROM "{Queue._meta.db_table}" WHERE id = %s)'
+    ),
 )
-_LAST_AGENT_SQL = _LAST_AGENT_SQL.format(lookback="")
+# The same, inside the router's locking read of a call: its caller, its queue's look-back.
+_LAST_AGENT_OF_THE_CALLER_SQL = _last_agent_sql(
+    customer="call.customer_id",
+    since=_LOOKBACK_START.format(days="queue.last_agent_lookback_days"),
+)
 
 
 def call_to_route_for_update(
@@ -172,10 +184,10 @@ def call_to_route_for_update(
     return call, latest_reason, _last_agent(last)
 
 
-def _last_agent(values) -> dict[str, Any] | None:
-    agent_id, display_name, last_spoke_at = values
-    if agent_id is None:
+def _last_agent(values: Sequence[Any] | None) -> dict[str, Any] | None:
+    if values is None or values[0] is None:
         return None
+    agent_id, display_name, last_spoke_at = values
     return {
         "id": agent_id,
         "display_name": display_name,
@@ -192,17 +204,7 @@ _CALL_TO_ROUTE_SQL = f"""
     FROM "{Call._meta.db_table}" call
     LEFT JOIN "{Queue._meta.db_table}" queue ON queue.id = call.queue_id
     LEFT JOIN "{Customer._meta.db_table}" customer ON customer.id = call.customer_id
-    -- the statement of last_agent (in the look-back of the queue), for the caller
-    LEFT JOIN LATERAL (
-        SELECT prior.agent_id, agent.display_name, prior.connected_at
-        FROM "{Call._meta.db_table}" prior
-        JOIN "{Agent._meta.db_table}" agent ON agent.id = prior.agent_id
-        WHERE prior.customer_id = call.customer_id AND prior.connected_at IS NOT NULL
-        AND prior.connected_at
-            >= %s::timestamptz - interval '1 day' * queue.last_agent_lookback_days
-        ORDER BY prior.connected_at DESC
-        LIMIT 1
-    ) last ON true
+    LEFT JOIN LATERAL ({_LAST_AGENT_OF_THE_CALLER_SQL}) last ON true
     WHERE call.id = %s
     FOR UPDATE OF call
 """
