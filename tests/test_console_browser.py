@@ -73,6 +73,12 @@ def wait_for_offer(page):
     return page.wait_for_selector('[data-card][data-mode="offer"]', timeout=15000)
 
 
+def ring(page, rapport_servers, call_id: str, number: str = "+14155550123") -> None:
+    """A call from `number` rings on the queue, and its offer is on the agent's screen."""
+    rapport_servers.post_event("call.ringing", call_id, **{"from": number}, to=QUEUE_NUMBER)
+    wait_for_offer(page)
+
+
 def card_text(page) -> str:
     return page.inner_text("[data-card]")
 
@@ -98,10 +104,7 @@ def test_a_note_left_on_one_call_is_on_the_card_of_the_next(
     screenshot(page, "console-idle")
     go_available(page)
 
-    rapport_servers.post_event(
-        "call.ringing", "CA-first", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-first")
     card = card_text(page)
     assert "Maya Chen" in card
     assert "In a rush — skip the chit-chat" in card
@@ -129,10 +132,7 @@ def test_a_note_left_on_one_call_is_on_the_card_of_the_next(
     page.wait_for_selector('[data-set-status="available"][aria-checked="true"]')
     page.wait_for_selector("[data-idle]:not([hidden])")
 
-    rapport_servers.post_event(
-        "call.ringing", "CA-second", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-second")
     card = card_text(page)
     assert "Wants waterproof boots before the anniversary weekend." in card
     assert "anniversary" in card
@@ -153,8 +153,7 @@ def test_the_agent_says_who_is_calling_from_a_shared_number(
 
     page = open_console("dana")
     go_available(page)
-    rapport_servers.post_event("call.ringing", "CA-shared", **{"from": shared}, to=QUEUE_NUMBER)
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-shared", shared)
     assert "Who am I speaking with?" in card_text(page)
     screenshot(page, "console-shared-number")
     assert "Leo is looking" not in card_text(page)
@@ -175,10 +174,7 @@ def test_with_consent_closed_the_card_shows_no_history(
 
     page = open_console("dana")
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-closed", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-closed")
 
     card = card_text(page)
     assert "Ruth Adler" in card
@@ -199,10 +195,7 @@ def test_a_script_in_a_note_stays_text(
 
     page = open_console("dana")
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-xss", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-xss")
 
     assert hostile in page.inner_text("[data-notes]")
     assert "<i>party</i>" in page.inner_text("[data-notes]")
@@ -219,10 +212,7 @@ def test_a_reloaded_console_still_shows_the_ringing_offer(
 
     page = open_console("dana")
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-reload", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-reload")
 
     page.reload()
     wait_for_offer(page)
@@ -237,10 +227,7 @@ def test_declining_takes_the_card_away_and_says_where_the_call_went(
 
     page = open_console("dana")
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-decline", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-decline")
     assert "Incoming call: Maya Chen" in page.inner_text("[data-announce]")
 
     page.keyboard.press("d")
@@ -258,10 +245,7 @@ def test_a_missed_offer_puts_the_agent_on_break_and_says_so(
 
     page = open_console("dana")
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-missed", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-missed")
 
     page.wait_for_selector('[data-set-status="break"][aria-checked="true"]', timeout=10000)
     assert page.query_selector("[data-card]:not([hidden])") is None
@@ -277,10 +261,7 @@ def test_a_dropped_socket_reconnects_and_the_offer_is_still_shown(
 
     page = open_console("dana", sockets=sockets)
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-drop", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-drop")
 
     sockets[-1].close(code=4000, reason="network blip")
     page.wait_for_selector('[data-link-state="reconnecting"]')
@@ -302,10 +283,7 @@ def test_older_notes_load_on_demand(open_console, rapport_servers, make_agent, m
 
     page = open_console("dana")
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-more", **{"from": "+14155550123"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-more")
     assert len(page.query_selector_all("[data-notes] li")) == 5
     assert page.inner_text("[data-more-notes]") == "2 more"
 
@@ -321,10 +299,7 @@ def test_a_new_caller_gets_a_record_from_the_note_and_what_they_say(
     make_agent("dana", extension="1001")
     page = open_console("dana")
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-new", **{"from": "+14155550999"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-new", "+14155550999")
     assert page.inner_text("[data-caller-name]") == "New caller"
 
     page.click("[data-accept]")
@@ -362,10 +337,7 @@ def test_a_message_written_before_the_agent_named_the_caller_does_not_unname_the
     sockets: list = []
     page = open_console("dana", sockets=sockets)
     go_available(page)
-    rapport_servers.post_event(
-        "call.ringing", "CA-crossed", **{"from": "+14155550998"}, to=QUEUE_NUMBER
-    )
-    wait_for_offer(page)
+    ring(page, rapport_servers, "CA-crossed", "+14155550998")
     page.click("[data-accept]")
     page.wait_for_selector('[data-card][data-mode="call"]')
     rapport_servers.post_event("call.answered", "CA-crossed", agent="1001")
