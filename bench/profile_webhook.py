@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument(
         "--rate-limit", default="", help="TELEPHONY_RATE_LIMIT (default: off, as in goals.py)"
     )
+    parser.add_argument(
+        "--callers", default="", help="with --profile: who calls the functions matching this"
+    )
     parser.add_argument("--show-sql", action="store_true", help="the last event's statements")
     options = parser.parse_args()
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -165,7 +168,11 @@ def run(options) -> None:
             for query in last[kind]:
                 print(f"  {query['time']}s  {' '.join(query['sql'].split())[:160]}")
     if profiled:
-        pstats.Stats(profiler).sort_stats(options.sort).print_stats(options.top)
+        stats = pstats.Stats(profiler).sort_stats(options.sort)
+        if options.callers:
+            stats.print_callers(options.callers)
+        else:
+            stats.print_stats(options.top)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,18 @@ if os.environ.get("RAPPORT_STARTED_BY_UP"):
     # production workers, and in `up`'s output it buries the logins.
     warnings.filterwarnings("ignore", message="You're running the worker with superuser")
 
-app = Celery("rapport")
+
+class RapportCelery(Celery):
+    def prepare_config(self, c):
+        """Celery reads its settings from a plain dict of Django's `CELERY_*` settings, taken
+        when Celery first needs them (Django's settings are ready by then), instead of looking
+        each one up in Django's settings object on every use: a task sent looked up about a
+        dozen, most of them misses answered with an AttributeError, a fifth of a publish's CPU.
+        """
+        return {name: c[name] for name in c if name.startswith("CELERY_")}
+
+
+app = RapportCelery("rapport")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -1,11 +1,15 @@
 """Publishing a task reuses its channel's Redis client (kombu built one per publish, a quarter of
-a publish's CPU, paid by the webhook on every new call), and tasks still reach the worker."""
+a publish's CPU, paid by the webhook on every new call), reads Celery's settings from a plain
+dict and declares no queue, and tasks still reach the worker."""
 
 import pytest
 import redis
 from celery import current_app
+from django.conf import LazySettings
+from kombu import Producer
 
 from rapport.broker import Transport
+from routing import dispatch
 from routing.models import Offer
 from routing.states import OfferState
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, running_workers, wait_until
@@ -21,6 +25,26 @@ def fast_logins(settings):
 def test_the_broker_connection_uses_this_transport():
     with current_app.connection_for_write() as connection:
         assert isinstance(connection.transport, Transport)
+
+
+def test_a_publish_looks_up_no_django_setting_and_declares_no_queue(monkeypatch):
+    assert dispatch.publish("routing.sweep")
+    looked_up, declared = [], []
+    django_lookup = LazySettings.__getattr__
+
+    def counted_lookup(self, name):
+        looked_up.append(name)
+        return django_lookup(self, name)
+
+    monkeypatch.setattr(LazySettings, "__getattr__", counted_lookup)
+    monkeypatch.setattr(Producer, "maybe_declare", lambda self, entity, **kw: declared.append(1))
+
+    assert dispatch.publish("routing.sweep")
+
+    # Django caches a setting it found; each miss (Celery asked under its several names) came
+    # back here, as an AttributeError, on every publish.
+    assert looked_up == []
+    assert declared == []
 
 
 def test_calls_are_published_without_a_new_redis_client_each_and_routed(
