@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument(
         "--no-profile", action="store_true", help="time only: CPU and wall per route_call"
     )
+    parser.add_argument("--full-sql", action="store_true", help="the last routing's statements")
     options = parser.parse_args()
     with on_bench_database("profile-router"):
         run(options)
@@ -93,6 +94,9 @@ def run(options) -> None:
     print(f"queries per route_call: {statistics.median(counts)} (last: {len(last)})")
     for query in last:
         print(f"  {query['time']}s  {' '.join(query['sql'].split())[:150]}")
+    if options.full_sql:
+        for query in last:
+            print("\n", query["sql"])
     print(
         f"wall ms p50 {statistics.median(wall):.1f}; CPU ms p50 {statistics.median(cpu):.1f}"
         f" mean {statistics.mean(cpu):.1f}"

@@ -72,6 +72,35 @@ _INSERT_ACCESSES_SQL = f"""
 """
 
 
+def context_access_insert_sql(*, call: str, when: str) -> str:
+    """`record_context_access`'s insert (reason text empty) as a statement another one carries
+    in a `WITH`, for a look recorded in the statement that gives it: the router's offer, which
+    is a screen-pop, records it without a round trip of its own. `call` is the SQL of the call's
+    primary key; the rows go in only where `when` (SQL) holds. Parameters: those of
+    `context_access_params`."""
+    return f"""
+        INSERT INTO {ContextAccess._meta.db_table}
+            (customer_id, user_id, username, reason, reason_text, call_id)
+        SELECT customer.id, %(access_user)s::bigint, %(access_username)s::text,
+            %(access_reason)s::text, '', {call}
+        FROM unnest(%(access_customers)s::bigint[]) WITH ORDINALITY AS customer(id, n)
+        WHERE {when}
+        ORDER BY customer.n
+    """
+
+
+def context_access_params(*, customer_ids: Iterable[int], user: Any, reason: str) -> dict[str, Any]:
+    """The parameters of `context_access_insert_sql`: one row per customer shown to `user`."""
+    if reason not in AccessReason.values:
+        raise ValueError(f"unknown access reason {reason!r}")
+    return {
+        "access_customers": list(dict.fromkeys(customer_ids)),
+        "access_user": user.pk,
+        "access_username": user.get_username(),
+        "access_reason": reason,
+    }
+
+
 def record_first_sight(
     *, shown: Iterable[tuple[int, int]], user: Any, reason: str
 ) -> list[ContextAccess]:

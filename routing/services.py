@@ -19,7 +19,12 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from customers import rows
-from customers.audit import record_context_access, record_context_access_by_users
+from customers.audit import (
+    context_access_insert_sql,
+    context_access_params,
+    record_context_access,
+    record_context_access_by_users,
+)
 from customers.models import AccessReason, Customer
 from routing import dispatch, messages, selectors
 from routing.broadcast import notify_supervisors, send_to_agent
@@ -195,6 +200,8 @@ _OFFER_SQL = f"""
         SELECT %(call)s::bigint, %(agent)s::bigint, offer.id, %(reason)s::varchar,
             %(now)s::timestamptz, %(waited)s::integer, %(took)s::integer, %(detail)s::jsonb
         FROM offer
+    ), screen_pop_seen AS (
+        {context_access_insert_sql(call="%(call)s::bigint", when="EXISTS (SELECT 1 FROM offer)")}
     )
     SELECT id FROM offer
 """
@@ -226,6 +233,7 @@ def make_offer(
         "call_agent": call.agent_id,
     }
     check_call_move(call.state, CallState.OFFERED)
+    customer_ids = messages.customer_ids_on_card(call)
     with rows.prepared_cursor() as cursor:
         cursor.execute(
             _OFFER_SQL,
@@ -240,6 +248,11 @@ def make_offer(
                 "waited": _waited_ms(call, now),
                 "took": _took_ms(started),
                 "detail": json.dumps(detail or {}, cls=DjangoJSONEncoder),
+                # The screen-pop is a read of the caller's context by this agent: recorded
+                # with the offer that shows it.
+                **context_access_params(
+                    customer_ids=customer_ids, user=agent.user, reason=AccessReason.OFFER
+                ),
             },
         )
         inserted = cursor.fetchone()
@@ -249,13 +262,7 @@ def make_offer(
     offer._state.adding = False
     move_call(call, CallState.OFFERED, now=now)
     _decided(call, reason, agent.id)
-    customer_ids = messages.customer_ids_on_card(call)
     caller = messages.caller_for_call(call, customer_ids=customer_ids)
-    if customer_ids:
-        # The screen-pop is a read of the caller's context by this agent.
-        record_context_access(
-            customer_ids=customer_ids, user=agent.user, reason=AccessReason.OFFER, call_id=call.id
-        )
     hold_rule = messages.hold_explanation_for(call, agent_id=agent.id, caller=caller)
     send_to_agent(
         agent.id, messages.offer_message(offer, reason=reason, caller=caller, hold_rule=hold_rule)

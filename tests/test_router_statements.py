@@ -1,7 +1,8 @@
 """The router's offer in few statements (issue 14): the call, its queue and customer in one
-locking read that the caller card reuses; the offer, the call moved and the decision in one
-statement; the hottest statements prepared on the server. Through `route_call` on real
-PostgreSQL; the messages that would go to the agent's socket are captured."""
+locking read that the caller card reuses; the offer, the call moved, the decision and the
+audit row of the card's look in one statement; the hottest statements prepared on the server.
+Through `route_call` on real PostgreSQL; the messages that would go to the agent's socket are
+captured."""
 
 import pytest
 from django.db import connection
@@ -91,12 +92,27 @@ def test_an_offer_refused_by_the_constraint_leaves_no_decision_and_the_call_wait
     assert Offer.objects.filter(agent=dana, state=OfferState.OFFERED).count() == 1
 
 
-def test_the_offers_statement_writes_offer_call_and_decision_together(make_agent, queue, sent):
+def test_the_offers_statement_writes_offer_call_decision_and_the_look_together(
+    make_agent, make_customer, queue, sent
+):
     dana = make_agent("dana", status=AgentStatus.AVAILABLE)
-    call = arrive(queue=queue, publish=False)
+    maya = make_customer("Maya Chen")
+    call = arrive(queue=queue, customer=maya, publish=False)
 
-    router.route_call(call.id)
+    with CaptureQueriesContext(connection) as queries:
+        router.route_call(call.id)
 
+    (offer_statement,) = [
+        q["sql"] for q in queries.captured_queries if "routing_offer (" in q["sql"]
+    ]
+    # The screen-pop's audit row goes in with the offer that shows the card: no round trip of
+    # its own.
+    assert [
+        q["sql"] for q in queries.captured_queries if "customers_contextaccess" in q["sql"]
+    ] == [offer_statement]
+    (access,) = ContextAccess.objects.filter(call_id=call.id)
+    assert (access.customer_id, access.user_id, access.reason) == (maya.id, dana.user_id, "offer")
+    assert (access.username, access.reason_text) == (dana.user.username, "")
     call.refresh_from_db()
     offer = Offer.objects.get(call=call)
     decision = RoutingDecision.objects.get(call=call)
