@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from customers.card_numbers import mask_card_numbers_in
 from customers.phone_numbers import normalise_phone_number
-from customers.selectors import CUSTOMERS_ON_NUMBER_SQL, customer_ids_for_number
+from customers.selectors import CUSTOMERS_ON_NUMBER_SQL
 from routing import dispatch, router
 from routing.models import Agent, Call, Queue, RoutingDecision
 from routing.states import TALKING_STATES, WAITING_STATES, CallState, can_move_call
@@ -73,11 +73,11 @@ class EventReceipt:
 def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
     """Record `event` once per `webhook_id` and apply it to its call; durable on return."""
     with transaction.atomic():
-        call = _lock_call(event.call_id)
+        call, ringing_lookup = _lock_call(event)
         target, outcome = _state_move(call, event)
         agent_before = call.agent_id
         state_before = call.state
-        changed = _keep_details(call, event, moving=target is not None)
+        changed = _keep_details(call, event, moving=target is not None, ringing=ringing_lookup)
         if target is not None:
             changed |= _move(call, event, target)
         # One statement records the event and, only when its webhook id is new, saves the call.
@@ -117,44 +117,83 @@ def request_connect(call: Call, decision: RoutingDecision | None) -> None:
     dispatch.publish_on_commit(PUSH_CALL_CONNECT, call.pk, decision_pk)
 
 
-def _lock_call(telephony_call_id: str) -> Call:
-    """The call, created if this is its first event (any event may be), its row locked.
+@dataclass(frozen=True)
+class RingingLookup:
+    """What a ringing event needs to know besides its call, read with the call's lock: the
+    customers on the caller's number and the queue `choose_queue` picks (None: the default
+    queue does not exist yet)."""
+
+    from_e164: str
+    customer_ids: list[int]
+    queue: Queue | None
+
+
+def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
+    """The call, created if this is its first event (any event may be), its row locked; for a
+    ringing event, its `RingingLookup` too.
 
     One statement: an upsert whose no-op update takes the row lock that serialises the events
-    of one call, and returns the row.
+    of one call, and returns the row; a ringing event reads the caller's customers and the
+    queue in the same statement, as every call that comes in needs them.
     """
-    sql, defaults, id_position, field_names = _call_upsert()
-    values = list(defaults)
-    values[id_position] = telephony_call_id
+    upsert, defaults, field_names = _call_upsert()
+    params = {**defaults, "telephony_call_id": event.call_id}
+    if event.type != CallEventType.RINGING:
+        with connection.cursor() as cursor:
+            cursor.execute(upsert, params)
+            row = cursor.fetchone()
+        return Call.from_db(connection.alias, field_names, row), None
+    from_e164 = normalise_phone_number(event.from_number) or ""
+    columns, attnames = _columns_of(Queue)
+    sql = f"""
+        WITH locked AS ({upsert})
+        SELECT locked.*, ARRAY({CUSTOMERS_ON_NUMBER_SQL}), chosen.*
+        FROM locked
+        LEFT JOIN LATERAL (
+            SELECT {columns} FROM {Queue._meta.db_table} WHERE {_QUEUE_CHOSEN}
+        ) chosen ON true
+    """
+    params.update(number=from_e164, **_queue_wanted(event.queue_slug, event.to_number))
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
-    return Call.from_db(connection.alias, field_names, row)
+    call_values, (customer_ids,), queue_values = (
+        row[: len(field_names)],
+        row[len(field_names) : len(field_names) + 1],
+        row[len(field_names) + 1 :],
+    )
+    queue = None
+    if queue_values[0] is not None:
+        queue = Queue.from_db(connection.alias, attnames, queue_values)
+    return (
+        Call.from_db(connection.alias, field_names, call_values),
+        RingingLookup(from_e164=from_e164, customer_ids=customer_ids, queue=queue),
+    )
 
 
 @functools.cache
-def _call_upsert() -> tuple[str, tuple, int, list[str]]:
-    """The upsert's SQL and a new call's values (every column without a database default, all
-    constants), built once; the position of telephony_call_id among them; the columns returned."""
+def _call_upsert() -> tuple[str, dict[str, Any], list[str]]:
+    """The upsert's SQL and a new call's values by column (every column without a database
+    default, all constants, telephony_call_id to fill in), built once; the columns returned."""
     fields = [
         field
         for field in Call._meta.concrete_fields
         if not field.primary_key and not field.has_db_default()
     ]
     fresh = Call(telephony_call_id="")
-    defaults = tuple(
-        field.get_db_prep_save(field.pre_save(fresh, True), connection) for field in fields
-    )
-    id_position = [field.name for field in fields].index("telephony_call_id")
+    defaults = {
+        field.column: field.get_db_prep_save(field.pre_save(fresh, True), connection)
+        for field in fields
+    }
     quote = connection.ops.quote_name
     returned = Call._meta.concrete_fields
     sql = f"""
         INSERT INTO {quote(Call._meta.db_table)} ({", ".join(quote(f.column) for f in fields)})
-        VALUES ({", ".join(["%s"] * len(fields))})
+        VALUES ({", ".join(f"%({f.column})s" for f in fields)})
         ON CONFLICT (telephony_call_id) DO UPDATE SET telephony_call_id = EXCLUDED.telephony_call_id
         RETURNING {", ".join(quote(f.column) for f in returned)}
     """
-    return sql, defaults, id_position, [field.attname for field in returned]
+    return sql, defaults, [field.attname for field in returned]
 
 
 def _record_event_and_save(
@@ -237,23 +276,22 @@ def _end_state(call: Call, reason: str) -> str:
     return CallState.ENDED
 
 
-def _keep_details(call: Call, event: TelephonyEvent, *, moving: bool) -> set[str]:
+def _keep_details(
+    call: Call, event: TelephonyEvent, *, moving: bool, ringing: RingingLookup | None
+) -> set[str]:
     """Fill in what the event tells about the call: all of it when it moves the call, else only
-    what the call does not know yet."""
+    what the call does not know yet. `ringing`: a ringing event's lookup (`_lock_call`)."""
     changed: set[str] = set()
     if event.type == CallEventType.RINGING and call.ringing_at is None:
         call.ringing_at = event.occurred_at
         call.from_number = event.from_number[:64]
-        call.from_e164 = normalise_phone_number(event.from_number) or ""
+        call.from_e164 = ringing.from_e164
         call.to_number = event.to_number[:64]
         changed |= {"ringing_at", "from_number", "from_e164", "to_number"}
         if call.queue_id is None:
-            customer_ids, queue = _callers_and_queue(call.from_e164, event)
-            call.queue = queue or _default_queue()
+            call.queue = ringing.queue or _default_queue()
             changed.add("queue")
-        else:
-            customer_ids = customer_ids_for_number(call.from_e164)
-        changed |= _match_customers(call, customer_ids)
+        changed |= _match_customers(call, ringing.customer_ids)
     elif event.type == CallEventType.ANSWERED:
         if moving or _latest_agent_event(call, event):
             call.agent = _agent_with_identity(event.agent_identity)
@@ -366,28 +404,6 @@ def _default_queue() -> Queue:
         slug=slug, defaults={"name": slug.replace("-", " ").title()}
     )
     return default
-
-
-def _callers_and_queue(from_e164: str, event: TelephonyEvent) -> tuple[list[int], Queue | None]:
-    """A new call's customers (`customer_ids_for_number`) and its queue as `choose_queue`
-    picks it (None: the default queue does not exist yet), in one round trip: both are read
-    for every call that comes in."""
-    columns, attnames = _columns_of(Queue)
-    sql = f"""
-        SELECT ARRAY({CUSTOMERS_ON_NUMBER_SQL}), chosen.*
-        FROM (VALUES (1)) AS one
-        LEFT JOIN LATERAL (
-            SELECT {columns} FROM {Queue._meta.db_table} WHERE {_QUEUE_CHOSEN}
-        ) chosen ON true
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, {"number": from_e164, **_queue_wanted(event.queue_slug, event.to_number)}
-        )
-        customer_ids, *queue_values = cursor.fetchone()
-    if queue_values[0] is None:
-        return customer_ids, None
-    return customer_ids, Queue.from_db(connection.alias, attnames, queue_values)
 
 
 def _one_row(model: type[Model], condition: str, params: dict[str, Any]) -> Any:

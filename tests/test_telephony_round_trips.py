@@ -52,7 +52,7 @@ def test_a_reused_webhook_id_leaves_the_call_as_it_was(client, queue, make_agent
     assert CallEvent.objects.count() == 1
 
 
-def test_a_new_calls_customers_and_queue_are_read_together(client, queue, make_customer):
+def test_a_new_calls_customers_and_queue_are_read_with_its_lock(client, queue, make_customer):
     ruth = make_customer("Ruth Fischer")
     other_queue = Queue.objects.create(slug="other", name="Other", numbers=["+18005550199"])
 
@@ -61,8 +61,9 @@ def test_a_new_calls_customers_and_queue_are_read_together(client, queue, make_c
     reads = [sql for sql in statements if "customers_phonenumber" in sql]
     assert len(reads) == 1
     assert "routing_queue" in reads[0]
-    # BEGIN, the call's upsert, that read, the event with the call's update, COMMIT.
-    assert len(statements) == 5
+    assert 'INSERT INTO "routing_call"' in reads[0]
+    # BEGIN, the call's upsert with that read, the event with the call's update, COMMIT.
+    assert len(statements) == 4
     call = Call.objects.get()
     assert (call.customer_id, call.queue_id) == (ruth.id, queue.id)
     assert other_queue.id != call.queue_id
