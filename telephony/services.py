@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from customers import rows
 from customers.card_numbers import mask_card_numbers_in
 from customers.phone_numbers import normalise_phone_number
 from customers.selectors import CUSTOMERS_ON_NUMBER_SQL
@@ -139,7 +140,7 @@ def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
     upsert, defaults, field_names = _call_upsert()
     params = {**defaults, "telephony_call_id": event.call_id}
     if event.type != CallEventType.RINGING:
-        with connection.cursor() as cursor:
+        with rows.prepared_cursor() as cursor:
             cursor.execute(upsert, params)
             row = cursor.fetchone()
         return Call.from_db(connection.alias, field_names, row), None
@@ -154,7 +155,7 @@ def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
         ) chosen ON true
     """
     params.update(number=from_e164, **_queue_wanted(event.queue_slug, event.to_number))
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     call_values, (customer_ids,), queue_values = (
@@ -230,7 +231,7 @@ def _record_event_and_save(
         params = [*event_values, *values, call.pk]
     else:
         sql, params = recorded, event_values
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() is not None
 
@@ -410,7 +411,7 @@ def _one_row(model: type[Model], condition: str, params: dict[str, Any]) -> Any:
     """The first `model` row meeting `condition` (SQL after WHERE), or None: a plain SELECT
     for the webhook's lookups, whose ORM querysets cost more to build than to answer."""
     columns, attnames = _columns_of(model)
-    with connection.cursor() as cursor:
+    with rows.prepared_cursor() as cursor:
         cursor.execute(f"SELECT {columns} FROM {model._meta.db_table} WHERE {condition}", params)
         row = cursor.fetchone()
     return None if row is None else model.from_db(connection.alias, attnames, row)

@@ -67,3 +67,21 @@ def test_a_new_calls_customers_and_queue_are_read_with_its_lock(client, queue, m
     call = Call.objects.get()
     assert (call.customer_id, call.queue_id) == (ruth.id, queue.id)
     assert other_queue.id != call.queue_id
+
+
+def test_the_webhooks_statements_are_prepared_on_the_server(client, queue, make_agent):
+    """Planning them took longer than running them (the ringing upsert: 0.35 ms of planning for
+    0.2 ms of work); prepared, each connection plans them once."""
+    make_agent("dana", extension="2001")
+    for n in range(4):
+        post_event(client, ringing(f"CA{n}"))
+        post_event(client, event("call.answered", f"CA{n}", agent="2001"))
+        post_event(client, event("call.ended", f"CA{n}", reason="completed"))
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = " ".join(row[0] for row in cursor.fetchall())
+    assert 'INSERT INTO "routing_call"' in prepared
+    assert "customers_phonenumber" in prepared
+    assert "INSERT INTO telephony_callevent" in prepared
+    assert "WHERE telephony_identity" in prepared
