@@ -10,6 +10,14 @@ Its `group_send` waits for Redis four times: dropping the group's expired member
 members, dropping the members' expired messages, then the script that queues the message. Every
 offer is a group send (issue 14), so here the first two go in one pipeline and the last two in
 another: the same commands, in the same order, on the same connection.
+
+Its receive backs every message up in Redis before handing it on (an `$inflight` copy, written
+after the message was popped and deleted again at once), and before each wait it runs a script
+that puts such copies back: two more round trips for every message a socket gets, one of them
+between the message arriving and the socket getting it. The copy guards against the receiving
+coroutine being cancelled while it waits for that write; without the write, nothing is awaited
+between the pop and the hand-over, so nothing can be lost there. Here a message goes straight
+from the pop to its socket.
 """
 
 from __future__ import annotations
@@ -79,3 +87,10 @@ class PatientRedisChannelLayer(RedisChannelLayer):
                     len(channel_names),
                     group,
                 )
+
+    async def _brpop_with_clean(self, index, channel, timeout):
+        result = await self.connection(index).bzpopmin(channel, timeout=timeout)
+        return None if result is None else result[1]
+
+    async def _clean_receive_backup(self, index, channel):
+        """No backup was made (`_brpop_with_clean`): nothing to clean."""

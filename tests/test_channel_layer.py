@@ -1,7 +1,8 @@
 """The channel layer's group send: what channels-redis's does (every member under its capacity
 gets the message; expired members and full channels get nothing), in two waits for Redis, not
-four."""
+four. Its receive: one command per message, no backup copy to write and delete."""
 
+import asyncio
 import secrets
 
 from asgiref.sync import async_to_sync
@@ -75,3 +76,32 @@ def test_expired_members_and_full_channels_get_nothing():
 
     assert members == ["fresh.channel", "full.channel"]
     assert queued == {"fresh.channel": 1, "full.channel": 1, "stale.channel": 0}
+
+
+def test_a_message_is_received_with_one_command_and_no_backup_copy(monkeypatch):
+    layer = _layer()
+    counted: list[str] = []
+    command = Redis.execute_command
+
+    async def one_command(self, *args, **kwargs):
+        counted.append(args[0])
+        return await command(self, *args, **kwargs)
+
+    async def scenario() -> tuple[list[dict], list[bytes]]:
+        first, second = await layer.new_channel(), await layer.new_channel()
+        await layer.send(first, {"type": "note", "text": "one"})
+        await layer.send(second, {"type": "note", "text": "two"})
+        monkeypatch.setattr(Redis, "execute_command", one_command)
+        received = [await layer.receive(first), await layer.receive(second)]
+        # channels-redis deletes its backup copy in a task of its own: give it its moment.
+        await asyncio.sleep(0.1)
+        monkeypatch.undo()
+        backups = await layer.connection(0).keys(f"{layer.prefix}*$inflight")
+        await layer.flush()
+        return received, backups
+
+    received, backups = async_to_sync(scenario)()
+
+    assert [message["text"] for message in received] == ["one", "two"]
+    assert counted == ["BZPOPMIN", "BZPOPMIN"]
+    assert backups == []
