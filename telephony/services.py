@@ -138,7 +138,7 @@ def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
     queue in the same statement, as every call that comes in needs them.
     """
     upsert, defaults, field_names = _call_upsert()
-    params = {**defaults, "telephony_call_id": event.call_id}
+    params = {**defaults, "call_telephony_call_id": event.call_id}
     if event.type != CallEventType.RINGING:
         with rows.prepared_cursor() as cursor:
             cursor.execute(upsert, params)
@@ -174,23 +174,25 @@ def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
 
 @functools.cache
 def _call_upsert() -> tuple[str, dict[str, Any], list[str]]:
-    """The upsert's SQL and a new call's values by column (every column without a database
-    default, all constants, telephony_call_id to fill in), built once; the columns returned."""
+    """The upsert's SQL and a new call's values as its parameters (every column without a
+    database default, all constants, `call_telephony_call_id` to fill in), built once; the
+    columns returned."""
     fields = [
         field
         for field in Call._meta.concrete_fields
         if not field.primary_key and not field.has_db_default()
     ]
     fresh = Call(telephony_call_id="")
+    # Named `call_<column>`, apart from the names of what a statement reads with the upsert.
     defaults = {
-        field.column: field.get_db_prep_save(field.pre_save(fresh, True), connection)
+        f"call_{field.column}": field.get_db_prep_save(field.pre_save(fresh, True), connection)
         for field in fields
     }
     quote = connection.ops.quote_name
     returned = Call._meta.concrete_fields
     sql = f"""
         INSERT INTO {quote(Call._meta.db_table)} ({", ".join(quote(f.column) for f in fields)})
-        VALUES ({", ".join(f"%({f.column})s" for f in fields)})
+        VALUES ({", ".join(f"%(call_{f.column})s" for f in fields)})
         ON CONFLICT (telephony_call_id) DO UPDATE SET telephony_call_id = EXCLUDED.telephony_call_id
         RETURNING {", ".join(quote(f.column) for f in returned)}
     """
