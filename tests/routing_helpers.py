@@ -270,3 +270,12 @@ def past_call(*, customer, agent: Agent, queue: Queue, days_ago: float = 1) -> C
         connected_at=moment,
         ended_at=moment + timezone.timedelta(minutes=5),
     )
+
+
+def prepared_statements() -> list[str]:
+    """The statements prepared on the server for this test's database connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]

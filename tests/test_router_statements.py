@@ -13,7 +13,7 @@ from customers.models import ContextAccess, Customer, HoldTolerance, Pace, Prove
 from routing import router, services
 from routing.models import Call, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState
-from tests.routing_helpers import arrive, past_call
+from tests.routing_helpers import arrive, past_call, prepared_statements
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -130,9 +130,7 @@ def test_the_routers_statements_are_prepared_on_the_server(make_agent, queue, se
     for _ in range(8):
         router.route_call(arrive(queue=queue, publish=False).id)
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        prepared = " ".join(row[0] for row in cursor.fetchall())
+    prepared = " ".join(prepared_statements())
     assert "FOR UPDATE OF agent SKIP LOCKED" in prepared
     assert "FOR UPDATE OF call" in prepared
     assert "INSERT INTO routing_offer" in prepared

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from routing.models import Call, Queue
 from telephony.models import CallEvent
+from tests.routing_helpers import prepared_statements
 from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
 
 CALL_UPDATE = re.compile(r'^\s*UPDATE "?routing_call"?\s', re.MULTILINE)
@@ -78,9 +79,7 @@ def test_the_webhooks_statements_are_prepared_on_the_server(client, queue, make_
         post_event(client, event("call.answered", f"CA{n}", agent="2001"))
         post_event(client, event("call.ended", f"CA{n}", reason="completed"))
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        prepared = " ".join(row[0] for row in cursor.fetchall())
+    prepared = " ".join(prepared_statements())
     assert 'INSERT INTO "routing_call"' in prepared
     assert "customers_phonenumber" in prepared
     assert "INSERT INTO telephony_callevent" in prepared
