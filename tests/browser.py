@@ -229,9 +229,12 @@ def chromium() -> Iterator[Any]:
 
 @pytest.fixture
 def open_console(chromium, rapport_servers) -> Iterator[Callable[..., Any]]:
-    """Log `username` in through the login form and return the console page."""
+    """Log `username` in through the login form and return the console page. Every message
+    each page's sockets received is printed at teardown: pytest shows it when a test fails,
+    which tells a lost or late message from a console that mishandled one."""
     contexts = []
     page_errors: list[str] = []
+    received: list[tuple[str, list[str]]] = []
 
     def open_as(username: str, password: str | None = None, *, sockets: list | None = None) -> Any:
         """With `sockets`, the agent socket runs through Playwright, which appends each
@@ -248,6 +251,15 @@ def open_console(chromium, rapport_servers) -> Iterator[Callable[..., Any]]:
 
             page.route_web_socket("**/ws/agent/", through_playwright)
         page.on("pageerror", lambda error: page_errors.append(str(error)))
+        frames: list[str] = []
+        received.append((username, frames))
+        page.on(
+            "websocket",
+            lambda socket: socket.on(
+                "framereceived",
+                lambda payload: frames.append(f"{time.monotonic():.3f} {str(payload)[:300]}"),
+            ),
+        )
         page.goto(rapport_servers.base_url + "/accounts/login/")
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", password or "pw-" + username)
@@ -259,6 +271,8 @@ def open_console(chromium, rapport_servers) -> Iterator[Callable[..., Any]]:
     yield open_as
     for context in contexts:
         context.close()
+    for username, frames in received:
+        print(f"socket messages received by {username}'s page:", *frames, sep="\n  ")
     assert page_errors == [], page_errors
 
 
