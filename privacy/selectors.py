@@ -15,13 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, Subquery
+from django.db.models import Q
 
 from routing import selectors as routing_selectors
-from routing.models import Agent, Call, Offer
-from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
-
-_SEEN_DURING_CALL = (CallState.CONNECTED, CallState.HELD, CallState.TRANSFERRED, CallState.WRAP_UP)
+from routing.models import Agent
 
 
 def _calls_about(customer_id: int) -> Q:
@@ -34,40 +31,4 @@ def call_access_reason(*, user: Any, customer_id: int) -> tuple[str, int] | None
     agent = Agent.objects.filter(user_id=user.id).only("id", "status").first()
     if agent is None:
         return None
-    offered = (
-        Offer.objects.filter(
-            agent_id=agent.id,
-            state__in=[OfferState.OFFERED, OfferState.ACCEPTED],
-        )
-        .exclude(call__state__in=FINAL_STATES)
-        .filter(Q(call__customer_id=customer_id) | Q(call__candidates__id=customer_id))
-        .values_list("call_id", "state")
-        .first()
-    )
-    if offered is not None:
-        call_id, state = offered
-        return ("offer" if state == OfferState.OFFERED else "call", call_id)
-    talking = (
-        Call.objects.filter(
-            _calls_about(customer_id), agent_id=agent.id, state__in=_SEEN_DURING_CALL
-        )
-        .values_list("id", flat=True)
-        .first()
-    )
-    if talking is not None:
-        return ("call", talking)
-    if agent.status == AgentStatus.WRAP_UP:
-        # The telephony side may end the call before the agent has finished their wrap-up.
-        latest_ended = (
-            routing_selectors.agents_calls_latest_first(agent.id)
-            .filter(state__in=FINAL_STATES)
-            .values("id")[:1]
-        )
-        wrapping_up = (
-            Call.objects.filter(_calls_about(customer_id), id=Subquery(latest_ended))
-            .values_list("id", flat=True)
-            .first()
-        )
-        if wrapping_up is not None:
-            return ("call", wrapping_up)
-    return None
+    return routing_selectors.why_agent_sees_call(agent=agent, among=_calls_about(customer_id))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -20,8 +21,8 @@ from customers.audit import record_context_access
 from customers.models import AccessReason
 from customers.phone_numbers import normalise_phone_number
 from routing import messages, roles, selectors, services
-from routing.models import Agent, Call, Offer, Queue
-from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState, status_label
+from routing.models import Agent, Call, Queue
+from routing.states import AgentStatus, status_label
 
 
 def _require_supervisor(request: Request) -> None:
@@ -250,32 +251,12 @@ def call_detail(request: Request, call_id: str) -> Response:
 
 
 def _why_shown(user, call: Call) -> str | None:
-    """The access-log reason this person may see the call now, or None. An agent sees it while
-    it rings for them or is theirs (connected, held, transferred, their wrap-up): the same
-    moments privacy.selectors.call_access_reason opens the caller's record."""
+    """The access-log reason this person may see the call now, or None: a supervisor, or the
+    agent the call rings for or is with (`selectors.why_agent_sees_call`)."""
     if roles.is_supervisor(user):
         return AccessReason.SUPERVISOR
     agent = Agent.objects.filter(user_id=user.id).only("id", "status").first()
     if agent is None:
         return None
-    if call.state not in FINAL_STATES:
-        offer_state = (
-            Offer.objects.filter(
-                call=call, agent=agent, state__in=[OfferState.OFFERED, OfferState.ACCEPTED]
-            )
-            .values_list("state", flat=True)
-            .first()
-        )
-        if offer_state is not None:
-            return AccessReason.OFFER if offer_state == OfferState.OFFERED else AccessReason.CALL
-    if call.agent_id != agent.id:
-        return None
-    if call.state in (CallState.CONNECTED, CallState.HELD, CallState.TRANSFERRED):
-        return AccessReason.CALL
-    if call.state == CallState.WRAP_UP or (
-        agent.status == AgentStatus.WRAP_UP
-        and selectors.agents_calls_latest_first(agent.id).values_list("id", flat=True).first()
-        == call.id
-    ):
-        return AccessReason.CALL
-    return None
+    seen = selectors.why_agent_sees_call(agent=agent, among=Q(id=call.id))
+    return seen[0] if seen is not None else None

@@ -36,6 +36,7 @@ from routing.models import (
     RoutingDecision,
 )
 from routing.states import (
+    FINAL_STATES,
     REFUSED_OFFER_STATES,
     TALKING_STATES,
     WAITING_STATES,
@@ -503,6 +504,47 @@ def agents_calls_latest_first(agent_id: int) -> QuerySet[Call]:
     return Call.objects.filter(agent_id=agent_id).order_by(
         F("ended_at").desc(nulls_last=True), "-id"
     )
+
+
+# The call is the agent's and the caller is (or was just) on the line with them.
+_SEEN_DURING_CALL = (CallState.CONNECTED, CallState.HELD, CallState.TRANSFERRED, CallState.WRAP_UP)
+
+
+def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:
+    """Whether the agent sees one of the calls `among` selects now, and why: ("offer" | "call",
+    the call's id), or None. The one statement of the rule (docs/privacy.md): an agent sees a
+    call while it rings for them or is theirs (connected, held, transferred, wrap-up), and
+    during their own wrap-up the call that just ended. `agent` needs its id and status.
+    At most three small queries."""
+    calls = Call.objects.filter(among)
+    offered = (
+        Offer.objects.filter(
+            agent_id=agent.id,
+            state__in=[OfferState.OFFERED, OfferState.ACCEPTED],
+            call_id__in=calls.exclude(state__in=FINAL_STATES).values("id"),
+        )
+        .values_list("call_id", "state")
+        .first()
+    )
+    if offered is not None:
+        call_id, state = offered
+        return ("offer" if state == OfferState.OFFERED else "call", call_id)
+    talking = (
+        calls.filter(agent_id=agent.id, state__in=_SEEN_DURING_CALL)
+        .values_list("id", flat=True)
+        .first()
+    )
+    if talking is not None:
+        return ("call", talking)
+    if agent.status == AgentStatus.WRAP_UP:
+        # The telephony side may end the call before the agent has finished their wrap-up.
+        latest_ended = (
+            agents_calls_latest_first(agent.id).filter(state__in=FINAL_STATES).values("id")[:1]
+        )
+        wrapping_up = calls.filter(id=Subquery(latest_ended)).values_list("id", flat=True).first()
+        if wrapping_up is not None:
+            return ("call", wrapping_up)
+    return None
 
 
 def _wrap_up_seconds_of_last_call() -> Subquery:

@@ -2,11 +2,13 @@
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from customers.models import AccessReason, ContextAccess
 from routing import router
-from routing.models import Agent, AgentStatusChange, Offer, Queue
-from routing.states import AgentStatus, OfferState
+from routing.models import Agent, AgentStatusChange, Call, Offer, Queue
+from routing.states import AgentStatus, CallState, OfferState
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, past_call
 
 pytestmark = pytest.mark.django_db
@@ -74,6 +76,27 @@ def test_a_call_is_shown_only_to_supervisors_and_the_agents_it_reached(routed_ca
     assert client_for(lee.user).get(path).status_code == 403
     assert client_for(None).get(path).status_code in (401, 403)
     assert client_for(sam.user).get("/api/calls/CA-nope/").status_code == 404
+
+
+def test_an_agent_sees_their_call_while_on_it_and_in_its_wrap_up_and_no_longer(routed_call):
+    """The same moments the caller's record opens to them (privacy.selectors), one rule."""
+    call, dana, sam = routed_call
+    path = f"/api/calls/{call.telephony_call_id}/"
+    Offer.objects.filter(call=call).update(state=OfferState.WITHDRAWN)
+    logged_before = ContextAccess.objects.count()
+
+    Call.objects.filter(id=call.id).update(state=CallState.CONNECTED, agent=sam)
+    assert client_for(sam.user).get(path).status_code == 200
+    assert client_for(dana.user).get(path).status_code == 403
+
+    Call.objects.filter(id=call.id).update(state=CallState.ENDED, ended_at=timezone.now())
+    Agent.objects.filter(id=sam.id).update(status=AgentStatus.WRAP_UP)
+    assert client_for(sam.user).get(path).status_code == 200
+
+    Agent.objects.filter(id=sam.id).update(status=AgentStatus.AVAILABLE)
+    assert client_for(sam.user).get(path).status_code == 403
+    logged = ContextAccess.objects.order_by("id")[logged_before:]
+    assert [(row.user_id, row.reason) for row in logged] == [(sam.user.id, AccessReason.CALL)] * 2
 
 
 def test_an_agent_accepts_their_offer_over_http(routed_call):
