@@ -123,7 +123,7 @@ def test_a_note_left_on_one_call_is_on_the_card_of_the_next(
     page.fill("input[name=sizes]", "W 8")
     screenshot(page, "console-connected")
     page.click("[data-note-form] button[type=submit]")
-    page.wait_for_selector("[data-note-state]:has-text('Saved')")
+    page.wait_for_selector("[data-note-state]:has-text('Saved at')")
 
     rapport_servers.post_event("call.ended", "CA-first", reason="completed")
     page.wait_for_selector("[data-wrapup]:not([hidden])")
@@ -309,7 +309,7 @@ def test_a_new_caller_gets_a_record_from_the_note_and_what_they_say(
     page.fill("[data-note-text]", "First call: asked about the loyalty tiers.")
     page.fill("input[name=intent]", "join the programme")
     page.click("[data-note-form] button[type=submit]")
-    page.wait_for_selector("[data-note-state]:has-text('Saved')")
+    page.wait_for_selector("[data-note-state]:has-text('Saved at')")
     page.wait_for_selector("[data-caller-name]:has-text('Grace Hopper')")
     page.click('[data-said-field="preferred_channel"][data-said-value="text"]')
     page.wait_for_selector("[data-said-state]:has-text('Recorded')")
@@ -349,13 +349,37 @@ def test_a_message_written_before_the_agent_named_the_caller_does_not_unname_the
     page.fill("[data-new-caller-name]", "Ada Lovelace")
     page.fill("[data-note-text]", "Asked how points are earned.")
     page.click("[data-note-form] button[type=submit]")
-    page.wait_for_selector("[data-note-state]:has-text('Saved')")
+    page.wait_for_selector("[data-note-state]:has-text('Saved at')")
     page.wait_for_selector("[data-caller-name]:has-text('Ada Lovelace')")
     # It reaches the browser only now (a slow socket, a busy server).
     sockets[-1].send(json.dumps(written_before))
     page.wait_for_timeout(300)
 
     assert page.inner_text("[data-caller-name]") == "Ada Lovelace"
+
+
+def test_a_message_arriving_while_the_agent_types_the_callers_name_keeps_what_they_type(
+    open_console, rapport_servers, make_agent
+):
+    make_agent("dana", extension="1001")
+    sockets: list = []
+    page = open_console("dana", sockets=sockets)
+    go_available(page)
+    ring(page, rapport_servers, "CA-typing", "+14155550997")
+    page.click("[data-accept]")
+    page.wait_for_selector('[data-card][data-mode="call"]')
+    rapport_servers.post_event("call.answered", "CA-typing", agent="1001")
+    page.wait_for_selector("[data-card]:has-text('On call')")
+    call = Call.objects.get(telephony_call_id="CA-typing")
+
+    page.click("[data-new-caller-name]")
+    page.keyboard.type("Grace")
+    # Any message redraws the screen: here the call's own, as a transfer or hold sends it.
+    sockets[-1].send(json.dumps(messages.call_message(call, caller=messages.caller_for_call(call))))
+    page.wait_for_timeout(300)
+    page.keyboard.type(" Hopper")
+
+    assert page.input_value("[data-new-caller-name]") == "Grace Hopper"
 
 
 def test_a_login_without_an_agent_profile_gets_a_clear_message(chromium, rapport_servers):

@@ -797,11 +797,10 @@
       forLine.textContent = "Saved on this call for " + customer.name + ".";
     } else if (call.caller && call.caller.kind === "shared") {
       forLine.textContent = "Choose who you are speaking with (left) before saving.";
-    } else {
-      forLine.replaceChildren(
-        "New caller: ",
-        newCallerNameInput()
-      );
+    } else if (!forLine.contains($("[data-new-caller-name]"))) {
+      // Put in once and then left alone: moving it on every redraw would take the focus (and
+      // the rest of the name) from an agent still typing it.
+      forLine.replaceChildren("New caller: ", newCallerNameInput());
     }
     var said = $("[data-said]");
     said.disabled = !customer;
