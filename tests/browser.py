@@ -260,6 +260,15 @@ def open_console(chromium, rapport_servers) -> Iterator[Callable[..., Any]]:
                 lambda payload: frames.append(f"{time.monotonic():.3f} {str(payload)[:300]}"),
             ),
         )
+
+        def note_api_response(response: Any) -> None:
+            if "/api/" in response.url:
+                request = response.request
+                frames.append(
+                    f"{time.monotonic():.3f} {request.method} {response.url} {response.status}"
+                )
+
+        page.on("response", note_api_response)
         page.goto(rapport_servers.base_url + "/accounts/login/")
         page.fill("input[name=username]", username)
         page.fill("input[name=password]", password or "pw-" + username)
@@ -270,6 +279,13 @@ def open_console(chromium, rapport_servers) -> Iterator[Callable[..., Any]]:
 
     yield open_as
     for context in contexts:
+        for page in context.pages:
+            with contextlib.suppress(Exception):
+                shown = page.eval_on_selector_all(
+                    "[data-note-state], [data-notice], [data-caller-name]",
+                    "nodes => nodes.map(n => n.outerHTML.slice(0, 300))",
+                )
+                print("on the page at the end:", *shown, sep="\n  ")
         context.close()
     for username, frames in received:
         print(f"socket messages received by {username}'s page:", *frames, sep="\n  ")
