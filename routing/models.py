@@ -205,7 +205,7 @@ class Offer(models.Model):
 class DecisionReason(models.TextChoices):
     LAST_AGENT = "last_agent", "Offered to the caller's last agent"
     LAST_AGENT_BUSY_WAITED = "last_agent_busy_waited", "Waited for the busy last agent"
-    LAST_AGENT_UNAVAILABLE = "last_agent_unavailable", "Last agent offline or on break"
+    LAST_AGENT_UNAVAILABLE = "last_agent_unavailable", "Last agent offline or not ready"
     LAST_AGENT_DECLINED = "last_agent_declined", "Last agent declined"
     LAST_AGENT_WAIT_EXPIRED = "last_agent_wait_expired", "Last agent still busy after the wait"
     LAST_AGENT_BUSY_NOT_HELD = (

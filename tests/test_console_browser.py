@@ -236,7 +236,7 @@ def test_declining_takes_the_card_away_and_says_where_the_call_went(
     assert Call.objects.get(telephony_call_id="CA-decline").offers.get().state == "declined"
 
 
-def test_a_missed_offer_puts_the_agent_on_break_and_says_so(
+def test_a_missed_offer_makes_the_agent_not_ready_and_says_so(
     open_console, rapport_servers, make_agent, make_customer, queue
 ):
     make_agent("dana", extension="1001")
@@ -249,7 +249,8 @@ def test_a_missed_offer_puts_the_agent_on_break_and_says_so(
 
     page.wait_for_selector('[data-set-status="break"][aria-checked="true"]', timeout=10000)
     assert page.query_selector("[data-card]:not([hidden])") is None
-    assert "You missed a call, so you were put on break." in page.inner_text("[data-notice]")
+    assert "You missed a call, so you are now Not ready." in page.inner_text("[data-notice]")
+    assert page.inner_text("[data-idle-title]") == "Not ready — no calls are offered to you"
 
 
 def test_a_dropped_socket_reconnects_and_the_offer_is_still_shown(

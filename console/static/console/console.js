@@ -271,7 +271,7 @@
         if (isIdleStatus(message.status) && model.call && !model.noteDirty) model.call = null;
         missedCallNoticeShown = message.reason === "offer_timed_out";
         if (missedCallNoticeShown) {
-          notice("You missed a call, so you were put on break. Choose Available when you are back.");
+          notice("You missed a call, so you are now Not ready. Choose Available when you are back.");
         } else if (message.reason === "wrap_up_limit") {
           notice("Wrap-up time ran out, so you are available again.");
         } else if (message.status === "available") {
@@ -424,7 +424,7 @@
   function idleTitle() {
     var status = model.agent.status;
     if (status === "available") return "Waiting for the next caller";
-    if (status === "break") return "On break — no calls are offered to you";
+    if (status === "break") return "Not ready — no calls are offered to you";
     if (status === "offline") return "Offline — choose Available to take calls";
     if (status === "wrap_up") return "Wrap-up";
     return STATUS_LABELS[status] || "Connecting…";

@@ -15,7 +15,7 @@
   var REASON_LABEL = {
     busy_past_wait: "Agent still busy after the wait",
     not_held: "Agent busy; caller not held (avoids holding, in a rush)",
-    offline_or_break: "Agent offline or on break",
+    offline_or_break: "Agent offline or not ready",
     declined: "Agent declined",
     timed_out: "Offer not answered in time",
     caller_hung_up: "Caller hung up first",
