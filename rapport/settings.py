@@ -130,7 +130,7 @@ REDIS_URL = env.str(
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "rapport.cache.SharedPoolRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_PREFIX", default="rapport-cache"),
     }
