@@ -8,7 +8,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET
@@ -19,10 +18,10 @@ from rest_framework.authentication import TokenAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from customers.card_numbers import mask_card_numbers_in
+from telephony import rate_limit
 from telephony.models import CallEvent, CallEventType
 from telephony.selectors import call_instruction
 from telephony.services import END_REASONS, TelephonyEvent, accept_event
@@ -175,31 +174,12 @@ class NotJson(exceptions.UnsupportedMediaType):
         super().__init__("", "Send the event as Content-Type: application/json (UTF-8).")
 
 
-class TelephonySignerThrottle(SimpleRateThrottle):
-    """Per signing secret (one telephony system), shared by every server through the Redis
-    cache, counted only once the signature is verified: unsigned junk, from anywhere and however
-    much, never spends the phone system's budget, and a proxy in front changes nothing. A flood
-    from one misbehaving integration is refused with 429 and Retry-After, which it retries."""
-
-    scope = "telephony"
-
-    def __init__(self, signer: str) -> None:
-        super().__init__()
-        self.signer = signer
-
-    def get_rate(self) -> str | None:
-        return settings.TELEPHONY_RATE_LIMIT or None
-
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.signer}
-
-
 class TelephonyEventsView(APIView):
     """`POST /api/telephony/events/`: the signature is the authentication (no session, no CSRF)."""
 
     authentication_classes: list = []
     permission_classes: list = []
-    # Throttled after the signature is verified (post), per signer: see TelephonySignerThrottle.
+    # Throttled after the signature is verified (post), per signer: see telephony.rate_limit.
     throttle_classes: list = []
     renderer_classes = [JSONRenderer]
     metadata_class = None
@@ -286,9 +266,13 @@ class TelephonyEventsView(APIView):
         )
 
     def _throttle(self, request: Request, verified: VerifiedRequest) -> None:
-        throttle = TelephonySignerThrottle(verified.signer)
-        if not throttle.allow_request(request, self):
-            self.throttled(request, throttle.wait())
+        """Per signing secret, counted only once the signature is verified: unsigned junk, from
+        anywhere and however much, never spends the phone system's budget, and a proxy in front
+        changes nothing. A flood from one misbehaving integration is refused with 429 and
+        Retry-After, which it retries."""
+        wait = rate_limit.seconds_to_wait(signer=verified.signer)
+        if wait is not None:
+            self.throttled(request, wait)
 
     def get_authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) for a refused signature.

