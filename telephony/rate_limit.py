@@ -9,27 +9,39 @@ webhook's CPU). The rate keeps DRF's form: "200/s", "600/m", "N/h", "N/d".
 from __future__ import annotations
 
 import functools
+import logging
 import time
 
 from django.conf import settings
 from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.errors import StorageError
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+logger = logging.getLogger(__name__)
+
 _PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A Redis that does not answer must not hold a call's event for long.
+_REDIS_TIMEOUT_SECONDS = 1.0
 
 
 def seconds_to_wait(*, signer: str) -> float | None:
     """Spends one request of the signer's budget: None when it had one left, otherwise the
-    seconds until it has (nothing is spent then). Always None with the limit off."""
+    seconds until it has (nothing is spent then). Always None with the limit off, and while
+    the count cannot be reached: a flood guard must not turn a Redis outage into refused calls
+    (their events go to PostgreSQL, and are routed once the broker is back)."""
     if not settings.TELEPHONY_RATE_LIMIT:
         return None
     limit = _limit(settings.TELEPHONY_RATE_LIMIT)
     limiter = _limiter(settings.REDIS_URL)
     identifiers = (settings.CACHES["default"].get("KEY_PREFIX", ""), "telephony", signer)
-    if limiter.hit(limit, *identifiers):
+    try:
+        if limiter.hit(limit, *identifiers):
+            return None
+        reset_at = limiter.get_window_stats(limit, *identifiers).reset_time
+    except StorageError as unreachable:
+        logger.warning("webhook rate limit not counted: %s", unreachable.storage_error)
         return None
-    reset_at = limiter.get_window_stats(limit, *identifiers).reset_time
     return max(1.0, reset_at - time.time())
 
 
@@ -44,4 +56,10 @@ def _limiter(redis_url: str) -> MovingWindowRateLimiter:
     # `limits` names a Unix socket (the embedded Redis) redis+unix://.
     if redis_url.startswith("unix://"):
         redis_url = "redis+unix://" + redis_url.removeprefix("unix://")
-    return MovingWindowRateLimiter(RedisStorage(redis_url))
+    storage = RedisStorage(
+        redis_url,
+        wrap_exceptions=True,
+        socket_timeout=_REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
+    )
+    return MovingWindowRateLimiter(storage)

