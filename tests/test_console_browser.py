@@ -79,6 +79,16 @@ def ring(page, rapport_servers, call_id: str, number: str = "+14155550123") -> N
     wait_for_offer(page)
 
 
+def accept_and_answer(page, rapport_servers, call_id: str) -> Call:
+    """The agent (extension 1001) accepts the offer on screen and picks up: the call is
+    connected, and the screen has been told."""
+    page.click("[data-accept]")
+    page.wait_for_selector('[data-card][data-mode="call"]')
+    rapport_servers.post_event("call.answered", call_id, agent="1001")
+    page.wait_for_selector("[data-card]:has-text('On call')")
+    return Call.objects.get(telephony_call_id=call_id)
+
+
 def card_text(page) -> str:
     return page.inner_text("[data-card]")
 
@@ -303,9 +313,7 @@ def test_a_new_caller_gets_a_record_from_the_note_and_what_they_say(
     ring(page, rapport_servers, "CA-new", "+14155550999")
     assert page.inner_text("[data-caller-name]") == "New caller"
 
-    page.click("[data-accept]")
-    page.wait_for_selector('[data-card][data-mode="call"]')
-    rapport_servers.post_event("call.answered", "CA-new", agent="1001")
+    accept_and_answer(page, rapport_servers, "CA-new")
     page.fill("[data-new-caller-name]", "Grace Hopper")
     page.fill("[data-note-text]", "First call: asked about the loyalty tiers.")
     page.fill("input[name=intent]", "join the programme")
@@ -339,10 +347,7 @@ def test_a_message_written_before_the_agent_named_the_caller_does_not_unname_the
     page = open_console("dana", sockets=sockets)
     go_available(page)
     ring(page, rapport_servers, "CA-crossed", "+14155550998")
-    page.click("[data-accept]")
-    page.wait_for_selector('[data-card][data-mode="call"]')
-    rapport_servers.post_event("call.answered", "CA-crossed", agent="1001")
-    call = Call.objects.get(telephony_call_id="CA-crossed")
+    call = accept_and_answer(page, rapport_servers, "CA-crossed")
     # What the answered call tells the screen, written while nobody is named on the call.
     written_before = messages.call_message(call, caller=messages.caller_for_call(call))
     assert written_before["customer_id"] is None
@@ -367,11 +372,7 @@ def test_a_message_arriving_while_the_agent_types_the_callers_name_keeps_what_th
     page = open_console("dana", sockets=sockets)
     go_available(page)
     ring(page, rapport_servers, "CA-typing", "+14155550997")
-    page.click("[data-accept]")
-    page.wait_for_selector('[data-card][data-mode="call"]')
-    rapport_servers.post_event("call.answered", "CA-typing", agent="1001")
-    page.wait_for_selector("[data-card]:has-text('On call')")
-    call = Call.objects.get(telephony_call_id="CA-typing")
+    call = accept_and_answer(page, rapport_servers, "CA-typing")
 
     page.click("[data-new-caller-name]")
     page.keyboard.type("Grace")
