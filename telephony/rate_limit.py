@@ -53,7 +53,7 @@ def _limit(rate: str) -> RateLimitItem:
 
 @functools.cache
 def _limiter(redis_url: str) -> MovingWindowRateLimiter:
-    # `limits` names a Unix socket (the embedded Redis) redis+unix://.
+    # Celery, Channels and Django name a Redis on a Unix socket unix://; `limits` redis+unix://.
     if redis_url.startswith("unix://"):
         redis_url = "redis+unix://" + redis_url.removeprefix("unix://")
     storage = RedisStorage(
