@@ -47,7 +47,9 @@ def main() -> None:
         "--profile", default="", help="event types to profile, comma-separated (e.g. answered)"
     )
     parser.add_argument(
-        "--rate-limit", default="", help="TELEPHONY_RATE_LIMIT (default: off, as in goals.py)"
+        "--rate-limit",
+        default="100000/s",
+        help="TELEPHONY_RATE_LIMIT (default: counted, never refusing, as in goals.py; '' is off)",
     )
     parser.add_argument(
         "--callers", default="", help="with --profile: who calls the functions matching this"
