@@ -507,7 +507,7 @@ def agents_calls_latest_first(agent_id: int) -> QuerySet[Call]:
 
 
 # The call is the agent's and the caller is (or was just) on the line with them.
-_SEEN_DURING_CALL = (CallState.CONNECTED, CallState.HELD, CallState.TRANSFERRED, CallState.WRAP_UP)
+_SEEN_DURING_CALL = TALKING_STATES | {CallState.WRAP_UP}
 
 
 def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:
