@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import time
 
 from django.conf import settings
@@ -21,6 +22,9 @@ from limits.strategies import MovingWindowRateLimiter
 logger = logging.getLogger(__name__)
 
 _PERIOD_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RATE = re.compile(
+    r"^\s*([1-9][0-9]*)\s*/\s*(s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)\s*$"
+)
 # A Redis that does not answer must not hold a call's event for long.
 _REDIS_TIMEOUT_SECONDS = 1.0
 
@@ -32,7 +36,7 @@ def seconds_to_wait(*, signer: str) -> float | None:
     (their events go to PostgreSQL, and are routed once the broker is back)."""
     if not settings.TELEPHONY_RATE_LIMIT:
         return None
-    limit = _limit(settings.TELEPHONY_RATE_LIMIT)
+    limit = parse_rate(settings.TELEPHONY_RATE_LIMIT)
     limiter = _limiter(settings.REDIS_URL)
     identifiers = (settings.CACHES["default"].get("KEY_PREFIX", ""), "telephony", signer)
     try:
@@ -46,9 +50,14 @@ def seconds_to_wait(*, signer: str) -> float | None:
 
 
 @functools.cache
-def _limit(rate: str) -> RateLimitItem:
-    count, _, period = rate.partition("/")
-    return RateLimitItemPerSecond(int(count), _PERIOD_SECONDS[period.strip()[0]])
+def parse_rate(rate: str) -> RateLimitItem:
+    """ "200/s", "3000/m", "100000/hour": requests per period. ValueError when it is not one
+    (rapport.checks refuses such a setting at start)."""
+    matched = _RATE.match(rate)
+    if matched is None:
+        raise ValueError(f"{rate!r} is not a rate")
+    count, period = matched.groups()
+    return RateLimitItemPerSecond(int(count), _PERIOD_SECONDS[period[0]])
 
 
 @functools.cache

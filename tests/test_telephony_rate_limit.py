@@ -126,7 +126,7 @@ def test_with_the_counts_redis_down_signed_events_are_still_accepted(settings, t
     assert CallEvent.objects.count() == 4
 
 
-@pytest.mark.parametrize("rate", ["200/s", "3000/m", "100000/hour", "5/d", ""])
+@pytest.mark.parametrize("rate", ["200/s", "3000/m", "100000/hour", "5/d", "10/seconds", ""])
 def test_a_rate_in_drfs_form_is_taken(settings, rate):
     settings.TELEPHONY_RATE_LIMIT = rate
 
