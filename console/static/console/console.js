@@ -816,8 +816,6 @@
   }
 
   function newCallerNameInput() {
-    var existing = $("[data-new-caller-name]");
-    if (existing) return existing;
     return el("input", {
       name: "new_caller_name",
       "data-new-caller-name": true,
