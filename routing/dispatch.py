@@ -8,14 +8,22 @@ is still to do, and the router's sweeper does it once the broker is back (`route
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import logging
 import os
 import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import kombu.exceptions
+import redis.asyncio
 import redis.exceptions
 from celery import current_app
 from django.db import transaction
+from kombu.utils.uuid import uuid
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +59,32 @@ def _publishing_pool():
         return _pool[1]
 
 
+_done_here = threading.local()
+
+
+@contextmanager
+def done_by_this_task(task_name: str) -> Iterator[list[tuple]]:
+    """Within, `task_name` is not sent but listed (its arguments, once each publish would have
+    happened): the running task does that work itself once its own is done, without a trip
+    through the broker. The webhook's events are applied by a worker, and the call a ringing
+    event queues is routed by the same task, so the caller waits for one hop, as when the
+    webhook applied the event. A task that dies before doing it leaves what the sweeper redoes
+    for any lost hand-off."""
+    listed: list[tuple] = []
+    before = getattr(_done_here, "tasks", {})
+    _done_here.tasks = {**before, task_name: listed}
+    try:
+        yield listed
+    finally:
+        _done_here.tasks = before
+
+
 def publish(task_name: str, *args) -> bool:
     """Send the task now; False (and a warning) when the broker cannot be reached."""
+    listed = getattr(_done_here, "tasks", {}).get(task_name)
+    if listed is not None:
+        listed.append(args)
+        return True
     try:
         with _publishing_pool().acquire(block=True, timeout=2) as connection:
             current_app.send_task(
@@ -73,6 +105,69 @@ def publish(task_name: str, *args) -> bool:
         logger.warning("broker unreachable, %s%r not sent now: %s", task_name, args, unreachable)
         return False
     return True
+
+
+async def publish_on_loop(task_name: str, *args) -> bool:
+    """`publish` for code on an event loop (the webhook's intake), without blocking it: the
+    same message, pushed onto the task's queue with the loop's own asyncio Redis client.
+
+    kombu has no asyncio transport, and its publish from the loop cost the webhook a third of
+    its CPU (issue 14). The task message is Celery's own (`amqp.as_task_v2`, protocol 2); only
+    the envelope that kombu's Redis transport wraps around it is written here, as that
+    transport writes it (kombu.transport.virtual `prepare_message` and `basic_publish`, then
+    `LPUSH` onto the queue's list). tests/test_dispatch_on_loop.py holds it to what kombu
+    publishes, field for field, and has a real worker run it."""
+    app = current_app
+    task_id = uuid()
+    # As `send_task` builds it: no ignore_result of its own (the task's setting decides),
+    # replies addressed to this app.
+    headers, properties, body, _ = app.amqp.as_task_v2(
+        task_id,
+        task_name,
+        args=args,
+        reply_to=app.thread_oid,
+        argsrepr=repr(args),
+        kwargsrepr="{}",
+        ignore_result=None,
+    )
+    queue = app.conf.task_default_queue
+    envelope = {
+        "body": base64.b64encode(json.dumps(body).encode()).decode(),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": {
+            **properties,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": uuid(),
+        },
+    }
+    try:
+        await _loop_broker().lpush(queue, json.dumps(envelope))
+    except (redis.exceptions.RedisError, OSError) as unreachable:
+        logger.warning("broker unreachable, %s%r not sent now: %s", task_name, args, unreachable)
+        return False
+    return True
+
+
+# An asyncio Redis client belongs to the loop it first ran on: one per loop (a server has one
+# for its life).
+_loop_brokers: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[str, redis.asyncio.Redis]
+] = weakref.WeakKeyDictionary()
+
+
+def _loop_broker() -> redis.asyncio.Redis:
+    loop = asyncio.get_running_loop()
+    url = current_app.conf.broker_url
+    known = _loop_brokers.get(loop)
+    if known is None or known[0] != url:
+        client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        known = _loop_brokers[loop] = (url, client)
+    return known[1]
 
 
 def publish_on_commit(task_name: str, *args) -> None:
