@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -100,12 +100,15 @@ _loop_connections: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-async def fetchone_on_loop(sql: str, params: Sequence[Any]) -> tuple[Any, ...] | None:
-    """One row of a read-only statement, read on the running event loop over an autocommit
-    connection of that loop's own, instead of in a thread: a socket's read before each offer
-    waited for the one thread Channels gives every socket's database work, and for the event
-    loop again after it (issue 14). Prepared on the server. A connection the server closed is
-    replaced, and the statement run once more."""
+async def fetchone_on_loop(
+    sql: str, params: Sequence[Any] | Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """One row of a statement run on the running event loop over an autocommit connection of
+    that loop's own, instead of in a thread: a socket's read before each offer waited for the
+    one thread Channels gives every socket's database work, and for the event loop again after
+    it (issue 14). Prepared on the server. A write is committed when this returns. A
+    connection the server closed is replaced, and the statement run once more: a write must
+    be one that a second run cannot repeat (the webhook's intake: once per webhook id)."""
     loop_connection = await _loop_connection()
     try:
         return await _fetchone(loop_connection, sql, params)
@@ -116,7 +119,7 @@ async def fetchone_on_loop(sql: str, params: Sequence[Any]) -> tuple[Any, ...] |
 
 
 async def _fetchone(
-    loop_connection: psycopg.AsyncConnection, sql: str, params: Sequence[Any]
+    loop_connection: psycopg.AsyncConnection, sql: str, params: Sequence[Any] | Mapping[str, Any]
 ) -> tuple[Any, ...] | None:
     async with loop_connection.cursor() as cursor:
         await cursor.execute(sql, params, prepare=True)

@@ -154,7 +154,9 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
             cursor.execute(
                 f"UPDATE {CallEvent._meta.db_table} SET payload = ("
                 "SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) "
-                "FROM jsonb_each(payload) WHERE key = ANY(%s)) "
+                "FROM jsonb_each(payload) WHERE key = ANY(%s)), "
+                # An event not yet applied keeps its caller's number there until it is.
+                "fields_to_apply = fields_to_apply - 'from_number' "
                 "WHERE call_id = ANY(%s)",
                 [EVENT_FIELDS_KEPT, call_ids],
             )

@@ -19,10 +19,11 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from console.urls import websocket_urlpatterns as agent_sockets  # noqa: E402
 from rapport.request_limits import RequestBodyLimit  # noqa: E402
 from supervisor.urls import websocket_urlpatterns as supervisor_sockets  # noqa: E402
+from telephony.intake import TelephonyEventIntake  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": RequestBodyLimit(ASGIStaticFilesHandler(django_asgi_app)),
+        "http": RequestBodyLimit(TelephonyEventIntake(ASGIStaticFilesHandler(django_asgi_app))),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter([*agent_sockets, *supervisor_sockets]))
         ),

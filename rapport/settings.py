@@ -179,6 +179,18 @@ CELERY_BEAT_SCHEDULE: dict = {
         ),
         "options": {"expires": 10},
     },
+    # The webhook's intake records an event and publishes its task; an event whose task was
+    # lost is applied by this one, sent only while such an event waits. Lost means waiting
+    # 5 s (telephony.selectors.EVENT_TASK_LOST_AFTER), so asking more often buys nothing and
+    # costs beat a query a second on a quiet line.
+    "telephony-events-waiting-too-long": {
+        "task": "telephony.apply_events_waiting_too_long",
+        "schedule": WhileAnythingToSweep(
+            timedelta(seconds=env.float("TELEPHONY_LOST_EVENTS_SECONDS", default=5.0)),
+            check="telephony.selectors.anything_to_apply",
+        ),
+        "options": {"expires": 10},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -349,4 +361,4 @@ TWILIO_AGENT_RING_SECONDS = env.int("TWILIO_AGENT_RING_SECONDS", default=20)
 TWILIO_WAIT_SECONDS = env.int("TWILIO_WAIT_SECONDS", default=5)
 TWILIO_HOLD_MUSIC_URL = env.str("TWILIO_HOLD_MUSIC_URL", default="")
 # Celery discovers each app's tasks.py; the Twilio task lives beside it.
-CELERY_IMPORTS = ["telephony.twilio_tasks"]
+CELERY_IMPORTS = ["telephony.twilio_tasks", "telephony.event_tasks"]

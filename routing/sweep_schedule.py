@@ -18,26 +18,42 @@ from celery.schedules import schedstate, schedule
 
 logger = logging.getLogger(__name__)
 
+ROUTER_SWEEP_CHECK = "routing.selectors.anything_to_sweep"
+
 
 class WhileAnythingToSweep(schedule):
+    """Due every interval while `check` (the dotted path of a function of `now`) says there is
+    work: the router's sweep by default, the telephony intake's lost events for another task."""
+
+    def __init__(self, run_every=None, *, check: str = ROUTER_SWEEP_CHECK, **kwargs):
+        super().__init__(run_every, **kwargs)
+        self.check = check
+
+    def __reduce__(self):
+        # Beat keeps its schedule in a shelve file: pickled with the check it asks.
+        return _rebuilt, (self.run_every, self.relative, self.check)
+
     def is_due(self, last_run_at: datetime) -> schedstate:
         state = super().is_due(last_run_at)
-        if not state.is_due or _anything_to_sweep():
+        if not state.is_due or _anything_to_do(self.check):
             return state
         # Not run, so still due: asked again after one interval.
         return schedstate(is_due=False, next=self.seconds)
 
 
-def _anything_to_sweep() -> bool:
+def _rebuilt(run_every, relative: bool, check: str) -> WhileAnythingToSweep:
+    return WhileAnythingToSweep(run_every, relative=relative, check=check)
+
+
+def _anything_to_do(check: str) -> bool:
     from django.db import DatabaseError, connection
     from django.utils import timezone
-
-    from routing import selectors
+    from django.utils.module_loading import import_string
 
     try:
-        return selectors.anything_to_sweep(now=timezone.now())
+        return import_string(check)(now=timezone.now())
     except DatabaseError as failed:
-        logger.warning("router sweep sent unchecked: %s", failed)
+        logger.warning("%s: task sent unchecked: %s", check, failed)
         # A connection the database dropped (a restart) is opened afresh next time.
         connection.close()
         return True

@@ -127,11 +127,11 @@ EVENT_VALIDATOR = TelephonyEventSerializer()
 
 
 class EventReceiptSerializer(serializers.Serializer):
+    """The event is recorded (durably); a worker applies it to its call within milliseconds.
+    Where the call stands: `GET /api/telephony/calls/<call_id>/`."""
+
     status = serializers.ChoiceField(choices=["accepted"])
     duplicate = serializers.BooleanField(help_text="True when this webhook-id was already known.")
-    call_state = serializers.CharField()
-    applied = serializers.BooleanField(help_text="False when the event could not move the call.")
-    outcome = serializers.CharField(help_text="Why the event was not applied; empty otherwise.")
 
 
 ERROR_DETAIL = inline_serializer("TelephonyErrorDetail", {"detail": serializers.CharField()})
@@ -172,6 +172,52 @@ class PayloadTooLarge(exceptions.APIException):
 class NotJson(exceptions.UnsupportedMediaType):
     def __init__(self) -> None:
         super().__init__("", "Send the event as Content-Type: application/json (UTF-8).")
+
+
+class WebhookIdReused(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This webhook-id was already used for a different event."
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The API's error shape (rapport.api_errors): the field named, beside the detail.
+        self.detail = {
+            "detail": self.default_detail,
+            "errors": {"webhook-id": ["already used for a different event"]},
+        }
+
+
+def verified_event_request(
+    *, body: bytes, content_type: str, headers: Mapping[str, str]
+) -> VerifiedRequest:
+    """An event's media type and signature checked: what the webhook checks before it spends
+    the signer's rate (`rate_limit`) and reads the body. Raises the API's answer (415, 401)."""
+    if not _is_json(content_type):
+        raise NotJson()
+    return _verified(body=body, headers=headers)
+
+
+def validated_event(verified: VerifiedRequest, body: bytes) -> TelephonyEvent:
+    """The signed body as one valid event (the contract's fields: telephony-events.md), or the
+    API's 400 naming every bad field."""
+    webhook_id = verified.webhook_id
+    if len(webhook_id) > MAX_WEBHOOK_ID_CHARS or "\x00" in webhook_id:
+        raise exceptions.ValidationError(
+            {"webhook-id": [f"Use at most {MAX_WEBHOOK_ID_CHARS} characters, no NUL."]}
+        )
+    payload = _parse_json_object(body)
+    fields = EVENT_VALIDATOR.run_validation(payload)
+    return TelephonyEvent(
+        type=fields["type"],
+        call_id=fields["call_id"],
+        occurred_at=fields["occurred_at"],
+        from_number=fields.get("from", ""),
+        to_number=fields.get("to", ""),
+        queue_slug=fields.get("queue", ""),
+        agent_identity=fields.get("agent", ""),
+        reason=fields.get("reason", ""),
+        payload=payload,
+    )
 
 
 class TelephonyEventsView(APIView):
@@ -221,58 +267,21 @@ class TelephonyEventsView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = _read_limited_body(request)
-        if not _is_json(request.content_type):
-            raise NotJson()
-        verified = _verified(body=body, request=request)
-        self._throttle(request, verified)
-        webhook_id = verified.webhook_id
-        if len(webhook_id) > MAX_WEBHOOK_ID_CHARS or "\x00" in webhook_id:
-            raise exceptions.ValidationError(
-                {"webhook-id": [f"Use at most {MAX_WEBHOOK_ID_CHARS} characters, no NUL."]}
-            )
-        payload = _parse_json_object(body)
-        fields = EVENT_VALIDATOR.run_validation(payload)
-        receipt = accept_event(
-            webhook_id=webhook_id,
-            event=TelephonyEvent(
-                type=fields["type"],
-                call_id=fields["call_id"],
-                occurred_at=fields["occurred_at"],
-                from_number=fields.get("from", ""),
-                to_number=fields.get("to", ""),
-                queue_slug=fields.get("queue", ""),
-                agent_identity=fields.get("agent", ""),
-                reason=fields.get("reason", ""),
-                payload=payload,
-            ),
+        verified = verified_event_request(
+            body=body, content_type=request.content_type, headers=request.headers
         )
-        if receipt.duplicate and not _is_stored_as(webhook_id=webhook_id, payload=payload):
-            return Response(
-                {
-                    "detail": "This webhook-id was already used for a different event.",
-                    "errors": {"webhook-id": ["already used for a different event"]},
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
-        return Response(
-            {
-                "status": "accepted",
-                "duplicate": receipt.duplicate,
-                "call_state": receipt.call_state,
-                "applied": receipt.applied,
-                "outcome": receipt.outcome,
-            },
-            status=status.HTTP_202_ACCEPTED,
-        )
-
-    def _throttle(self, request: Request, verified: VerifiedRequest) -> None:
-        """Per signing secret, counted only once the signature is verified: unsigned junk, from
-        anywhere and however much, never spends the phone system's budget, and a proxy in front
-        changes nothing. A flood from one misbehaving integration is refused with 429 and
-        Retry-After, which it retries."""
         wait = rate_limit.seconds_to_wait(signer=verified.signer)
         if wait is not None:
             self.throttled(request, wait)
+        event = validated_event(verified, body)
+        receipt = accept_event(webhook_id=verified.webhook_id, event=event)
+        if receipt.duplicate and not _is_stored_as(
+            webhook_id=verified.webhook_id, payload=event.payload
+        ):
+            raise WebhookIdReused()
+        return Response(
+            {"status": "accepted", "duplicate": receipt.duplicate}, status=status.HTTP_202_ACCEPTED
+        )
 
     def get_authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) for a refused signature.
@@ -331,7 +340,7 @@ def authorise_pull(request: Request) -> None:
     its method and path, each webhook-id once, or an API token of a user allowed to view calls."""
     if any(request.headers.get(name) for name in SIGNATURE_HEADERS):
         content = signed_request_content(method=request.method, path=request.path)
-        verified = _verified(body=content.encode(), request=request)
+        verified = _verified(body=content.encode(), headers=request.headers)
         if not is_first_use(verified.webhook_id):
             raise exceptions.AuthenticationFailed(
                 "This webhook-id was already used: sign every request afresh."
@@ -348,9 +357,9 @@ def ping(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _verified(*, body: bytes, request: Request) -> VerifiedRequest:
+def _verified(*, body: bytes, headers: Mapping[str, str]) -> VerifiedRequest:
     try:
-        return verify_signature(body=body, headers=request.headers)
+        return verify_signature(body=body, headers=headers)
     except SignatureRejected as rejected:
         raise exceptions.AuthenticationFailed(str(rejected)) from rejected
 

@@ -24,9 +24,20 @@ class CallEvent(models.Model):
     payload = models.JSONField(default=dict)
     applied = models.BooleanField(default=True)
     outcome = models.CharField(max_length=200, blank=True, help_text="Why it was not applied.")
+    # Set while the event is recorded but not yet applied (the webhook's intake records, a
+    # worker applies): the validated fields the call needs, as received. The payload cannot
+    # serve, as it is stored masked and a 13-digit phone number can look like a card number.
+    fields_to_apply = models.JSONField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["occurred_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                name="callevent_not_yet_applied",
+                condition=models.Q(fields_to_apply__isnull=False),
+            )
+        ]
 
 
 class ConnectAttempt(models.Model):

@@ -8,13 +8,17 @@ webhook's CPU). The rate keeps DRF's form: "200/s", "600/m", "N/h", "N/d".
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
 import time
+import weakref
 
 from django.conf import settings
 from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage as LoopRedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter as LoopMovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -38,15 +42,35 @@ def seconds_to_wait(*, signer: str) -> float | None:
         return None
     limit = parse_rate(settings.TELEPHONY_RATE_LIMIT)
     limiter = _limiter(settings.REDIS_URL)
-    identifiers = (settings.CACHES["default"].get("KEY_PREFIX", ""), "telephony", signer)
     try:
-        if limiter.hit(limit, *identifiers):
+        if limiter.hit(limit, *_identifiers(signer)):
             return None
-        reset_at = limiter.get_window_stats(limit, *identifiers).reset_time
+        reset_at = limiter.get_window_stats(limit, *_identifiers(signer)).reset_time
     except StorageError as unreachable:
         logger.warning("webhook rate limit not counted: %s", unreachable.storage_error)
         return None
     return max(1.0, reset_at - time.time())
+
+
+async def seconds_to_wait_on_loop(*, signer: str) -> float | None:
+    """`seconds_to_wait` for the webhook's intake, which runs on the event loop: the same
+    budget in the same Redis keys, counted without blocking the loop."""
+    if not settings.TELEPHONY_RATE_LIMIT:
+        return None
+    limit = parse_rate(settings.TELEPHONY_RATE_LIMIT)
+    limiter = _loop_limiter(settings.REDIS_URL)
+    try:
+        if await limiter.hit(limit, *_identifiers(signer)):
+            return None
+        reset_at = (await limiter.get_window_stats(limit, *_identifiers(signer))).reset_time
+    except StorageError as unreachable:
+        logger.warning("webhook rate limit not counted: %s", unreachable.storage_error)
+        return None
+    return max(1.0, reset_at - time.time())
+
+
+def _identifiers(signer: str) -> tuple[str, ...]:
+    return (settings.CACHES["default"].get("KEY_PREFIX", ""), "telephony", signer)
 
 
 @functools.cache
@@ -62,13 +86,39 @@ def parse_rate(rate: str) -> RateLimitItem:
 
 @functools.cache
 def _limiter(redis_url: str) -> MovingWindowRateLimiter:
-    # Celery, Channels and Django name a Redis on a Unix socket unix://; `limits` redis+unix://.
-    if redis_url.startswith("unix://"):
-        redis_url = "redis+unix://" + redis_url.removeprefix("unix://")
     storage = RedisStorage(
-        redis_url,
+        _limits_url(redis_url),
         wrap_exceptions=True,
         socket_timeout=_REDIS_TIMEOUT_SECONDS,
         socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
     )
     return MovingWindowRateLimiter(storage)
+
+
+# An asyncio Redis client belongs to the loop it first ran on: one per loop (a server has one
+# for its life; each test's requests may run on a loop of their own).
+_loop_limiters: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, tuple[str, LoopMovingWindowRateLimiter]
+] = weakref.WeakKeyDictionary()
+
+
+def _loop_limiter(redis_url: str) -> LoopMovingWindowRateLimiter:
+    loop = asyncio.get_running_loop()
+    known = _loop_limiters.get(loop)
+    if known is None or known[0] != redis_url:
+        storage = LoopRedisStorage(
+            "async+" + _limits_url(redis_url),
+            implementation="redispy",
+            wrap_exceptions=True,
+            socket_timeout=_REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=_REDIS_TIMEOUT_SECONDS,
+        )
+        known = _loop_limiters[loop] = (redis_url, LoopMovingWindowRateLimiter(storage))
+    return known[1]
+
+
+def _limits_url(redis_url: str) -> str:
+    # Celery, Channels and Django name a Redis on a Unix socket unix://; `limits` redis+unix://.
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url.removeprefix("unix://")
+    return redis_url

@@ -177,3 +177,27 @@ def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, An
         "wait_seconds": wait,
         "reason": str(reason),
     }
+
+
+# An event the intake recorded is applied by the task it published, within milliseconds;
+# one still waiting after this long lost its task (the broker was away, a worker died).
+EVENT_TASK_LOST_AFTER = timedelta(seconds=5)
+
+
+def anything_to_apply(*, now: datetime) -> bool:
+    """Whether a recorded event waits longer for its worker than it should (one query on a
+    partial index: beat asks it every second)."""
+    return CallEvent.objects.filter(
+        fields_to_apply__isnull=False, received_at__lte=now - EVENT_TASK_LOST_AFTER
+    ).exists()
+
+
+def events_waiting_too_long(*, now: datetime, limit: int = 200) -> list[int]:
+    """The recorded events whose task was lost, oldest first (by when they happened)."""
+    return list(
+        CallEvent.objects.filter(
+            fields_to_apply__isnull=False, received_at__lte=now - EVENT_TASK_LOST_AFTER
+        )
+        .order_by("occurred_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -75,32 +76,73 @@ def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
     """Record `event` once per `webhook_id` and apply it to its call; durable on return."""
     with transaction.atomic():
         call, ringing_lookup = _lock_call(event)
-        target, outcome = _state_move(call, event)
-        agent_before = call.agent_id
         state_before = call.state
-        changed = _keep_details(call, event, moving=target is not None, ringing=ringing_lookup)
-        if target is not None:
-            changed |= _move(call, event, target)
-        # One statement records the event and, only when its webhook id is new, saves the call.
-        if not _record_event_and_save(
-            webhook_id=webhook_id, call=call, event=event, outcome=outcome, changed=changed
-        ):
+
+        def record_and_save(changed: set[str], outcome: str) -> bool:
+            # One statement records the event and, only when its webhook id is new, saves
+            # the call.
+            return _record_event_and_save(
+                webhook_id=webhook_id, call=call, event=event, outcome=outcome, changed=changed
+            )
+
+        receipt = _apply(call, event, ringing_lookup, write=record_and_save)
+        if receipt is None:
             # A repeated delivery changes nothing, not even a call row it would have created.
             transaction.set_rollback(True)
             logger.debug("call %r: %s delivered again", event.call_id, event.type)
             return EventReceipt(duplicate=True, call_state=state_before)
-        if target is not None:
-            logger.info("call %r: %s, now %s", event.call_id, event.type, target)
-        else:
-            logger.info("call %r: %s kept, not applied: %s", event.call_id, event.type, outcome)
-        if target is not None:
-            _tell_router(call, event, agent_before=agent_before)
-        elif call.agent_id != agent_before and call.state in TALKING_STATES:
-            # A late event named the agent the call is with now: the call changed hands.
-            router.call_transferred(call, from_agent_id=agent_before)
-        return EventReceipt(
-            duplicate=False, call_state=call.state, applied=target is not None, outcome=outcome
-        )
+        return receipt
+
+
+def apply_recorded_event(event_id: int) -> EventReceipt | None:
+    """Apply an event the webhook's intake recorded (`record_event_sql`) to its call, as
+    `accept_event` would have; None when it is already applied (a repeated task, the sweeper
+    and a task at once) or gone."""
+    recorded = _recorded_event(event_id)
+    if recorded is None:
+        return None
+    with transaction.atomic():
+        call, ringing_lookup = _lock_call(recorded)
+
+        def mark_applied_and_save(changed: set[str], outcome: str) -> bool:
+            return _mark_applied_and_save(
+                event_id=event_id, call=call, outcome=outcome, changed=changed
+            )
+
+        receipt = _apply(call, recorded, ringing_lookup, write=mark_applied_and_save)
+        if receipt is None:
+            transaction.set_rollback(True)
+        return receipt
+
+
+def _apply(
+    call: Call,
+    event: TelephonyEvent,
+    ringing_lookup: RingingLookup | None,
+    *,
+    write: Callable[[set[str], str], bool],
+) -> EventReceipt | None:
+    """Apply `event` to `call` (locked): `write` saves the call's changed fields and the
+    event's outcome, and says whether this event was still to apply; None when it was not."""
+    target, outcome = _state_move(call, event)
+    agent_before = call.agent_id
+    changed = _keep_details(call, event, moving=target is not None, ringing=ringing_lookup)
+    if target is not None:
+        changed |= _move(call, event, target)
+    if not write(changed, outcome):
+        return None
+    if target is not None:
+        logger.info("call %r: %s, now %s", event.call_id, event.type, target)
+    else:
+        logger.info("call %r: %s kept, not applied: %s", event.call_id, event.type, outcome)
+    if target is not None:
+        _tell_router(call, event, agent_before=agent_before)
+    elif call.agent_id != agent_before and call.state in TALKING_STATES:
+        # A late event named the agent the call is with now: the call changed hands.
+        router.call_transferred(call, from_agent_id=agent_before)
+    return EventReceipt(
+        duplicate=False, call_state=call.state, applied=target is not None, outcome=outcome
+    )
 
 
 def request_connect(call: Call, decision: RoutingDecision | None) -> None:
@@ -233,6 +275,90 @@ def _record_event_and_save(
         params = [*event_values, *values, call.pk]
     else:
         sql, params = recorded, event_values
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
+
+
+# The webhook's intake (telephony.intake) records, a worker applies -------------------------
+
+# The contract's fields a recorded event keeps, unmasked, until a worker applies it.
+_FIELDS_TO_APPLY = ("from_number", "to_number", "queue_slug", "agent_identity", "reason")
+
+
+@functools.cache
+def record_event_sql() -> str:
+    """The intake's one statement: the call created if this is its first event, and the event
+    inserted unless its webhook id is known, awaiting a worker (`apply_recorded_event`).
+    Returns the new event's id; no row for a known webhook id. Parameters:
+    `record_event_params`."""
+    upsert, _, _ = _call_upsert()
+    return f"""
+        WITH call AS ({upsert})
+        INSERT INTO {CallEvent._meta.db_table} (webhook_id, call_id, type, occurred_at,
+            received_at, payload, applied, outcome, fields_to_apply)
+        SELECT %(webhook_id)s, call.id, %(type)s, %(occurred_at)s, now(), %(payload)s::jsonb,
+            false, '', %(fields_to_apply)s::jsonb
+        FROM call
+        ON CONFLICT (webhook_id) DO NOTHING
+        RETURNING id
+    """
+
+
+def record_event_params(*, webhook_id: str, event: TelephonyEvent) -> dict[str, Any]:
+    _, new_call, _ = _call_upsert()
+    return {
+        **new_call,
+        "call_telephony_call_id": event.call_id,
+        "webhook_id": webhook_id,
+        "type": event.type,
+        "occurred_at": event.occurred_at,
+        "payload": json.dumps(mask_card_numbers_in(event.payload)),
+        "fields_to_apply": json.dumps({name: getattr(event, name) for name in _FIELDS_TO_APPLY}),
+    }
+
+
+def _recorded_event(event_id: int) -> TelephonyEvent | None:
+    """The recorded event, still to apply, as the webhook validated it."""
+    row = (
+        CallEvent.objects.filter(pk=event_id, fields_to_apply__isnull=False)
+        .values_list("type", "occurred_at", "fields_to_apply", "call__telephony_call_id")
+        .first()
+    )
+    if row is None:
+        return None
+    type_, occurred_at, fields, call_id = row
+    return TelephonyEvent(
+        type=type_,
+        call_id=call_id,
+        occurred_at=occurred_at,
+        **{name: fields.get(name, "") for name in _FIELDS_TO_APPLY},
+    )
+
+
+def _mark_applied_and_save(*, event_id: int, call: Call, outcome: str, changed: set[str]) -> bool:
+    """Mark the recorded event applied (or why not) unless it already was and, in the same
+    statement, write the call's `changed` fields only when it was not; True when it was not."""
+    assignments, values = _call_assignments(call, changed)
+    marked = f"""
+        UPDATE {CallEvent._meta.db_table}
+        SET fields_to_apply = NULL, applied = %s, outcome = %s
+        WHERE id = %s AND fields_to_apply IS NOT NULL
+        RETURNING id
+    """
+    event_values = [not outcome, outcome[:200], event_id]
+    if assignments:
+        sql = f"""
+            WITH marked AS ({marked}),
+            saved AS (
+                UPDATE {Call._meta.db_table} SET {assignments}
+                WHERE id = %s AND EXISTS (SELECT FROM marked)
+            )
+            SELECT id FROM marked
+        """
+        params = [*event_values, *values, call.pk]
+    else:
+        sql, params = marked, event_values
     with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() is not None

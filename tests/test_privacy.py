@@ -326,6 +326,10 @@ def test_erasing_keeps_queue_figures_and_the_next_call_is_a_new_caller(
             type="call.ringing",
             occurred_at=now,
             payload={"type": "call.ringing", "from": NUMBER, "metadata": {"crm": "Maya"}},
+            # The last one recorded by the webhook's intake, its worker not yet done.
+            fields_to_apply={"from_number": NUMBER, "to_number": "+18005550100"}
+            if n == 2
+            else None,
         )
         services.add_note(
             customer=maya, author=dana.user, call_id=call.id, text=f"note {n}", sizes="W 8"
@@ -351,6 +355,9 @@ def test_erasing_keeps_queue_figures_and_the_next_call_is_a_new_caller(
         "from" not in event.payload and "metadata" not in event.payload
         for event in CallEvent.objects.all()
     )
+    assert CallEvent.objects.get(webhook_id="msg_2").fields_to_apply == {
+        "to_number": "+18005550100"
+    }
     assert customer_ids_for_number(NUMBER) == []
     caller = caller_context(from_e164=NUMBER, customer_ids=customer_ids_for_number(NUMBER))
     assert caller["kind"] == "unknown"

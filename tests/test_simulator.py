@@ -40,7 +40,7 @@ from simulator.signing import signed_headers
 from simulator.telephony_api import TelephonyApi
 from telephony.models import CallEvent, ConnectAttempt
 from tests import browser
-from tests.routing_helpers import database_url_for_workers
+from tests.routing_helpers import database_url_for_workers, wait_until
 
 QUEUE_NUMBER = "+18005550100"
 MAYA = "+14155550123"
@@ -92,6 +92,17 @@ async def eventually(predicate: Callable[[], bool], timeout: float = 20) -> None
             await asyncio.sleep(0.05)
 
 
+def events_applied() -> None:
+    """Wait for the worker to apply every event the webhook recorded: the simulator's events
+    are answered 202 once recorded, and applied a moment later (telephony.intake)."""
+
+    def none_waiting():
+        """every recorded event applied"""
+        return not CallEvent.objects.filter(fields_to_apply__isnull=False).exists()
+
+    wait_until(none_waiting, timeout=20)
+
+
 def events_of(call: Call) -> list[CallEvent]:
     return list(CallEvent.objects.filter(call=call).order_by("occurred_at", "id"))
 
@@ -122,6 +133,7 @@ def test_a_bot_answers_a_simulated_call_and_leaves_a_note(rapport, make_agent, m
             return call.call_id, retried_push.status_code, simulation.tally.report()
 
     call_id, retried_push_status, report = asyncio.run(scenario())
+    events_applied()
 
     call = Call.objects.get(telephony_call_id=call_id)
     assert (call.state, call.end_reason, call.agent_id) == (CallState.ENDED, "completed", sam.id)
@@ -158,6 +170,7 @@ def test_a_caller_whose_patience_runs_out_abandons_the_call(rapport, queue):
             return call.call_id, simulation.tally.report()
 
     call_id, report = asyncio.run(scenario())
+    events_applied()
 
     call = Call.objects.get(telephony_call_id=call_id)
     assert (call.state, call.end_reason) == (CallState.ABANDONED, "abandoned")
@@ -177,6 +190,7 @@ def test_without_a_control_url_the_simulator_pulls_whom_to_connect(rapport, make
             return call.call_id, call.agent
 
     call_id, connected_to = asyncio.run(scenario())
+    events_applied()
 
     call = Call.objects.get(telephony_call_id=call_id)
     assert connected_to == "1002"
@@ -202,7 +216,9 @@ def test_a_bot_whose_socket_drops_reconnects_and_takes_the_next_call(rapport, ma
             await asyncio.wait_for(call.over.wait(), 20)
             return call.call_id
 
-    call = Call.objects.get(telephony_call_id=asyncio.run(scenario()))
+    call_id = asyncio.run(scenario())
+    events_applied()
+    call = Call.objects.get(telephony_call_id=call_id)
     assert (call.state, call.agent_id) == (CallState.ENDED, sam.id)
 
 
@@ -365,6 +381,7 @@ def test_the_command_runs_a_short_soak_and_reports_what_it_saw(
         stdout=output,
     )
     elapsed = time.monotonic() - started
+    events_applied()
 
     figures = report_figures(output.getvalue())
     assert figures["calls placed"] >= 1, output.getvalue()
@@ -431,6 +448,7 @@ def test_sigterm_hangs_up_every_call_in_flight(rapport, queue):
     with simulate_process(rapport, "--report") as simulator:
         simulator.send_signal(signal.SIGTERM)
         output, _ = simulator.communicate(timeout=30)
+    events_applied()
 
     assert simulator.returncode == 0, output
     assert simulated_calls().count() >= 3
@@ -446,6 +464,7 @@ def test_the_next_run_ends_the_calls_a_killed_run_left_waiting(rapport, queue, t
     with simulate_process(rapport, "--journal", str(journal)) as simulator:
         simulator.kill()
         simulator.wait()
+    events_applied()
     left_waiting = set(simulated_calls().values_list("telephony_call_id", flat=True))
     assert left_waiting and set(json.loads(journal.read_text())) >= left_waiting
     assert set(simulated_calls().values_list("state", flat=True)) == {CallState.QUEUED}
@@ -455,6 +474,7 @@ def test_the_next_run_ends_the_calls_a_killed_run_left_waiting(rapport, queue, t
             pass
 
     asyncio.run(next_run())
+    events_applied()
 
     assert set(simulated_calls().values_list("state", flat=True)) == {CallState.ABANDONED}
     assert json.loads(journal.read_text()) == []

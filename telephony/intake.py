@@ -1,0 +1,170 @@
+"""`POST /api/telephony/events/` answered on the server's event loop, in front of Django.
+
+The webhook's checks are the view's own (`telephony.api`): media type, signature, the
+signer's rate, the body and every field, with the same answers. What differs is what happens
+to a valid event: one statement over the loop's database connection records it (the call
+created if new; the event once per webhook id, autocommitted, so durable before the 202) and
+a Celery task is published to apply it (`telephony.event_tasks`): the call's state, the agent,
+the router. Applying in a request thread cost four to five trivial requests of CPU per event,
+most of it Django's thread hop and the transaction's round trips (issue 14, bench/README.md).
+
+The 202 says the event is recorded: `{"status": "accepted", "duplicate": false}`. Where the
+call stands is the pull's to say (`GET /api/telephony/calls/<call_id>/`). An event whose task
+is lost (the broker was away) is applied by beat's `telephony.apply_events_waiting_too_long`.
+
+The Django view stays behind it for every other way in (the test client, a WSGI server); the
+Twilio and Generic CTI adapters, which answer with instructions, apply their events at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import psycopg
+import redis.exceptions
+from django.db import InterfaceError, OperationalError
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.settings import api_settings
+
+from customers import rows
+from customers.card_numbers import mask_card_numbers_in
+from routing import dispatch
+from telephony import rate_limit, services
+from telephony.api import (
+    MAX_BODY_BYTES,
+    PayloadTooLarge,
+    WebhookIdReused,
+    validated_event,
+    verified_event_request,
+)
+from telephony.event_tasks import APPLY_RECORDED_EVENT
+from telephony.models import CallEvent
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PATH = "/api/telephony/events/"
+AUTHENTICATE = b'Signature realm="telephony"'
+# After a publish failed, events are only recorded for this long (beat's task applies them):
+# each try would hold its event's answer for the broker's connect timeout.
+BROKER_REST_SECONDS = 5.0
+
+_RECORDED = JSONRenderer().render({"status": "accepted", "duplicate": False})
+_DUPLICATE = JSONRenderer().render({"status": "accepted", "duplicate": True})
+_STORED_PAYLOAD_SQL = f"SELECT payload FROM {CallEvent._meta.db_table} WHERE webhook_id = %s"
+_UNREACHABLE = (
+    psycopg.OperationalError,
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+class TelephonyEventIntake:
+    """ASGI middleware: the events endpoint here, every other request to `app`."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._broker_resting_until = 0.0
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != EVENTS_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            answer = await self._accept(scope, receive)
+        except exceptions.APIException as refused:
+            answer = _refusal(refused)
+        except _UNREACHABLE as unreachable:
+            answer = _refusal(OperationalError(str(unreachable)))
+        await _send_json(send, *answer)
+
+    async def _accept(self, scope: dict, receive: Any) -> tuple[int, bytes, list]:
+        body = await _read_body(scope, receive)
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in scope["headers"]
+        }
+        verified = verified_event_request(
+            body=body, content_type=headers.get("content-type", ""), headers=headers
+        )
+        wait = await rate_limit.seconds_to_wait_on_loop(signer=verified.signer)
+        if wait is not None:
+            raise exceptions.Throttled(wait)
+        event = validated_event(verified, body)
+        recorded = await rows.fetchone_on_loop(
+            services.record_event_sql(),
+            services.record_event_params(webhook_id=verified.webhook_id, event=event),
+        )
+        if recorded is None:
+            if not await _is_stored_as(verified.webhook_id, event.payload):
+                raise WebhookIdReused()
+            return 202, _DUPLICATE, []
+        await self._publish(recorded[0])
+        return 202, _RECORDED, []
+
+    async def _publish(self, event_id: int) -> None:
+        """Hand the recorded event to a worker; while the broker is away, leave it to beat."""
+        if time.monotonic() < self._broker_resting_until:
+            return
+        if not await dispatch.publish_on_loop(APPLY_RECORDED_EVENT, event_id):
+            self._broker_resting_until = time.monotonic() + BROKER_REST_SECONDS
+
+
+async def _read_body(scope: dict, receive: Any) -> bytes:
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
+            raise PayloadTooLarge()
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            # Nobody waits for the answer; nothing was recorded.
+            raise exceptions.ParseError("The client went away before the body was read.")
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge()
+        if not message.get("more_body"):
+            return bytes(body)
+
+
+async def _is_stored_as(webhook_id: str, payload: dict[str, Any]) -> bool:
+    """Whether the event stored under `webhook_id` is this payload (a redelivery), compared as
+    stored: masked."""
+    stored = await rows.fetchone_on_loop(_STORED_PAYLOAD_SQL, [webhook_id])
+    if stored is None:
+        return False
+    value = json.loads(stored[0]) if isinstance(stored[0], str) else stored[0]
+    return value == mask_card_numbers_in(payload)
+
+
+def _refusal(refused: Exception) -> tuple[int, bytes, list]:
+    """The answer the view would give: the API's exception handler's (rapport.api_errors)."""
+    response = api_settings.EXCEPTION_HANDLER(refused, {})
+    headers = [
+        (name.lower().encode(), value.encode())
+        for name, value in response.items()
+        if name.lower() != "content-type"
+    ]
+    if isinstance(refused, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
+        headers.append((b"www-authenticate", AUTHENTICATE))
+    return response.status_code, JSONRenderer().render(response.data), headers
+
+
+async def _send_json(send: Any, status: int, body: bytes, headers: list) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
