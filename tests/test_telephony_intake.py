@@ -13,12 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import psycopg
 import pytest
 from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from customers import rows
 from routing import dispatch
 from routing.models import Call
 from routing.states import CallState
@@ -300,3 +302,22 @@ def test_a_call_through_the_intake_is_applied_by_a_real_worker(secret, queue, tm
     call = Call.objects.get(telephony_call_id="CA1")
     assert (call.state, call.agent_id) == (CallState.ENDED, agent.id)
     assert list(CallEvent.objects.values_list("applied", flat=True)) == [True, True, True]
+
+
+def test_with_the_database_out_of_reach_the_event_is_refused_with_503_and_retry_after(
+    secret, queue, monkeypatch
+):
+    async def connect_to_nothing():
+        # A port nothing listens on: the connection is refused, as while PostgreSQL restarts.
+        return await psycopg.AsyncConnection.connect(
+            "host=127.0.0.1 port=9 dbname=x user=x connect_timeout=1"
+        )
+
+    monkeypatch.setattr(rows, "_connect", connect_to_nothing)
+    rows.close_loop_connections()
+
+    [response] = post_to_intake(signed(secret, ringing("CA1")))
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "try again" in response.json()["detail"]
