@@ -246,7 +246,6 @@ def _record_event_and_save(
 ) -> bool:
     """Insert the CallEvent unless this webhook id is known and, in the same statement, write
     the call's `changed` fields only when the event was new; True when it was."""
-    assignments, values = _call_assignments(call, changed)
     event_values = [
         webhook_id,
         call.pk,
@@ -263,21 +262,7 @@ def _record_event_and_save(
         ON CONFLICT (webhook_id) DO NOTHING
         RETURNING id
     """
-    if assignments:
-        sql = f"""
-            WITH recorded AS ({recorded}),
-            saved AS (
-                UPDATE {Call._meta.db_table} SET {assignments}
-                WHERE id = %s AND EXISTS (SELECT FROM recorded)
-            )
-            SELECT id FROM recorded
-        """
-        params = [*event_values, *values, call.pk]
-    else:
-        sql, params = recorded, event_values
-    with rows.prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone() is not None
+    return _event_written_and_call_saved(recorded, event_values, call=call, changed=changed)
 
 
 # The webhook's intake (telephony.intake) records, a worker applies -------------------------
@@ -339,7 +324,6 @@ def _recorded_event(event_id: int) -> TelephonyEvent | None:
 def _mark_applied_and_save(*, event_id: int, call: Call, outcome: str, changed: set[str]) -> bool:
     """Mark the recorded event applied (or why not) unless it already was and, in the same
     statement, write the call's `changed` fields only when it was not; True when it was not."""
-    assignments, values = _call_assignments(call, changed)
     marked = f"""
         UPDATE {CallEvent._meta.db_table}
         SET fields_to_apply = NULL, applied = %s, outcome = %s
@@ -347,18 +331,28 @@ def _mark_applied_and_save(*, event_id: int, call: Call, outcome: str, changed: 
         RETURNING id
     """
     event_values = [not outcome, outcome[:200], event_id]
+    return _event_written_and_call_saved(marked, event_values, call=call, changed=changed)
+
+
+def _event_written_and_call_saved(
+    event_statement: str, event_values: list, *, call: Call, changed: set[str]
+) -> bool:
+    """Run `event_statement` (it writes the event and returns its id only when the event was
+    still to apply) and, in the same statement, write the call's `changed` fields only then;
+    True when it was."""
+    assignments, values = _call_assignments(call, changed)
     if assignments:
         sql = f"""
-            WITH marked AS ({marked}),
+            WITH written AS ({event_statement}),
             saved AS (
                 UPDATE {Call._meta.db_table} SET {assignments}
-                WHERE id = %s AND EXISTS (SELECT FROM marked)
+                WHERE id = %s AND EXISTS (SELECT FROM written)
             )
-            SELECT id FROM marked
+            SELECT id FROM written
         """
         params = [*event_values, *values, call.pk]
     else:
-        sql, params = marked, event_values
+        sql, params = event_statement, event_values
     with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone() is not None
