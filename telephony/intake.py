@@ -24,8 +24,8 @@ import time
 from typing import Any
 
 import psycopg
-import redis.exceptions
-from django.db import InterfaceError, OperationalError
+from django.db import OperationalError
+from django.urls import reverse
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
@@ -46,7 +46,6 @@ from telephony.models import CallEvent
 
 logger = logging.getLogger(__name__)
 
-EVENTS_PATH = "/api/telephony/events/"
 AUTHENTICATE = b'Signature realm="telephony"'
 # After a publish failed, events are only recorded for this long (beat's task applies them):
 # each try would hold its event's answer for the broker's connect timeout.
@@ -55,13 +54,6 @@ BROKER_REST_SECONDS = 5.0
 _RECORDED = JSONRenderer().render({"status": "accepted", "duplicate": False})
 _DUPLICATE = JSONRenderer().render({"status": "accepted", "duplicate": True})
 _STORED_PAYLOAD_SQL = f"SELECT payload FROM {CallEvent._meta.db_table} WHERE webhook_id = %s"
-_UNREACHABLE = (
-    psycopg.OperationalError,
-    OperationalError,
-    InterfaceError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-)
 
 
 class TelephonyEventIntake:
@@ -69,17 +61,22 @@ class TelephonyEventIntake:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.path = reverse("telephony-events")
         self._broker_resting_until = 0.0
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] != EVENTS_PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         try:
             answer = await self._accept(scope, receive)
         except exceptions.APIException as refused:
             answer = _refusal(refused)
-        except _UNREACHABLE as unreachable:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as unreachable:
+            # The loop's connection is psycopg's own, so its errors are not Django's; as
+            # Django's, the API's handler answers them (503, Retry-After). The Redis calls
+            # answer for themselves: the rate limit counts nothing, the publish leaves the
+            # event to beat.
             answer = _refusal(OperationalError(str(unreachable)))
         await _send_json(send, *answer)
 

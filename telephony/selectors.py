@@ -186,18 +186,18 @@ EVENT_TASK_LOST_AFTER = timedelta(seconds=5)
 
 def anything_to_apply(*, now: datetime) -> bool:
     """Whether a recorded event waits longer for its worker than it should (one query on a
-    partial index: beat asks it every second)."""
-    return CallEvent.objects.filter(
-        fields_to_apply__isnull=False, received_at__lte=now - EVENT_TASK_LOST_AFTER
-    ).exists()
+    partial index: beat asks it every few seconds)."""
+    return _waiting_too_long(now).exists()
 
 
 def events_waiting_too_long(*, now: datetime, limit: int = 200) -> list[int]:
     """The recorded events whose task was lost, oldest first (by when they happened)."""
     return list(
-        CallEvent.objects.filter(
-            fields_to_apply__isnull=False, received_at__lte=now - EVENT_TASK_LOST_AFTER
-        )
-        .order_by("occurred_at", "id")
-        .values_list("id", flat=True)[:limit]
+        _waiting_too_long(now).order_by("occurred_at", "id").values_list("id", flat=True)[:limit]
+    )
+
+
+def _waiting_too_long(now: datetime):
+    return CallEvent.objects.filter(
+        fields_to_apply__isnull=False, received_at__lte=now - EVENT_TASK_LOST_AFTER
     )
