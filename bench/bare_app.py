@@ -18,7 +18,7 @@ import os
 
 from channels_redis.core import RedisChannelLayer
 
-from rapport.channel_layer import PatientRedisChannelLayer
+from infrastructure.channel_layer import PatientRedisChannelLayer
 
 Layer = PatientRedisChannelLayer if os.environ.get("BARE_LAYER") == "rapport" else RedisChannelLayer
 layer = Layer(hosts=[{"address": os.environ["REDIS_URL"], "socket_timeout": 30}], prefix="bare")

@@ -8,8 +8,8 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from infrastructure.paths import RUNTIME_DIR
 from rapport.embedded import embedded_services
-from rapport.settings_paths import RUNTIME_DIR
 
 
 @contextmanager

@@ -37,8 +37,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from infrastructure.paths import RUNTIME_DIR  # noqa: E402
 from rapport.embedded import embedded_services  # noqa: E402
-from rapport.settings_paths import RUNTIME_DIR  # noqa: E402
 
 QUEUES = 50
 AGENTS = 500
@@ -147,7 +147,7 @@ class Producer(threading.Thread):
         from django.db import transaction
         from django.utils import timezone
 
-        from routing.broadcast import notify_supervisors
+        from infrastructure.broadcast import notify_supervisors
         from routing.models import Agent, Call, Queue
 
         rng = random.Random(50)

@@ -79,20 +79,9 @@ def choose_caller(request: Request, call_id: str) -> Response:
     choice = CallerChoiceSerializer(data=request.data)
     choice.is_valid(raise_exception=True)
     customer_id = choice.validated_data["customer_id"]
-    try:
-        call = services.set_call_customer(
-            agent=agent, telephony_call_id=call_id, customer_id=customer_id
-        )
-    except services.CallNotFound as error:
-        raise exceptions.NotFound("No such call.") from error
-    except services.CallNotHeldByAgent as error:
-        raise exceptions.PermissionDenied(
-            "This call is not ringing for you or with you."
-        ) from error
-    except services.CustomerNotOnThisNumber as error:
-        raise exceptions.ValidationError(
-            {"customer_id": ["This customer does not share the caller's number."]}
-        ) from error
+    call = services.set_call_customer(
+        agent=agent, telephony_call_id=call_id, customer_id=customer_id
+    )
     caller = messages.caller_for_call(call, customer_ids=[customer_id])
     return Response(
         {"call_id": call.telephony_call_id, "customer_id": customer_id, "caller": caller}

@@ -4,10 +4,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from console import services
+from infrastructure.errors import Refused
+from infrastructure.groups import agent_group, session_group
 from routing import roles
 from routing import selectors as routing_selectors
 from routing import services as routing_services
-from routing.groups import agent_group, session_group
 
 # Also the code for a session that ended: the console stops reconnecting and says so.
 REFUSED = 4403
@@ -43,7 +44,7 @@ def _ready(agent_id: int, message: dict[str, Any], user: Any) -> None:
 def _offer_id(message: dict[str, Any]) -> int:
     offer_id = message.get("offer_id")
     if isinstance(offer_id, bool) or not isinstance(offer_id, int):
-        raise routing_services.RoutingRefused("offer_id must be a number.", field="offer_id")
+        raise Refused("offer_id must be a number.", field="offer_id")
     return offer_id
 
 
@@ -85,7 +86,7 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 await _ready(self.agent_id, content, self.user)
             else:
                 await self.send_json({"type": "error", "message": f"Unknown message {kind!r}."})
-        except routing_services.RoutingRefused as refusal:
+        except Refused as refusal:
             await self.send_json({"type": "error", "message": refusal.message})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

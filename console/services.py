@@ -12,23 +12,12 @@ from django.db.models import Q
 
 from customers.audit import record_context_access
 from customers.models import AccessReason, Customer
+from infrastructure.errors import Forbidden, Invalid, NotFound
 from routing import messages
 from routing import services as routing_services
 from routing.models import Agent, Call, Offer
 from routing.states import OfferState
 from telephony import services as telephony_services
-
-
-class CallNotFound(Exception):
-    pass
-
-
-class CallNotHeldByAgent(Exception):
-    pass
-
-
-class CustomerNotOnThisNumber(Exception):
-    pass
 
 
 def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
@@ -80,10 +69,10 @@ def set_call_customer(*, agent: Agent, telephony_call_id: str, customer_id: int)
     """
     call = Call.objects.select_for_update().filter(telephony_call_id=telephony_call_id).first()
     if call is None:
-        raise CallNotFound(telephony_call_id)
+        raise NotFound("No such call.", field="call_id")
     ringing_for_agent = call.offers.filter(agent=agent, state=OfferState.OFFERED).exists()
     if not (ringing_for_agent or call.agent_id == agent.id):
-        raise CallNotHeldByAgent(telephony_call_id)
+        raise Forbidden("This call is not ringing for you or with you.", field="call_id")
     on_this_line = Q(id__in=call.candidates.values("id"))
     if call.from_e164:
         on_this_line |= Q(phones__number=call.from_e164)
@@ -93,7 +82,7 @@ def set_call_customer(*, agent: Agent, telephony_call_id: str, customer_id: int)
         .first()
     )
     if customer is None:
-        raise CustomerNotOnThisNumber(customer_id)
+        raise Invalid("This customer does not share the caller's number.", field="customer_id")
     call.customer = customer
     call.save(update_fields=["customer"])
     # The card now shows this customer's history: that is a read like any screen-pop.

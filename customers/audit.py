@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from customers import rows
 from customers.models import AccessReason, ContextAccess
+from infrastructure.database import rows
 
 
 def record_context_access(
@@ -38,7 +38,7 @@ def record_context_access_by_users(
     """One row per customer per user, for a context shown to several people at once (a call
     ringing on several phones), in one insert: user by user, customer by customer, in the order
     given. One statement whatever the numbers, written as SQL and prepared, as every offer runs
-    it (see customers.rows)."""
+    it (see infrastructure.database.rows)."""
     if reason not in AccessReason.values:
         raise ValueError(f"unknown access reason {reason!r}")
     customer_ids = list(dict.fromkeys(customer_ids))

@@ -21,8 +21,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Subquery, Window
 
-from customers import rows
 from customers.models import CallNote, Consent, ContextAccess, Customer, PhoneNumber, Provenance
+from infrastructure.database import rows
 
 NOTES_ON_CARD = 5
 MORE_NOTES_LIMIT = 50
@@ -137,7 +137,7 @@ def _newest_notes_on_card(customer_id: int, consent: str) -> tuple[list[CallNote
     """`_newest_notes(_visible_notes(customer_id, consent), NOTES_ON_CARD)`, the same notes with
     their authors and agents loaded: one statement written as SQL and prepared, as every offer
     runs it (the ORM spent longer building it than PostgreSQL spent answering; see
-    customers.rows)."""
+    infrastructure.database.rows)."""
     author_model, agent_relation, sql = _card_notes_sql(_open_matters_only(consent))
     with rows.prepared_cursor() as cursor:
         cursor.execute(sql, [customer_id])

@@ -3,7 +3,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
 
-from rapport.sync_middleware import get_asgi_application  # noqa: E402
+from infrastructure.asgi_handler import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
@@ -17,7 +17,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from console.urls import websocket_urlpatterns as agent_sockets  # noqa: E402
-from rapport.request_limits import RequestBodyLimit  # noqa: E402
+from infrastructure.request_limits import RequestBodyLimit  # noqa: E402
 from supervisor.urls import websocket_urlpatterns as supervisor_sockets  # noqa: E402
 from telephony.intake import TelephonyEventIntake  # noqa: E402
 

@@ -59,9 +59,9 @@ def freeze_what_the_worker_loaded(**kwargs) -> None:
 
 @worker_process_shutdown.connect
 def send_queued_screen_messages(**kwargs) -> None:
-    """A task's screen messages go out after it returns (routing.broadcast): a pool process
+    """A task's screen messages go out after it returns (infrastructure.broadcast): a pool process
     that stops sends what it queued before it exits."""
-    from routing import broadcast
+    from infrastructure import broadcast
 
     broadcast.flush(timeout=5)
 

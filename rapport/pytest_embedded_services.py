@@ -10,8 +10,8 @@ import os
 
 import pytest
 
+from infrastructure.paths import RUNTIME_DIR
 from rapport.embedded import embedded_services
-from rapport.settings_paths import RUNTIME_DIR
 
 _services = contextlib.ExitStack()
 

@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import environ
 
+from infrastructure.paths import BASE_DIR, RUNTIME_DIR
+from infrastructure.schedules import WhileAnythingToDo
 from rapport.dev_services import SERVICE_VARIABLES, recorded_service_urls
-from rapport.settings_paths import BASE_DIR, RUNTIME_DIR
-from routing.sweep_schedule import WhileAnythingToSweep
 
 env = environ.Env()
 
@@ -39,7 +39,7 @@ INSECURE_HTTP = env.bool("INSECURE_HTTP", default=DEBUG or DEVELOPMENT)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # No request body may be larger, whatever the URL: refused before it is read
-# (rapport/request_limits.py). The webhook allows far less (64 KiB), and no form comes close.
+# (infrastructure/request_limits.py). The webhook allows far less (64 KiB), and no form comes close.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=1024 * 1024)
 
 INSTALLED_APPS = [
@@ -68,7 +68,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "rapport.content_security_policy.ContentSecurityPolicyMiddleware",
+    "infrastructure.content_security_policy.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -78,7 +78,7 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a locked-out login into a refusal.
     "axes.middleware.AxesMiddleware",
 ]
-# Under uvicorn the chain and the view run in the request's one thread: rapport.sync_middleware.
+# Under uvicorn the chain and the view run in the request's one thread: infrastructure.asgi_handler.
 
 ROOT_URLCONF = "rapport.urls"
 ASGI_APPLICATION = "rapport.asgi.application"
@@ -109,9 +109,9 @@ DATABASES = {
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Django's backend, checking a kept or pooled connection only after it sat idle (see the module).
-DATABASES["default"]["ENGINE"] = "rapport.postgresql"
+DATABASES["default"]["ENGINE"] = "infrastructure.database.postgresql"
 # Under the ASGI server each request's sync code runs in a thread of its own, lent from a pool
-# of up to 64 idle threads (rapport.sync_middleware): per-thread persistent connections would
+# of up to 64 idle threads (infrastructure.asgi_handler): per-thread persistent connections would
 # mean a PostgreSQL connection per thread; a process-wide pool (DB_POOL_MAX_SIZE > 0, e.g. for
 # uvicorn) shares a few among them instead.
 if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
@@ -130,7 +130,7 @@ REDIS_URL = env.str(
 
 CACHES = {
     "default": {
-        "BACKEND": "rapport.cache.SharedPoolRedisCache",
+        "BACKEND": "infrastructure.cache.SharedPoolRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_PREFIX", default="rapport-cache"),
     }
@@ -138,7 +138,7 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "rapport.channel_layer.PatientRedisChannelLayer",
+        "BACKEND": "infrastructure.channel_layer.PatientRedisChannelLayer",
         "CONFIG": {
             # channels_redis blocks 5 s in BZPOPMIN; redis-py's own 5 s socket timeout would race
             # it and kill an idle consumer, so the socket waits longer than the server does.
@@ -153,7 +153,7 @@ CHANNEL_LAYERS = {
 
 CELERY_BROKER_URL = REDIS_URL
 # kombu's Redis transport, with one client per channel rather than one per publish (see module).
-CELERY_BROKER_TRANSPORT = "rapport.broker:Transport"
+CELERY_BROKER_TRANSPORT = "infrastructure.broker:Transport"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -174,8 +174,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     # while a call, an offer or a wrap-up is in flight: a quiet line costs beat one query.
     "routing-sweep": {
         "task": "routing.sweep",
-        "schedule": WhileAnythingToSweep(
-            timedelta(seconds=env.float("ROUTER_SWEEP_SECONDS", default=1.0))
+        "schedule": WhileAnythingToDo(
+            timedelta(seconds=env.float("ROUTER_SWEEP_SECONDS", default=1.0)),
+            check="routing.selectors.anything_to_sweep",
         ),
         "options": {"expires": 10},
     },
@@ -185,9 +186,19 @@ CELERY_BEAT_SCHEDULE: dict = {
     # costs beat a query a second on a quiet line.
     "telephony-events-waiting-too-long": {
         "task": "telephony.apply_events_waiting_too_long",
-        "schedule": WhileAnythingToSweep(
+        "schedule": WhileAnythingToDo(
             timedelta(seconds=env.float("TELEPHONY_LOST_EVENTS_SECONDS", default=5.0)),
             check="telephony.selectors.anything_to_apply",
+        ),
+        "options": {"expires": 10},
+    },
+    # A `call.connect` push (or Twilio REST update) that was lost is sent again; asked only while
+    # a call waits to be connected to the agent who took it.
+    "telephony-lost-connects": {
+        "task": "telephony.resend_lost_connects",
+        "schedule": WhileAnythingToDo(
+            timedelta(seconds=env.float("ROUTER_SWEEP_SECONDS", default=1.0)),
+            check="telephony.selectors.any_connect_pending",
         ),
         "options": {"expires": 10},
     },
@@ -209,7 +220,7 @@ NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 # Login throttling (django-axes): the fifth wrong password for a username from one address
 # locks that login (429) until the cool-off has passed: only for that address, so others'
 # mistakes never lock a person out of their own. Behind a proxy the address is the client's
-# as the proxies report it (rapport/client_address.py), not the proxy's, which is everyone's.
+# as the proxies report it (infrastructure/client_address.py), not the proxy's, which is everyone's.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -217,12 +228,12 @@ AUTHENTICATION_BACKENDS = [
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_CLIENT_IP_CALLABLE = "rapport.client_address.client_address"
+AXES_CLIENT_IP_CALLABLE = "infrastructure.client_address.client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 
 # Scripts only from our own static files: no inline script, no eval
-# (rapport/content_security_policy.py).
+# (infrastructure/content_security_policy.py).
 CONTENT_SECURITY_POLICY = {
     "default-src": ["'self'"],
     "script-src": ["'self'"],
@@ -251,7 +262,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "rapport.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "infrastructure.api_errors.exception_handler",
     "NUM_PROXIES": NUM_PROXIES,
 }
 SPECTACULAR_SETTINGS = {

@@ -1,7 +1,7 @@
 """REST for routing: agents and their status, queues, a call's routing story.
 
-A refused action (`RoutingRefused`) is answered by the API's error handler, by its kind
-(rapport/api_errors.py)."""
+A refused action (`infrastructure.errors.Refused`) is answered by the API's error handler with
+the status it carries."""
 
 from __future__ import annotations
 

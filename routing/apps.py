@@ -8,6 +8,6 @@ class RoutingConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
 
-        from routing.broadcast import sockets_close_on_logout
+        from infrastructure.broadcast import sockets_close_on_logout
 
         user_logged_out.connect(sockets_close_on_logout, dispatch_uid="routing-sockets-logout")

@@ -18,7 +18,7 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from customers import rows
+from infrastructure.database import on_loop, rows
 
 AGENT_GROUP = "agent"
 SUPERVISOR_GROUP = "supervisor"
@@ -59,11 +59,11 @@ def still_signed_in(user: Any, session_key: str | None) -> bool:
 
 async def still_signed_in_on_loop(user: Any, session_key: str | None) -> bool:
     """`still_signed_in`, for a socket: its one statement read on the event loop, not in a
-    thread (see `customers.rows.fetchone_on_loop`)."""
+    thread (see `infrastructure.database.on_loop`)."""
     if not _may_be_signed_in(user, session_key):
         return False
     if settings.SESSION_ENGINE == _DATABASE_SESSIONS:
-        row = await rows.fetchone_on_loop(
+        row = await on_loop.fetchone(
             _session_and_user_sql(_session_model(), get_user_model()),
             [session_key, timezone.now(), user.pk],
         )

@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
-from routing import dispatch, messages, selectors, services
+from routing import handoff, messages, selectors, services
 from routing.models import WAITING_REASONS, Agent, Call, DecisionReason
 from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
 
@@ -41,7 +41,7 @@ def call_arrived(call: Call) -> None:
             services.move_call(call, CallState.QUEUED, now=now)
         call.queued_at = call.queued_at or now
         call.save(update_fields=["state", "state_changed_at", "queued_at"])
-    services.request_routing(call=call)
+    handoff.request_routing(call_id=call.id)
 
 
 def call_answered(call: Call) -> None:
@@ -51,7 +51,7 @@ def call_answered(call: Call) -> None:
     closed = services.close_offers_of_call(call=call, now=now, accepting=agent_id)
     for offer in closed.offers:
         if offer.state == OfferState.WITHDRAWN:
-            services.request_offer_for_agent(agent_id=offer.agent_id)
+            handoff.request_offer_for_agent(agent_id=offer.agent_id)
     # Someone accepted but the telephony system connected another agent: free the first one.
     # Every agent this answer changes is locked at once, in id order.
     accepted_elsewhere = sorted(closed.accepted_by - {agent_id})
@@ -83,7 +83,7 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     now = timezone.now()
     withdrawn = services.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
-        services.request_offer_for_agent(agent_id=agent_id)
+        handoff.request_offer_for_agent(agent_id=agent_id)
     _stop_waiting_for_last_agent(call, why="answered")
     # Both agents at once, in id order: another transfer between the same two agents locks
     # them in the same order.
@@ -157,7 +157,7 @@ def call_ended(call: Call) -> None:
     now = timezone.now()
     withdrawn = services.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
-        services.request_offer_for_agent(agent_id=agent_id)
+        handoff.request_offer_for_agent(agent_id=agent_id)
     _stop_waiting_for_last_agent(call, why="ended")
     if call.agent_id is None:
         return
@@ -360,7 +360,6 @@ def _sweep() -> dict[str, int]:
         "wrap_ups_ended": 0,
         "rerouted": 0,
         "matched": 0,
-        "connects_checked": 0,
     }
     done["withdrawn"] = services.withdraw_offers_to_agents_on_a_call()
     expired = selectors.open_offers().filter(expires_at__lte=now).values_list("id", flat=True)
@@ -380,14 +379,7 @@ def _sweep() -> dict[str, int]:
     for agent_id in _free_agents_with_waiting_calls(waiting, now=now):
         offer_next_call(agent_id)
         done["matched"] += 1
-    # The telephony integration sends again a `call.connect` push that was lost (the broker
-    # was away, a hook before it failed, a worker died mid-retry) for a call still waiting for
-    # the agent who took it.
-    if selectors.calls_accepted_not_answered(accepted_before=now - LOST_AFTER).exists():
-        done["connects_checked"] = dispatch.publish(dispatch.RESEND_LOST_CONNECTS)
-    # Asking telephony to look for lost pushes is routine while a connect is pending (a pulling
-    # phone system takes its time): only what the sweep itself changed is worth a line.
-    if any(count for kind, count in done.items() if kind != "connects_checked"):
+    if any(done.values()):
         logger.info("router sweep: %s", done)
     return done
 

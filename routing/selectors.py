@@ -22,8 +22,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, NullIf
 
-from customers import rows
 from customers.models import Customer, HoldTolerance, Pace, Provenance
+from infrastructure.database import rows
 from routing.models import (
     DEFAULT_WRAP_UP_SECONDS,
     FALLBACK_REASONS,
@@ -60,7 +60,7 @@ def open_offers() -> QuerySet[Offer]:
 
 def offers_ringing_for(agent_id: int) -> list[tuple[int, int]]:
     """The agent's open offers, as (offer id, call id): read on every answered call, so written
-    as SQL and prepared (see customers.rows)."""
+    as SQL and prepared (see infrastructure.database.rows)."""
     with rows.prepared_cursor() as cursor:
         cursor.execute(_OFFERS_RINGING_FOR_SQL, [agent_id, OfferState.OFFERED])
         return cursor.fetchall()
@@ -170,7 +170,7 @@ def call_to_route_for_update(
     """The call, locked (waiting for another transaction that holds it), with its queue and
     customer; the reason of the router's latest decision on it (None: it never decided); and
     the caller's last agent within the queue's look-back at `now` (as `last_agent` gives it).
-    One statement, written as SQL: it opens every routing (see customers.rows)."""
+    One statement, written as SQL: it opens every routing (see infrastructure.database.rows)."""
     with rows.prepared_cursor() as cursor:
         cursor.execute(_CALL_TO_ROUTE_SQL, [now, call_id])
         row = cursor.fetchone()
@@ -345,7 +345,7 @@ def hold_rule(*, customer: Customer | None, queue: Queue) -> HoldRule:
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
     """The available agent of the queue idle longest, with no offer ringing, locked, with their
     user; agents another router holds are skipped rather than waited for. Written as SQL: it
-    runs on every offer (see customers.rows)."""
+    runs on every offer (see infrastructure.database.rows)."""
     with rows.prepared_cursor() as cursor:
         cursor.execute(
             _LONGEST_IDLE_SQL,

@@ -18,7 +18,6 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from customers import rows
 from customers.audit import (
     context_access_insert_sql,
     context_access_params,
@@ -26,8 +25,10 @@ from customers.audit import (
     record_context_access_by_users,
 )
 from customers.models import AccessReason, Customer
-from routing import dispatch, messages, selectors
-from routing.broadcast import notify_supervisors, send_to_agent
+from infrastructure.broadcast import notify_supervisors, send_to_agent
+from infrastructure.database import rows
+from infrastructure.errors import Invalid, NotFound, Refused
+from routing import handoff, messages, selectors
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import (
     MISSED_CALL,
@@ -57,35 +58,7 @@ SUPERVISOR_REASON = "set_by_supervisor"
 logger = logging.getLogger(__name__)
 
 
-class RoutingRefused(Exception):
-    """An agent action that cannot happen now; the message is shown to the person who tried.
-
-    `kind` says why, for adapters to answer in their own terms: `conflict` (not now),
-    `not_found` (no such thing) or `invalid` (a value that can never work)."""
-
-    def __init__(self, message: str, *, field: str | None = None, kind: str = "conflict") -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.kind = kind
-
-
 OFFER_NOT_RINGING = "That offer is no longer ringing."
-
-
-# ---------------------------------------------------------------------------------------------
-# Handing work to the router. The Celery message only makes it happen at once: the decision rows
-# say what is still to do, and the sweeper redoes routing whose message was lost.
-
-
-def request_routing(*, call: Call) -> None:
-    """`call` waits in its queue: the router looks for an agent once this commits."""
-    dispatch.publish_on_commit(dispatch.ROUTE_CALL, call.id)
-
-
-def request_offer_for_agent(*, agent_id: int) -> None:
-    """`agent_id` is free: the router looks for a waiting caller for them once this commits."""
-    dispatch.publish_on_commit(dispatch.OFFER_NEXT_CALL, agent_id)
 
 
 def save_call(call: Call) -> None:
@@ -459,13 +432,13 @@ def _lock_offer_with_call(*, offer_id: int, agent_id: int | None) -> tuple[Offer
     """Lock the call, then the offer (the lock order), and check the offer still rings."""
     call_id = Offer.objects.filter(id=offer_id).values_list("call_id", flat=True).first()
     if call_id is None:
-        raise RoutingRefused(OFFER_NOT_RINGING, field="offer_id")
+        raise Refused(OFFER_NOT_RINGING, field="offer_id")
     call = Call.objects.select_for_update(of=("self",)).select_related("queue").get(id=call_id)
     offer = Offer.objects.select_for_update().filter(id=offer_id).first()
     if offer is None or offer.state != OfferState.OFFERED:
-        raise RoutingRefused(OFFER_NOT_RINGING, field="offer_id")
+        raise Refused(OFFER_NOT_RINGING, field="offer_id")
     if agent_id is not None and offer.agent_id != agent_id:
-        raise RoutingRefused(OFFER_NOT_RINGING, field="offer_id")
+        raise Refused(OFFER_NOT_RINGING, field="offer_id")
     offer.call = call
     return offer, call
 
@@ -492,7 +465,7 @@ def _offer_refused(*, offer: Offer, call: Call, outcome: str, now: datetime) -> 
     )
     move_call(call, CallState.QUEUED, now=now)
     call.last_agent_wait_until = None
-    request_routing(call=call)
+    handoff.request_routing(call_id=call.id)
     save_call(call)
     notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
 
@@ -527,7 +500,7 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
             raise
         logger.exception("offer %s: accepted, but a message after commit failed", offer_id)
     if not taken:
-        raise RoutingRefused(ON_ANOTHER_CALL, field="offer_id")
+        raise Refused(ON_ANOTHER_CALL, field="offer_id")
     return offer
 
 
@@ -561,7 +534,7 @@ def decline_offer(*, offer_id: int, agent_id: int) -> Offer:
     now = timezone.now()
     _offer_refused(offer=offer, call=call, outcome=OfferState.DECLINED, now=now)
     # Still available: there may be another caller waiting for them.
-    request_offer_for_agent(agent_id=agent_id)
+    handoff.request_offer_for_agent(agent_id=agent_id)
     return offer
 
 
@@ -639,7 +612,7 @@ def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
         move_call(call, CallState.QUEUED, now=now)
         call.agent = None
         call.last_agent_wait_until = None
-        request_routing(call=call)
+        handoff.request_routing(call_id=call.id)
         save_call(call)
         if agent.status == AgentStatus.BUSY:
             _not_ready_after_missed_call(agent, now=now)
@@ -776,7 +749,7 @@ def set_status(
     send_to_agent(agent.id, messages.status_message(agent, reason=reason))
     notify_supervisors(agent_id=agent.id)
     if status == AgentStatus.AVAILABLE:
-        request_offer_for_agent(agent_id=agent.id)
+        handoff.request_offer_for_agent(agent_id=agent.id)
     return True
 
 
@@ -831,10 +804,9 @@ def change_status(
     with no live call (a lost hang-up, a closed browser).
     """
     if not isinstance(status, str) or status not in SELF_SERVICE_STATUSES:
-        raise RoutingRefused(
+        raise Invalid(
             "Only available, break or offline can be chosen; busy and wrap_up follow calls.",
             field="status",
-            kind="invalid",
         )
     not_ready_reason = check_not_ready_reason(status=status, not_ready_reason=not_ready_reason)
     open_offer = selectors.open_offers().filter(agent_id=agent_id).first()
@@ -852,22 +824,20 @@ def change_status(
     else:
         agent = Agent.objects.select_for_update().filter(id=agent_id).first()
         if agent is None:
-            raise RoutingRefused("No such agent.", field="agent", kind="not_found")
+            raise NotFound("No such agent.", field="agent")
     on_behalf = changed_by is not None and changed_by.pk != agent.user_id
     if agent.status == AgentStatus.BUSY:
         if not on_behalf:
-            raise RoutingRefused(
-                "You are on a call; your status changes when it ends.", field="status"
-            )
+            raise Refused("You are on a call; your status changes when it ends.", field="status")
         in_hand = selectors.calls_in_hand(agent_id).values_list("state", flat=True).first()
         if in_hand in TALKING_STATES:
-            raise RoutingRefused(
+            raise Refused(
                 "This agent is talking to a caller; their status follows the call.",
                 field="status",
             )
         if in_hand is not None:
             # Released now, they would be offered another caller while this one is connected.
-            raise RoutingRefused(
+            raise Refused(
                 "This agent accepted a call that is being connected; their status follows it.",
                 field="status",
             )
@@ -892,15 +862,12 @@ def check_not_ready_reason(*, status: str, not_ready_reason: Any) -> str:
         return ""
     choices = choosable_not_ready_reasons()
     if not isinstance(not_ready_reason, str) or not_ready_reason not in choices:
-        raise RoutingRefused(
+        raise Invalid(
             f"not_ready_reason must be one of: {', '.join(choices)}.",
             field="not_ready_reason",
-            kind="invalid",
         )
     if status != AgentStatus.BREAK:
-        raise RoutingRefused(
-            "A not-ready reason goes with status break.", field="not_ready_reason", kind="invalid"
-        )
+        raise Invalid("A not-ready reason goes with status break.", field="not_ready_reason")
     return not_ready_reason
 
 
@@ -916,7 +883,7 @@ def ready(*, agent_id: int, changed_by: Any = None) -> Agent:
     if agent.status == AgentStatus.AVAILABLE:
         return agent
     if agent.status != AgentStatus.WRAP_UP:
-        raise RoutingRefused("You are not in wrap-up.", field="status")
+        raise Refused("You are not in wrap-up.", field="status")
     set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="ready", changed_by=changed_by)
     return agent
 

@@ -5,11 +5,12 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from routing import router
-from routing.dispatch import OFFER_NEXT_CALL, ROUTE_CALL
+from routing.handoff import OFFER_NEXT_CALL, ROUTE_CALL
 
 # A database connection the server dropped fails the task's first statement (one used a moment
-# ago is not checked first: rapport.postgresql). The task runs again at once; the failed run's
-# task_postrun closes the broken connection (rapport.celery), so the next run opens a new one.
+# ago is not checked first: infrastructure.database.postgresql). The task runs again at once;
+# the failed run's task_postrun closes the broken connection (rapport.celery), so the next run
+# opens a new one.
 ON_A_DROPPED_CONNECTION = {
     "autoretry_for": (InterfaceError, OperationalError),
     "max_retries": 2,

@@ -1,5 +1,5 @@
-"""The supervisor dashboard's JSON figures and the supervisor's two actions. A refused action
-is answered by the API's error handler, by its kind (rapport/api_errors.py)."""
+"""The supervisor dashboard's JSON figures and the supervisor's actions. A refused action is
+answered by the API's error handler with the status it carries (infrastructure.api_errors)."""
 
 from __future__ import annotations
 

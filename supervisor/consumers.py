@@ -15,8 +15,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from customers.audit import record_first_sight
 from customers.models import AccessReason
+from infrastructure.groups import SUPERVISORS_GROUP, session_group
 from routing import roles
-from routing.groups import SUPERVISORS_GROUP, session_group
 from supervisor import selectors
 
 # Quiet time after the first change before a frame is computed; bounds frames to ~3 a second.

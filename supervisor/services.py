@@ -16,10 +16,11 @@ from django.utils import timezone
 
 from customers.audit import record_first_sight
 from customers.models import AccessReason
+from infrastructure.broadcast import notify_supervisors
+from infrastructure.errors import Invalid, NotFound, Refused
+from routing import handoff
 from routing import services as routing_services
-from routing.broadcast import notify_supervisors
 from routing.models import Call, DecisionReason, Queue
-from routing.services import RoutingRefused
 from routing.states import CallState
 from supervisor import selectors
 from supervisor.models import CallBack
@@ -37,7 +38,7 @@ def move_waiting_call(
     """
     target = Queue.objects.filter(slug=queue_slug).first()
     if target is None:
-        raise RoutingRefused(f"No queue '{queue_slug}'.", field="queue", kind="invalid")
+        raise Invalid(f"No queue '{queue_slug}'.", field="queue")
     call = (
         Call.objects.select_for_update(of=("self",))
         .select_related("queue")
@@ -45,22 +46,22 @@ def move_waiting_call(
         .first()
     )
     if call is None:
-        raise RoutingRefused("No such call.", field="call_id", kind="not_found")
+        raise NotFound("No such call.", field="call_id")
     if call.state not in MOVABLE_STATES:
-        raise RoutingRefused("Only a waiting call can be moved.", field="call_id")
+        raise Refused("Only a waiting call can be moved.", field="call_id")
     if call.agent_id is not None:
         # An agent took it and the telephony system is connecting them: routed again, the call
         # would be connected twice.
-        raise RoutingRefused(
+        raise Refused(
             "An agent accepted this call; it is being connected to them.", field="call_id"
         )
     if call.queue_id == target.id:
-        raise RoutingRefused("The call is already in that queue.", field="queue")
+        raise Refused("The call is already in that queue.", field="queue")
 
     now = timezone.now()
     from_queue = call.queue
     for agent_id in routing_services.withdraw_offers(call=call, now=now):
-        routing_services.request_offer_for_agent(agent_id=agent_id)
+        handoff.request_offer_for_agent(agent_id=agent_id)
     if call.state == CallState.OFFERED:
         routing_services.move_call(call, CallState.QUEUED, now=now)
     call.queue = target
@@ -77,7 +78,7 @@ def move_waiting_call(
             "reason": " ".join(reason.split())[:200],
         },
     )
-    routing_services.request_routing(call=call)
+    handoff.request_routing(call_id=call.id)
     notify_supervisors(queue_id=from_queue.id if from_queue else None)
     notify_supervisors(queue_id=target.id)
     return call
@@ -89,9 +90,9 @@ def mark_called_back(*, telephony_call_id: str, user: Any) -> CallBack:
     ring the same customer."""
     call = Call.objects.filter(telephony_call_id=telephony_call_id).only("id", "state").first()
     if call is None:
-        raise RoutingRefused("No such call.", field="call_id", kind="not_found")
+        raise NotFound("No such call.", field="call_id")
     if call.state != CallState.ABANDONED:
-        raise RoutingRefused(
+        raise Refused(
             "Only a caller who hung up before being answered is called back.", field="call_id"
         )
     try:
@@ -101,7 +102,7 @@ def mark_called_back(*, telephony_call_id: str, user: Any) -> CallBack:
             )
     except IntegrityError:
         earlier = CallBack.objects.get(call=call)
-        raise RoutingRefused(
+        raise Refused(
             f"{earlier.username} already called this caller back.", field="call_id"
         ) from None
     call_back.refresh_from_db(fields=["called_back_at"])

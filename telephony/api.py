@@ -180,7 +180,7 @@ class WebhookIdReused(exceptions.APIException):
 
     def __init__(self) -> None:
         super().__init__()
-        # The API's error shape (rapport.api_errors): the field named, beside the detail.
+        # The API's error shape (infrastructure.api_errors): the field named, beside the detail.
         self.detail = {
             "detail": self.default_detail,
             "errors": {"webhook-id": ["already used for a different event"]},

@@ -8,7 +8,8 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from routing import dispatch, router
+from infrastructure import dispatch
+from routing import handoff, router
 from routing.tasks import ON_A_DROPPED_CONNECTION
 from telephony import selectors, services
 
@@ -35,7 +36,7 @@ def apply_events_waiting_too_long() -> None:
 
 def apply_and_route(event_id: int) -> None:
     """Apply the event; a call it queued is routed here and now, not by another task."""
-    with dispatch.done_by_this_task(dispatch.ROUTE_CALL) as calls_to_route:
+    with dispatch.done_by_this_task(handoff.ROUTE_CALL) as calls_to_route:
         services.apply_recorded_event(event_id)
     for (call_id,) in calls_to_route:
         router.route_call(call_id)

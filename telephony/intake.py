@@ -30,9 +30,9 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 
-from customers import rows
 from customers.card_numbers import mask_card_numbers_in
-from routing import dispatch
+from infrastructure import dispatch
+from infrastructure.database import on_loop
 from telephony import rate_limit, services
 from telephony.api import (
     MAX_BODY_BYTES,
@@ -93,7 +93,7 @@ class TelephonyEventIntake:
         if wait is not None:
             raise exceptions.Throttled(wait)
         event = validated_event(verified, body)
-        recorded = await rows.fetchone_on_loop(
+        recorded = await on_loop.fetchone(
             services.record_event_sql(),
             services.record_event_params(webhook_id=verified.webhook_id, event=event),
         )
@@ -132,7 +132,7 @@ async def _read_body(scope: dict, receive: Any) -> bytes:
 async def _is_stored_as(webhook_id: str, payload: dict[str, Any]) -> bool:
     """Whether the event stored under `webhook_id` is this payload (a redelivery), compared as
     stored: masked."""
-    stored = await rows.fetchone_on_loop(_STORED_PAYLOAD_SQL, [webhook_id])
+    stored = await on_loop.fetchone(_STORED_PAYLOAD_SQL, [webhook_id])
     if stored is None:
         return False
     value = json.loads(stored[0]) if isinstance(stored[0], str) else stored[0]
@@ -140,7 +140,7 @@ async def _is_stored_as(webhook_id: str, payload: dict[str, Any]) -> bool:
 
 
 def _refusal(refused: Exception) -> tuple[int, bytes, list]:
-    """The answer the view would give: the API's exception handler's (rapport.api_errors)."""
+    """The answer the view would give: the API's exception handler's (infrastructure.api_errors)."""
     response = api_settings.EXCEPTION_HANDLER(refused, {})
     headers = [
         (name.lower().encode(), value.encode())

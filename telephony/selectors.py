@@ -50,6 +50,16 @@ def connect_backoff_seconds(attempt: int) -> float:
     return min(base * 2 ** (attempt - 1), settings.TELEPHONY_CONNECT_RETRY_MAX_SECONDS)
 
 
+# A call accepted this long ago and still not answered may have lost its `call.connect`.
+CONNECT_LOST_AFTER = timedelta(seconds=2)
+
+
+def any_connect_pending(*, now: datetime) -> bool:
+    """Whether a call waits to be connected to the agent who took it (one query: beat asks
+    every second, and only then sends the task that looks for lost pushes)."""
+    return calls_accepted_not_answered(accepted_before=now - CONNECT_LOST_AFTER).exists()
+
+
 def connect_pushes_lost(*, now: datetime) -> list[tuple[int, int]]:
     """`(call pk, decision pk)` of each accepted, unanswered call whose `call.connect` push is
     neither delivered nor still on its way: never tried, or its next try is overdue. A push is

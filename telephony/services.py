@@ -23,11 +23,12 @@ from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from customers import rows
 from customers.card_numbers import mask_card_numbers_in
 from customers.phone_numbers import normalise_phone_number
 from customers.selectors import CUSTOMERS_ON_NUMBER_SQL
-from routing import dispatch, router
+from infrastructure import dispatch
+from infrastructure.database import rows
+from routing import router
 from routing.models import Agent, Call, Queue, RoutingDecision
 from routing.states import TALKING_STATES, WAITING_STATES, CallState, can_move_call
 from telephony.models import CallEvent, CallEventType, TwilioCall

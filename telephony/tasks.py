@@ -10,7 +10,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from routing import dispatch
+from infrastructure import dispatch
 from routing.models import Call, RoutingDecision
 from routing.states import FINAL_STATES
 from telephony.models import ConnectAttempt, TwilioCall
@@ -20,6 +20,7 @@ from telephony.signing import sign
 logger = logging.getLogger(__name__)
 
 PUSH_CALL_CONNECT = "telephony.push_call_connect"
+RESEND_LOST_CONNECTS = "telephony.resend_lost_connects"
 # For a call that came in through Twilio the push is a REST update of the live call
 # (telephony/twilio_tasks.py).
 TWILIO_DIAL_AGENT = "telephony.twilio_dial_agent"
@@ -77,10 +78,11 @@ def push_call_connect(self, call_pk: int, decision_pk: int | None) -> None:
     raise self.retry(countdown=countdown)
 
 
-@shared_task(name=dispatch.RESEND_LOST_CONNECTS, ignore_result=True)
+@shared_task(name=RESEND_LOST_CONNECTS, ignore_result=True)
 def resend_lost_connects() -> None:
-    """Asked for by the router's sweeper: push again each `call.connect` that was lost (for a
-    Twilio call: the REST update)."""
+    """Sent by beat while a call waits to be connected to the agent who took it: push again
+    each `call.connect` that was lost (the broker was away, a hook before it failed, a worker
+    died mid-retry); for a Twilio call, the REST update."""
     if not settings.TELEPHONY_CONTROL_URL and not settings.TWILIO_ACCOUNT_SID:
         return
     lost = connect_pushes_lost(now=timezone.now())

@@ -1,8 +1,8 @@
 import pytest
 from django.contrib.auth.models import Group, User
 
-from customers import rows
 from customers.models import Customer, PhoneNumber
+from infrastructure.database import on_loop
 from routing import services as routing_services
 from routing.models import Agent, Queue
 
@@ -57,9 +57,9 @@ def no_webhook_rate_limit(settings):
 @pytest.fixture(autouse=True)
 def loop_connections_closed():
     """Each test's sockets run on an event loop of their own: their database connection
-    (customers.rows.fetchone_on_loop) is closed with the test, not left open."""
+    (infrastructure.database.on_loop) is closed with the test, not left open."""
     yield
-    rows.close_loop_connections()
+    on_loop.close_all()
 
 
 @pytest.fixture

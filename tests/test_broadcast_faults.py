@@ -3,7 +3,7 @@
 import pytest
 from channels.layers import channel_layers
 
-from routing import broadcast
+from infrastructure import broadcast
 from routing.models import Call
 from tests.routing_helpers import tasks_published
 from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401

@@ -10,8 +10,8 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import channel_layers, get_channel_layer
 
-from routing import broadcast
-from routing.groups import agent_group
+from infrastructure import broadcast
+from infrastructure.groups import agent_group
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from celery import current_app
 from django.conf import LazySettings
 from kombu import Producer
 
-from rapport.broker import Transport
-from routing import dispatch
+from infrastructure import dispatch
+from infrastructure.broker import Transport
 from routing.models import Offer
 from routing.states import OfferState
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, running_workers, wait_until

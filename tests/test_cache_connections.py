@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 from django.db import connections
 from standardwebhooks import Webhook
 
-from rapport.sync_middleware import SyncChainASGIHandler
+from infrastructure.asgi_handler import SyncChainASGIHandler
 from telephony.models import CallEvent
 from tests.telephony_support import EVENTS_URL, ringing, webhook_secret  # noqa: F401
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from rapport.channel_layer import PatientRedisChannelLayer
+from infrastructure.channel_layer import PatientRedisChannelLayer
 
 
 def _layer(**config) -> PatientRedisChannelLayer:

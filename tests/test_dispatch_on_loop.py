@@ -1,4 +1,4 @@
-"""A task published from an event loop (`routing.dispatch.publish_on_loop`) is the message
+"""A task published from an event loop (`infrastructure.dispatch.publish_on_loop`) is the message
 kombu's own publish would have sent, and a real Celery worker runs it."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from routing import dispatch
+from infrastructure import dispatch
+from routing import handoff
 from routing.models import Offer
 from tests.routing_helpers import arrive, celery_queue, running_workers, wait_until
 
@@ -37,11 +38,11 @@ def without_ids(message: dict) -> dict:
 
 def test_the_message_sent_from_the_loop_is_the_one_kombu_sends():
     with celery_queue("dispatch-on-loop-test") as queue:
-        assert dispatch.publish(dispatch.ROUTE_CALL, 42)
-        assert asyncio.run(dispatch.publish_on_loop(dispatch.ROUTE_CALL, 42))
+        assert dispatch.publish(handoff.ROUTE_CALL, 42)
+        assert asyncio.run(dispatch.publish_on_loop(handoff.ROUTE_CALL, 42))
         by_kombu, from_the_loop = raw_messages(queue)
 
-    assert from_the_loop["headers"]["task"] == dispatch.ROUTE_CALL
+    assert from_the_loop["headers"]["task"] == handoff.ROUTE_CALL
     # `send_task` passes its own options on to kombu, which copies them into the properties;
     # no worker reads them there (they are in the headers, where it does).
     for leaked_option in ("argsrepr", "kwargsrepr"):
@@ -56,7 +57,7 @@ def test_a_worker_runs_a_task_sent_from_the_loop(tmp_path, queue, make_agent):
     agent = make_agent("dana", status="available")
     call = arrive(queue=queue, publish=False)
     with running_workers(tmp_path, beat=False):
-        assert asyncio.run(dispatch.publish_on_loop(dispatch.ROUTE_CALL, call.id))
+        assert asyncio.run(dispatch.publish_on_loop(handoff.ROUTE_CALL, call.id))
 
         def offered():
             """the call was offered to the agent"""

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from customers.models import CallNote, Consent, ContextAccess
 from rapport.asgi import application
-from routing import dispatch
+from routing import handoff
 from routing.models import Agent, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState
 from telephony.models import CallEvent
@@ -122,7 +122,7 @@ def test_a_new_call_rings_a_card_with_the_callers_context_for_the_named_user_onl
     # The PBX routes: no offer, no routing decision, no routing task.
     assert not Offer.objects.exists()
     assert not RoutingDecision.objects.exists()
-    assert not [task for task, _ in published if task == dispatch.ROUTE_CALL]
+    assert not [task for task, _ in published if task == handoff.ROUTE_CALL]
     assert list(ContextAccess.objects.values_list("username", "reason", "call_id")) == [
         ("dana", "offer", call.id)
     ]
@@ -246,7 +246,7 @@ def test_an_outbound_call_is_logged_against_the_customer_and_not_routed(url, dan
     assert call.state == CallState.RINGING
     assert not ContextAccess.objects.exists()
     assert not RoutingDecision.objects.exists()
-    assert not [task for task, _ in published if task == dispatch.ROUTE_CALL]
+    assert not [task for task, _ in published if task == handoff.ROUTE_CALL]
 
     send(
         url,

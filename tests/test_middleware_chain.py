@@ -11,7 +11,7 @@ from django.core.signals import request_finished, request_started
 from django.http import JsonResponse, StreamingHttpResponse
 from django.urls import path
 
-from rapport.sync_middleware import RequestThreads, SyncChainASGIHandler
+from infrastructure.asgi_handler import RequestThreads, SyncChainASGIHandler
 
 seen_threads: list = []
 

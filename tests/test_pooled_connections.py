@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from django.db import connection, connections
 
-from rapport.postgresql import base as pooled
+from infrastructure.database.postgresql import base as pooled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +28,7 @@ def checks(monkeypatch) -> list[int]:
 def pooled_database():
     settings = {
         **connection.settings_dict,
-        "ENGINE": "rapport.postgresql",
+        "ENGINE": "infrastructure.database.postgresql",
         "CONN_MAX_AGE": 0,
         "CONN_HEALTH_CHECKS": False,
         "OPTIONS": {

@@ -18,7 +18,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from customers import rows
+from infrastructure.database import on_loop
 from rapport.asgi import application
 from routing import roles, router
 from routing.models import Offer
@@ -253,11 +253,11 @@ def test_the_loop_connection_holds_no_transaction_and_is_replaced_when_the_serve
 
     async def scenario() -> tuple[bool, str, bool]:
         assert await roles.still_signed_in_on_loop(dana.user, session_key)
-        first = await rows._loop_connection()
+        first = await on_loop._loop_connection()
         state = await database_sync_to_async(_backend_state)(first.info.backend_pid)
         await database_sync_to_async(_terminate)(first.info.backend_pid)
         after_drop = await roles.still_signed_in_on_loop(dana.user, session_key)
-        return after_drop, state, (await rows._loop_connection()) is not first
+        return after_drop, state, (await on_loop._loop_connection()) is not first
 
     after_drop, state, replaced = _on_loop(scenario)
 

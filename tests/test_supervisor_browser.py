@@ -10,7 +10,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from customers.models import Customer
-from routing.broadcast import notify_supervisors
+from infrastructure.broadcast import notify_supervisors
 from routing.models import Agent, AgentStatusChange, Call, Queue
 from tests.browser import (  # noqa: F401  (fixtures)
     chromium,

@@ -11,9 +11,9 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
+from infrastructure.broadcast import notify_supervisors
+from infrastructure.groups import SUPERVISORS_GROUP
 from rapport.asgi import application
-from routing.broadcast import notify_supervisors
-from routing.groups import SUPERVISORS_GROUP
 from routing.models import Call
 from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 

@@ -13,8 +13,8 @@ from django.db import transaction
 from django.db.models import F
 from standardwebhooks.webhooks import Webhook
 
+from infrastructure import dispatch
 from rapport.celery import app as celery_app
-from routing import dispatch
 from routing.models import Call, DecisionReason, RoutingDecision
 from routing.router import LOST_AFTER
 from telephony.models import CallEvent, ConnectAttempt

@@ -6,7 +6,8 @@ import threading
 import httpx
 import pytest
 
-from routing import dispatch, router
+from infrastructure import dispatch
+from routing import handoff, router
 from routing.models import Call
 from telephony.models import CallEvent
 from telephony.signing import sign
@@ -65,5 +66,5 @@ def test_50_concurrent_deliveries_of_one_event_record_it_once_and_route_it_once(
     assert Call.objects.filter(telephony_call_id="CA-storm").count() == 1
     call = Call.objects.get(telephony_call_id="CA-storm")
     assert arrivals == [call.pk]
-    assert publishes == [(dispatch.ROUTE_CALL, True)]
+    assert publishes == [(handoff.ROUTE_CALL, True)]
     assert call.state != "ringing"

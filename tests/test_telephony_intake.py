@@ -20,11 +20,12 @@ from django.test import Client
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from customers import rows
-from routing import dispatch
+from infrastructure import dispatch
+from infrastructure.database import on_loop
+from infrastructure.schedules import WhileAnythingToDo
+from routing import handoff
 from routing.models import Call
 from routing.states import CallState
-from routing.sweep_schedule import WhileAnythingToSweep
 from telephony import event_tasks, selectors
 from telephony.intake import TelephonyEventIntake
 from telephony.models import CallEvent
@@ -105,7 +106,7 @@ def test_the_worker_applies_the_event_and_routes_the_call_in_the_same_task(secre
     recorded.refresh_from_db()
     assert (recorded.applied, recorded.outcome, recorded.fields_to_apply) == (True, "", None)
     # The router ran in this task (it found no agent and recorded why), with no second hop.
-    assert dispatch.ROUTE_CALL not in [name for name, _ in published]
+    assert handoff.ROUTE_CALL not in [name for name, _ in published]
     assert call.decisions.count() == 1
 
 
@@ -253,7 +254,7 @@ def test_with_the_broker_away_the_event_is_kept_and_applied_once_its_task_is_ove
 
 
 def test_beat_sends_the_overdue_events_task_only_while_one_waits(secret, queue):
-    schedule = WhileAnythingToSweep(
+    schedule = WhileAnythingToDo(
         timedelta(seconds=1), check="telephony.selectors.anything_to_apply"
     )
     long_ago = timezone.now() - timedelta(minutes=5)
@@ -313,8 +314,8 @@ def test_with_the_database_out_of_reach_the_event_is_refused_with_503_and_retry_
             "host=127.0.0.1 port=9 dbname=x user=x connect_timeout=1"
         )
 
-    monkeypatch.setattr(rows, "_connect", connect_to_nothing)
-    rows.close_loop_connections()
+    monkeypatch.setattr(on_loop, "_connect", connect_to_nothing)
+    on_loop.close_all()
 
     [response] = post_to_intake(signed(secret, ringing("CA1")))
 

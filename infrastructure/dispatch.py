@@ -3,7 +3,8 @@
 Publishing uses a pool of broker connections with short timeouts and no retries, shared by the
 process (each ASGI request runs in a thread of its own), so a broker outage costs a request
 milliseconds, never a hang. A publish that fails is only logged: the database already says what
-is still to do, and the router's sweeper does it once the broker is back (`router.sweep`).
+is still to do, and each app's sweeper does it once the broker is back (the router's `sweep`,
+the telephony intake's lost events).
 """
 
 from __future__ import annotations
@@ -26,12 +27,6 @@ from django.db import transaction
 from kombu.utils.uuid import uuid
 
 logger = logging.getLogger(__name__)
-
-ROUTE_CALL = "routing.route_call"
-OFFER_NEXT_CALL = "routing.offer_next_call"
-# The telephony integration's, named here so the router's sweeper can ask for it: telephony
-# imports routing, never the other way round.
-RESEND_LOST_CONNECTS = "telephony.resend_lost_connects"
 
 BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)
 
@@ -112,7 +107,7 @@ async def publish_on_loop(task_name: str, *args) -> bool:
     same message, pushed onto the task's queue with the loop's own asyncio Redis client.
 
     kombu has no asyncio transport, and its publish from the loop cost the webhook a third of
-    its CPU (issue 14). The task message is Celery's own (`amqp.as_task_v2`, protocol 2); only
+    its CPU. The task message is Celery's own (`amqp.as_task_v2`, protocol 2); only
     the envelope that kombu's Redis transport wraps around it is written here, as that
     transport writes it (kombu.transport.virtual `prepare_message` and `basic_publish`, then
     `LPUSH` onto the queue's list). tests/test_dispatch_on_loop.py holds it to what kombu

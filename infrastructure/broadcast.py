@@ -12,7 +12,7 @@ import redis.exceptions
 from channels.layers import get_channel_layer
 from django.db import transaction
 
-from routing.groups import SUPERVISORS_GROUP, agent_group, session_group
+from infrastructure.groups import SUPERVISORS_GROUP, agent_group, session_group
 
 logger = logging.getLogger(__name__)
 

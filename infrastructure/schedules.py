@@ -1,12 +1,13 @@
-"""When Celery beat hands the router's sweep to a worker: every interval while anything is in
-flight or overdue (a wrap-up within its limit is neither), never on a quiet line.
+"""When Celery beat hands a sweep to a worker: every interval while there is something to do,
+never on a quiet line.
 
-Beat asks once an interval, with one query (`selectors.anything_to_sweep`), instead of sending
-a task a second that a worker receives, runs and acknowledges only to find nothing to do. When
-the database cannot answer, beat sends the sweep anyway: the worker decides.
+Beat asks once an interval, with one query (the sweep's own `check`, e.g. the router's
+`anything_to_sweep`), instead of sending a task a second that a worker receives, runs and
+acknowledges only to find nothing to do. When the database cannot answer, beat sends the task
+anyway: the worker decides.
 
-Loaded with the settings, before Django's apps: the query's modules are imported when beat
-first asks.
+Loaded with the settings, before Django's apps: the check's module is imported when beat first
+asks.
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ from celery.schedules import schedstate, schedule
 
 logger = logging.getLogger(__name__)
 
-ROUTER_SWEEP_CHECK = "routing.selectors.anything_to_sweep"
 
-
-class WhileAnythingToSweep(schedule):
+class WhileAnythingToDo(schedule):
     """Due every interval while `check` (the dotted path of a function of `now`) says there is
-    work: the router's sweep by default, the telephony intake's lost events for another task."""
+    work."""
 
-    def __init__(self, run_every=None, *, check: str = ROUTER_SWEEP_CHECK, **kwargs):
+    def __init__(self, run_every=None, *, check: str, **kwargs):
         super().__init__(run_every, **kwargs)
         self.check = check
 
@@ -41,8 +40,8 @@ class WhileAnythingToSweep(schedule):
         return schedstate(is_due=False, next=self.seconds)
 
 
-def _rebuilt(run_every, relative: bool, check: str) -> WhileAnythingToSweep:
-    return WhileAnythingToSweep(run_every, relative=relative, check=check)
+def _rebuilt(run_every, relative: bool, check: str) -> WhileAnythingToDo:
+    return WhileAnythingToDo(run_every, relative=relative, check=check)
 
 
 def _anything_to_do(check: str) -> bool:
