@@ -13,7 +13,7 @@ def main() -> None:
         # No database or Redis to talk to is a setup question, not a bug: one line, no traceback.
         from django.conf import settings
 
-        from rapport.dev_services import unreachable_service_message
+        from development.running_services import unreachable_service_message
 
         message = unreachable_service_message(error, getattr(settings, "SERVICE_URL_SOURCES", {}))
         if message is None:

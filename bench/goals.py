@@ -63,8 +63,8 @@ from offer_latency import (  # noqa: E402
 from webhook_bench import AGENTS as WEBHOOK_AGENTS  # noqa: E402
 from webhook_bench import PING_PATH, SignedEvents  # noqa: E402
 
+from development.embedded import embedded_services  # noqa: E402
 from infrastructure.paths import RUNTIME_DIR  # noqa: E402
-from rapport.embedded import embedded_services  # noqa: E402
 
 TEAM = 1000
 FIRST_TEAM = 200

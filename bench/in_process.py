@@ -8,8 +8,8 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from development.embedded import embedded_services
 from infrastructure.paths import RUNTIME_DIR
-from rapport.embedded import embedded_services
 
 
 @contextmanager

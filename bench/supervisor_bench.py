@@ -37,8 +37,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from development.embedded import embedded_services  # noqa: E402
 from infrastructure.paths import RUNTIME_DIR  # noqa: E402
-from rapport.embedded import embedded_services  # noqa: E402
 
 QUEUES = 50
 AGENTS = 500

@@ -7,7 +7,7 @@ from infrastructure.asgi_handler import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
-from rapport.checks import refuse_unsafe_settings  # noqa: E402
+from infrastructure.startup_checks import refuse_unsafe_settings  # noqa: E402
 
 refuse_unsafe_settings()
 

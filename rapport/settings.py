@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import environ
 
+from development.running_services import SERVICE_VARIABLES, recorded_service_urls
 from infrastructure.paths import BASE_DIR, RUNTIME_DIR
 from infrastructure.schedules import WhileAnythingToDo
-from rapport.dev_services import SERVICE_VARIABLES, recorded_service_urls
 
 env = environ.Env()
 
@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "rapport",
+    "development",
     # The layers, lowest first: each app imports only from the apps listed before it (README).
     "customers",
     "routing",

@@ -6,8 +6,4 @@ class RoutingConfig(AppConfig):
     verbose_name = "Routing"
 
     def ready(self) -> None:
-        from django.contrib.auth.signals import user_logged_out
-
-        from infrastructure.broadcast import sockets_close_on_logout
-
-        user_logged_out.connect(sockets_close_on_logout, dispatch_uid="routing-sockets-logout")
+        from routing import checks  # noqa: F401  (registers the system checks)

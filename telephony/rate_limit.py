@@ -76,7 +76,7 @@ def _identifiers(signer: str) -> tuple[str, ...]:
 @functools.cache
 def parse_rate(rate: str) -> RateLimitItem:
     """ "200/s", "3000/m", "100000/hour": requests per period. ValueError when it is not one
-    (rapport.checks refuses such a setting at start)."""
+    (telephony.checks refuses such a setting at start)."""
     matched = _RATE.match(rate)
     if matched is None:
         raise ValueError(f"{rate!r} is not a rate")

@@ -7,7 +7,7 @@ import sys
 
 from django.conf import settings
 
-from rapport.dev_services import (
+from development.running_services import (
     NOTHING_RUNNING,
     forget_service_urls,
     record_service_urls,

@@ -16,8 +16,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from rapport.asgi import application
-from rapport.checks import check_not_ready_reasons
 from routing import router, services
+from routing.checks import check_not_ready_reasons
 from routing.models import Agent, AgentStatusChange, Offer
 from routing.states import OfferState
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive

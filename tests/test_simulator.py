@@ -28,7 +28,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from customers.models import CallNote
-from rapport.management.commands.seed_demo import DEMO_PASSWORD
+from development.management.commands.seed_demo import DEMO_PASSWORD
 from routing.models import AgentStatusChange, Call
 from routing.states import CallState
 from simulator import BotLogin, Caller, SecondsRange, Simulation, SimulationConfig, Tally

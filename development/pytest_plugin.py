@@ -10,8 +10,8 @@ import os
 
 import pytest
 
+from development.embedded import embedded_services
 from infrastructure.paths import RUNTIME_DIR
-from rapport.embedded import embedded_services
 
 _services = contextlib.ExitStack()
 

@@ -18,7 +18,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from customers.models import PhoneNumber
-from rapport.management.commands.seed_demo import DEMO_PASSWORD
+from development.management.commands.seed_demo import DEMO_PASSWORD
 from routing.models import Agent, Queue
 from routing.selectors import last_agent
 from simulator import BotLogin, CallerDirectory, SecondsRange, SimulationConfig

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rapport.dev_services import process_is_alive
+from development.running_services import process_is_alive
 
 DATABASE_NAME = "rapport"
 
