@@ -9,8 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from console import services
-from routing import messages, selectors
-from routing import services as routing_services
+from routing import messages, offers, selectors
 from routing.models import Agent
 
 
@@ -40,14 +39,14 @@ def _offer_outcome(offer) -> Response:
 @extend_schema(summary="Accept the offer ringing for me", request=None, responses=OfferOutcome)
 @api_view(["POST"])
 def accept_offer(request: Request, offer_id: int) -> Response:
-    offer = services.accept_offer(offer_id=offer_id, agent_id=_own_agent_id(request))
+    offer = offers.accept_offer(offer_id=offer_id, agent_id=_own_agent_id(request))
     return _offer_outcome(offer)
 
 
 @extend_schema(summary="Decline the offer ringing for me", request=None, responses=OfferOutcome)
 @api_view(["POST"])
 def decline_offer(request: Request, offer_id: int) -> Response:
-    offer = routing_services.decline_offer(offer_id=offer_id, agent_id=_own_agent_id(request))
+    offer = offers.decline_offer(offer_id=offer_id, agent_id=_own_agent_id(request))
     return _offer_outcome(offer)
 
 

@@ -6,9 +6,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from console import services
 from infrastructure.errors import Refused
 from infrastructure.groups import agent_group, session_group
-from routing import roles
+from routing import agent_status, offers, roles, status_choices
 from routing import selectors as routing_selectors
-from routing import services as routing_services
 
 # Also the code for a session that ended: the console stops reconnecting and says so.
 REFUSED = 4403
@@ -18,17 +17,17 @@ CUSTOMER_DATA_MESSAGES = frozenset({"offer", "call", "state", "caller_waiting", 
 
 @database_sync_to_async
 def _accept(agent_id: int, message: dict[str, Any]) -> None:
-    services.accept_offer(offer_id=_offer_id(message), agent_id=agent_id)
+    offers.accept_offer(offer_id=_offer_id(message), agent_id=agent_id)
 
 
 @database_sync_to_async
 def _decline(agent_id: int, message: dict[str, Any]) -> None:
-    routing_services.decline_offer(offer_id=_offer_id(message), agent_id=agent_id)
+    offers.decline_offer(offer_id=_offer_id(message), agent_id=agent_id)
 
 
 @database_sync_to_async
 def _set_status(agent_id: int, message: dict[str, Any], user: Any) -> None:
-    routing_services.change_status(
+    status_choices.change_status(
         agent_id=agent_id,
         status=message.get("status"),
         changed_by=user,
@@ -38,7 +37,7 @@ def _set_status(agent_id: int, message: dict[str, Any], user: Any) -> None:
 
 @database_sync_to_async
 def _ready(agent_id: int, message: dict[str, Any], user: Any) -> None:
-    routing_services.ready(agent_id=agent_id, changed_by=user)
+    agent_status.ready(agent_id=agent_id, changed_by=user)
 
 
 def _offer_id(message: dict[str, Any]) -> int:

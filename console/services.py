@@ -13,8 +13,7 @@ from django.db.models import Q
 from customers.audit import record_context_access
 from customers.models import AccessReason, Customer
 from infrastructure.errors import Forbidden, Invalid, NotFound
-from routing import messages
-from routing import services as routing_services
+from routing import messages, offers
 from routing.models import Agent, Call, Offer
 from routing.states import OfferState
 from telephony import services as telephony_services
@@ -24,7 +23,7 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
     """The agent takes the call; once that has committed the telephony system is told to connect
     them. Asked for after the accept's own commit, so no failing screen message can skip it; a
     push the broker does not take is sent again by the router's sweeper."""
-    offer = routing_services.accept_offer(offer_id=offer_id, agent_id=agent_id)
+    offer = offers.accept_offer(offer_id=offer_id, agent_id=agent_id)
     telephony_services.request_connect(offer.call, getattr(offer, "decision", None))
     return offer
 

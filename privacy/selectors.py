@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from routing import selectors as routing_selectors
+from routing import policy
 from routing.models import Agent
 
 
@@ -31,4 +31,4 @@ def call_access_reason(*, user: Any, customer_id: int) -> tuple[str, int] | None
     agent = Agent.objects.filter(user_id=user.id).only("id", "status").first()
     if agent is None:
         return None
-    return routing_selectors.why_agent_sees_call(agent=agent, among=_calls_about(customer_id))
+    return policy.why_agent_sees_call(agent=agent, among=_calls_about(customer_id))

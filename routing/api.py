@@ -5,6 +5,9 @@ the status it carries."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.db.models import Q
@@ -20,7 +23,7 @@ from rest_framework.views import APIView
 from customers.audit import record_context_access
 from customers.models import AccessReason
 from customers.phone_numbers import normalise_phone_number
-from routing import messages, roles, selectors, services
+from routing import agent_status, messages, policy, roles, selectors, status_choices
 from routing.models import Agent, Call, Queue
 from routing.states import AgentStatus, status_label
 
@@ -124,7 +127,7 @@ class AgentDetail(APIView):
             _require_supervisor(request)
         serializer = AgentStatusSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.change_status(
+        status_choices.change_status(
             agent_id=agent.id,
             status=serializer.validated_data["status"],
             changed_by=request.user,
@@ -145,7 +148,7 @@ def agent_ready(request: Request, agent_id: int) -> Response:
     agent = get_object_or_404(Agent, id=agent_id)
     if agent.user_id != request.user.id:
         _require_supervisor(request)
-    agent = services.ready(agent_id=agent.id, changed_by=request.user)
+    agent = agent_status.ready(agent_id=agent.id, changed_by=request.user)
     return Response(AgentSerializer(agent).data)
 
 
@@ -247,16 +250,64 @@ def call_detail(request: Request, call_id: str) -> Response:
         reason=reason,
         call_id=call.id,
     )
-    return Response(selectors.call_detail(call))
+    return Response(_routing_story(call))
 
 
 def _why_shown(user, call: Call) -> str | None:
     """The access-log reason this person may see the call now, or None: a supervisor, or the
-    agent the call rings for or is with (`selectors.why_agent_sees_call`)."""
+    agent the call rings for or is with (`policy.why_agent_sees_call`)."""
     if roles.is_supervisor(user):
         return AccessReason.SUPERVISOR
     agent = Agent.objects.filter(user_id=user.id).only("id", "status").first()
     if agent is None:
         return None
-    seen = selectors.why_agent_sees_call(agent=agent, among=Q(id=call.id))
+    seen = policy.why_agent_sees_call(agent=agent, among=Q(id=call.id))
     return seen[0] if seen is not None else None
+
+
+def _routing_story(call: Call) -> dict[str, Any]:
+    """The call, its ringing offer and every routing decision."""
+    offer = selectors.open_offers().filter(call=call).select_related("agent").first()
+    decisions = call.decisions.select_related("agent")
+    return {
+        "call_id": call.telephony_call_id,
+        "state": call.state,
+        "from": call.from_e164 or call.from_number,
+        "queue": call.queue.slug if call.queue else None,
+        "customer_id": call.customer_id,
+        "agent": _agent_ref(call.agent),
+        "last_agent": _agent_ref(call.last_agent),
+        "last_agent_wait_until": _iso(call.last_agent_wait_until),
+        "queued_at": _iso(call.queued_at),
+        "connected_at": _iso(call.connected_at),
+        "ended_at": _iso(call.ended_at),
+        "current_offer": None
+        if offer is None
+        else {
+            "id": offer.id,
+            "agent": _agent_ref(offer.agent),
+            "offered_at": _iso(offer.offered_at),
+            "expires_at": _iso(offer.expires_at),
+        },
+        "decisions": [
+            {
+                "id": decision.id,
+                "reason": decision.reason,
+                "agent": _agent_ref(decision.agent),
+                "offer_id": decision.offer_id,
+                "decided_at": _iso(decision.decided_at),
+                "caller_waited_ms": decision.caller_waited_ms,
+                "took_ms": decision.took_ms,
+                "detail": decision.detail,
+            }
+            for decision in decisions
+        ],
+    }
+
+
+def _agent_ref(agent: Agent | None) -> dict[str, Any] | None:
+    return None if agent is None else {"id": agent.id, "display_name": agent.display_name}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

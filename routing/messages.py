@@ -15,11 +15,12 @@ from customers.selectors import (
     load_recorders,
     named_to_onlookers,
 )
-from routing import selectors
+from routing import policy, selectors
 from routing.models import Agent, Call, DecisionReason, Offer
 from routing.states import AgentStatus, CallState, status_label
 
-_UNREAD = object()
+# Not read yet: whoever shows the card reads it.
+UNREAD = object()
 
 
 def caller_context(
@@ -28,7 +29,7 @@ def caller_context(
     customer_ids: list[int],
     identity_verified: bool = False,
     queue_id: int | None = None,
-    last_agent: Any = _UNREAD,
+    last_agent: Any = UNREAD,
     customer: Customer | None = None,
 ) -> dict[str, Any]:
     """The `caller` object of an offer. At most three queries, whatever the history: one for
@@ -74,13 +75,13 @@ def caller_context(
 
 
 def last_agent_shown(
-    customer: Customer, *, queue_id: int | None, already_read: Any = _UNREAD
+    customer: Customer, *, queue_id: int | None, already_read: Any = UNREAD
 ) -> dict[str, Any] | None:
     """The customer's last agent as a person is shown it: none, and no query, when consent hides
     their history; no query either when the router `already_read` it for this call."""
     if history_hidden(customer):
         return None
-    if already_read is not _UNREAD:
+    if already_read is not UNREAD:
         return already_read
     return selectors.last_agent(customer_id=customer.id, queue_id=queue_id, now=timezone.now())
 
@@ -93,20 +94,15 @@ def customer_ids_on_card(call: Call) -> list[int]:
     return list(call.candidates.values_list("id", flat=True))
 
 
-def remember_last_agent(call: Call, last_agent: dict[str, Any] | None) -> None:
-    """The router read `call`'s last agent (`selectors.last_agent`, for its customer and queue)
-    in the transaction that will offer it: the card reuses that read instead of repeating it."""
-    call._last_agent_read = (call.customer_id, call.queue_id, last_agent)
-
-
-def caller_for_call(call: Call, *, customer_ids: list[int] | None = None) -> dict[str, Any]:
-    """The caller of `call`, with the last agent the router chooses for its queue."""
+def caller_for_call(
+    call: Call, *, customer_ids: list[int] | None = None, last_agent: Any = UNREAD
+) -> dict[str, Any]:
+    """The caller of `call`, with the last agent the router chooses for its queue (`last_agent`:
+    when the router read it already in this transaction)."""
     customer_ids = customer_ids_on_card(call) if customer_ids is None else customer_ids
-    known, customer = _UNREAD, None
+    known, customer = UNREAD, None
     if call.customer_id is not None and customer_ids == [call.customer_id]:
-        read = getattr(call, "_last_agent_read", None)
-        if read is not None and read[:2] == (call.customer_id, call.queue_id):
-            known = read[2]
+        known = last_agent
         # The router's locking read of the call brought its customer: no second read.
         if Call.customer.is_cached(call):
             customer = call.customer
@@ -121,15 +117,15 @@ def caller_for_call(call: Call, *, customer_ids: list[int] | None = None) -> dic
 
 
 HOLD_RULE_WORDS = {
-    selectors.AVOIDS_HOLDING: "avoids holding",
-    selectors.IN_A_RUSH: "in a rush",
-    selectors.FINE_ON_HOLD: "fine on hold",
+    policy.AVOIDS_HOLDING: "avoids holding",
+    policy.IN_A_RUSH: "in a rush",
+    policy.FINE_ON_HOLD: "fine on hold",
 }
 # The card preference behind each rule: an agent is told the rule only where the card shows it.
 _RULE_PREFERENCE = {
-    selectors.AVOIDS_HOLDING: ("hold_tolerance", "avoid"),
-    selectors.IN_A_RUSH: ("pace", "brisk"),
-    selectors.FINE_ON_HOLD: ("hold_tolerance", "fine"),
+    policy.AVOIDS_HOLDING: ("hold_tolerance", "avoid"),
+    policy.IN_A_RUSH: ("pace", "brisk"),
+    policy.FINE_ON_HOLD: ("hold_tolerance", "fine"),
 }
 
 
@@ -145,7 +141,7 @@ def hold_explanation(
     if story is None:
         return None
     customer = caller.get("customer") or {}
-    rule = story.detail.get("hold_rule", selectors.UNKNOWN_HOLD)
+    rule = story.detail.get("hold_rule", policy.UNKNOWN_HOLD)
     provenance = story.detail.get("provenance", "unknown")
     if rule in _RULE_PREFERENCE:
         name, value = _RULE_PREFERENCE[rule]
@@ -163,12 +159,12 @@ def hold_explanation(
         who = "their last agent"
     why = HOLD_RULE_WORDS.get(rule)
     if not held:
-        if rule == selectors.IN_A_RUSH:
+        if rule == policy.IN_A_RUSH:
             text = f"In a rush — not held for {who}"
         else:
             text = "Sent straight to the queue" + (f" — {why}" if why else "")
     else:
-        verb = "Held only" if rule in selectors.HOLD_AVERSE_RULES and who != "you" else "Waited"
+        verb = "Held only" if rule in policy.HOLD_AVERSE_RULES and who != "you" else "Waited"
         text = f"{verb} {seconds} s for {who}" + (f" — {why}" if why else "")
     return {
         "rule": rule,
@@ -179,20 +175,21 @@ def hold_explanation(
     }
 
 
-def remember_decisions(call: Call) -> None:
-    """`call` has no decision yet, and the router makes every one of its first in this
-    transaction (`services.record_decision` and the offer's note each here): see
-    `hold_explanation_for`."""
-    call._decisions_this_routing = []
-
-
-def hold_explanation_for(call: Call, *, agent_id: int, caller: dict[str, Any]) -> dict | None:
+def hold_explanation_for(
+    call: Call,
+    *,
+    agent_id: int,
+    caller: dict[str, Any],
+    decisions_made: list[str] | None = None,
+) -> dict | None:
     """`hold_explanation` of `call`; one query, none for a caller without a last agent, nor
-    when the router knows it made every decision on the call and none was about holding."""
+    when the router made every decision on the call in this transaction (`decisions_made`) and
+    none was about holding."""
     if call.last_agent_id is None:
         return None
-    made_now = getattr(call, "_decisions_this_routing", None)
-    if made_now is not None and not selectors.HOLD_DECISION_REASONS.intersection(made_now):
+    if decisions_made is not None and not selectors.HOLD_DECISION_REASONS.intersection(
+        decisions_made
+    ):
         return None
     return hold_explanation(selectors.hold_story(call.id), agent_id=agent_id, caller=caller)
 

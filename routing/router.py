@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from routing import handoff, messages, selectors, services
+from infrastructure import broadcast
+from routing import agent_status, calls, decisions, handoff, offers, policy, screens, selectors
+from routing.decisions import RoutingPass
 from routing.models import WAITING_REASONS, Agent, Call, DecisionReason
 from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
 
@@ -38,7 +41,7 @@ def call_arrived(call: Call) -> None:
     if call.state == CallState.RINGING or call.queued_at is None:
         now = timezone.now()
         if call.state == CallState.RINGING:
-            services.move_call(call, CallState.QUEUED, now=now)
+            calls.move_call(call, CallState.QUEUED, now=now)
         call.queued_at = call.queued_at or now
         call.save(update_fields=["state", "state_changed_at", "queued_at"])
     handoff.request_routing(call_id=call.id)
@@ -48,7 +51,7 @@ def call_answered(call: Call) -> None:
     """The telephony system connected `call` to `call.agent`."""
     now = timezone.now()
     agent_id = call.agent_id
-    closed = services.close_offers_of_call(call=call, now=now, accepting=agent_id)
+    closed = offers.close_offers_of_call(call=call, now=now, accepting=agent_id)
     for offer in closed.offers:
         if offer.state == OfferState.WITHDRAWN:
             handoff.request_offer_for_agent(agent_id=offer.agent_id)
@@ -61,14 +64,14 @@ def call_answered(call: Call) -> None:
     for other_id in accepted_elsewhere:
         other = agents.get(other_id)
         if other is not None and other.status == AgentStatus.BUSY:
-            services.set_status(
+            agent_status.set_status(
                 agent=other, status=AgentStatus.AVAILABLE, reason="answered_elsewhere"
             )
     _stop_waiting_for_last_agent(call, why="answered")
     if agent_id is None:
         return
     if agent_id not in closed.accepted_by:
-        services.record_decision(
+        decisions.record_decision(
             call=call, reason=DecisionReason.TELEPHONY_ANSWERED, agent_id=agent_id, now=now
         )
     _take_call(
@@ -81,7 +84,7 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     `call.agent`: the first agent's part is over, as if the call had ended for them; the new
     agent is on it and sees the caller."""
     now = timezone.now()
-    withdrawn = services.withdraw_offers_of_call(call=call, now=now)
+    withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
         handoff.request_offer_for_agent(agent_id=agent_id)
     _stop_waiting_for_last_agent(call, why="answered")
@@ -112,15 +115,15 @@ def _stop_waiting_for_last_agent(call: Call, *, why: str) -> None:
     """`call` (locked, so its copy is current) no longer waits for its last agent; no write
     when it never did, as most calls."""
     if call.last_agent_wait_until is not None:
-        services.stop_waiting_for_last_agent(call, why=why)
+        screens.stop_waiting_for_last_agent(call, why=why)
         Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
 
 
 def _take_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: list[int]) -> None:
     """`agent` (locked) is connected to `call`: busy, with nothing else ringing for them."""
-    services.set_status(agent=agent, status=AgentStatus.BUSY, reason=reason, now=now)
-    services.withdraw_offers_ringing_for(agent_id=agent.id, now=now)
-    services.show_call(call=call, agent=agent, customer_ids=customer_ids)
+    agent_status.set_status(agent=agent, status=AgentStatus.BUSY, reason=reason, now=now)
+    offers.withdraw_offers_ringing_for(agent_id=agent.id, now=now)
+    screens.show_call(call=call, agent=agent, customer_ids=customer_ids)
 
 
 def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: list[int]) -> None:
@@ -131,11 +134,11 @@ def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: lis
         return
     if call.connected_at is None:
         why = "caller_hung_up" if call.state in FINAL_STATES else reason
-        services.set_status(
+        agent_status.set_status(
             agent=agent, status=AgentStatus.AVAILABLE, reason=why, unless_in_hand_besides=call.id
         )
         return
-    if not services.set_status(
+    if not agent_status.set_status(
         agent=agent,
         status=AgentStatus.WRAP_UP,
         reason=reason,
@@ -143,7 +146,7 @@ def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: lis
         unless_in_hand_besides=call.id,
     ):
         return
-    services.show_call(
+    screens.show_call(
         call=call,
         agent=agent,
         state=CallState.WRAP_UP,
@@ -155,7 +158,7 @@ def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: lis
 def call_ended(call: Call) -> None:
     """The call ended or was abandoned: withdraw any offer, start the agent's wrap-up."""
     now = timezone.now()
-    withdrawn = services.withdraw_offers_of_call(call=call, now=now)
+    withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
         handoff.request_offer_for_agent(agent_id=agent_id)
     _stop_waiting_for_last_agent(call, why="ended")
@@ -188,20 +191,23 @@ def _route(
     first = latest_reason is None
     # Something changed since the router last left this call waiting: say what happens now.
     news = latest_reason not in WAITING_REASONS
+    routing_pass = None
     if first:
-        # Every decision on the call is made from here on, in this transaction: the card's
-        # hold story can be told from them without reading them back.
-        messages.remember_decisions(call)
+        # Every decision on the call is made from here on, in this transaction, and the card
+        # names the same last agent: both handed on rather than read back.
+        routing_pass = RoutingPass(
+            customer_id=call.customer_id, queue_id=call.queue_id, last_agent=last_agent
+        )
         call.last_agent_id = last_agent["id"] if last_agent else None
-        # The card names the same agent: read once, in this transaction.
-        messages.remember_last_agent(call, last_agent)
     in_last_agent_phase = call.last_agent_id is not None and (
         first or not selectors.call_fell_back_to_queue(call.id)
     )
     if in_last_agent_phase:
-        if _route_to_last_agent(call, first=first, started=started, now=now):
+        if _route_to_last_agent(
+            call, first=first, started=started, now=now, routing_pass=routing_pass
+        ):
             if call.state != CallState.OFFERED:
-                services.save_call(call)
+                calls.save_call(call)
             return
         # The call has just been opened to the queue: whatever happens next is news.
         news = True
@@ -213,94 +219,83 @@ def _route(
         )
         if agent is None:
             break
-        if services.make_offer(
-            call=call, agent=agent, reason=DecisionReason.LONGEST_IDLE, started=started
+        if offers.make_offer(
+            call=call,
+            agent=agent,
+            reason=DecisionReason.LONGEST_IDLE,
+            started=started,
+            routing_pass=routing_pass,
         ):
             return
         # Another router's offer to this agent committed after this statement's snapshot:
         # the unique constraint refused the second offer. Look again with a fresh snapshot.
         excluded.append(agent.id)
     if news:
-        services.record_decision(
-            call=call, reason=DecisionReason.NO_AGENT_WAITING, started=started, now=now
+        decisions.record_decision(
+            call=call,
+            reason=DecisionReason.NO_AGENT_WAITING,
+            started=started,
+            now=now,
+            routing_pass=routing_pass,
         )
-        services.notify_supervisors(queue_id=call.queue_id)
-    services.save_call(call)
+        broadcast.notify_supervisors(queue_id=call.queue_id)
+    calls.save_call(call)
 
 
-def _route_to_last_agent(call: Call, *, first: bool, started: float, now) -> bool:
-    """Offer to, or keep waiting for, the caller's last agent. False: go to the queue."""
-    queue = call.queue
+def _route_to_last_agent(
+    call: Call, *, first: bool, started: float, now, routing_pass: RoutingPass | None
+) -> bool:
+    """Offer to, or keep waiting for, the caller's last agent, by the policy's last-agent step.
+    False: go to the queue."""
     last_agent_id = call.last_agent_id
-    agent = selectors.agent_for_update_with_standing(agent_id=last_agent_id, queue_id=queue.id)
-    if agent is not None and not agent.serves_queue:
-        services.record_decision(
-            call=call,
-            reason=DecisionReason.LAST_AGENT_UNAVAILABLE,
-            agent_id=last_agent_id,
-            now=now,
-            detail={"why": "not_in_queue"},
+    locked = selectors.agent_for_update_with_standing(
+        agent_id=last_agent_id, queue_id=call.queue_id
+    )
+    agent, standing = locked if locked is not None else (None, None)
+    hold = policy.hold_rule(customer=call.customer, queue=call.queue)
+
+    def next_step() -> policy.LastAgentStep:
+        return policy.last_agent_step(
+            standing, hold=hold, first=first, wait_until=call.last_agent_wait_until, now=now
         )
-        services.stop_waiting_for_last_agent(call, why="queue")
-        return False
-    if agent is not None and agent.status in (AgentStatus.OFFLINE, AgentStatus.BREAK):
-        services.record_decision(
-            call=call,
-            reason=DecisionReason.LAST_AGENT_UNAVAILABLE,
-            agent_id=last_agent_id,
-            now=now,
-            detail={"why": agent.status},
-        )
-        services.stop_waiting_for_last_agent(call, why="queue")
-        return False
-    free = agent is not None and agent.status == AgentStatus.AVAILABLE and not agent.ringing
-    if free:
-        reason = DecisionReason.LAST_AGENT if first else DecisionReason.WAITING_LAST_AGENT_FREED
-        services.stop_waiting_for_last_agent(call, why="offered")
-        if services.make_offer(call=call, agent=agent, reason=reason, started=started):
+
+    step = next_step()
+    if step.action == policy.OFFER:
+        screens.stop_waiting_for_last_agent(call, why="offered")
+        if offers.make_offer(
+            call=call, agent=agent, reason=step.reason, started=started, routing_pass=routing_pass
+        ):
             return True
-    # Busy, in wrap-up, ringing for someone else, or being changed by another worker: wait.
-    if call.last_agent_wait_until is None and first:
-        hold = selectors.hold_rule(customer=call.customer, queue=queue)
-        status = agent.status if agent else "locked"
-        if hold.wait_limit_seconds == 0:
-            services.record_decision(
-                call=call,
-                reason=DecisionReason.LAST_AGENT_BUSY_NOT_HELD
-                if hold.averse
-                else DecisionReason.LAST_AGENT_WAIT_EXPIRED,
-                agent_id=last_agent_id,
-                started=started,
-                now=now,
-                detail={"status": status, **hold.detail()},
-            )
-            return False
-        call.last_agent_wait_until = now + timedelta(seconds=hold.wait_limit_seconds)
-        services.record_decision(
+        # Another router's offer to them committed first: they are ringing for someone else.
+        standing = replace(standing, ringing=True)
+        step = next_step()
+    if step.action == policy.KEEP_WAITING:
+        return True
+    if step.action == policy.HOLD:
+        call.last_agent_wait_until = now + timedelta(seconds=step.wait_seconds)
+        decisions.record_decision(
             call=call,
-            reason=DecisionReason.LAST_AGENT_BUSY_WAITED,
+            reason=step.reason,
             agent_id=last_agent_id,
             started=started,
             now=now,
-            detail={
-                "status": status,
-                "wait_until": call.last_agent_wait_until.isoformat(),
-                **hold.detail(),
-            },
+            detail={**step.detail, "wait_until": call.last_agent_wait_until.isoformat()},
+            routing_pass=routing_pass,
         )
-        services.show_caller_waiting(call=call, agent_id=last_agent_id)
-        services.notify_supervisors(queue_id=call.queue_id)
+        screens.show_caller_waiting(call=call, agent_id=last_agent_id)
+        broadcast.notify_supervisors(queue_id=call.queue_id)
         return True
-    if call.last_agent_wait_until is not None and call.last_agent_wait_until > now:
-        return True
-    services.record_decision(
+    decisions.record_decision(
         call=call,
-        reason=DecisionReason.LAST_AGENT_WAIT_EXPIRED,
+        reason=step.reason,
         agent_id=last_agent_id,
+        # Timed like an offer when the hold rule decided it; passing over an agent is not.
+        started=started if step.hold is not None else None,
         now=now,
-        detail={"status": agent.status if agent else "locked"},
+        detail=step.detail,
+        routing_pass=routing_pass,
     )
-    services.stop_waiting_for_last_agent(call, why="queue")
+    screens.stop_waiting_for_last_agent(call, why="queue")
     return False
 
 
@@ -325,14 +320,14 @@ def offer_next_call(agent_id: int) -> None:
         else:
             reason = DecisionReason.WAITING_FIFO
             if call.last_agent_wait_until is not None:
-                services.record_decision(
+                decisions.record_decision(
                     call=call,
                     reason=DecisionReason.LAST_AGENT_WAIT_EXPIRED,
                     agent_id=call.last_agent_id,
                     now=now,
                 )
-        services.stop_waiting_for_last_agent(call, why="offered")
-        services.make_offer(call=call, agent=agent, reason=reason, started=started)
+        screens.stop_waiting_for_last_agent(call, why="offered")
+        offers.make_offer(call=call, agent=agent, reason=reason, started=started)
 
 
 def sweep() -> dict[str, int]:
@@ -361,16 +356,16 @@ def _sweep() -> dict[str, int]:
         "rerouted": 0,
         "matched": 0,
     }
-    done["withdrawn"] = services.withdraw_offers_to_agents_on_a_call()
+    done["withdrawn"] = offers.withdraw_offers_to_agents_on_a_call()
     expired = selectors.open_offers().filter(expires_at__lte=now).values_list("id", flat=True)
     for offer_id in list(expired[:200]):
-        done["timed_out"] += services.time_out_offer(offer_id=offer_id)
+        done["timed_out"] += offers.time_out_offer(offer_id=offer_id)
     waits_over = selectors.waiting_calls().filter(last_agent_wait_until__lte=now)
     for call_id in list(waits_over.values_list("id", flat=True)[:200]):
         route_call(call_id)
         done["waits_ended"] += 1
     for agent_id in selectors.agents_with_wrap_up_over(now=now):
-        done["wrap_ups_ended"] += services.end_wrap_up_if_over(agent_id=agent_id)
+        done["wrap_ups_ended"] += agent_status.end_wrap_up_if_over(agent_id=agent_id)
     waiting = selectors.waiting_calls_with_latest_decision()
     lost = [c.id for c in waiting if c.owed_a_decision and (c.since or now) <= now - LOST_AFTER]
     for call_id in lost[:200]:

@@ -22,7 +22,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, NullIf
 
-from customers.models import Customer, HoldTolerance, Pace, Provenance
+from customers.models import Customer
 from infrastructure.database import rows
 from routing.models import (
     DEFAULT_WRAP_UP_SECONDS,
@@ -36,7 +36,6 @@ from routing.models import (
     RoutingDecision,
 )
 from routing.states import (
-    FINAL_STATES,
     REFUSED_OFFER_STATES,
     TALKING_STATES,
     WAITING_STATES,
@@ -211,17 +210,50 @@ _CALL_TO_ROUTE_SQL = f"""
 """
 
 
-def agent_for_update_with_standing(*, agent_id: int, queue_id: int) -> Agent | None:
-    """The agent, locked (None when another router holds them), with their user,
-    `serves_queue` and `ringing` (an open offer) read in the same query."""
+@dataclass(frozen=True)
+class AgentStanding:
+    """Where an agent stands for a caller of one queue (routing.policy.last_agent_step)."""
+
+    status: str
+    serves_queue: bool
+    # An offer of another call rings for them.
+    ringing: bool
+
+    @property
+    def free(self) -> bool:
+        return self.status == AgentStatus.AVAILABLE and not self.ringing
+
+
+def agent_for_update_with_standing(
+    *, agent_id: int, queue_id: int
+) -> tuple[Agent, AgentStanding] | None:
+    """The agent, locked (None when another router holds them), with their user, and where they
+    stand for a caller of `queue_id`, read in the same query."""
     with rows.prepared_cursor() as cursor:
         cursor.execute(_AGENT_WITH_STANDING_SQL, [queue_id, OfferState.OFFERED, agent_id])
         row = cursor.fetchone()
     if row is None:
         return None
     agent = _agent_with_user(row)
-    agent.serves_queue, agent.ringing = row[-2:]
-    return agent
+    serves_queue, ringing = row[-2:]
+    return agent, AgentStanding(agent.status, serves_queue, ringing)
+
+
+def agent_standing(*, agent_id: int, queue_id: int) -> tuple[str, AgentStanding] | None:
+    """The agent's telephony identity, and where they stand for a caller of `queue_id`, read
+    without a lock for a question asked from outside (a PBX's route hint): one query."""
+    row = (
+        Agent.objects.filter(id=agent_id)
+        .annotate(
+            serves_queue=Exists(
+                Agent.queues.through.objects.filter(agent_id=OuterRef("pk"), queue_id=queue_id)
+            ),
+            ringing=Exists(open_offers().filter(agent_id=OuterRef("pk"))),
+        )
+        .values_list("telephony_identity", "status", "serves_queue", "ringing")
+        .first()
+    )
+    return None if row is None else (row[0], AgentStanding(*row[1:]))
 
 
 _AGENT_WITH_USER_COLUMNS = f"{rows.columns(Agent, 'agent')}, {rows.columns(User, 'person')}"
@@ -272,74 +304,6 @@ def _agent_with_user(row) -> Agent:
     agent = rows.instance(Agent, agent_values)
     agent.user = rows.instance(User, user_values)
     return agent
-
-
-AVOIDS_HOLDING = "avoids_holding"
-IN_A_RUSH = "in_a_rush"
-FINE_ON_HOLD = "fine_on_hold"
-UNKNOWN_HOLD = "unknown"
-# A caller who is held only briefly for their busy last agent.
-HOLD_AVERSE_RULES = frozenset({AVOIDS_HOLDING, IN_A_RUSH})
-# What the caller said outranks what an agent inferred; a value of unknown origin (an import)
-# counts least.
-_PROVENANCE_RANK = {Provenance.SAID_BY_CALLER: 0, Provenance.INFERRED_BY_AGENT: 1}
-
-
-@dataclass(frozen=True)
-class HoldRule:
-    """How long a caller is held for their busy last agent, and which of their preferences
-    decided it."""
-
-    rule: str
-    provenance: str
-    wait_limit_seconds: int
-
-    @property
-    def averse(self) -> bool:
-        return self.rule in HOLD_AVERSE_RULES
-
-    def detail(self) -> dict[str, Any]:
-        return {
-            "hold_rule": self.rule,
-            "provenance": self.provenance,
-            "wait_limit_seconds": self.wait_limit_seconds,
-        }
-
-
-def hold_rule(*, customer: Customer | None, queue: Queue) -> HoldRule:
-    """The wait for a busy last agent follows the caller:
-
-    - avoids holding, or in a rush (pace brisk): the queue's `hold_averse_wait_seconds` (never
-      more than its full window; 0: straight to the queue);
-    - fine on hold, or nothing known: the queue's `last_agent_wait_seconds`.
-
-    When preferences disagree (fine on hold but brisk), what the caller said beats what an agent
-    inferred ("ask, don't assume"); between two of equal standing the shorter wait wins, since
-    holding someone who wants speed costs more than sending a patient caller to a colleague.
-
-    Routing is service and applies every preference whatever the consent; what the agent is told
-    of it is filtered like the card (routing.messages.hold_explanation).
-    """
-    full = queue.last_agent_wait_seconds
-    short = min(queue.hold_averse_wait_seconds, full)
-    signals = []
-    if customer is not None:
-        if customer.hold_tolerance == HoldTolerance.AVOID:
-            signals.append(HoldRule(AVOIDS_HOLDING, customer.hold_tolerance_source, short))
-        if customer.pace == Pace.BRISK:
-            signals.append(HoldRule(IN_A_RUSH, customer.pace_source, short))
-        if customer.hold_tolerance == HoldTolerance.FINE:
-            signals.append(HoldRule(FINE_ON_HOLD, customer.hold_tolerance_source, full))
-    if not signals:
-        return HoldRule(UNKNOWN_HOLD, Provenance.UNKNOWN, full)
-    # `min` keeps the first of equal keys, and the list is in order of precedence.
-    return min(
-        signals,
-        key=lambda signal: (
-            _PROVENANCE_RANK.get(signal.provenance, len(_PROVENANCE_RANK)),
-            signal.wait_limit_seconds,
-        ),
-    )
 
 
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
@@ -506,47 +470,6 @@ def agents_calls_latest_first(agent_id: int) -> QuerySet[Call]:
     )
 
 
-# The call is the agent's and the caller is (or was just) on the line with them.
-_SEEN_DURING_CALL = TALKING_STATES | {CallState.WRAP_UP}
-
-
-def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:
-    """Whether the agent sees one of the calls `among` selects now, and why: ("offer" | "call",
-    the call's id), or None. The one statement of the rule (docs/privacy.md): an agent sees a
-    call while it rings for them or is theirs (connected, held, transferred, wrap-up), and
-    during their own wrap-up the call that just ended. `agent` needs its id and status.
-    At most three small queries."""
-    calls = Call.objects.filter(among)
-    offered = (
-        Offer.objects.filter(
-            agent_id=agent.id,
-            state__in=[OfferState.OFFERED, OfferState.ACCEPTED],
-            call_id__in=calls.exclude(state__in=FINAL_STATES).values("id"),
-        )
-        .values_list("call_id", "state")
-        .first()
-    )
-    if offered is not None:
-        call_id, state = offered
-        return ("offer" if state == OfferState.OFFERED else "call", call_id)
-    talking = (
-        calls.filter(agent_id=agent.id, state__in=_SEEN_DURING_CALL)
-        .values_list("id", flat=True)
-        .first()
-    )
-    if talking is not None:
-        return ("call", talking)
-    if agent.status == AgentStatus.WRAP_UP:
-        # The telephony side may end the call before the agent has finished their wrap-up.
-        latest_ended = (
-            agents_calls_latest_first(agent.id).filter(state__in=FINAL_STATES).values("id")[:1]
-        )
-        wrapping_up = calls.filter(id=Subquery(latest_ended)).values_list("id", flat=True).first()
-        if wrapping_up is not None:
-            return ("call", wrapping_up)
-    return None
-
-
 def _wrap_up_seconds_of_last_call() -> Subquery:
     return Subquery(agents_calls_latest_first(OuterRef("pk")).values("queue__wrap_up_seconds")[:1])
 
@@ -579,51 +502,3 @@ def _wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
         .alias(over_since=over_since)
         .filter(status_changed_at__lte=F("over_since"))
     )
-
-
-def call_detail(call: Call) -> dict[str, Any]:
-    """`GET /api/calls/<call_id>/`: the call, its ringing offer and every routing decision."""
-    offer = open_offers().filter(call=call).select_related("agent").first()
-    decisions = call.decisions.select_related("agent")
-    return {
-        "call_id": call.telephony_call_id,
-        "state": call.state,
-        "from": call.from_e164 or call.from_number,
-        "queue": call.queue.slug if call.queue else None,
-        "customer_id": call.customer_id,
-        "agent": _agent_ref(call.agent),
-        "last_agent": _agent_ref(call.last_agent),
-        "last_agent_wait_until": _iso(call.last_agent_wait_until),
-        "queued_at": _iso(call.queued_at),
-        "connected_at": _iso(call.connected_at),
-        "ended_at": _iso(call.ended_at),
-        "current_offer": None
-        if offer is None
-        else {
-            "id": offer.id,
-            "agent": _agent_ref(offer.agent),
-            "offered_at": _iso(offer.offered_at),
-            "expires_at": _iso(offer.expires_at),
-        },
-        "decisions": [
-            {
-                "id": decision.id,
-                "reason": decision.reason,
-                "agent": _agent_ref(decision.agent),
-                "offer_id": decision.offer_id,
-                "decided_at": _iso(decision.decided_at),
-                "caller_waited_ms": decision.caller_waited_ms,
-                "took_ms": decision.took_ms,
-                "detail": decision.detail,
-            }
-            for decision in decisions
-        ],
-    }
-
-
-def _agent_ref(agent: Agent | None) -> dict[str, Any] | None:
-    return None if agent is None else {"id": agent.id, "display_name": agent.display_name}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None

@@ -135,7 +135,7 @@ def check_agent_move(current: str, target: str) -> None:
 
 # --- why an agent is not ready --------------------------------------------------------------
 
-# Set by the router when an offer rings out unanswered (routing.services.time_out_offer).
+# Set by the router when an offer rings out unanswered (routing.offers.time_out_offer).
 MISSED_CALL = "missed_call"
 # Reasons only the system sets: a person choosing one is refused.
 SYSTEM_NOT_READY_REASONS = frozenset({MISSED_CALL})

@@ -11,8 +11,7 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from routing import roles
-from routing import services as routing_services
+from routing import roles, status_choices
 from routing.models import Queue
 from routing.states import SELF_SERVICE_STATUSES
 from supervisor import selectors, services
@@ -79,7 +78,7 @@ def set_agent_status(request: Request, agent_id: int) -> Response:
     body.is_valid(raise_exception=True)
     if agent_id > BIGGEST_ID:
         return Response({"detail": "No such agent."}, status=status.HTTP_404_NOT_FOUND)
-    agent = routing_services.change_status(
+    agent = status_choices.change_status(
         agent_id=agent_id,
         status=body.validated_data["status"],
         changed_by=request.user,

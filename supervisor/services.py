@@ -18,8 +18,7 @@ from customers.audit import record_first_sight
 from customers.models import AccessReason
 from infrastructure.broadcast import notify_supervisors
 from infrastructure.errors import Invalid, NotFound, Refused
-from routing import handoff
-from routing import services as routing_services
+from routing import calls, decisions, handoff, offers
 from routing.models import Call, DecisionReason, Queue
 from routing.states import CallState
 from supervisor import selectors
@@ -60,13 +59,13 @@ def move_waiting_call(
 
     now = timezone.now()
     from_queue = call.queue
-    for agent_id in routing_services.withdraw_offers(call=call, now=now):
+    for agent_id in offers.withdraw_offers(call=call, now=now):
         handoff.request_offer_for_agent(agent_id=agent_id)
     if call.state == CallState.OFFERED:
-        routing_services.move_call(call, CallState.QUEUED, now=now)
+        calls.move_call(call, CallState.QUEUED, now=now)
     call.queue = target
     call.save(update_fields=["queue", "state", "state_changed_at"])
-    routing_services.record_decision(
+    decisions.record_decision(
         call=call,
         reason=DecisionReason.MOVED_BY_SUPERVISOR,
         now=now,

@@ -30,8 +30,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from routing import screens
 from routing.models import Agent, Call
-from routing.services import show_ringing_call, stop_ringing
 from telephony.models import CallEventType
 from telephony.selectors import agent_answering, agents_named, agents_rung_for
 from telephony.services import EventReceipt, TelephonyEvent, accept_event
@@ -105,9 +105,9 @@ def accept_cti_event(cti: CtiEvent) -> EventReceipt:
         call = Call.objects.select_related("queue").get(telephony_call_id=cti.call_id)
         if cti.event == "newCall":
             if receipt.applied and not cti.outbound:
-                show_ringing_call(call=call, agents=agents_named(list(cti.users)))
+                screens.show_ringing_call(call=call, agents=agents_named(list(cti.users)))
         else:
-            stop_ringing(call=call, agent_ids=agents_rung_for(call))
+            screens.stop_ringing(call=call, agent_ids=agents_rung_for(call))
         return receipt
 
 

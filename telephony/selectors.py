@@ -6,14 +6,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Case, Exists, OuterRef, Q, When
+from django.db.models import Case, Q, When
 
 from customers.models import Customer
 from customers.phone_numbers import normalise_phone_number
 from customers.selectors import customer_ids_for_number
-from routing.models import Agent, Call, DecisionReason, Queue, RoutingDecision
-from routing.selectors import calls_accepted_not_answered, hold_rule, last_agent
-from routing.states import AgentStatus, OfferState
+from routing import policy
+from routing.models import Agent, Call, Queue, RoutingDecision
+from routing.selectors import agent_standing, calls_accepted_not_answered, last_agent
+from routing.states import OfferState
 from telephony.models import CallEvent, CallEventType, ConnectAttempt, TwilioCall
 
 
@@ -140,10 +141,10 @@ def agents_rung_for(call: Call) -> list[int]:
 
 def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, Any]:
     """Whom a PBX that routes its own calls should ring first for a caller from `from_number`,
-    and for how long, by the router's own rules (routing.router._route_to_last_agent): the
-    caller's last agent, rung while free for as long as an offer would ring; while busy, for as
-    long as the caller may be held for them (shorter for a caller who avoids holding or is in
-    a rush). Names no customer."""
+    and for how long: the router's own last-agent step (routing.policy.last_agent_step) at its
+    first look at a call. Offered: the last agent, rung for as long as an offer would ring;
+    held for: the last agent, for as long as the caller may be held for them; else nobody, and
+    the router's reason why. Names no customer."""
     nobody = {"agent": None, "status": None, "wait_seconds": 0}
     customer_ids = customer_ids_for_number(normalise_phone_number(from_number) or "")
     if not customer_ids:
@@ -156,36 +157,25 @@ def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, An
     last = last_agent(customer_id=customer.id, queue_id=queue.id, now=now)
     if last is None:
         return {**nobody, "reason": "no_last_agent"}
-    agent = (
-        Agent.objects.annotate(
-            serves_queue=Exists(
-                Agent.queues.through.objects.filter(agent_id=OuterRef("pk"), queue_id=queue.id)
-            )
-        )
-        .only("telephony_identity", "status")
-        .get(id=last["id"])
+    identity, standing = agent_standing(agent_id=last["id"], queue_id=queue.id)
+    step = policy.last_agent_step(
+        standing,
+        hold=policy.hold_rule(customer=customer, queue=queue),
+        first=True,
+        wait_until=None,
+        now=now,
     )
-    if not agent.serves_queue:
-        return {**nobody, "status": agent.status, "reason": "last_agent_not_in_queue"}
-    if agent.status in (AgentStatus.OFFLINE, AgentStatus.BREAK):
-        return {**nobody, "status": agent.status, "reason": DecisionReason.LAST_AGENT_UNAVAILABLE}
-    if agent.status == AgentStatus.AVAILABLE:
-        wait, reason = queue.offer_timeout_seconds, DecisionReason.LAST_AGENT
+    if step.action == policy.OFFER:
+        wait = queue.offer_timeout_seconds
+    elif step.action == policy.HOLD:
+        wait = step.wait_seconds
     else:
-        rule = hold_rule(customer=customer, queue=queue)
-        wait = rule.wait_limit_seconds
-        reason = (
-            DecisionReason.LAST_AGENT_BUSY_NOT_HELD
-            if rule.averse and wait == 0
-            else DecisionReason.LAST_AGENT_BUSY_WAITED
-        )
-    if wait == 0:
-        return {**nobody, "status": agent.status, "reason": str(reason)}
+        return {**nobody, "status": standing.status, "reason": str(step.reason)}
     return {
-        "agent": agent.telephony_identity,
-        "status": agent.status,
+        "agent": identity,
+        "status": standing.status,
         "wait_seconds": wait,
-        "reason": str(reason),
+        "reason": str(step.reason),
     }
 
 

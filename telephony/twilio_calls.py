@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from routing import services as routing_services
+from routing import offers
 from routing.models import Agent, Call, RoutingDecision
 from routing.states import FINAL_STATES, TALKING_STATES, WAITING_STATES, OfferState
 from telephony import twilio_voice
@@ -172,7 +172,7 @@ def dial_ended(
     with transaction.atomic():
         twilio_call = _lock_twilio_call(call_sid)
         if twilio_call is not None:
-            missed = routing_services.accepted_call_missed(
+            missed = offers.accepted_call_missed(
                 call_id=twilio_call.call_id, agent_id=decision.agent_id, why=f"dial_{dial_status}"
             )
             if missed:
@@ -248,7 +248,7 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
                 decision.agent,
                 decision.agent.telephony_identity,
             )
-            routing_services.accepted_call_missed(
+            offers.accepted_call_missed(
                 call_id=call.pk, agent_id=decision.agent_id, why="identity_not_dialable"
             )
             return None

@@ -2,8 +2,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from customers.models import Customer, PhoneNumber
+from infrastructure import broadcast
 from infrastructure.database import on_loop
-from routing import services as routing_services
 from routing.models import Agent, Queue
 
 pytest_plugins = ["tests.browser_skips"]
@@ -67,7 +67,7 @@ def sent(monkeypatch) -> list[tuple[int, dict]]:
     """What the router sends to agents' screens, as (agent id, message), instead of sending it."""
     messages: list[tuple[int, dict]] = []
     monkeypatch.setattr(
-        routing_services,
+        broadcast,
         "send_to_agent",
         lambda agent_id, message: messages.append((agent_id, message)),
     )

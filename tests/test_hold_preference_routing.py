@@ -14,7 +14,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from customers.models import HoldTolerance, Pace, Provenance
-from routing import router, services
+from routing import agent_status, router
 from routing.models import Agent, Call, Offer, Queue
 from routing.states import AgentStatus, OfferState
 from tests.routing_helpers import (
@@ -281,7 +281,7 @@ def test_a_held_caller_is_offered_to_the_last_agent_the_moment_they_free_up(
     call = routed(hold_queue, caller(**fine(SAID)))
     Agent.objects.filter(id=dana.id).update(status=AgentStatus.WRAP_UP)
 
-    services.ready(agent_id=dana.id)
+    agent_status.ready(agent_id=dana.id)
     router.offer_next_call(dana.id)
 
     assert open_offer(call).agent == dana

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from routing import services
+from routing import agent_status, offers, status_choices
 from routing.models import Agent, AgentStatusChange, Call, Offer
 from routing.states import AgentStatus, OfferState
 from tests.routing_helpers import (
@@ -103,7 +103,7 @@ def test_it_waits_for_a_busy_last_agent_and_offers_the_moment_they_are_free(
     assert call.last_agent_wait_until is not None
     assert open_offer(call) is None, "nobody else is offered a caller held for their agent"
 
-    services.ready(agent_id=dana.id)
+    agent_status.ready(agent_id=dana.id)
     offer = wait_until(lambda: open_offer(call), timeout=5)
 
     assert offer.agent == dana
@@ -147,7 +147,7 @@ def test_it_offers_the_queue_when_the_last_agent_declines(workers, team, maya, f
     first = wait_until(lambda: open_offer(call))
     assert first.agent == dana
 
-    services.decline_offer(offer_id=first.id, agent_id=dana.id)
+    offers.decline_offer(offer_id=first.id, agent_id=dana.id)
     second = wait_until(lambda: open_offer(call))
 
     assert second.agent == sam
@@ -196,7 +196,7 @@ def test_wrap_up_follows_a_call_and_ends_at_the_queue_limit(workers, team, maya,
     dana, _, _ = team
     call = arrive(queue=fast_queue, customer=maya)
     offer = wait_until(lambda: open_offer(call))
-    services.accept_offer(offer_id=offer.id, agent_id=dana.id)
+    offers.accept_offer(offer_id=offer.id, agent_id=dana.id)
     dana.refresh_from_db()
     assert dana.status == AgentStatus.BUSY
 
@@ -227,7 +227,7 @@ def test_when_the_wait_runs_out_with_nobody_free_the_caller_waits_for_the_queue(
         ),
         timeout=8,
     )
-    services.change_status(agent_id=sam.id, status=AgentStatus.AVAILABLE)
+    status_choices.change_status(agent_id=sam.id, status=AgentStatus.AVAILABLE)
     offer = wait_until(lambda: open_offer(call))
 
     assert offer.agent == sam

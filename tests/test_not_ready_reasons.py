@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from rapport.asgi import application
-from routing import router, services
+from routing import offers, router
 from routing.checks import check_not_ready_reasons
 from routing.models import Agent, AgentStatusChange, Offer
 from routing.states import OfferState
@@ -167,7 +167,7 @@ def test_an_offer_that_rings_out_makes_the_agent_not_ready_with_missed_call(dana
     offer = Offer.objects.get(call=call, state=OfferState.OFFERED)
     Offer.objects.filter(id=offer.id).update(expires_at=timezone.now() - timedelta(seconds=1))
 
-    assert services.time_out_offer(offer_id=offer.id)
+    assert offers.time_out_offer(offer_id=offer.id)
 
     dana.refresh_from_db()
     assert (dana.status, dana.not_ready_reason) == ("break", "missed_call")

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers.models import ContextAccess
-from routing import messages, router, services
+from routing import agent_status, messages, offers, router, status_choices
 from routing.models import Agent, Call, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState
 from tests.routing_helpers import (
@@ -49,7 +49,7 @@ def reasons(call: Call) -> list[str]:
 def finish_offer(offer: Offer) -> None:
     """The agent takes the call and the caller hangs up; the agent stays busy until the test
     moves them on."""
-    services.accept_offer(offer_id=offer.id, agent_id=offer.agent_id)
+    offers.accept_offer(offer_id=offer.id, agent_id=offer.agent_id)
     Call.objects.filter(id=offer.call_id).update(state=CallState.ENDED, ended_at=timezone.now())
 
 
@@ -78,14 +78,14 @@ def test_with_nobody_free_callers_wait_and_are_offered_in_order_of_arrival(
     for call in calls:
         wait_until(lambda call=call: reasons(call) == ["no_agent_waiting"])
 
-    services.change_status(agent_id=dana.id, status=AgentStatus.AVAILABLE)
+    status_choices.change_status(agent_id=dana.id, status=AgentStatus.AVAILABLE)
     offered_in_turn = []
     for _ in calls:
         offer = wait_until(lambda: Offer.objects.filter(state=OfferState.OFFERED).first())
         offered_in_turn.append(offer.call_id)
         finish_offer(offer)
         Agent.objects.filter(id=dana.id).update(status=AgentStatus.WRAP_UP)
-        services.ready(agent_id=dana.id)
+        agent_status.ready(agent_id=dana.id)
 
     assert offered_in_turn == [call.id for call in calls]
     assert reasons(calls[1]) == ["no_agent_waiting", "waiting_fifo"]
@@ -107,7 +107,7 @@ def test_a_freed_agent_first_gets_the_waiting_caller_whose_last_agent_they_are(
     wait_until(lambda: reasons(regular) == ["last_agent_busy_waited"])
 
     Agent.objects.filter(id=dana.id).update(status=AgentStatus.WRAP_UP)
-    services.ready(agent_id=dana.id)
+    agent_status.ready(agent_id=dana.id)
     offer = wait_until(lambda: Offer.objects.filter(state=OfferState.OFFERED).first())
 
     assert offer.call == regular, "the caller who arrived second, but is Dana's, goes first"

@@ -9,9 +9,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from customers.models import HoldTolerance, Pace
-from routing.models import Call, Queue
-from routing.states import AgentStatus, CallState
+from routing import router
+from routing.models import Call, Offer, Queue
+from routing.states import AgentStatus, CallState, OfferState
 from telephony.signing import sign, signed_request_content
+from tests.routing_helpers import arrive
 from tests.telephony_support import webhook_secret  # noqa: F401 (fixture)
 
 URL = "/api/telephony/route-hint/"
@@ -237,3 +239,83 @@ def test_a_missing_caller_is_named(client, token, queue):
 
     assert response.status_code == 400
     assert "from" in response.json()["errors"]
+
+
+# --- the route hint and the router agree --------------------------------------------------------
+
+
+def whom_the_router_rings(call: Call) -> tuple[str | None, str]:
+    """Whom the router's first look at `call` offered it to or holds it for (their telephony
+    identity, or None: the call went to the queue), and the reason of its last-agent decision."""
+    call.refresh_from_db()
+    first_decision = call.decisions.order_by("id").first()
+    offer = Offer.objects.filter(call=call, state=OfferState.OFFERED).first()
+    if offer is not None:
+        return offer.agent.telephony_identity, first_decision.reason
+    if call.last_agent_wait_until is not None:
+        return call.last_agent.telephony_identity, first_decision.reason
+    return None, first_decision.reason
+
+
+def ask_both(client, token, queue, customer) -> tuple[dict, tuple[str | None, str]]:
+    """The hint for `customer`'s number, then the router's first look at a call from them."""
+    answer = hint(client, token, **{"from": MAYA, "queue": queue.slug})
+    call = arrive(queue=queue, customer=customer, number=MAYA, publish=False)
+    router.route_call(call.id)
+    return answer, whom_the_router_rings(call)
+
+
+@pytest.mark.usefixtures("sent")
+def test_for_a_caller_fine_on_hold_and_no_wait_both_send_the_caller_to_the_queue(
+    client, token, queue, dana, make_customer
+):
+    queue.last_agent_wait_seconds = 0
+    queue.save()
+    maya = make_customer("Maya Chen", phones=(MAYA,), hold_tolerance=HoldTolerance.FINE)
+    spoke_with(maya, dana, queue)
+
+    answer, (rung, reason) = ask_both(client, token, queue, maya)
+
+    assert (
+        (answer["agent"], answer["reason"]) == (rung, reason) == (None, "last_agent_wait_expired")
+    )
+    assert answer["wait_seconds"] == 0
+
+
+@pytest.mark.usefixtures("sent")
+def test_for_a_last_agent_ringing_for_another_caller_both_hold_the_caller_for_them(
+    client, token, queue, make_agent, make_customer
+):
+    dana = make_agent("dana", extension="1001", status=AgentStatus.AVAILABLE)
+    other = arrive(queue=queue, number="+14155550777", publish=False)
+    Offer.objects.create(
+        call=other,
+        agent=dana,
+        state=OfferState.OFFERED,
+        offered_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(seconds=15),
+    )
+    maya = make_customer("Maya Chen", phones=(MAYA,))
+    spoke_with(maya, dana, queue)
+
+    answer, (rung, reason) = ask_both(client, token, queue, maya)
+
+    assert (answer["agent"], answer["reason"]) == (rung, reason)
+    assert (rung, reason) == ("1001", "last_agent_busy_waited")
+    assert (answer["status"], answer["wait_seconds"]) == ("available", 25)
+
+
+@pytest.mark.usefixtures("sent")
+def test_for_a_last_agent_who_left_the_queue_both_give_the_routers_reason(
+    client, token, queue, make_agent, make_customer
+):
+    elsewhere = Queue.objects.create(slug="vip", name="VIP")
+    dana = make_agent("dana", extension="1001", status=AgentStatus.AVAILABLE)
+    maya = make_customer("Maya Chen", phones=(MAYA,))
+    spoke_with(maya, dana, queue)
+    dana.queues.set([elsewhere])
+
+    answer, (rung, reason) = ask_both(client, token, queue, maya)
+
+    assert (answer["agent"], answer["reason"]) == (rung, reason)
+    assert (rung, reason) == (None, "last_agent_unavailable")

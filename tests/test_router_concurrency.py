@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 
-from routing import services
+from routing import agent_status, offers
 from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from tests.routing_helpers import (
@@ -49,10 +49,10 @@ def take_calls(agent_ids: list[int], *, deadline: float) -> list[int]:
                 time.sleep(0.02)
                 continue
             for offer in ringing:
-                services.accept_offer(offer_id=offer.id, agent_id=offer.agent_id)
+                offers.accept_offer(offer_id=offer.id, agent_id=offer.agent_id)
                 call = answer(offer.call, offer.agent)
                 hang_up(call)
-                services.ready(agent_id=offer.agent_id)
+                agent_status.ready(agent_id=offer.agent_id)
                 served.append(offer.call_id)
     finally:
         connection.close()

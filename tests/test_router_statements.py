@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from customers.models import ContextAccess, Customer, HoldTolerance, Pace, Provenance
-from routing import router, services
+from routing import offers as routing_offers
+from routing import router
 from routing.models import Call, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState
 from tests.routing_helpers import arrive, past_call, prepared_statements
@@ -84,7 +85,7 @@ def test_an_offer_refused_by_the_constraint_leaves_no_decision_and_the_call_wait
     call = arrive(queue=queue, publish=False)
     locked = Call.objects.select_related("queue").get(id=call.id)
 
-    assert services.make_offer(call=locked, agent=dana, reason="longest_idle") is None
+    assert routing_offers.make_offer(call=locked, agent=dana, reason="longest_idle") is None
 
     call.refresh_from_db()
     assert call.state == CallState.QUEUED

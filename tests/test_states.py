@@ -2,7 +2,7 @@
 
 import pytest
 
-from routing import services
+from routing import agent_status
 from routing.states import (
     AgentStatus,
     IllegalMove,
@@ -37,7 +37,7 @@ def test_the_router_refuses_to_put_an_agent_into_wrap_up_without_a_call(make_age
     dana = make_agent("dana", status="available")
 
     with pytest.raises(IllegalMove):
-        services.set_status(agent=dana, status=AgentStatus.WRAP_UP, reason="test")
+        agent_status.set_status(agent=dana, status=AgentStatus.WRAP_UP, reason="test")
 
     dana.refresh_from_db()
     assert dana.status == AgentStatus.AVAILABLE

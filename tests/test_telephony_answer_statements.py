@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from customers.models import AccessReason, ContextAccess
-from routing import router, services
+from routing import offers, router
 from routing.models import AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import AgentStatus
 from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
@@ -101,7 +101,7 @@ def test_an_agent_who_accepted_is_freed_when_another_is_connected(client, queue,
     router.route_call(call.id)
     offer = Offer.objects.get(call=call)
     assert offer.agent_id == dana.id
-    services.accept_offer(offer_id=offer.id, agent_id=dana.id)
+    offers.accept_offer(offer_id=offer.id, agent_id=dana.id)
 
     post_event(client, event("call.answered", "CA1", agent="2002"))
 

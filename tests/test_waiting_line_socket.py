@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from customers.models import Consent, ContextAccess, HoldTolerance, Pace, Provenance
 from rapport.asgi import application
-from routing import router, services
+from routing import agent_status, router
 from routing.models import Agent, Call
 from routing.states import AgentStatus
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, hang_up, past_call
@@ -64,7 +64,7 @@ def routed(queue, customer) -> Call:
 
 def free_dana_and_offer(dana: Agent) -> None:
     Agent.objects.filter(id=dana.id).update(status=AgentStatus.WRAP_UP)
-    services.ready(agent_id=dana.id)
+    agent_status.ready(agent_id=dana.id)
     router.offer_next_call(dana.id)
 
 

@@ -1,0 +1,112 @@
+"""Routing decisions: every choice the router makes about a call, with its reason, is a row
+(`RoutingDecision`), and one log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+
+from infrastructure.database import rows
+from routing.models import Call, Offer, RoutingDecision
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RoutingPass:
+    """What the router read and decided about a call in the transaction that routes it for the
+    first time, handed to what shows the call: the card reuses the read instead of repeating it,
+    and the hold story is told from `decisions` without reading them back."""
+
+    # The caller's last agent (`selectors.last_agent`) for `customer_id` in `queue_id`.
+    customer_id: int | None
+    queue_id: int | None
+    last_agent: dict[str, Any] | None
+    # Every decision on the call: none came before this pass.
+    decisions: list[str] = field(default_factory=list)
+
+    def read_for(self, call: Call) -> bool:
+        """Whether `last_agent` was read for `call`'s caller and queue as they are now."""
+        return (call.customer_id, call.queue_id) == (self.customer_id, self.queue_id)
+
+
+def record_decision(
+    *,
+    call: Call,
+    reason: str,
+    agent_id: int | None = None,
+    offer: Offer | None = None,
+    started: float | None = None,
+    now: datetime | None = None,
+    detail: dict[str, Any] | None = None,
+    routing_pass: RoutingPass | None = None,
+) -> RoutingDecision:
+    now = now or timezone.now()
+    decision = RoutingDecision(
+        call=call,
+        agent_id=agent_id,
+        offer=offer,
+        reason=reason,
+        decided_at=now,
+        caller_waited_ms=waited_ms(call, now),
+        took_ms=took_ms(started),
+        detail=detail or {},
+    )
+    log_decision(call, reason, agent_id, routing_pass=routing_pass)
+    # Written as SQL, prepared: most routings record a decision besides the offer's.
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(
+            _DECISION_SQL,
+            [
+                call.id,
+                agent_id,
+                None if offer is None else offer.id,
+                reason,
+                now,
+                decision.caller_waited_ms,
+                decision.took_ms,
+                json.dumps(decision.detail, cls=DjangoJSONEncoder),
+            ],
+        )
+        decision.id = cursor.fetchone()[0]
+    decision._state.adding = False
+    return decision
+
+
+_DECISION_SQL = f"""
+    INSERT INTO {RoutingDecision._meta.db_table}
+        (call_id, agent_id, offer_id, reason, decided_at, caller_waited_ms, took_ms, detail)
+    VALUES (%s, %s::bigint, %s::bigint, %s, %s, %s::integer, %s::integer, %s::jsonb)
+    RETURNING id
+"""
+
+
+def waited_ms(call: Call, now: datetime) -> int | None:
+    if call.queued_at is None:
+        return None
+    return max(0, int((now - call.queued_at).total_seconds() * 1000))
+
+
+def took_ms(started: float | None) -> int | None:
+    return None if started is None else int((time.monotonic() - started) * 1000)
+
+
+def log_decision(
+    call: Call, reason: str, agent_id: int | None, *, routing_pass: RoutingPass | None = None
+) -> None:
+    """The decision's log line; noted in the `routing_pass` it was made in."""
+    if routing_pass is not None:
+        routing_pass.decisions.append(reason)
+    logger.info(
+        "call %r: routed, %s%s",
+        call.telephony_call_id,
+        reason,
+        "" if agent_id is None else f", offered to agent {agent_id}",
+    )
