@@ -26,8 +26,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "figures": figures,
         "reunion_table": selectors.reunion_table(),
-        "not_ready_reasons": not_ready_choices(),
-        # Read by supervisor/static/supervisor/dashboard.js (the page carries no inline script).
+        # Read by supervisor/static/supervisor/page.js (the page carries no inline script).
         "labels": {
             "statuses": status_labels(),
             "not_ready_reasons": not_ready_choices(),
