@@ -3,9 +3,10 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 
+from console.labels import CALL_STATE_LABELS, OFFER_OUTCOME_LABELS, OFFER_REASON_LABELS
 from routing import roles
 from routing.models import Agent
-from routing.states import not_ready_choices, status_label
+from routing.states import not_ready_choices, status_label, status_labels
 
 
 @login_required
@@ -19,7 +20,7 @@ def console(request: HttpRequest) -> HttpResponse:
     if agent is not None:
         context["not_ready_reasons"] = not_ready_choices()
         context["agent_status_label"] = status_label(agent.status, agent.not_ready_reason)
-        # Read by static/console/console.js: the page carries no inline script (CSP).
+        # Read by console/static/console/state.js: the page carries no inline script (CSP).
         context["console_config"] = {
             "agent": {
                 "id": agent.id,
@@ -32,5 +33,11 @@ def console(request: HttpRequest) -> HttpResponse:
             "csrf_token": get_token(request),
             "customers_url": "/api/customers/",
             "calls_url": "/api/calls/",
+            "labels": {
+                "statuses": status_labels(),
+                "call_states": CALL_STATE_LABELS,
+                "offer_reasons": OFFER_REASON_LABELS,
+                "offer_outcomes": OFFER_OUTCOME_LABELS,
+            },
         }
     return render(request, "console/console.html", context)

@@ -175,3 +175,8 @@ def status_label(status: str, not_ready_reason: str = "") -> str:
     if status == AgentStatus.BREAK and not_ready_reason:
         return f"{label} — {not_ready_reason_label(not_ready_reason)}"
     return label
+
+
+def status_labels() -> dict[str, str]:
+    """What a screen calls each status, by code."""
+    return {status.value: status.label for status in AgentStatus}

@@ -9,8 +9,9 @@ from customers.audit import record_first_sight
 from customers.models import AccessReason
 from routing import roles
 from routing import selectors as routing_selectors
-from routing.states import not_ready_choices
+from routing.states import not_ready_choices, status_labels
 from supervisor import selectors
+from supervisor.labels import NOT_REUNITED_LABELS
 
 
 @login_required
@@ -25,7 +26,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context = {
         "figures": figures,
         "reunion_table": selectors.reunion_table(),
-        "not_ready_reasons": not_ready_choices(),
+        # Read by supervisor/static/supervisor/page.js (the page carries no inline script).
+        "labels": {
+            "statuses": status_labels(),
+            "not_ready_reasons": not_ready_choices(),
+            "not_reunited": NOT_REUNITED_LABELS,
+        },
         "has_console": routing_selectors.agent_id_for_user(request.user) is not None,
     }
     return render(request, "supervisor/dashboard.html", context)

@@ -144,6 +144,7 @@ def test_a_note_left_on_one_call_is_on_the_card_of_the_next(
 
     ring(page, rapport_servers, "CA-second")
     card = card_text(page)
+    assert "You were their last agent" in card  # the offer's reason, as the server words it
     assert "Wants waterproof boots before the anniversary weekend." in card
     assert "anniversary" in card
     assert "You spoke with them" in card
@@ -396,3 +397,20 @@ def test_a_login_without_an_agent_profile_gets_a_clear_message(chromium, rapport
     page.wait_for_selector("[data-not-agent]")
     assert "You are not set up as an agent" in page.inner_text("main")
     context.close()
+
+
+def test_logging_out_elsewhere_ends_the_link_for_good(open_console, rapport_servers, make_agent):
+    make_agent("dana", extension="1001")
+    page = open_console("dana")
+    opened: list = []
+    page.on("websocket", lambda socket: opened.append(socket.url))
+
+    elsewhere = page.context.new_page()
+    elsewhere.goto(rapport_servers.base_url + "/")
+    elsewhere.click("form[action='/accounts/logout/'] button")
+    elsewhere.wait_for_url("**/accounts/login/")
+
+    page.wait_for_selector('[data-link-state="refused"]')
+    assert page.inner_text("[data-link-state]") == "Signed out — reload the page"
+    page.wait_for_timeout(2000)  # past the first retry's back-off: there is none
+    assert opened == []

@@ -63,7 +63,7 @@ def test_it_shows_the_console_to_an_agent(client, make_agent):
     assert response.status_code == 200
     assert 'data-set-status="available"' in html
     assert 'data-set-status="break" aria-checked="true"' in html
-    assert "console/console.js" in html
+    assert '<script type="module" src="/static/console/console.js">' in html
     assert "Accept the ringing call" in html  # the keyboard shortcuts are on screen
     config = json.loads(audit(html).json_blocks["console-config"])
     assert config["agent"] == {

@@ -115,6 +115,23 @@ def test_reasons_the_abandoned_list_and_the_week_table_on_the_wall(
     lunch = page.locator('[data-not-ready-reason="lunch"]')
     expect(lunch).to_contain_text("Lunch")
     expect(lunch).to_contain_text("1 now")
+    expect(page.locator("[data-agent-summary]")).to_have_text(
+        "1 available · 0 on a call · 0 wrap-up · 1 not ready · 0 offline"
+    )
+
+    # Why returning callers missed their own agent today, in the server's words: Maya hung up.
+    expect(page.locator("[data-reasons] .sv-reason-label")).to_have_text(
+        [
+            "Agent still busy after the wait",
+            "Agent busy; caller not held (avoids holding, in a rush)",
+            "Agent offline or not ready",
+            "Agent declined",
+            "Offer not answered in time",
+            "Caller hung up first",
+            "Other (e.g. moved)",
+        ]
+    )
+    expect(page.locator('[data-reason="caller_hung_up"] .sv-reason-n')).to_have_text("1")
 
     # Dana, on the console, goes not ready for training: the wall shows it live.
     agent_context = chromium.new_context(viewport={"width": 1280, "height": 860})

@@ -98,7 +98,7 @@ def test_the_page_is_for_supervisors_and_carries_its_first_figures(client, super
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="supervisor-figures" type="application/json"' in html
-    assert "supervisor/dashboard.js" in html
+    assert '<script type="module" src="/static/supervisor/dashboard.js">' in html
     # No inline script: the only <script> tags carry a src or JSON data.
     for tag in html.split("<script")[1:]:
         opening = tag.split(">", 1)[0]

@@ -302,3 +302,26 @@ def test_screenshot_of_a_busy_afternoon(
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     context.close()
     assert errors == []
+
+
+def test_a_dashboard_signed_out_elsewhere_says_so_and_stops_reconnecting(
+    web_server,  # noqa: F811
+    chromium,  # noqa: F811
+    team,
+):
+    context, page, errors = open_dashboard(chromium, web_server.base_url, "morgan", "pw-morgan-9")
+    opened: list[str] = []
+    page.on("websocket", lambda socket: opened.append(socket.url))
+
+    elsewhere = context.new_page()
+    elsewhere.goto(web_server.base_url + "/supervisor/")
+    elsewhere.get_by_role("button", name="Log out").click()
+    elsewhere.wait_for_url("**/accounts/login/")
+
+    link = page.locator("[data-link-state]")
+    expect(link).to_have_attribute("data-link-state", "refused")
+    expect(link).to_have_text("Signed out — reload the page")
+    page.wait_for_timeout(2000)  # past the first retry's back-off: there is none
+    assert opened == []
+    context.close()
+    assert errors == []

@@ -1,0 +1,119 @@
+// The caller card: who is calling, why the call came to this agent, and what we know of the
+// caller (customer.js), for an offer, a call ringing on the phone or the call in progress.
+import { el } from "../rapport/dom.js";
+import { customerDetails } from "./customer.js";
+import { formatTime } from "./format.js";
+import { notice } from "./notice.js";
+import { offerActions, ringTimer } from "./offer.js";
+import { api } from "./server.js";
+import { changed, config, labels, model } from "./state.js";
+
+// `ringing`: an offer to accept or decline; `onPhone`: rung by the phone system itself.
+export function callerCard(source, ringing, onPhone) {
+  const caller = source.caller || { kind: "unknown", number: "", customer: null, candidates: [] };
+  const parts = [onPhone ? phoneRingingHead(source) : cardHead(source, ringing)];
+  const hold = source.hold_rule;
+  if (hold && hold.text) {
+    parts.push(el("p", { class: "hold-why", "data-hold-rule": hold.rule || "", text: hold.text }));
+  }
+  parts.push(whoIsCalling(source, caller));
+  if (caller.customer) {
+    parts.push(...customerDetails(caller.customer, source));
+  } else if (caller.kind === "unknown") {
+    parts.push(
+      el(
+        "p",
+        { class: "banner neutral" },
+        "No customer has this number. Ask their name; your note will start their record."
+      )
+    );
+  }
+  if (ringing) parts.push(offerActions());
+  return parts;
+}
+
+function cardHead(source, ringing) {
+  const queue = source.queue ? source.queue.name : "";
+  const label = ringing ? "Incoming call" : callStateLabel(source.state);
+  const reason = ringing ? labels.offer_reasons[source.reason] : null;
+  const head = el(
+    "header",
+    { class: "card-head" },
+    el("span", { class: "tag " + (ringing ? "tag-ring" : "tag-call"), text: label }),
+    queue ? el("span", { class: "queue", text: queue }) : null,
+    reason ? el("span", { class: "reason", text: reason }) : null
+  );
+  if (ringing) {
+    head.append(ringTimer());
+  } else if (source.connected_at) {
+    head.append(el("span", { class: "since", text: "since " + formatTime(source.connected_at) }));
+  }
+  return head;
+}
+
+function callStateLabel(state) {
+  return labels.call_states[state] || labels.call_states.connected;
+}
+
+// Rung by the phone system: there is nothing to accept here; the agent answers the phone.
+function phoneRingingHead(source) {
+  const queue = source.queue ? source.queue.name : "";
+  return el(
+    "header",
+    { class: "card-head" },
+    el("span", { class: "tag tag-ring", text: "Ringing on your phone" }),
+    queue ? el("span", { class: "queue", text: queue }) : null,
+    el("span", { class: "reason", text: "Answer on your phone" })
+  );
+}
+
+function whoIsCalling(source, caller) {
+  const box = el("div", { class: "who-calls" });
+  if (caller.customer) {
+    box.append(el("h1", { class: "caller-name", "data-caller-name": true, text: caller.customer.name }));
+  } else if (caller.kind === "shared") {
+    box.append(el("h1", { class: "caller-name ask", text: "Who am I speaking with?" }));
+  } else {
+    box.append(el("h1", { class: "caller-name", "data-caller-name": true, text: "New caller" }));
+  }
+  box.append(el("p", { class: "number", text: caller.number || "Number withheld" }));
+  if (!caller.customer && caller.kind === "shared") {
+    box.append(el("p", { class: "muted small", text: "Several customers share this number. Ask, then choose:" }));
+    const list = el("ul", { class: "candidates", "data-candidates": true });
+    (caller.candidates || []).forEach((candidate) => {
+      list.append(
+        el(
+          "li",
+          {},
+          el("button", {
+            type: "button",
+            "data-candidate": candidate.id,
+            text: candidate.name,
+            onclick: () => chooseCaller(source, candidate.id),
+          })
+        )
+      );
+    });
+    box.append(list);
+  }
+  return box;
+}
+
+// On a shared number the agent says which of its customers is calling.
+function chooseCaller(source, customerId) {
+  api("POST", config.calls_url + encodeURIComponent(source.call_id) + "/caller/", {
+    customer_id: customerId,
+  })
+    .then((data) => {
+      [model.offer, model.call].forEach((item) => {
+        if (item && item.call_id === source.call_id) {
+          item.caller = data.caller;
+          item.customer_id = customerId;
+          item.chosenCustomerId = customerId;
+        }
+      });
+      notice("");
+      changed();
+    })
+    .catch((error) => notice("Could not set the caller: " + error.message));
+}

@@ -1,0 +1,44 @@
+// Callers held for this agent while they are busy: a quiet line each, not an offer, so they can
+// wrap up first. The server ends each line; the seconds tick here.
+import { $, $$, el } from "../rapport/dom.js";
+import { parseDate } from "./format.js";
+import { model } from "./state.js";
+
+export function dropWaiting(callId) {
+  model.waiting = model.waiting.filter((line) => line.call_id !== callId);
+}
+
+export function renderWaiting() {
+  const list = $("[data-waiting-lines]");
+  list.replaceChildren(
+    ...model.waiting.map((line) =>
+      el(
+        "li",
+        { class: "waiting-line", "data-waiting-call": line.call_id },
+        el("span", { class: "waiting-name", text: line.caller_name || "A caller" }),
+        " is waiting for you ",
+        el("span", { class: "waiting-secs", "data-waiting-since": line.waiting_since })
+      )
+    )
+  );
+  list.hidden = !model.waiting.length;
+  tickWaiting();
+}
+
+export function tickWaiting() {
+  // A line whose wait is long over (its ending message was lost) goes anyway.
+  const stale = model.waiting.filter((line) => {
+    const until = parseDate(line.wait_until);
+    return until && Date.now() - until.getTime() > 10000;
+  });
+  if (stale.length) {
+    stale.forEach((line) => dropWaiting(line.call_id));
+    renderWaiting();
+    return;
+  }
+  $$("[data-waiting-since]").forEach((node) => {
+    const since = parseDate(node.getAttribute("data-waiting-since"));
+    const seconds = since ? Math.max(0, Math.floor((Date.now() - since.getTime()) / 1000)) : 0;
+    node.textContent = "(" + seconds + " s)";
+  });
+}

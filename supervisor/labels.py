@@ -1,0 +1,15 @@
+"""What the dashboard calls why a returning caller missed their own agent today.
+
+The keys are the figures' `not_reunited` keys (`supervisor.selectors`), in the order the wall
+lists them; the page gets the labels in its config (`supervisor/views.py`).
+"""
+
+NOT_REUNITED_LABELS: dict[str, str] = {
+    "busy_past_wait": "Agent still busy after the wait",
+    "not_held": "Agent busy; caller not held (avoids holding, in a rush)",
+    "offline_or_break": "Agent offline or not ready",
+    "declined": "Agent declined",
+    "timed_out": "Offer not answered in time",
+    "caller_hung_up": "Caller hung up first",
+    "other": "Other (e.g. moved)",
+}
