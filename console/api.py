@@ -39,7 +39,7 @@ def _offer_outcome(offer) -> Response:
 @extend_schema(summary="Accept the offer ringing for me", request=None, responses=OfferOutcome)
 @api_view(["POST"])
 def accept_offer(request: Request, offer_id: int) -> Response:
-    offer = offers.accept_offer(offer_id=offer_id, agent_id=_own_agent_id(request))
+    offer = services.accept_offer(offer_id=offer_id, agent_id=_own_agent_id(request))
     return _offer_outcome(offer)
 
 

@@ -17,7 +17,7 @@ CUSTOMER_DATA_MESSAGES = frozenset({"offer", "call", "state", "caller_waiting", 
 
 @database_sync_to_async
 def _accept(agent_id: int, message: dict[str, Any]) -> None:
-    offers.accept_offer(offer_id=_offer_id(message), agent_id=agent_id)
+    services.accept_offer(offer_id=_offer_id(message), agent_id=agent_id)
 
 
 @database_sync_to_async

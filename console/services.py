@@ -16,7 +16,7 @@ from infrastructure.errors import Forbidden, Invalid, NotFound
 from routing import messages, offers
 from routing.models import Agent, Call, Offer
 from routing.states import OfferState
-from telephony import services as telephony_services
+from telephony import connect
 
 
 def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
@@ -24,7 +24,7 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
     them. Asked for after the accept's own commit, so no failing screen message can skip it; a
     push the broker does not take is sent again by the router's sweeper."""
     offer = offers.accept_offer(offer_id=offer_id, agent_id=agent_id)
-    telephony_services.request_connect(offer.call, getattr(offer, "decision", None))
+    connect.request_connect(offer.call, getattr(offer, "decision", None))
     return offer
 
 

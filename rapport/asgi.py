@@ -19,11 +19,19 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from console.urls import websocket_urlpatterns as agent_sockets  # noqa: E402
 from infrastructure.request_limits import RequestBodyLimit  # noqa: E402
 from supervisor.urls import websocket_urlpatterns as supervisor_sockets  # noqa: E402
-from telephony.intake import TelephonyEventIntake  # noqa: E402
+from telephony.signed_events.intake import TelephonyEventIntake  # noqa: E402
+
+
+def http_application():
+    """Every HTTP request: the body capped, the telephony webhook answered on the event loop,
+    static files, then Django. Built once for the server; the tests build their own the same
+    way."""
+    return RequestBodyLimit(TelephonyEventIntake(ASGIStaticFilesHandler(django_asgi_app)))
+
 
 application = ProtocolTypeRouter(
     {
-        "http": RequestBodyLimit(TelephonyEventIntake(ASGIStaticFilesHandler(django_asgi_app))),
+        "http": http_application(),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter([*agent_sockets, *supervisor_sockets]))
         ),
@@ -33,6 +41,6 @@ application = ProtocolTypeRouter(
 # Everything loaded so far lives as long as the process: the garbage collector's full passes
 # need not walk it. They walked it while an offer waited: with 1,000 agent sockets open, a pass
 # over Django, the app and the sockets stopped the server for 50-250 ms, the screen-pop's p99
-# outliers (issue 14); without the startup objects a pass is a tenth of that.
+# outliers; without the startup objects a pass is a tenth of that.
 gc.collect()
 gc.freeze()

@@ -199,7 +199,7 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "telephony.resend_lost_connects",
         "schedule": WhileAnythingToDo(
             timedelta(seconds=env.float("ROUTER_SWEEP_SECONDS", default=1.0)),
-            check="telephony.selectors.any_connect_pending",
+            check="telephony.connect.any_connect_pending",
         ),
         "options": {"expires": 10},
     },
@@ -372,5 +372,3 @@ TWILIO_API_TIMEOUT_SECONDS = env.float("TWILIO_API_TIMEOUT_SECONDS", default=5.0
 TWILIO_AGENT_RING_SECONDS = env.int("TWILIO_AGENT_RING_SECONDS", default=20)
 TWILIO_WAIT_SECONDS = env.int("TWILIO_WAIT_SECONDS", default=5)
 TWILIO_HOLD_MUSIC_URL = env.str("TWILIO_HOLD_MUSIC_URL", default="")
-# Celery discovers each app's tasks.py; the Twilio task lives beside it.
-CELERY_IMPORTS = ["telephony.twilio_tasks", "telephony.event_tasks"]

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core import checks
 
 from infrastructure.startup_checks import UNSAFE_SETTINGS
-from telephony.rate_limit import parse_rate
+from telephony.signed_events.rate_limit import parse_rate
 from telephony.signing import secret_problem
 
 

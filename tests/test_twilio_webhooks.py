@@ -14,9 +14,9 @@ from console import services as console_services
 from routing import router
 from routing.models import Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
-from telephony import twilio_calls
+from telephony.connect import resend_lost_connects
 from telephony.models import CallEvent, TwilioCall
-from telephony.tasks import resend_lost_connects
+from telephony.twilio import calls as twilio_calls
 from tests import twilio_support
 from tests.routing_helpers import tasks_published
 from tests.twilio_support import ACCOUNT_SID, PUBLIC_BASE_URL, Twilio, new_call_sid, timestamp

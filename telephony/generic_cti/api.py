@@ -1,5 +1,5 @@
-"""The Generic CTI endpoint a PBX posts to, and the route hint its dialplan asks
-(../shared/contracts/generic-cti.md). Every answer is a JSON object: PBX clients parse them all."""
+"""The Generic CTI endpoint a PBX posts to (docs/telephony.md, "Generic CTI"). Every answer is a
+JSON object: PBX clients parse them all."""
 
 from __future__ import annotations
 
@@ -7,28 +7,23 @@ import hmac
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from telephony.api import (
-    ERROR_DETAIL,
-    FIELD_ERRORS,
-    SIGNATURE_PARAMETERS,
-    EventSerializer,
-    authorise_pull,
-    check_storable,
+from telephony.generic_cti.events import (
+    CAUSE_REASONS,
+    DIRECTIONS,
+    EVENT_TYPES,
+    CtiEvent,
+    accept_cti_event,
 )
-from telephony.generic_cti import CAUSE_REASONS, DIRECTIONS, EVENT_TYPES, CtiEvent, accept_cti_event
-from telephony.selectors import route_hint
-from telephony.services import choose_queue
+from telephony.openapi import ERROR_DETAIL, FIELD_ERRORS
+from telephony.payloads import EventSerializer, check_storable
 
 REQUIRED_BY_EVENT = {"newCall": ("from", "to")}
 MAX_USERS = 50
@@ -137,64 +132,3 @@ def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-class RouteHintSerializer(serializers.Serializer):
-    agent = serializers.CharField(
-        allow_null=True, help_text="Telephony identity of the agent to ring first; null: nobody."
-    )
-    status = serializers.CharField(allow_null=True, help_text="That agent's status now.")
-    wait_seconds = serializers.IntegerField(
-        help_text="How long to ring (or hold the caller for) that agent before the ring group."
-    )
-    reason = serializers.CharField(help_text="Why, in the router's words.")
-
-
-class RouteHintView(APIView):
-    """`GET /api/telephony/route-hint/?from=&queue=`: whom a PBX that routes itself should ring
-    first, and for how long. Names no customer."""
-
-    authentication_classes = [TokenAuthentication]
-    permission_classes: list = []
-    renderer_classes = [JSONRenderer]
-    metadata_class = None
-
-    @extend_schema(
-        operation_id="telephony_route_hint",
-        summary="Whom to ring first for a caller, and for how long (sticky routing on a PBX)",
-        description=(
-            "Authenticated like the pull: `Authorization: Token <key>` of a user allowed to "
-            "view calls, or signed with `GET {path}` in the body's place."
-        ),
-        parameters=[
-            *SIGNATURE_PARAMETERS,
-            OpenApiParameter("from", OpenApiTypes.STR, required=True, description="Caller."),
-            OpenApiParameter(
-                "queue",
-                OpenApiTypes.STR,
-                required=False,
-                description="Queue slug or the dialled number; else the default queue.",
-            ),
-        ],
-        responses={200: RouteHintSerializer, 400: FIELD_ERRORS, 401: ERROR_DETAIL},
-    )
-    def get(self, request: Request) -> Response:
-        authorise_pull(request)
-        caller = request.query_params.get("from", "")
-        if caller.startswith(" ") and caller.strip():
-            # A dialplan that did not encode the query sends E.164's "+" as a space.
-            caller = "+" + caller.lstrip()
-        caller = caller.strip()
-        wanted = request.query_params.get("queue", "").strip()
-        errors = {}
-        if not caller or len(caller) > 64 or "\x00" in caller:
-            errors["from"] = ["Give the caller's number (at most 64 characters)."]
-        if len(wanted) > 64 or "\x00" in wanted:
-            errors["queue"] = ["At most 64 characters."]
-        if errors:
-            raise exceptions.ValidationError(errors)
-        queue = choose_queue(queue_slug=wanted[:50], to_number=wanted)
-        return Response(route_hint(from_number=caller, queue=queue, now=timezone.now()))
-
-    def get_authenticate_header(self, request: Request) -> str:
-        return 'Signature realm="telephony", Token'

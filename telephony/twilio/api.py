@@ -1,7 +1,7 @@
 """Twilio's webhooks (../shared/contracts/twilio.md): form-encoded POSTs signed with
 `X-Twilio-Signature`, answered with TwiML (or 204 for status callbacks).
 
-Each view parses Twilio's fields and calls telephony/twilio_calls.py; `twilio_webhook` checks,
+Each view parses Twilio's fields and calls telephony.twilio.calls; `twilio_webhook` checks,
 once for all of them, that Twilio is configured (404), that the signature is Twilio's over the
 URL Twilio requested and that the request is the configured account's (403), and answers a
 missing or malformed field with 400 naming it.
@@ -20,8 +20,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.voice_response import VoiceResponse
 
-from telephony import twilio_calls, twilio_voice
-from telephony.twilio_voice import CALL_SID, BadField, form_payload, optional, required
+from telephony.twilio import calls as twilio_calls
+from telephony.twilio import voice as twilio_voice
+from telephony.twilio.voice import CALL_SID, BadField, form_payload, optional, required
 
 logger = logging.getLogger(__name__)
 

@@ -26,11 +26,12 @@ from django.utils import timezone
 from routing import offers
 from routing.models import Agent, Call, RoutingDecision
 from routing.states import FINAL_STATES, TALKING_STATES, WAITING_STATES, OfferState
-from telephony import twilio_voice
+from telephony.applying import accept_event
+from telephony.connect import connect_backoff_seconds
+from telephony.events import TelephonyEvent
 from telephony.models import CallEventType, ConnectAttempt, TwilioCall, TwilioDialPath
-from telephony.selectors import connect_backoff_seconds
-from telephony.services import TelephonyEvent, accept_event
-from telephony.twilio_voice import NextStep, Step
+from telephony.twilio import voice
+from telephony.twilio.voice import NextStep, Step
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def call_rang(
             event=TelephonyEvent(
                 type=CallEventType.RINGING,
                 call_id=call_sid,
-                occurred_at=twilio_voice.whole_second(timezone.now()),
+                occurred_at=voice.whole_second(timezone.now()),
                 from_number=from_number,
                 to_number=to_number,
                 payload=payload,
@@ -155,8 +156,8 @@ def dial_ended(
     their phone did not take the call (they missed it; the caller waits again)."""
     decision = RoutingDecision.objects.select_related("agent").filter(pk=decision_pk).first()
     if decision is None or decision.agent is None:
-        raise twilio_voice.BadField("decision", "No such decision.")
-    if dial_status in twilio_voice.DIAL_CONNECTED:
+        raise voice.BadField("decision", "No such decision.")
+    if dial_status in voice.DIAL_CONNECTED:
         if dial_call_sid:
             # The agent leg's own "answered" callback may have been lost: this says the same
             # (same event id), at the time the conversation began.
@@ -165,7 +166,7 @@ def dial_ended(
                 call_sid=call_sid,
                 agent_leg_sid=dial_call_sid,
                 agent_identity=decision.agent.telephony_identity,
-                occurred_at=twilio_voice.whole_second(answered_at),
+                occurred_at=voice.whole_second(answered_at),
                 payload=payload,
             )
         return NextStep(Step.HANG_UP)
@@ -192,7 +193,7 @@ def call_ended(
     never reached an agent."""
     twilio_call = _twilio_call(call_sid)
     call = twilio_call.call if twilio_call is not None else None
-    occurred_at = occurred_at or twilio_voice.whole_second(timezone.now())
+    occurred_at = occurred_at or voice.whole_second(timezone.now())
     if call is not None and call.last_event_at is not None:
         # Nothing happens to a call after Twilio reports it over: an earlier-stamped end only
         # means the clocks differ by a second.
@@ -229,7 +230,7 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
         decision = _accepted_decision(call, decision_pk=decision_pk)
         if decision is None or twilio_call.dialled_decision_id == decision.pk:
             return None
-        response = twilio_voice.dial(
+        response = voice.dial(
             base_url=twilio_call.public_base_url,
             agent_identity=decision.agent.telephony_identity,
             decision_pk=decision.pk,
@@ -252,7 +253,7 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
                 call_id=call.pk, agent_id=decision.agent_id, why="identity_not_dialable"
             )
             return None
-        status_code, error = twilio_voice.update_live_call(
+        status_code, error = voice.update_live_call(
             call_sid=call.telephony_call_id, response=response
         )
         ConnectAttempt.objects.create(
@@ -319,7 +320,7 @@ def _next_step(call_sid: str) -> NextStep:
     if call.state in TALKING_STATES:
         return NextStep(Step.NOTHING)
     decision = _accepted_decision(call)
-    if decision is not None and twilio_voice.is_dialable(decision.agent.telephony_identity):
+    if decision is not None and voice.is_dialable(decision.agent.telephony_identity):
         if twilio_call.dialled_decision_id != decision.pk:
             _mark_dialled(twilio_call, decision, via=TwilioDialPath.ENQUEUE_ACTION)
         return NextStep(

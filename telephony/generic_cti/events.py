@@ -32,9 +32,10 @@ from django.utils.text import slugify
 
 from routing import screens
 from routing.models import Agent, Call
+from telephony.applying import accept_event
+from telephony.events import EventReceipt, TelephonyEvent
 from telephony.models import CallEventType
 from telephony.selectors import agent_answering, agents_named, agents_rung_for
-from telephony.services import EventReceipt, TelephonyEvent, accept_event
 
 logger = logging.getLogger(__name__)
 

@@ -1,24 +1,22 @@
 """`POST /api/telephony/events/` answered on the server's event loop, in front of Django.
 
-The webhook's checks are the view's own (`telephony.api`): media type, signature, the
-signer's rate, the body and every field, with the same answers. What differs is what happens
-to a valid event: one statement over the loop's database connection records it (the call
-created if new; the event once per webhook id, autocommitted, so durable before the 202) and
-a Celery task is published to apply it (`telephony.event_tasks`): the call's state, the agent,
-the router. Applying in a request thread cost four to five trivial requests of CPU per event,
-most of it Django's thread hop and the transaction's round trips (issue 14, bench/README.md).
+The checks are the webhook's own (`validation`): media type, signature, the signer's rate, the
+body and every field, with the same answers. A valid event is recorded by the one statement
+that records every event (`telephony.recording`), over the loop's own database connection,
+autocommitted, so durable before the 202; then a Celery task is published to apply it
+(`telephony.applying`): the call's state, the agent, the router. Applying in a request thread
+cost four to five trivial requests of CPU per event, most of it Django's thread hop and the
+transaction's round trips (bench/README.md).
 
 The 202 says the event is recorded: `{"status": "accepted", "duplicate": false}`. Where the
 call stands is the pull's to say (`GET /api/telephony/calls/<call_id>/`). An event whose task
 is lost (the broker was away) is applied by beat's `telephony.apply_events_waiting_too_long`.
 
-The Django view stays behind it for every other way in (the test client, a WSGI server); the
-Twilio and Generic CTI adapters, which answer with instructions, apply their events at once.
+The Django view (`api`) answers every other way in (a WSGI server) the same way.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -30,19 +28,18 @@ from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 
-from customers.card_numbers import mask_card_numbers_in
 from infrastructure import dispatch
-from infrastructure.database import on_loop
-from telephony import rate_limit, services
-from telephony.api import (
+from telephony import applying, recording
+from telephony.signed_events import rate_limit
+from telephony.signed_events.validation import (
+    DUPLICATE_ANSWER,
     MAX_BODY_BYTES,
+    RECORDED_ANSWER,
     PayloadTooLarge,
     WebhookIdReused,
     validated_event,
     verified_event_request,
 )
-from telephony.event_tasks import APPLY_RECORDED_EVENT
-from telephony.models import CallEvent
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +48,8 @@ AUTHENTICATE = b'Signature realm="telephony"'
 # each try would hold its event's answer for the broker's connect timeout.
 BROKER_REST_SECONDS = 5.0
 
-_RECORDED = JSONRenderer().render({"status": "accepted", "duplicate": False})
-_DUPLICATE = JSONRenderer().render({"status": "accepted", "duplicate": True})
-_STORED_PAYLOAD_SQL = f"SELECT payload FROM {CallEvent._meta.db_table} WHERE webhook_id = %s"
+_RECORDED = JSONRenderer().render(RECORDED_ANSWER)
+_DUPLICATE = JSONRenderer().render(DUPLICATE_ANSWER)
 
 
 class TelephonyEventIntake:
@@ -93,22 +89,21 @@ class TelephonyEventIntake:
         if wait is not None:
             raise exceptions.Throttled(wait)
         event = validated_event(verified, body)
-        recorded = await on_loop.fetchone(
-            services.record_event_sql(),
-            services.record_event_params(webhook_id=verified.webhook_id, event=event),
-        )
-        if recorded is None:
-            if not await _is_stored_as(verified.webhook_id, event.payload):
+        event_id = await recording.record_event_on_loop(webhook_id=verified.webhook_id, event=event)
+        if event_id is None:
+            if not await recording.is_stored_as_on_loop(
+                webhook_id=verified.webhook_id, event=event
+            ):
                 raise WebhookIdReused()
             return 202, _DUPLICATE, []
-        await self._publish(recorded[0])
+        await self._publish(event_id)
         return 202, _RECORDED, []
 
     async def _publish(self, event_id: int) -> None:
         """Hand the recorded event to a worker; while the broker is away, leave it to beat."""
         if time.monotonic() < self._broker_resting_until:
             return
-        if not await dispatch.publish_on_loop(APPLY_RECORDED_EVENT, event_id):
+        if not await dispatch.publish_on_loop(applying.APPLY_RECORDED_EVENT, event_id):
             self._broker_resting_until = time.monotonic() + BROKER_REST_SECONDS
 
 
@@ -129,18 +124,9 @@ async def _read_body(scope: dict, receive: Any) -> bytes:
             return bytes(body)
 
 
-async def _is_stored_as(webhook_id: str, payload: dict[str, Any]) -> bool:
-    """Whether the event stored under `webhook_id` is this payload (a redelivery), compared as
-    stored: masked."""
-    stored = await on_loop.fetchone(_STORED_PAYLOAD_SQL, [webhook_id])
-    if stored is None:
-        return False
-    value = json.loads(stored[0]) if isinstance(stored[0], str) else stored[0]
-    return value == mask_card_numbers_in(payload)
-
-
 def _refusal(refused: Exception) -> tuple[int, bytes, list]:
-    """The answer the view would give: the API's exception handler's (infrastructure.api_errors)."""
+    """The answer the view would give: the API's exception handler's
+    (infrastructure.api_errors)."""
     response = api_settings.EXCEPTION_HANDLER(refused, {})
     headers = [
         (name.lower().encode(), value.encode())

@@ -3,7 +3,7 @@ the form fields, the TwiML Rapport answers and the REST update that bridges a ca
 
 All of it is the `twilio` package's: `RequestValidator` checks `X-Twilio-Signature`,
 `VoiceResponse` writes every TwiML document, `Client` updates the live call. What each request
-means for a call is decided in telephony/twilio_calls.py.
+means for a call is decided in telephony.twilio.calls.
 
 An agent's telephony identity says how Twilio reaches them:
 

@@ -1,0 +1,43 @@
+"""The canonical call event: what every telephony format is turned into before Rapport applies
+it to a call (docs/telephony.md, "Events")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+END_REASONS = ("completed", "abandoned", "busy", "failed", "no-answer")
+
+# What a recorded event keeps, unmasked, until it is applied (`CallEvent.fields_to_apply`).
+FIELDS_TO_APPLY = ("from_number", "to_number", "queue_slug", "agent_identity", "reason")
+
+
+@dataclass(frozen=True)
+class TelephonyEvent:
+    """One validated inbound event; `payload` is the whole body as received."""
+
+    type: str
+    call_id: str
+    occurred_at: datetime
+    from_number: str = ""
+    to_number: str = ""
+    queue_slug: str = ""
+    agent_identity: str = ""
+    reason: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)
+    # The telephony system routes this call itself (Generic CTI): ringing records the call and
+    # its caller but does not queue it, so the router never offers it to an agent.
+    routed_by_telephony: bool = False
+
+    def fields_to_apply(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in FIELDS_TO_APPLY}
+
+
+@dataclass(frozen=True)
+class EventReceipt:
+    """What became of an event: already known (`duplicate`), or applied to its call (moved it
+    along its state machine) or only recorded with why not."""
+
+    duplicate: bool
+    applied: bool = False

@@ -1,0 +1,54 @@
+"""The route hint: whom a PBX that routes its own calls should ring first for a caller, and for
+how long, by the router's own rule (routing.policy.last_agent_step). It names no customer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from customers.models import Customer
+from customers.phone_numbers import normalise_phone_number
+from customers.selectors import customer_ids_for_number
+from routing import policy
+from routing.models import Queue
+from routing.selectors import agent_standing, last_agent
+
+
+def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, Any]:
+    """Whom a PBX that routes its own calls should ring first for a caller from `from_number`,
+    and for how long: the router's own last-agent step (routing.policy.last_agent_step) at its
+    first look at a call. Offered: the last agent, rung for as long as an offer would ring;
+    held for: the last agent, for as long as the caller may be held for them; else nobody, and
+    the router's reason why. Names no customer."""
+    nobody = {"agent": None, "status": None, "wait_seconds": 0}
+    customer_ids = customer_ids_for_number(normalise_phone_number(from_number) or "")
+    if not customer_ids:
+        return {**nobody, "reason": "unknown_caller"}
+    if len(customer_ids) > 1:
+        return {**nobody, "reason": "shared_number"}
+    customer = Customer.objects.only(
+        "pace", "pace_source", "hold_tolerance", "hold_tolerance_source"
+    ).get(id=customer_ids[0])
+    last = last_agent(customer_id=customer.id, queue_id=queue.id, now=now)
+    if last is None:
+        return {**nobody, "reason": "no_last_agent"}
+    identity, standing = agent_standing(agent_id=last["id"], queue_id=queue.id)
+    step = policy.last_agent_step(
+        standing,
+        hold=policy.hold_rule(customer=customer, queue=queue),
+        first=True,
+        wait_until=None,
+        now=now,
+    )
+    if step.action == policy.OFFER:
+        wait = queue.offer_timeout_seconds
+    elif step.action == policy.HOLD:
+        wait = step.wait_seconds
+    else:
+        return {**nobody, "status": standing.status, "reason": str(step.reason)}
+    return {
+        "agent": identity,
+        "status": standing.status,
+        "wait_seconds": wait,
+        "reason": str(step.reason),
+    }
