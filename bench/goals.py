@@ -10,7 +10,7 @@ layer, no Rapport code). Phases, in order:
      the moment each POST is sent to the offer on the socket; callers with 1 previous call and
      with 10,000 take turns; the router's `took_ms` from the decisions;
   3. webhook: server CPU per event (ringing, answered, ended) against `GET /api/telephony/ping/`
-     (a trivial Django view) on the same server, both at full speed, each once
+     (a trivial Django view, `bench/urls.py`) on the same server, both at full speed, each once
      the worker has caught up with what came before (the worker's CPU per event, applying them,
      is printed beside); p99 at 50 events/s;
   4. scale: 800 more agent sockets (1,000 on the one ASGI process), its memory per socket, the

@@ -1,8 +1,8 @@
 """Rapport for a bench run, as production runs it: embedded PostgreSQL and Redis, the environment
 its processes read, uvicorn and Celery started and stopped, and Django in the bench's own process.
 
-Every process runs from the checkout's root, with that root on its `PYTHONPATH`, so `bench` is
-importable in each of them.
+Every process runs with `bench.settings` (production's, with `bench/urls.py`) from the checkout's
+root, with that root on its `PYTHONPATH`, so `bench` is importable in each of them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rapport.settings_paths import RUNTIME_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-SETTINGS = "rapport.settings"
+SETTINGS = "bench.settings"
 
 
 def state_dir(name: str) -> Path:

@@ -9,7 +9,8 @@ process with httpx:
      each request's scheduled start, so a stall is not hidden by the sender waiting).
 
 Both for signed webhook events (each call rings, is answered, ends: the full write path) and for
-`GET /api/telephony/ping/`, a trivial Django view on the same server (no database, no auth).
+`GET /api/telephony/ping/`, a trivial Django view on the same server (no database, no auth),
+served by the bench's URLs (`bench/urls.py`).
 
     .venv/bin/python bench/webhook_bench.py [--workers 2] [--seconds 10] [--rate 100]
 """

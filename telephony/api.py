@@ -8,9 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_GET
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
@@ -349,12 +347,6 @@ def authorise_pull(request: Request) -> None:
         raise exceptions.NotAuthenticated(
             "Sign the request or send the API token of a user allowed to view calls."
         )
-
-
-@require_GET
-def ping(request: HttpRequest) -> JsonResponse:
-    """The trivial Django view the webhook benchmark compares against: no database, no auth."""
-    return JsonResponse({"status": "ok"})
 
 
 def _verified(*, body: bytes, headers: Mapping[str, str]) -> VerifiedRequest:

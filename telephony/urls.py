@@ -3,7 +3,6 @@ from django.urls import path
 from telephony import api, generic_cti_api, twilio_api
 
 urlpatterns = [
-    path("ping/", api.ping, name="telephony-ping"),
     path("events/", api.TelephonyEventsView.as_view(), name="telephony-events"),
     path(
         "calls/<str:call_id>/",
