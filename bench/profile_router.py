@@ -48,7 +48,7 @@ def run(options) -> None:
 
     from customers.models import PhoneNumber
     from routing import router
-    from routing.models import Agent, Call, Offer, Queue
+    from routing.models import Agent, Call, Offer, Queue, RoutingDecision
 
     queue = Queue.objects.get(slug="loyalty")
     # A clean floor: nothing ringing, every agent of the queue free.
@@ -100,8 +100,6 @@ def run(options) -> None:
         f" mean {statistics.mean(cpu):.1f}"
         + ("" if options.no_profile else " (profiled: inflated)")
     )
-    from routing.models import RoutingDecision
-
     took = sorted(
         RoutingDecision.objects.filter(
             call__telephony_call_id__startswith=f"profile-{run_id}-", offer__isnull=False
