@@ -10,8 +10,9 @@ layer, no Rapport code). Phases, in order:
      the moment each POST is sent to the offer on the socket; callers with 1 previous call and
      with 10,000 take turns; the router's `took_ms` from the decisions;
   3. webhook: server CPU per event (ringing, answered, ended) against `GET /api/telephony/ping/`
-     on the same server, both at full speed, each once the worker has caught up with what came
-     before (the worker's CPU per event, applying them, is printed beside); p99 at 50 events/s;
+     (a trivial Django view, `bench/urls.py`) on the same server, both at full speed, each once
+     the worker has caught up with what came before (the worker's CPU per event, applying them,
+     is printed beside); p99 at 50 events/s;
   4. scale: 800 more agent sockets (1,000 on the one ASGI process), its memory per socket, the
      screen-pop again at `--rate` calls/s;
   5. idle: no calls (1,000 sockets still open), CPU of every Rapport process;
@@ -24,14 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import contextlib
 import json
-import os
 import resource
 import secrets
-import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -40,89 +36,33 @@ from pathlib import Path
 
 import httpx
 import psutil
+import redis.asyncio
 import websockets
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(BENCH))
 
-import offer_latency  # noqa: E402
-from offer_latency import (  # noqa: E402
+from bench import PING_PATH, servers  # noqa: E402
+from bench.events import (  # noqa: E402
     EVENTS_PATH,
-    HEAVY_CALLERS,
-    LIGHT_CALLERS,
+    WEBHOOK_QUEUE,
     Signer,
-    Team,
-    _free_port,
-    _percentile,
-    hang_up,
-    heavy_number,
-    light_number,
+    WholeCalls,
+    callers,
+    ended,
+    hang_up_all,
+    now,
+    ring,
+    statuses,
 )
-from webhook_bench import AGENTS as WEBHOOK_AGENTS  # noqa: E402
-from webhook_bench import PING_PATH, SignedEvents  # noqa: E402
+from bench.figures import cpu_seconds, routing_figures, service_pids, summary  # noqa: E402
+from bench.fleet import Agents, Fleet  # noqa: E402
+from bench.load import flat_out, paced  # noqa: E402
 
-from development.embedded import embedded_services  # noqa: E402
-from infrastructure.paths import RUNTIME_DIR  # noqa: E402
-
+# The embedded services' folder, and the Celery queue and channel prefix of the run.
+STATE = "bench-goals"
 TEAM = 1000
 FIRST_TEAM = 200
-WEBHOOK_QUEUE = "webhook-bench"
-
-
-# The Celery queue the bench's worker consumes.
-BROKER_QUEUE = "bench-goals"
-
-
-def fill_database() -> dict:
-    """Inside Django (`--fill`): offer_latency's team and callers, 1,000 agents strong, and the
-    webhook phase's agents in a queue of their own (their calls ring nobody in the team)."""
-    offer_latency.AGENTS = TEAM
-    filled = offer_latency.fill_database()
-    from django.contrib.auth.models import User
-
-    from routing.models import Agent, Queue
-
-    # A short wrap-up: by the idle phase these agents are back to available, nothing in flight.
-    Queue.objects.create(
-        slug=WEBHOOK_QUEUE, name="Webhook bench", last_agent_wait_seconds=0, wrap_up_seconds=5
-    )
-    users = User.objects.bulk_create(
-        User(username=f"bench-agent-{n}") for n in range(WEBHOOK_AGENTS)
-    )
-    Agent.objects.bulk_create(
-        Agent(user=user, display_name=f"Webhook {n}", telephony_identity=f"90{n:02d}")
-        for n, user in enumerate(users)
-    )
-    return filled
-
-
-class PatientTeam(Team):
-    """offer_latency's team, given two minutes to connect: 800 sockets on a loaded machine. Its
-    sockets do not ping the server (a browser's never do), so the idle figure is the server's."""
-
-    async def _open(self, session_key: str):
-        return await websockets.connect(
-            self.ws_url,
-            additional_headers={"Cookie": f"sessionid={session_key}", "Origin": self.origin},
-            max_size=2**22,
-            open_timeout=60,
-            ping_interval=None,
-        )
-
-    async def connect(self) -> None:
-        for batch_start in range(0, len(self.sessions), 20):
-            batch = self.sessions[batch_start : batch_start + 20]
-            self.sockets += await asyncio.gather(*(self._open(key) for key in batch))
-        self.listeners = [asyncio.create_task(self._listen(ws)) for ws in self.sockets]
-        for ws in self.sockets:
-            await ws.send(json.dumps({"type": "set_status", "status": "available"}))
-        deadline = time.monotonic() + 120
-        while self.ready < len(self.sockets):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"only {self.ready} agents became available")
-            await asyncio.sleep(0.05)
 
 
 def uptime() -> str:
@@ -134,37 +74,10 @@ def _raise_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 20000), hard))
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            process = psutil.Process(pid)
-            for each in [process, *process.children(recursive=True)]:
-                with contextlib.suppress(psutil.Error):
-                    times = each.cpu_times()
-                    total += times.user + times.system
-    return total
-
-
-def postgres_and_redis_pids(state_dir: Path) -> list[int]:
-    found = []
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(process.info["cmdline"] or [])
-        if str(state_dir) in cmdline and ("postgres" in cmdline or "redis" in cmdline):
-            found.append(process.info["pid"])
-    return found
-
-
-def summary(latencies: list[float]) -> dict:
-    latencies = sorted(latencies)
-    if not latencies:
-        return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
-    return {
-        "count": len(latencies),
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(_percentile(latencies, 99), 1),
-        "max_ms": round(latencies[-1], 1),
-    }
+def patient_agents(base_url: str) -> Agents:
+    """Two minutes to connect (800 sockets on a loaded machine); the sockets do not ping the
+    server (a browser's never do), so the idle figure is the server's."""
+    return Agents(base_url, open_timeout=60, ping_interval=None, ready_within=120)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,45 +87,27 @@ def summary(latencies: list[float]) -> dict:
 async def bare_round_trip(base_url: str, *, sockets: int, rate: float, seconds: float) -> dict:
     ws_base = base_url.replace("http://", "ws://")
     groups = [f"g{n}" for n in range(sockets)]
-    opened = []
-    for start in range(0, sockets, 20):
-        opened += await asyncio.gather(
-            *(websockets.connect(f"{ws_base}/ws/{g}") for g in groups[start : start + 20])
-        )
-    arrived: dict[str, float] = {}
-    events: dict[str, asyncio.Event] = {}
-
-    async def listen(ws) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for raw in ws:
-                arrived[raw] = time.perf_counter()
-                events.setdefault(raw, asyncio.Event()).set()
-
-    listeners = [asyncio.create_task(listen(ws)) for ws in opened]
+    fleet = Fleet()
+    await fleet.open(websockets.connect(f"{ws_base}/ws/{group}") for group in groups)
     # channels-redis adds a group member asynchronously to the socket's accept.
     await asyncio.sleep(1)
-    latencies: list[float] = []
     async with httpx.AsyncClient(base_url=base_url, limits=httpx.Limits(max_connections=32)) as c:
 
-        async def one(index: int, start: float, sent: dict) -> None:
-            await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
-            token = f"m{index}-{secrets.token_hex(4)}"
-            event = events.setdefault(token, asyncio.Event())
-            sent[token] = time.perf_counter()
-            await c.post(f"/send/{groups[index % sockets]}", content=token)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), 10)
+        def sender(sent: dict[str, float]):
+            async def one(index: int, scheduled: float) -> None:
+                token = f"m{index}-{secrets.token_hex(4)}"
+                fleet.waiter(token)
+                sent[token] = time.perf_counter()
+                await c.post(f"/send/{groups[index % sockets]}", content=token)
+                await fleet.wait_for([token], timeout=10)
 
-        warm: dict = {}
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i, start, warm) for i in range(int(rate))))
-        sent: dict = {}
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i, start, sent) for i in range(int(rate * seconds))))
-        latencies = [(arrived[t] - sent[t]) * 1000 for t in sent if t in arrived]
-    for task in listeners:
-        task.cancel()
-    await asyncio.gather(*(ws.close() for ws in opened), return_exceptions=True)
+            return one
+
+        await paced(sender({}), count=int(rate), rate=rate)
+        sent: dict[str, float] = {}
+        await paced(sender(sent), count=int(rate * seconds), rate=rate)
+        latencies = [(fleet.arrived[t] - sent[t]) * 1000 for t in sent if t in fleet.arrived]
+    await fleet.close(all_at_once=True)
     return {**summary(latencies), "sent": int(rate * seconds)}
 
 
@@ -223,7 +118,7 @@ async def bare_round_trip(base_url: str, *, sockets: int, rate: float, seconds: 
 async def screen_pop(
     client: httpx.AsyncClient,
     signer: Signer,
-    team: Team,
+    agents: Agents,
     *,
     name: str,
     rate: float,
@@ -234,51 +129,18 @@ async def screen_pop(
     and the CPU the calls cost (Rapport's processes; PostgreSQL and Redis) until the last offer:
     a figure that other load on a shared machine inflates far less than latency. Every caller
     hangs up at the end, freeing the agents."""
-    rapport_pids, service_pids = cpu
-    cpu_before = (cpu_seconds(rapport_pids), cpu_seconds(service_pids))
+    rapport_pids, services = cpu
+    cpu_before = (cpu_seconds(rapport_pids), cpu_seconds(services))
     each_before = {pid: cpu_seconds([pid]) for pid in rapport_pids}
     count = int(rate * seconds)
-    run = secrets.token_hex(3)
-    kinds = {
-        "one_previous_call": [light_number(n) for n in range(LIGHT_CALLERS)],
-        "10000_previous_calls": [heavy_number(n) for n in range(HEAVY_CALLERS)],
-    }
-    names = list(kinds)
-    sent_at: dict[str, float] = {}
-    statuses: dict[int, int] = {}
-    start = time.perf_counter()
-
-    async def ring(index: int) -> None:
-        await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
-        kind = names[index % 2]
-        numbers = kinds[kind]
-        call_id = f"{name}-{kind}-{run}-{index}"
-        team.waiter(call_id)
-        body, headers = signer.request(
-            {
-                "type": "call.ringing",
-                "call_id": call_id,
-                "occurred_at": datetime.now(tz=UTC).isoformat(),
-                "from": numbers[(index // 2) % len(numbers)],
-                "to": "+18005550100",
-            }
-        )
-        sent_at[call_id] = time.perf_counter()
-        response = await client.post(EVENTS_PATH, content=body, headers=headers)
-        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-
-    await asyncio.gather(*(ring(index) for index in range(count)))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(
-            asyncio.gather(*(team.waiter(call_id).wait() for call_id in sent_at)), timeout=30
-        )
+    rings = await ring(client, signer, agents, name=name, rate=rate, seconds=seconds)
     results: dict = {
-        "statuses": statuses,
+        "statuses": statuses(rings),
         "rapport_cpu_ms_per_call": round(
             (cpu_seconds(rapport_pids) - cpu_before[0]) / count * 1000, 1
         ),
         "postgres_redis_cpu_ms_per_call": round(
-            (cpu_seconds(service_pids) - cpu_before[1]) / count * 1000, 1
+            (cpu_seconds(services) - cpu_before[1]) / count * 1000, 1
         ),
         # uvicorn (webhook and sockets), the Celery worker (the router), beat: in `cpu`'s order.
         "cpu_ms_per_call_by_process": [
@@ -287,35 +149,26 @@ async def screen_pop(
         ],
     }
     everyone = []
-    for kind in names:
+    for kind in callers():
         latencies = [
-            (team.offered_at[call_id] - sent_at[call_id]) * 1000
-            for call_id in sent_at
-            if f"-{kind}-" in call_id and call_id in team.offered_at
+            (agents.arrived[call_id] - each.sent) * 1000
+            for call_id, each in rings.items()
+            if each.kind == kind and call_id in agents.arrived
         ]
         everyone += latencies
         results[kind] = summary(latencies)
     results["all"] = {**summary(everyone), "calls": count}
-    await asyncio.gather(*(hang_up(client, signer, call_id) for call_id in sent_at))
-    # Withdrawn offers free their agents; let the router settle.
-    await asyncio.sleep(2)
+    await hang_up_all(client, signer, list(rings))
     return results
 
 
 def took_ms(database_url: str, name: str) -> dict:
-    import psycopg
-
-    with psycopg.connect(database_url) as connection:
-        row = connection.execute(
-            """
-            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY d.took_ms),
-                   percentile_cont(0.99) WITHIN GROUP (ORDER BY d.took_ms), count(*)
-            FROM routing_routingdecision d JOIN routing_call c ON c.id = d.call_id
-            WHERE d.offer_id IS NOT NULL AND c.telephony_call_id LIKE %s
-            """,
-            [f"{name}-%"],
-        ).fetchone()
-    return {"p50_ms": row[0], "p99_ms": row[1], "decisions": row[2]}
+    figures = routing_figures(database_url, f"{name}-%")
+    return {
+        "p50_ms": figures["took_p50_ms"],
+        "p99_ms": figures["took_p99_ms"],
+        "decisions": figures["decisions"],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,71 +189,53 @@ async def worker_settled(worker_pid: int, *, quiet_percent: float = 5, limit: fl
 async def webhook_cost(
     base_url: str, secret: str, server_pid: int, worker_pid: int, *, seconds: float, rate: float
 ) -> dict:
-    events = SignedEvents(secret, run_id=secrets.token_hex(3))
-    original = events._signed
-
-    def into_bench_queue(payload: dict):
-        if payload["type"] == "call.ringing":
-            payload = {**payload, "queue": WEBHOOK_QUEUE}
-        return original(payload)
-
-    events._signed = into_bench_queue
+    signer = Signer(secret)
+    events = WholeCalls(signer, run_id=secrets.token_hex(3), queue=WEBHOOK_QUEUE)
     limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
     # Events sent per call: ringing, answered, ended (3: the call is over).
     events_sent: dict[str, int] = {}
 
+    async def post(client: httpx.AsyncClient, request: tuple[bytes, dict[str, str]]) -> int:
+        body, headers = request
+        response = await client.post(EVENTS_PATH, content=body, headers=headers)
+        call_id = json.loads(body)["call_id"]
+        events_sent[call_id] = events_sent.get(call_id, 0) + 1
+        return response.status_code
+
     async def full_speed(path: str, requests: list | None) -> dict:
         position = iter(requests or ())
-        done = 0
-        statuses: dict[int, int] = {}
         async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+
+            async def send() -> int | None:
+                if requests is None:
+                    return (await client.get(path)).status_code
+                request = next(position, None)
+                return None if request is None else await post(client, request)
+
             before = cpu_seconds([server_pid])
-            started = time.perf_counter()
-
-            async def sender() -> None:
-                nonlocal done
-                while time.perf_counter() < started + seconds:
-                    if requests is None:
-                        response = await client.get(path)
-                    else:
-                        request = next(position, None)
-                        if request is None:
-                            return
-                        response = await client.post(path, content=request[0], headers=request[1])
-                        call_id = json.loads(request[0])["call_id"]
-                        events_sent[call_id] = events_sent.get(call_id, 0) + 1
-                    statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
-                    done += 1
-
-            await asyncio.gather(*(sender() for _ in range(8)))
+            counted, elapsed = await flat_out(send, senders=8, seconds=seconds)
             used = cpu_seconds([server_pid]) - before
-            elapsed = time.perf_counter() - started
+        done = sum(counted.values())
         return {
             "requests": done,
             "per_second": round(done / elapsed, 1),
             "server_cpu_ms_per_request": round(used / max(done, 1) * 1000, 2),
-            "statuses": statuses,
+            "statuses": counted,
         }
 
     async def fixed(requests: list) -> dict:
         latencies: list[float] = []
-        statuses: dict[int, int] = {}
+        counted: dict[int, int] = {}
         async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
             await asyncio.gather(*(client.get(PING_PATH) for _ in range(8)))
-            started = time.perf_counter()
 
-            async def send(index: int) -> None:
-                scheduled = started + index / rate
-                await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-                body, headers = requests[index]
-                response = await client.post(EVENTS_PATH, content=body, headers=headers)
-                call_id = json.loads(body)["call_id"]
-                events_sent[call_id] = events_sent.get(call_id, 0) + 1
+            async def one(index: int, scheduled: float) -> None:
+                status = await post(client, requests[index])
                 latencies.append((time.perf_counter() - scheduled) * 1000)
-                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+                counted[status] = counted.get(status, 0) + 1
 
-            await asyncio.gather(*(send(index) for index in range(len(requests))))
-        return {**summary(latencies), "rate": rate, "statuses": statuses}
+            await paced(one, count=len(requests), rate=rate)
+        return {**summary(latencies), "rate": rate, "statuses": counted}
 
     await full_speed(EVENTS_PATH, events.batch(60))
     await worker_settled(worker_pid)
@@ -418,14 +253,7 @@ async def webhook_cost(
     # The full-speed phases stop in the middle of a call or two: end those, so the idle phase
     # has no call in flight.
     enders = [
-        original(
-            {
-                "type": "call.ended",
-                "call_id": call_id,
-                "occurred_at": datetime.now(tz=UTC).isoformat(),
-                "reason": "completed",
-            }
-        )
+        signer.request(ended(call_id, "completed", occurred_at=now()))
         for call_id, sent in events_sent.items()
         if sent < 3
     ]
@@ -446,12 +274,10 @@ async def webhook_cost(
 async def tasks_drained(redis_url: str, *, timeout: float = 60) -> float:
     """Seconds until the router's queue is empty: agents who just became ready each queued a
     look for a waiting caller, and a phase measured behind that backlog measures the backlog."""
-    import redis.asyncio
-
     start = time.perf_counter()
     broker = redis.asyncio.Redis.from_url(redis_url)
     try:
-        while await broker.llen(BROKER_QUEUE) and time.perf_counter() - start < timeout:
+        while await broker.llen(STATE) and time.perf_counter() - start < timeout:
             await asyncio.sleep(0.05)
     finally:
         await broker.aclose()
@@ -463,8 +289,9 @@ def rss_kib(pid: int) -> int:
     return psutil.Process(pid).memory_info().rss // 1024
 
 
-async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessions, pids, log):
-    options = OPTIONS
+async def drive(
+    options, urls: dict, rapport_url: str, bare_url: str, secret: str, sessions, pids, log
+):
     seconds = options.seconds
     results: dict = {}
     if options.only == "webhook":
@@ -479,22 +306,21 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
     print("wire:", json.dumps(results["wire"]), flush=True)
 
     signer = Signer(secret)
-    team = PatientTeam(rapport_url, sessions[:FIRST_TEAM])
-    await team.connect()
+    agents = patient_agents(rapport_url)
+    await agents.sign_in(sessions[:FIRST_TEAM])
     await tasks_drained(urls["REDIS_URL"])
     limits = httpx.Limits(max_connections=32)
     async with httpx.AsyncClient(base_url=rapport_url, limits=limits, timeout=30) as client:
-        await screen_pop(client, signer, team, name="warmup", rate=options.rate, seconds=2)
-        cpu = ([pids["uvicorn"], pids["worker"], pids["beat"]], postgres_and_redis_pids(STATE_DIR))
+        await screen_pop(client, signer, agents, name="warmup", rate=options.rate, seconds=2)
+        state = servers.state_dir(STATE)
+        cpu = ([pids["uvicorn"], pids["worker"], pids["beat"]], service_pids(state))
         results["screen_pop_200"] = await screen_pop(
-            client, signer, team, name="pop200", rate=options.rate, seconds=seconds, cpu=cpu
+            client, signer, agents, name="pop200", rate=options.rate, seconds=seconds, cpu=cpu
         )
         results["took_ms"] = took_ms(urls["DATABASE_URL"], "pop200")
         print("screen-pop, 200 sockets:", json.dumps(results["screen_pop_200"]), flush=True)
         if options.only == "screen-pop":
-            for task in team.listeners:
-                task.cancel()
-            await asyncio.gather(*(ws.close() for ws in team.sockets), return_exceptions=True)
+            await agents.close(all_at_once=True)
             return results
 
         results["webhook"] = await webhook_cost(
@@ -504,8 +330,7 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
         await asyncio.sleep(2)
 
         rss_before = rss_kib(pids["uvicorn"])
-        more = PatientTeam(rapport_url, sessions[FIRST_TEAM:TEAM])
-        await more.connect()
+        await agents.sign_in(sessions[FIRST_TEAM:TEAM])
         await asyncio.sleep(1)
         rss_after = rss_kib(pids["uvicorn"])
         # 800 agents ready at once: a look for a waiting caller each, queued before any call.
@@ -515,20 +340,14 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
             "rss_kib_1000_sockets": rss_after,
             "kib_per_socket": round((rss_after - rss_before) / (TEAM - FIRST_TEAM), 1),
         }
-        # Offers reach whichever socket they ring: both teams record them.
-        both = Team(rapport_url, [])
-        both.offer_events = team.offer_events
-        both.offered_at = team.offered_at
-        more.offer_events = team.offer_events
-        more.offered_at = team.offered_at
         results["screen_pop_1000"] = await screen_pop(
-            client, signer, both, name="pop1000", rate=options.rate, seconds=seconds, cpu=cpu
+            client, signer, agents, name="pop1000", rate=options.rate, seconds=seconds, cpu=cpu
         )
         print("screen-pop, 1000 sockets:", json.dumps(results["screen_pop_1000"]), flush=True)
 
     await asyncio.sleep(3)
     idle_pids = [pids["uvicorn"], pids["worker"], pids["beat"]]
-    services = postgres_and_redis_pids(STATE_DIR)
+    services = service_pids(servers.state_dir(STATE))
     before, before_services = cpu_seconds(idle_pids), cpu_seconds(services)
     each_before = {name: cpu_seconds([pids[name]]) for name in ("uvicorn", "worker", "beat")}
     started = time.perf_counter()
@@ -549,11 +368,7 @@ async def drive(urls: dict, rapport_url: str, bare_url: str, secret: str, sessio
     print("idle:", json.dumps(results["idle"]), flush=True)
 
     mark = log.stat().st_size
-    for task in team.listeners + more.listeners:
-        task.cancel()
-    closed = await asyncio.gather(
-        *(ws.close() for ws in team.sockets + more.sockets), return_exceptions=True
-    )
+    closed = await agents.close(all_at_once=True)
     await asyncio.sleep(5)
     with log.open() as server_log:
         server_log.seek(mark)
@@ -671,7 +486,6 @@ def verdicts(results: dict) -> list[tuple[str, str, str, bool]]:
 
 
 def main() -> None:
-    global OPTIONS, STATE_DIR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 s phases instead of 10 s")
     parser.add_argument("--rate", type=float, default=20, help="calls per second")
@@ -707,120 +521,62 @@ def main() -> None:
         help="TELEPHONY_RATE_LIMIT: the throttle runs on every event as in production (whose"
         " default is 200/s), set high so the full-speed phase is never refused; '' turns it off",
     )
-    parser.add_argument("--fill", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
-    if options.fill:
-        print(json.dumps(fill_database()))
-        return
     options.seconds = 5 if options.quick else 10
     options.idle_seconds = 10 if options.quick else 20
-    OPTIONS = options
     _raise_file_limit()
     load_before = uptime()
     print("load:", load_before, flush=True)
 
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    STATE_DIR = RUNTIME_DIR / "bench-goals"
-    with embedded_services(STATE_DIR) as urls:
-        env = {
-            **os.environ,
-            **urls,
-            "DEBUG": "0",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "INSECURE_HTTP": "1",
-            "LOG_LEVEL": "WARNING",
-            "TELEPHONY_WEBHOOK_SECRET": secret,
-            "TELEPHONY_RATE_LIMIT": options.rate_limit,
-            "TELEPHONY_CONTROL_URL": "",
-            "CELERY_QUEUE": BROKER_QUEUE,
-            "CHANNELS_PREFIX": "bench-goals",
-            "DJANGO_SETTINGS_MODULE": "rapport.settings",
-        }
-        python = sys.executable
-        subprocess.run(
-            [python, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-        )
-        filled = subprocess.run(
-            [python, __file__, "--fill"], cwd=ROOT, env=env, check=True, capture_output=True
-        )
-        sessions = json.loads(filled.stdout.decode().strip().splitlines()[-1])["sessions"]
-        port, bare_port = _free_port(), _free_port()
-        rapport_url, bare_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{bare_port}"
-        log = STATE_DIR / "uvicorn.log"
+    secret = servers.new_webhook_secret()
+    state = servers.state_dir(STATE)
+    with servers.migrated(
+        STATE, TELEPHONY_WEBHOOK_SECRET=secret, TELEPHONY_RATE_LIMIT=options.rate_limit
+    ) as (urls, env):
+        sessions = servers.fill(env, "--team", str(TEAM), "--webhook")["sessions"]
+        port, rapport_url = servers.local_port()
+        bare_port, bare_url = servers.local_port()
+        log = state / "uvicorn.log"
         log_file = log.open("w")
-        uvicorn = [python, "-m", "uvicorn", "--host", "127.0.0.1", "--no-access-log"]
-
-        def under_py_spy(out: str | None) -> list[str]:
-            if not out:
-                return []
-            # --gil: only samples holding the GIL, i.e. Python using the CPU, not waiting.
-            sampling = ["--subprocesses", "--gil", "-r", "100", "-f", "raw", "-o", out, "--"]
-            return [str(Path(python).parent / "py-spy"), "record", *sampling]
-
-        profiler = under_py_spy(options.profile_worker)
         processes = {
-            "uvicorn": subprocess.Popen(
+            "uvicorn": servers.start(
                 [
-                    *under_py_spy(options.profile_server),
-                    *uvicorn,
-                    "rapport.asgi:application",
-                    *("--port", str(port), "--lifespan", "off"),
+                    *servers.under_py_spy(options.profile_server),
+                    *servers.uvicorn(
+                        "rapport.asgi:application", port, "--no-access-log", "--lifespan", "off"
+                    ),
                 ],
-                cwd=ROOT,
-                env={**env, "DB_POOL_MAX_SIZE": "8"},
+                {**env, "DB_POOL_MAX_SIZE": "8"},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             ),
-            "bare": subprocess.Popen(
-                [
-                    *uvicorn,
-                    "bench.bare_app:app",
-                    "--port",
-                    str(bare_port),
-                    "--log-level",
-                    "warning",
-                ],
-                cwd=ROOT,
-                env={**env, "BARE_LAYER": options.wire_layer},
+            "bare": servers.start(
+                servers.uvicorn(
+                    "bench.bare_app:app", bare_port, "--no-access-log", "--log-level", "warning"
+                ),
+                {**env, "BARE_LAYER": options.wire_layer},
             ),
-            "worker": subprocess.Popen(
+            "worker": servers.start(
                 [
-                    *profiler,
-                    *(python, "-m", "celery", "-A", "rapport", "worker", "-P", options.pool),
-                    *("-c", str(options.worker_processes), "--loglevel", "WARNING"),
-                    *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+                    *servers.under_py_spy(options.profile_worker),
+                    *servers.celery_worker(pool=options.pool, processes=options.worker_processes),
                 ],
-                cwd=ROOT,
-                env=env,
+                env,
             ),
-            "beat": subprocess.Popen(
-                [
-                    *(python, "-m", "celery", "-A", "rapport", "beat", "--loglevel", "WARNING"),
-                    *("--schedule", str(STATE_DIR / "celerybeat-schedule")),
-                ],
-                cwd=ROOT,
-                env=env,
-            ),
+            "beat": servers.start(servers.celery_beat(state), env),
         }
         try:
-            offer_latency._wait_for_server(rapport_url, processes["uvicorn"])
+            servers.wait_until_answering(rapport_url, processes["uvicorn"])
             pids = {name: process.pid for name, process in processes.items()}
-            results = asyncio.run(drive(urls, rapport_url, bare_url, secret, sessions, pids, log))
+            results = asyncio.run(
+                drive(options, urls, rapport_url, bare_url, secret, sessions, pids, log)
+            )
         finally:
-            for process in processes.values():
-                # py-spy writes its samples on SIGINT, not on SIGTERM.
-                process.send_signal(
-                    signal.SIGINT if process.args[0].endswith("py-spy") else signal.SIGTERM
-                )
-            for process in processes.values():
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            servers.stop(list(processes.values()))
 
     results["load_before"] = load_before
     results["load_after"] = uptime()
-    results["options"] = {k: v for k, v in vars(options).items() if k != "fill"}
+    results["options"] = vars(options)
     results["taken_at"] = datetime.now(tz=UTC).isoformat()
     rows = verdicts(results)
     results["verdicts"] = [
@@ -830,11 +586,7 @@ def main() -> None:
     for goal, figure, anchor, ok in rows:
         print(f"{goal:<52}{figure:>18}  {'PASS' if ok else 'MISS':<6}  {anchor}")
     print(f"\nload before: {load_before}\nload after:  {results['load_after']}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"goals-{datetime.now(tz=UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(results, indent=2))
-    print(f"written to {path.relative_to(ROOT)}")
+    servers.write_results("goals", results)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(BENCH))
 
-from in_process import on_bench_database  # noqa: E402
-from offer_latency import HEAVY_CALLERS, LIGHT_CALLERS, heavy_number, light_number  # noqa: E402
+from bench.events import QUEUE_NUMBER, callers  # noqa: E402
+from bench.servers import django_in_this_process  # noqa: E402
 
 
 def main() -> None:
@@ -38,7 +36,8 @@ def main() -> None:
     )
     parser.add_argument("--full-sql", action="store_true", help="the last routing's statements")
     options = parser.parse_args()
-    with on_bench_database("profile-router"):
+    # goals.py's database; the tasks and socket messages go to a queue and prefix nobody reads.
+    with django_in_this_process("bench-goals", name="profile-router"):
         run(options)
 
 
@@ -49,15 +48,14 @@ def run(options) -> None:
 
     from customers.models import PhoneNumber
     from routing import router
-    from routing.models import Agent, Call, Offer, Queue
+    from routing.models import Agent, Call, Offer, Queue, RoutingDecision
 
     queue = Queue.objects.get(slug="loyalty")
     # A clean floor: nothing ringing, every agent of the queue free.
     Offer.objects.filter(state="offered").update(state="withdrawn", responded_at=timezone.now())
     Call.objects.exclude(state__in=["ended", "abandoned"]).update(state="ended", agent=None)
     Agent.objects.filter(queues=queue).update(status="available")
-    numbers = [light_number(n) for n in range(LIGHT_CALLERS)]
-    numbers += [heavy_number(n) for n in range(HEAVY_CALLERS)]
+    numbers = [number for kind in callers().values() for number in kind]
     customer_of = dict(
         PhoneNumber.objects.filter(number__in=numbers).values_list("number", "customer_id")
     )
@@ -67,7 +65,7 @@ def run(options) -> None:
         Call(
             telephony_call_id=f"profile-{run_id}-{n}",
             from_e164=numbers[n % len(numbers)],
-            to_number="+18005550100",
+            to_number=QUEUE_NUMBER,
             queue=queue,
             customer_id=customer_of[numbers[n % len(numbers)]],
             state="queued",
@@ -102,8 +100,6 @@ def run(options) -> None:
         f" mean {statistics.mean(cpu):.1f}"
         + ("" if options.no_profile else " (profiled: inflated)")
     )
-    from routing.models import RoutingDecision
-
     took = sorted(
         RoutingDecision.objects.filter(
             call__telephony_call_id__startswith=f"profile-{run_id}-", offer__isnull=False

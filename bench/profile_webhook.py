@@ -14,7 +14,6 @@ a cProfile of the chosen event types.
 from __future__ import annotations
 
 import argparse
-import base64
 import cProfile
 import json
 import pstats
@@ -22,19 +21,14 @@ import secrets
 import statistics
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(BENCH))
 
-from goals import WEBHOOK_QUEUE  # noqa: E402
-from in_process import on_bench_database  # noqa: E402
-from webhook_bench import AGENTS  # noqa: E402
+from bench import servers  # noqa: E402
+from bench.events import EVENTS_PATH, WEBHOOK_QUEUE, Signer, call_in_full  # noqa: E402
 
-EVENTS_URL = "/api/telephony/events/"
 KINDS = ("ringing", "answered", "ended")
 
 
@@ -56,58 +50,27 @@ def main() -> None:
     )
     parser.add_argument("--show-sql", action="store_true", help="the last event's statements")
     options = parser.parse_args()
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    with on_bench_database(
-        "profile-webhook",
+    secret = servers.new_webhook_secret()
+    # goals.py's database; the tasks and socket messages go to a queue and prefix nobody reads.
+    with servers.django_in_this_process(
+        "bench-goals",
+        name="profile-webhook",
         TELEPHONY_WEBHOOK_SECRET=secret,
-        TELEPHONY_CONTROL_URL="",
         TELEPHONY_RATE_LIMIT=options.rate_limit,
     ):
-        run(options)
+        run(options, Signer(secret))
 
 
-def _signed(payload: dict) -> tuple[str, dict[str, str]]:
-    from telephony.signing import sign
-
+def _signed(signer: Signer, payload: dict) -> tuple[str, dict[str, str]]:
+    """The body, and its signature as the test client takes headers."""
     body = json.dumps(payload)
-    headers = sign(body=body)
+    headers = signer.headers(body)
     return body, {
         "HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()
     }
 
 
-def _events(run_id: str, number: int) -> list[tuple[str, dict]]:
-    call_id = f"profile-webhook-{run_id}-{number}"
-    now = datetime.now(tz=UTC).isoformat()
-    return [
-        (
-            "ringing",
-            {
-                "type": "call.ringing",
-                "call_id": call_id,
-                "occurred_at": now,
-                "from": f"+1415555{number % 10000:04d}",
-                "to": "+18005550100",
-                "queue": WEBHOOK_QUEUE,
-            },
-        ),
-        (
-            "answered",
-            {
-                "type": "call.answered",
-                "call_id": call_id,
-                "occurred_at": now,
-                "agent": f"90{number % AGENTS:02d}",
-            },
-        ),
-        (
-            "ended",
-            {"type": "call.ended", "call_id": call_id, "occurred_at": now, "reason": "completed"},
-        ),
-    ]
-
-
-def run(options) -> None:
+def run(options, signer: Signer) -> None:
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -126,15 +89,18 @@ def run(options) -> None:
     last: dict[str, list] = {}
     warm_up = 5
     for number in range(options.calls + warm_up):
-        for kind, payload in _events(run_id, number):
-            body, headers = _signed(payload)
+        call_id = f"profile-webhook-{run_id}-{number}"
+        for kind, payload in zip(
+            KINDS, call_in_full(call_id, number, queue=WEBHOOK_QUEUE), strict=True
+        ):
+            body, headers = _signed(signer, payload)
             with CaptureQueriesContext(connection) as queries:
                 started, started_cpu = time.perf_counter(), time.process_time()
                 if kind in profiled and number >= warm_up:
                     profiler.enable()
                 response = client.generic(
                     "POST",
-                    EVENTS_URL,
+                    EVENTS_PATH,
                     body,
                     content_type="application/json",
                     secure=True,

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
-import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,29 +28,22 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from development.embedded import embedded_services  # noqa: E402
-from infrastructure.paths import RUNTIME_DIR  # noqa: E402
+from bench import servers  # noqa: E402
+from bench.figures import cpu_seconds, percentile  # noqa: E402
+from bench.fleet import session_keys, signed_in  # noqa: E402
 
+STATE = "bench-supervisor"
 QUEUES = 50
 AGENTS = 500
 QUEUES_PER_AGENT = 3
 MORNING_CALLS = 3000
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def seed() -> int:
-    """A fresh team and a morning of calls. Returns the supervisor's user id."""
+def seed():
+    """A fresh team and a morning of calls. Returns the supervisor (a user)."""
     from django.contrib.auth.models import Group, User
     from django.utils import timezone
 
@@ -114,16 +104,7 @@ def seed() -> int:
     )
     supervisor, _ = User.objects.get_or_create(username="bench-supervisor")
     supervisor.groups.add(Group.objects.get_or_create(name="supervisor")[0])
-    return supervisor.id
-
-
-def session_cookie(user_id: int) -> str:
-    from django.contrib.auth.models import User
-    from django.test import Client
-
-    client = Client()
-    client.force_login(User.objects.get(id=user_id))
-    return f"sessionid={client.cookies['sessionid'].value}"
+    return supervisor
 
 
 class Producer(threading.Thread):
@@ -147,7 +128,7 @@ class Producer(threading.Thread):
         from django.db import transaction
         from django.utils import timezone
 
-        from infrastructure.broadcast import notify_supervisors
+        from routing.broadcast import notify_supervisors
         from routing.models import Agent, Call, Queue
 
         rng = random.Random(50)
@@ -204,15 +185,9 @@ class Producer(threading.Thread):
             self.done[kind] += 1
 
 
-async def watch(url: str, cookie: str, seconds: float, producer: Producer) -> dict:
-    import websockets
-
+async def watch(base_url: str, session_key: str, seconds: float, producer: Producer) -> dict:
     frames: list[tuple[float, int]] = []
-    async with websockets.connect(
-        url,
-        additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"},
-        max_size=None,
-    ) as socket_:
+    async with signed_in(base_url, "/ws/supervisor/", session_key, max_size=None) as socket_:
         opened = time.perf_counter()
         snapshot = await socket_.recv()
         snapshot_ms = (time.perf_counter() - opened) * 1000
@@ -264,67 +239,34 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     options = parser.parse_args()
 
-    with embedded_services(RUNTIME_DIR / "bench-supervisor") as urls:
-        os.environ.update(urls)
-        # Production as it runs, minus TLS: the load generator speaks plain HTTP.
-        os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
-        os.environ.setdefault("INSECURE_HTTP", "1")
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rapport.settings")
-        import django
-
-        django.setup()
+    with servers.django_in_this_process(STATE, name=STATE):
         from django.conf import settings
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        supervisor_id = seed()
-        cookie = session_cookie(supervisor_id)
+        [session_key] = session_keys([seed()])
         figures_cost = recompute_ms()
 
-        port = _free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": os.environ["DATABASE_URL"],
-            "REDIS_URL": os.environ["REDIS_URL"],
-            "LOG_LEVEL": "WARNING",
-        }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                *("-m", "uvicorn", "rapport.asgi:application", "--host", "127.0.0.1"),
-                *("--port", str(port), "--lifespan", "off", "--no-access-log"),
-            ],
-            cwd=ROOT,
-            env=env,
+        port, base_url = servers.local_port()
+        flags = ("--lifespan", "off", "--no-access-log")
+        server = servers.start(
+            servers.uvicorn("rapport.asgi:application", port, *flags),
+            dict(os.environ),
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=1).is_success:
-                        break
-                time.sleep(0.2)
-            process = psutil.Process(server.pid)
-            process.cpu_percent(None)
-            cpu_before = process.cpu_times()
+            servers.wait_until_answering(base_url, server)
+            cpu_before = cpu_seconds([server.pid])
             wall_before = time.perf_counter()
             producer = Producer(options.rate, options.seconds)
-            screen = asyncio.run(
-                watch(f"ws://127.0.0.1:{port}/ws/supervisor/", cookie, options.seconds, producer)
-            )
+            screen = asyncio.run(watch(base_url, session_key, options.seconds, producer))
             producer.join(timeout=30)
-            cpu_after = process.cpu_times()
+            server_cpu = cpu_seconds([server.pid]) - cpu_before
             wall = time.perf_counter() - wall_before
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            servers.stop([server])
 
-    cpu_seconds = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     events = sum(producer.done.values())
     result = {
         "benchmark": "supervisor",
@@ -343,14 +285,12 @@ def main() -> None:
             "sent": events,
             "per_second": round(events / options.seconds, 1),
             "by_kind": dict(producer.done),
-            "producer_late_p99_ms": round(
-                sorted(producer.late_ms)[int(len(producer.late_ms) * 0.99) - 1], 1
-            ),
+            "producer_late_p99_ms": round(percentile(sorted(producer.late_ms), 99), 1),
         },
         "screen": screen,
         "server_cpu": {
-            "cpu_seconds": round(cpu_seconds, 2),
-            "percent_of_one_core": round(100 * cpu_seconds / wall, 1),
+            "cpu_seconds": round(server_cpu, 2),
+            "percent_of_one_core": round(100 * server_cpu / wall, 1),
         },
         "figures_recompute": figures_cost,
     }
@@ -362,10 +302,7 @@ def main() -> None:
         f"{result['server_cpu']['percent_of_one_core']}% of one core; one recompute "
         f"{figures_cost['median_ms']} ms in {figures_cost['queries']} queries"
     )
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%SZ")
-    (out / f"supervisor-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    servers.write_results("supervisor", result)
 
 
 if __name__ == "__main__":
