@@ -23,8 +23,8 @@ from pathlib import Path
 import django
 import httpx
 
-from rapport.embedded import embedded_services, free_port
-from rapport.settings_paths import RUNTIME_DIR
+from development.embedded import embedded_services, free_port
+from infrastructure.paths import RUNTIME_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

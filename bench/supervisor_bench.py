@@ -128,7 +128,7 @@ class Producer(threading.Thread):
         from django.db import transaction
         from django.utils import timezone
 
-        from routing.broadcast import notify_supervisors
+        from infrastructure.broadcast import notify_supervisors
         from routing.models import Agent, Call, Queue
 
         rng = random.Random(50)
@@ -216,16 +216,16 @@ async def watch(base_url: str, session_key: str, seconds: float, producer: Produ
 def recompute_ms(samples: int = 15) -> dict:
     from django.db import connection
 
-    from supervisor import selectors as stats_selectors
+    from supervisor import wall
 
     timings = []
     for _ in range(samples):
         started = time.perf_counter()
-        stats_selectors.dashboard()
+        wall.figures()
         timings.append((time.perf_counter() - started) * 1000)
     queries = []
     with connection.execute_wrapper(lambda execute, *args: queries.append(1) or execute(*args)):
-        stats_selectors.dashboard()
+        wall.figures()
     return {
         "median_ms": round(statistics.median(timings), 1),
         "max_ms": round(max(timings), 1),

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from routing import roles, status_choices
 from routing.models import Queue
 from routing.states import SELF_SERVICE_STATUSES
-from supervisor import selectors, services
+from supervisor import reunion, services, wall
 
 BIGGEST_ID = 2**63 - 1
 
@@ -34,7 +34,7 @@ class IsSupervisor(permissions.BasePermission):
 @permission_classes([IsSupervisor])
 def queue_stats(request: Request, slug: str) -> Response:
     queue = get_object_or_404(Queue, slug=slug)
-    return Response(selectors.queue_stats(queue))
+    return Response(wall.queue_stats(queue))
 
 
 @extend_schema(
@@ -44,7 +44,7 @@ def queue_stats(request: Request, slug: str) -> Response:
 @api_view(["GET"])
 @permission_classes([IsSupervisor])
 def dashboard_figures(request: Request) -> Response:
-    return Response(selectors.dashboard())
+    return Response(wall.figures())
 
 
 class AgentStatusChangeSerializer(serializers.Serializer):
@@ -129,12 +129,12 @@ def move_call(request: Request, call_id: str) -> Response:
 def reunion_table(request: Request) -> Response:
     days = ReunionDaysSerializer(data=request.query_params)
     days.is_valid(raise_exception=True)
-    return Response(selectors.reunion_table(days=days.validated_data["days"]))
+    return Response(reunion.reunion_table(days=days.validated_data["days"]))
 
 
 class ReunionDaysSerializer(serializers.Serializer):
     days = serializers.IntegerField(
-        min_value=1, max_value=31, required=False, default=selectors.REUNION_TABLE_DAYS
+        min_value=1, max_value=31, required=False, default=reunion.REUNION_TABLE_DAYS
     )
 
 

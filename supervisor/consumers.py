@@ -17,7 +17,7 @@ from customers.audit import record_first_sight
 from customers.models import AccessReason
 from infrastructure.groups import SUPERVISORS_GROUP, session_group
 from routing import roles
-from supervisor import selectors
+from supervisor import floor, wall
 
 # Quiet time after the first change before a frame is computed; bounds frames to ~3 a second.
 COALESCE_SECONDS = 0.3
@@ -86,8 +86,8 @@ def _figures_if_signed_in(user, session_key: str) -> dict | None:
     """The wall names callers: a session that has ended since the socket opened gets nothing."""
     if not roles.still_signed_in(user, session_key):
         return None
-    figures = selectors.dashboard(caller_names=True)
+    figures = wall.figures(caller_names=True)
     record_first_sight(
-        shown=selectors.callers_named(figures), user=user, reason=AccessReason.SUPERVISOR
+        shown=floor.callers_named(figures), user=user, reason=AccessReason.SUPERVISOR
     )
     return figures

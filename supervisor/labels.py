@@ -1,6 +1,6 @@
 """What the dashboard calls why a returning caller missed their own agent today.
 
-The keys are the figures' `not_reunited` keys (`supervisor.selectors`), in the order the wall
+Its keys are the figures' `not_reunited` keys (`supervisor.reunion`), in the order the wall
 lists them; the page gets the labels in its config (`supervisor/views.py`).
 """
 

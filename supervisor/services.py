@@ -21,7 +21,7 @@ from infrastructure.errors import Invalid, NotFound, Refused
 from routing import calls, decisions, handoff, offers
 from routing.models import Call, DecisionReason, Queue
 from routing.states import CallState
-from supervisor import selectors
+from supervisor import floor, today
 from supervisor.models import CallBack
 
 MOVABLE_STATES = frozenset({CallState.QUEUED, CallState.OFFERED})
@@ -112,9 +112,9 @@ def mark_called_back(*, telephony_call_id: str, user: Any) -> CallBack:
 def abandoned_callers_seen(*, user: Any) -> list[dict[str, Any]]:
     """Today's abandoned callers with names and numbers, as `user` is shown them: each
     identified caller is recorded in the access log once per call, like the wall's."""
-    abandoned = selectors.abandoned_today(timezone.now(), caller_names=True)
+    abandoned = today.abandoned_today(timezone.now(), caller_names=True)
     record_first_sight(
-        shown=selectors.callers_named({"agents": [], "abandoned": abandoned}),
+        shown=floor.callers_named({"agents": [], "abandoned": abandoned}),
         user=user,
         reason=AccessReason.SUPERVISOR,
     )

@@ -10,7 +10,7 @@ from customers.models import AccessReason
 from routing import roles
 from routing import selectors as routing_selectors
 from routing.states import not_ready_choices, status_labels
-from supervisor import selectors
+from supervisor import floor, reunion, wall
 from supervisor.labels import NOT_REUNITED_LABELS
 
 
@@ -19,13 +19,13 @@ from supervisor.labels import NOT_REUNITED_LABELS
 def dashboard(request: HttpRequest) -> HttpResponse:
     if not roles.is_supervisor(request.user):
         raise PermissionDenied("The dashboard is for supervisors.")
-    figures = {"type": "snapshot", **selectors.dashboard(timezone.now(), caller_names=True)}
+    figures = {"type": "snapshot", **wall.figures(timezone.now(), caller_names=True)}
     record_first_sight(
-        shown=selectors.callers_named(figures), user=request.user, reason=AccessReason.SUPERVISOR
+        shown=floor.callers_named(figures), user=request.user, reason=AccessReason.SUPERVISOR
     )
     context = {
         "figures": figures,
-        "reunion_table": selectors.reunion_table(),
+        "reunion_table": reunion.reunion_table(),
         # Read by supervisor/static/supervisor/page.js (the page carries no inline script).
         "labels": {
             "statuses": status_labels(),

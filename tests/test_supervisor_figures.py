@@ -8,12 +8,13 @@ from django.utils import timezone
 
 from routing.models import Agent, Call, DecisionReason, Offer, Queue, RoutingDecision
 from routing.states import OfferState
-from supervisor import selectors as stats_selectors
+from supervisor import floor, today, wall
+from supervisor.figures import day_start
 
 pytestmark = pytest.mark.django_db
 
 # Noon of today, so every constructed moment lies inside today whatever time the suite runs.
-NOON = stats_selectors.day_start(timezone.now()) + timedelta(hours=12)
+NOON = day_start(timezone.now()) + timedelta(hours=12)
 
 
 def at(minutes: float) -> timezone.datetime:
@@ -66,7 +67,7 @@ def decide(call: Call, reason: str, *, agent: Agent | None = None, minute: float
 
 
 def queue_figures(slug: str, now=NOON) -> dict:
-    return next(q for q in stats_selectors.dashboard(now)["queues"] if q["slug"] == slug)
+    return next(q for q in wall.figures(now)["queues"] if q["slug"] == slug)
 
 
 def test_it_counts_service_level_against_each_queue_target(queue, make_agent):
@@ -208,7 +209,7 @@ def test_the_reunion_rate_says_how_many_reached_their_agent_and_why_not(queue, m
         "caller_hung_up": 1,
         "other": 0,
     }
-    assert stats_selectors.dashboard(NOON)["totals"]["reunion"] == reunion
+    assert wall.figures(NOON)["totals"]["reunion"] == reunion
 
 
 def test_agents_show_status_current_caller_by_name_and_calls_today_but_no_handle_time(
@@ -233,7 +234,7 @@ def test_agents_show_status_current_caller_by_name_and_calls_today_but_no_handle
         call=ringing, agent=sam, state=OfferState.OFFERED, expires_at=NOON + timedelta(seconds=10)
     )
 
-    rows = {row["display_name"]: row for row in stats_selectors.agent_rows(NOON, caller_names=True)}
+    rows = {row["display_name"]: row for row in floor.agent_rows(NOON, caller_names=True)}
 
     assert rows["Dana"]["status"] == "busy"
     assert rows["Dana"]["status_label"] == "On a call"
@@ -253,14 +254,14 @@ def test_an_erased_customer_is_not_named_on_the_wall(queue, make_agent, make_cus
     erased = make_customer("Former Customer", erased_at=NOON - timedelta(days=1))
     make_call(queue, queued=at(0), answered_after=4, agent=dana, state="connected", customer=erased)
 
-    (row,) = stats_selectors.agent_rows(NOON)
+    (row,) = floor.agent_rows(NOON)
 
     assert row["call"]["caller"] == "Erased customer"
 
 
 def test_the_day_series_shows_waiting_calls_and_service_level_per_quarter_hour(queue, make_agent):
     dana = make_agent("dana")
-    start = stats_selectors.day_start(NOON)
+    start = day_start(NOON)
     ten = start + timedelta(hours=10)
     make_call(queue, queued=ten + timedelta(minutes=1), answered_after=10, agent=dana)
     make_call(queue, queued=ten + timedelta(minutes=2), answered_after=60, agent=dana)
@@ -269,7 +270,7 @@ def test_the_day_series_shows_waiting_calls_and_service_level_per_quarter_hour(q
     # Still waiting at noon.
     make_call(queue, queued=NOON - timedelta(minutes=1))
 
-    series = stats_selectors.day_series(NOON)
+    series = today.day_series(NOON)
     points = {p["at"]: p for p in series["points"]}
 
     assert series["bucket_minutes"] == 15
@@ -314,9 +315,9 @@ def test_the_dashboard_uses_a_fixed_number_of_queries_for_50_queues_and_500_agen
             decide(call, DecisionReason.LAST_AGENT_UNAVAILABLE, agent=call.last_agent)
 
     with django_assert_max_num_queries(15):
-        figures = stats_selectors.dashboard(NOON)
+        figures = wall.figures(NOON)
     with django_assert_max_num_queries(7):
-        stats_selectors.queue_stats(queues[0], NOON)
+        wall.queue_stats(queues[0], NOON)
 
     assert len(figures["queues"]) == 50
     assert len(figures["agents"]) == 500

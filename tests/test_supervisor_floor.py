@@ -16,14 +16,15 @@ from rest_framework.test import APIClient
 from customers.models import ContextAccess
 from rapport.asgi import application
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, RoutingDecision
-from supervisor import selectors, services
+from supervisor import floor, reunion, services, today, wall
+from supervisor.figures import day_start
 from supervisor.models import CallBack
 from tests.routing_helpers import FAST_PASSWORD_HASHERS
 from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
-NOON = selectors.day_start(timezone.now()) + timedelta(hours=12)
+NOON = day_start(timezone.now()) + timedelta(hours=12)
 _serial = iter(range(1, 100_000))
 
 
@@ -92,7 +93,7 @@ def test_each_agent_shows_their_reason_and_since_when(make_agent):
     dana = make_agent("dana", status="available")
     changed(dana, "break", NOON - timedelta(minutes=12), not_ready_reason="lunch")
 
-    (row,) = selectors.agent_rows(NOON)
+    (row,) = floor.agent_rows(NOON)
 
     assert row["status"] == "break"
     assert row["not_ready_reason"] == "lunch"
@@ -103,7 +104,7 @@ def test_each_agent_shows_their_reason_and_since_when(make_agent):
 def test_todays_not_ready_time_is_totalled_per_reason_from_the_history(make_agent):
     dana = make_agent("dana", status="available")
     sam = make_agent("sam", status="available")
-    midnight = selectors.day_start(NOON)
+    midnight = day_start(NOON)
     # Lunch that began before midnight counts from midnight: 30 minutes today.
     changed(dana, "break", midnight - timedelta(minutes=50), not_ready_reason="lunch")
     changed(dana, "available", midnight + timedelta(minutes=30))
@@ -117,7 +118,7 @@ def test_todays_not_ready_time_is_totalled_per_reason_from_the_history(make_agen
     # Yesterday's spells and what happens after "now" do not count.
     changed(sam, "break", NOON + timedelta(minutes=5), not_ready_reason="training")
 
-    figures = selectors.dashboard(NOON)
+    figures = wall.figures(NOON)
 
     rows = {row["display_name"]: row for row in figures["agents"]}
     assert rows["Dana"]["not_ready_today_seconds"] == {"lunch": 30 * 60 + 40 * 60, "coaching": 1200}
@@ -151,7 +152,7 @@ def test_today_starts_at_midnight_where_the_deployment_is(make_agent, settings):
     changed(dana, "break", local_midnight - timedelta(minutes=10), not_ready_reason="training")
     changed(dana, "available", local_midnight + timedelta(minutes=20))
 
-    assert selectors.not_ready_today(now)[dana.id] == {"training": 20 * 60}
+    assert floor.not_ready_today(now)[dana.id] == {"training": 20 * 60}
 
 
 # --- abandoned callers ------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def test_todays_abandoned_callers_are_listed_as_consent_allows(queue, make_agent
     )
     abandoned_call(queue, hung_up_at=NOON - timedelta(days=1), waited=9, from_e164="+1415555")
 
-    shown = selectors.abandoned_today(NOON, caller_names=True)
+    shown = today.abandoned_today(NOON, caller_names=True)
 
     assert [row["caller"] for row in shown] == ["Maya Chen", "Anonymous caller", "Unknown caller"]
     assert [row["number"] for row in shown] == ["+14155550123", "+14155550999", "+14155550777"]
@@ -193,7 +194,7 @@ def test_todays_abandoned_callers_are_listed_as_consent_allows(queue, make_agent
     assert first["called_back"] is None
     assert shown[1]["last_agent"] is None
     # Figures for a script: times and counts, no names or numbers.
-    figures = selectors.abandoned_today(NOON)
+    figures = today.abandoned_today(NOON)
     assert [row["caller"] for row in figures] == [
         "Identified caller",
         "Anonymous caller",
@@ -330,7 +331,7 @@ def test_the_reunion_table_shows_waited_for_and_sent_to_queue_per_queue_and_agen
     Call.objects.create(telephony_call_id="CA-new", queue=queue, state="ended", created_at=NOON)
 
     with django_assert_num_queries(1):
-        table = selectors.reunion_table(NOON)
+        table = reunion.reunion_table(NOON)
 
     queues = {row["slug"]: row for row in table["queues"]}
     loyalty = queues["loyalty"]
@@ -351,6 +352,30 @@ def test_the_reunion_table_shows_waited_for_and_sent_to_queue_per_queue_and_agen
     assert table["total"]["returning"] == 8
     assert table["total"]["waited_for"] == 4
     assert table["days"] == 7
+
+
+def test_the_wall_and_the_table_count_the_same_callers_the_same_way(queue, make_agent):
+    dana = make_agent("dana")
+    sam = make_agent("sam")
+    waited = [DecisionReason.LAST_AGENT_BUSY_WAITED]
+    returning_call(queue, dana, agent=dana, days_ago=0.1, decisions=waited)
+    returning_call(queue, dana, agent=sam, days_ago=0.1, decisions=[DecisionReason.LAST_AGENT])
+    returning_call(queue, dana, agent=None, days_ago=0.1, decisions=waited)
+    still_waiting = returning_call(queue, dana, days_ago=0.05)
+    held_then_missed = returning_call(
+        queue, dana, days_ago=0.05, decisions=waited + [DecisionReason.LAST_AGENT_WAIT_EXPIRED]
+    )
+    Call.objects.filter(id__in=[still_waiting.id, held_then_missed.id]).update(state="queued")
+
+    wall_figures = wall.figures(NOON)["totals"]["reunion"]
+    table = reunion.reunion_table(NOON, days=1)["total"]
+
+    assert (wall_figures["reunited"], table["reunited"]) == (1, 1)
+    # A caller still waiting who already missed their agent counts as missed in both.
+    assert (wall_figures["still_waiting"], table["still_waiting"]) == (1, 1)
+    assert wall_figures["callers_with_last_agent"] == table["returning"] - table["still_waiting"]
+    assert wall_figures["rate"] == table["reunion_rate"] == round(1 / 4, 4)
+    assert wall_figures["not_reunited"]["busy_past_wait"] == 1
 
 
 def test_the_reunion_table_api_takes_a_number_of_days_and_names_a_bad_one(as_supervisor, queue):
