@@ -3,7 +3,7 @@
 kombu's Redis channel builds a new `redis.Redis` for every command it sends outside the worker's
 event loop: publishing a task built one each time, and redis-py's constructor (its table of
 response callbacks) was a quarter of the CPU a publish costs, which the telephony webhook pays
-on every new call (issue 14). The client holds no connection of its own (each command borrows
+on every new call. The client holds no connection of its own (each command borrows
 one from the channel's pool, as before), so one client serves every command and thread.
 """
 

@@ -8,7 +8,7 @@ connections in turn, so a burst only waits milliseconds.
 
 Its `group_send` waits for Redis four times: dropping the group's expired members, reading the
 members, dropping the members' expired messages, then the script that queues the message. Every
-offer is a group send (issue 14), so here the first two go in one pipeline and the last two in
+offer is a group send, so here the first two go in one pipeline and the last two in
 another: the same commands, in the same order, on the same connection.
 
 Its receive backs every message up in Redis before handing it on (an `$inflight` copy, written

@@ -283,10 +283,11 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Telephony integration (see ../shared/contracts/telephony-events.md).
+# Telephony integration (docs/telephony.md).
 TELEPHONY_WEBHOOK_SECRET = env.list("TELEPHONY_WEBHOOK_SECRET", default=[])
 TELEPHONY_CONTROL_URL = env.str("TELEPHONY_CONTROL_URL", default="")
-# Webhook requests per source address ("N/s", "N/min"; empty turns the limit off).
+# Correctly signed webhook requests per signing secret ("N/s", "N/min"; empty turns the limit
+# off): telephony.signed_events.rate_limit.
 TELEPHONY_RATE_LIMIT = env.str("TELEPHONY_RATE_LIMIT", default="200/s")
 TELEPHONY_DEFAULT_QUEUE = env.str("TELEPHONY_DEFAULT_QUEUE", default="loyalty")
 PHONE_DEFAULT_REGION = env.str("PHONE_DEFAULT_REGION", default="US")
@@ -297,7 +298,7 @@ TELEPHONY_CONNECT_TIMEOUT_SECONDS = env.float("TELEPHONY_CONNECT_TIMEOUT_SECONDS
 # /api/telephony/cti/<token>/. Empty turns the endpoint off (404).
 TELEPHONY_CTI_TOKEN = env.str("TELEPHONY_CTI_TOKEN", default="")
 
-# --- Not-ready reasons (issue 15) -----------------------------------------------------------
+# --- Not-ready reasons ------------------------------------------------------------------------
 # What an agent on `break` may say they are doing, e.g. NOT_READY_REASONS=break,lunch,coaching.
 # Codes, shown capitalised with underscores as spaces ("missed_call" -> "Missed call"). The first
 # is the reason of a break chosen without one. `missed_call` is what the router sets when an offer
@@ -359,7 +360,7 @@ SECURE_PROXY_SSL_HEADER = (
 SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
 
 # --- Twilio Programmable Voice ---------------------------------------------------------------
-# ../shared/contracts/twilio.md and docs/telephony.md "Twilio". Without an account SID the Twilio
+# docs/telephony.md "Twilio". Without an account SID the Twilio
 # endpoints answer 404.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")

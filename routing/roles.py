@@ -43,7 +43,7 @@ def still_signed_in(user: Any, session_key: str | None) -> bool:
 
     Runs before every offer a socket is sent, so it reads the session and the user in one
     statement and applies `django.contrib.auth.get_user`'s checks to what came back, rather
-    than calling `get_user`, which reads them in two (issue 14). Read only: where `get_user`
+    than calling `get_user`, which reads them in two. Read only: where `get_user`
     would also flush a session whose hash no longer matches, or give one signed with a
     fallback secret a new key, the browser's next request does it (a socket has no cookie to
     send a new key with)."""

@@ -3,7 +3,7 @@
 Callers ring the queues with signed `call.*` webhooks, `call.connect` instructions are taken
 on a control URL (push) or pulled from `/api/telephony/calls/<id>/`, and bot agents log in
 and answer over `/ws/agent/` like a browser. Nothing here imports Rapport: every run proves the
-contract (shared/contracts/telephony-events.md and docs/sockets.md) from the outside.
+contract (docs/telephony.md and docs/sockets.md) from the outside.
 
 `manage.py simulate` is the command-line front; `run_until_signalled` is the whole run.
 """

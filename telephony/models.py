@@ -62,7 +62,7 @@ class TwilioDialPath(models.TextChoices):
 
 
 class TwilioCall(models.Model):
-    """A call that came in through Twilio (telephony/twilio_calls.py): the account it belongs
+    """A call that came in through Twilio (telephony.twilio.calls): the account it belongs
     to, where Twilio reaches Rapport, and which accepted decision the caller is being dialled
     to, so that the REST update and the wait loop's fallback never both dial one agent."""
 

@@ -1,7 +1,7 @@
 """Generic CTI, the format Zammad defined and many PBXs post (contracts/generic-cti.md).
 
 Here the PBX routes its own calls. Each of its events becomes a canonical call event through
-`telephony.services.accept_event` (its idempotency and ordering included), flagged as routed by
+`telephony.applying.accept_event` (its idempotency and ordering included), flagged as routed by
 the telephony system, so the router never offers the call to anyone:
 
 - `newCall` (in): the call rings; the agents named in `user` see the caller's card.
@@ -45,7 +45,7 @@ EVENT_TYPES = {
     "hangup": CallEventType.ENDED,
 }
 DIRECTIONS = ("in", "out")
-# Generic CTI's hang-up causes as the canonical end reasons (telephony.services.END_REASONS).
+# Generic CTI's hang-up causes as the canonical end reasons (telephony.events.END_REASONS).
 CAUSE_REASONS = {
     "normalClearing": "completed",
     "busy": "busy",

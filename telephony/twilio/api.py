@@ -1,4 +1,4 @@
-"""Twilio's webhooks (../shared/contracts/twilio.md): form-encoded POSTs signed with
+"""Twilio's webhooks (docs/telephony.md, "Twilio"): form-encoded POSTs signed with
 `X-Twilio-Signature`, answered with TwiML (or 204 for status callbacks).
 
 Each view parses Twilio's fields and calls telephony.twilio.calls; `twilio_webhook` checks,

@@ -1,4 +1,4 @@
-"""Twilio Programmable Voice in Twilio's terms (../shared/contracts/twilio.md): the signature,
+"""Twilio Programmable Voice in Twilio's terms (docs/telephony.md, "Twilio"): the signature,
 the form fields, the TwiML Rapport answers and the REST update that bridges a caller.
 
 All of it is the `twilio` package's: `RequestValidator` checks `X-Twilio-Signature`,

@@ -4,7 +4,7 @@ task or request uses it.
 
 With CONN_HEALTH_CHECKS, Django has psycopg's pool check every connection it hands out: one
 round trip before every request's first query, and under uvicorn a wait for the GIL after it,
-which the telephony webhook paid on every event (8% of its time at 50 events/s, issue 14). A
+which the telephony webhook paid on every event (8% of its time at 50 events/s). A
 connection given back a moment ago was working then; one that sat idle longer than
 `CHECK_AFTER_IDLE_SECONDS` is checked as before, and replaced when the server dropped it.
 
