@@ -20,6 +20,7 @@ from customers.models import (
     Provenance,
 )
 from customers.phone_numbers import normalise_phone_number
+from infrastructure.errors import Gone
 
 # What can be recorded about how a caller likes to be served, and the values each may take.
 RECORDABLE = {
@@ -30,8 +31,12 @@ RECORDABLE = {
 }
 
 
-class CustomerErased(Exception):
+class CustomerErased(Gone):
     """A write reached a customer whose personal data has been erased: nothing is written."""
+
+    def __init__(self, customer_id: int) -> None:
+        super().__init__("This customer's personal data has been erased.")
+        self.customer_id = customer_id
 
 
 def _lock_held_customer(customer_id: int) -> Customer:
@@ -39,7 +44,7 @@ def _lock_held_customer(customer_id: int) -> Customer:
     customer take turns, and whoever comes after an erase sees it."""
     customer = Customer.objects.select_for_update().get(id=customer_id)
     if customer.erased_at is not None:
-        raise CustomerErased(f"customer {customer_id} has been erased")
+        raise CustomerErased(customer_id)
     return customer
 
 

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from infrastructure.errors import Forbidden, NotFound, Refused
+from infrastructure.errors import Forbidden, Gone, NotFound, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def exception_handler(exc, context):
 
 
 def _refused(refusal: Refused) -> Response:
-    # Nothing to correct in a request for what does not exist or is not theirs: no field.
-    if isinstance(refusal, NotFound | Forbidden):
+    # Nothing to correct in a request for what is not there or not theirs: no field.
+    if isinstance(refusal, NotFound | Forbidden | Gone):
         return Response({"detail": refusal.message}, status=refusal.http_status)
     return Response(
         {

@@ -35,3 +35,9 @@ class NotFound(Refused):
     """No such thing."""
 
     http_status = 404
+
+
+class Gone(Refused):
+    """It was there, and is no more (erased)."""
+
+    http_status = 410

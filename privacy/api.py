@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -60,12 +60,6 @@ def _authorise_write(request: Request, customer_id: int) -> tuple[str, int | Non
             "a note: a typed `reason` opens reading only."
         )
     return reason, call_id, typed
-
-
-class CustomerGone(APIException):
-    status_code = status.HTTP_410_GONE
-    default_detail = "This customer's personal data has been erased."
-    default_code = "erased"
 
 
 def _read_customer(request: Request, customer_id: int, *, to_change: bool = False) -> Customer:
@@ -217,8 +211,6 @@ class CustomerDetailView(APIView):
             )
         except DjangoValidationError as error:
             raise _invalid(error) from error
-        except services.CustomerErased as erased:
-            raise CustomerGone() from erased
         customer = selectors.customers_with_recorders().get(id=customer.id)
         return Response(_record(customer))
 
@@ -232,10 +224,7 @@ class CustomerDetailView(APIView):
         customer = Customer.objects.filter(id=customer_id, erased_at__isnull=True).first()
         if customer is None:
             raise NotFound("No such customer.")
-        try:
-            privacy_services.erase_customer(customer=customer, erased_by=request.user)
-        except services.CustomerErased as erased:
-            raise CustomerGone() from erased
+        privacy_services.erase_customer(customer=customer, erased_by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -280,8 +269,6 @@ class CustomerNotesView(APIView):
             )
         except DjangoValidationError as error:
             raise _invalid(error) from error
-        except services.CustomerErased as erased:
-            raise CustomerGone() from erased
         note = type(note).objects.select_related("author__agent").get(id=note.id)
         return Response(selectors.note_data(note), status=status.HTTP_201_CREATED)
 

@@ -111,7 +111,7 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     """
     customer = Customer.objects.select_for_update().get(id=customer.id)
     if customer.erased_at is not None:
-        raise CustomerErased(f"customer {customer.id} has been erased")
+        raise CustomerErased(customer.id)
     numbers = list(customer.phones.values_list("number", flat=True))
     phone_ids = list(customer.phones.values_list("id", flat=True))
     still_held = set(

@@ -1,10 +1,11 @@
 """What Twilio's requests mean for a call (docs/telephony.md, "Twilio").
 
 Twilio's requests become the same call events as any telephony system's, through
-`telephony.applying.accept_event`: the incoming call rings, the agent's leg answered is the call answered
-(by another agent than the call's: transferred), the number's final status ends it. So Twilio's
-retries and its callbacks' order are handled where every event's are: once per event id, and
-never moving a call backwards. Twilio's own ids make the event ids: `twilio:{CallSid}:{what}`.
+`telephony.applying.accept_event`: the incoming call rings, the agent's leg answered is the call
+answered (by another agent than the call's: transferred), the number's final status ends it.
+So Twilio's retries and its callbacks' order are handled where every event's are: once per
+event id, and never moving a call backwards. Twilio's own ids make the event ids:
+`twilio:{CallSid}:{what}`.
 
 What Twilio adds is that Rapport itself bridges the caller: the caller waits in `<Enqueue>`, and
 once an agent accepts, Rapport dials them, by a REST update of the live call, or, when that
