@@ -1,12 +1,14 @@
-"""The webhook's own cost per event, in one process: statements, CPU and wall per event type.
+"""The webhook's own cost per event, in one process: statements, CPU and wall per event type,
+for each of its two halves.
 
 Uses the database `bench/goals.py` filled (`.rapport/bench-goals`; run `goals.py --only webhook
 --quick` once first): calls ring, are answered by one of its webhook agents (`90NN`, a queue of
-their own) and end, each event a signed POST through Django's test client (the view, the
-signature, the transaction and its on-commit sends to the real Redis, as under uvicorn; no worker
-runs, so nothing consumes the published tasks). Prints per event type the statements (BEGIN and
-COMMIT included), CPU ms and wall ms p50, the statements of the last one, and with `--profile`
-a cProfile of the chosen event types.
+their own) and end. Each event is a signed POST through Django's test client (the view: the
+signature, the statement that records it, the task published to a queue nobody reads), then
+what the worker's task does with it (`telephony.applying.apply_and_route`: the event applied,
+the call routed, the socket messages sent to the real Redis). Prints per event type the
+statements (BEGIN and COMMIT included), CPU ms and wall ms p50 of each half, the statements of
+the last one, and with `--profile` a cProfile of the chosen event types (both halves).
 
     .venv/bin/python bench/profile_webhook.py [--calls 150] [--profile answered,ended] [--top 40]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import json
 import pstats
 import secrets
@@ -76,6 +79,8 @@ def run(options, signer: Signer) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from routing.models import Agent
+    from telephony import applying
+    from telephony.models import CallEvent
 
     # The webhook agents start free, as after goals.py's idle phase.
     Agent.objects.filter(telephony_identity__startswith="90").update(
@@ -85,8 +90,11 @@ def run(options, signer: Signer) -> None:
     run_id = secrets.token_hex(3)
     profiled = {kind for kind in options.profile.split(",") if kind}
     profiler = cProfile.Profile(time.process_time)
-    figures = {kind: {"statements": [], "cpu": [], "wall": []} for kind in KINDS}
-    last: dict[str, list] = {}
+    halves = ("view", "worker")
+    figures = {
+        (kind, half): {"statements": [], "cpu": [], "wall": []} for kind in KINDS for half in halves
+    }
+    last: dict[tuple[str, str], list] = {}
     warm_up = 5
     for number in range(options.calls + warm_up):
         call_id = f"profile-webhook-{run_id}-{number}"
@@ -94,47 +102,61 @@ def run(options, signer: Signer) -> None:
             KINDS, call_in_full(call_id, number, queue=WEBHOOK_QUEUE), strict=True
         ):
             body, headers = _signed(signer, payload)
-            with CaptureQueriesContext(connection) as queries:
-                started, started_cpu = time.perf_counter(), time.process_time()
-                if kind in profiled and number >= warm_up:
-                    profiler.enable()
-                response = client.generic(
-                    "POST",
-                    EVENTS_PATH,
-                    body,
-                    content_type="application/json",
-                    secure=True,
-                    **headers,
-                )
-                if kind in profiled and number >= warm_up:
-                    profiler.disable()
-                wall = (time.perf_counter() - started) * 1000
-                cpu = (time.process_time() - started_cpu) * 1000
-            assert response.status_code == 202, (kind, response.status_code, response.content)
-            if number < warm_up:
-                continue
-            figures[kind]["statements"].append(len(queries.captured_queries))
-            figures[kind]["cpu"].append(cpu)
-            figures[kind]["wall"].append(wall)
-            last[kind] = queries.captured_queries
+            measured = number >= warm_up
+            profiling = kind in profiled and measured
+            for half in halves:
+                if half == "view":
+                    work = functools.partial(
+                        client.generic,
+                        "POST",
+                        EVENTS_PATH,
+                        body,
+                        content_type="application/json",
+                        secure=True,
+                        **headers,
+                    )
+                else:
+                    event_id = CallEvent.objects.values_list("id", flat=True).get(
+                        webhook_id=headers["HTTP_WEBHOOK_ID"]
+                    )
+                    work = functools.partial(applying.apply_and_route, event_id)
+                with CaptureQueriesContext(connection) as queries:
+                    started, started_cpu = time.perf_counter(), time.process_time()
+                    if profiling:
+                        profiler.enable()
+                    result = work()
+                    if profiling:
+                        profiler.disable()
+                    wall = (time.perf_counter() - started) * 1000
+                    cpu = (time.process_time() - started_cpu) * 1000
+                if half == "view":
+                    assert result.status_code == 202, (kind, result.status_code, result.content)
+                if not measured:
+                    continue
+                figures[kind, half]["statements"].append(len(queries.captured_queries))
+                figures[kind, half]["cpu"].append(cpu)
+                figures[kind, half]["wall"].append(wall)
+                last[kind, half] = queries.captured_queries
     print(f"{options.calls} calls, {len(KINDS)} events each")
-    print(f"{'event':10} {'statements':>10} {'CPU ms p50':>11} {'wall ms p50':>12}")
+    print(f"{'event':10} {'half':7} {'statements':>10} {'CPU ms p50':>11} {'wall ms p50':>12}")
     for kind in KINDS:
-        data = figures[kind]
-        print(
-            f"{kind:10} {statistics.median(data['statements']):>10} "
-            f"{statistics.median(data['cpu']):>11.2f} {statistics.median(data['wall']):>12.2f}"
-        )
-    everything = [cpu for kind in KINDS for cpu in figures[kind]["cpu"]]
+        for half in halves:
+            data = figures[kind, half]
+            print(
+                f"{kind:10} {half:7} {statistics.median(data['statements']):>10} "
+                f"{statistics.median(data['cpu']):>11.2f} {statistics.median(data['wall']):>12.2f}"
+            )
+    everything = [cpu for key, data in figures.items() for cpu in data["cpu"]]
     print(
-        f"all events: CPU ms mean {statistics.mean(everything):.2f}"
+        f"all events, both halves: CPU ms mean {statistics.mean(everything) * len(halves):.2f}"
         + (" (profiled events inflated)" if profiled else "")
     )
     if options.show_sql:
         for kind in KINDS:
-            print(f"\n{kind}: {len(last[kind])} statements")
-            for query in last[kind]:
-                print(f"  {query['time']}s  {' '.join(query['sql'].split())[:160]}")
+            for half in halves:
+                print(f"\n{kind}, {half}: {len(last[kind, half])} statements")
+                for query in last[kind, half]:
+                    print(f"  {query['time']}s  {' '.join(query['sql'].split())[:160]}")
     if profiled:
         stats = pstats.Stats(profiler).sort_stats(options.sort)
         if options.callers:
