@@ -30,7 +30,7 @@ from django.db import connection
 from standardwebhooks import Webhook
 
 from telephony.signing import signature_headers
-from tests.routing_helpers import database_url_for_workers
+from tests.support.routing import database_url_for_workers
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 

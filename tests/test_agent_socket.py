@@ -15,8 +15,8 @@ from rapport.asgi import application
 from routing import router
 from routing.models import Agent, Offer
 from routing.states import AgentStatus, OfferState
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, tasks_published
-from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
+from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, tasks_published
+from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

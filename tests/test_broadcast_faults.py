@@ -5,8 +5,8 @@ from channels.layers import channel_layers
 
 from infrastructure import broadcast
 from routing.models import Call
-from tests.routing_helpers import tasks_published
-from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
+from tests.support.routing import tasks_published
+from tests.support.telephony import event, ringing
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 

@@ -32,7 +32,7 @@ def _run_pytest(tmp_path, **env):
             "-p",
             "no:cacheprovider",
             "-p",
-            "tests.browser_skips",
+            "tests.support.browser_skips",
             "-o",
             "markers=browser: drives headless Chromium",
             "-c",

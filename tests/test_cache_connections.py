@@ -16,7 +16,7 @@ from standardwebhooks import Webhook
 
 from infrastructure.asgi_handler import SyncChainASGIHandler
 from telephony.models import CallEvent
-from tests.telephony_support import EVENTS_URL, ringing, webhook_secret  # noqa: F401
+from tests.support.telephony import EVENTS_URL, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("webhook_secret")]
 

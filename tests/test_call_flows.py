@@ -21,9 +21,9 @@ from routing import router
 from routing.models import Agent, Call, Offer, Queue, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.models import CallEvent
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, tasks_published
-from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
-from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
+from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, tasks_published
+from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
+from tests.support.telephony import event, ringing
 
 pytestmark = [pytest.mark.usefixtures("webhook_secret"), pytest.mark.timeout(120)]
 

@@ -9,7 +9,7 @@ from customers.models import AccessReason, ContextAccess
 from routing import router
 from routing.models import Agent, AgentStatusChange, Call, Offer, Queue
 from routing.states import AgentStatus, CallState, OfferState
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, past_call
+from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, past_call
 
 pytestmark = pytest.mark.django_db
 

@@ -20,9 +20,9 @@ from routing import router
 from routing.models import Call, Offer
 from routing.states import OfferState
 from telephony.models import ConnectAttempt
-from tests.redis_support import DedicatedRedis
-from tests.routing_helpers import arrive, database_url_for_workers, solo_worker, wait_until
-from tests.telephony_support import new_secret
+from tests.support.dedicated_redis import DedicatedRedis
+from tests.support.routing import arrive, database_url_for_workers, solo_worker, wait_until
+from tests.support.telephony import new_secret
 from tests.test_telephony_connect import TelephonyControl
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]

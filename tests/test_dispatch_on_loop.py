@@ -14,7 +14,7 @@ from django.conf import settings
 from infrastructure import dispatch
 from routing import handoff
 from routing.models import Offer
-from tests.routing_helpers import arrive, celery_queue, running_workers, wait_until
+from tests.support.routing import arrive, celery_queue, running_workers, wait_until
 
 
 def raw_messages(queue: str) -> list[dict]:

@@ -17,17 +17,16 @@ from routing import handoff
 from routing.models import Agent, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState
 from telephony.models import CallEvent
-from tests.cti_support import (
+from tests.support.generic_cti import (
     TOKEN,
     answer,
-    cti_client_python,  # noqa: F401 (fixture)
     cti_url,
     hangup,
     new_call,
     send,
 )
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, tasks_published
-from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
+from tests.support.routing import FAST_PASSWORD_HASHERS, tasks_published
+from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

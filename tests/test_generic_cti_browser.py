@@ -11,10 +11,9 @@ from customers.models import CallNote, Consent
 from routing.models import Call
 from routing.states import AgentStatus, CallState
 from tests import browser
-from tests.cti_support import (
+from tests.support.generic_cti import (
     TOKEN,
     answer,
-    cti_client_python,  # noqa: F401 (fixture)
     cti_url,
     hangup,
     new_call,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.cti_support import TOKEN
+from tests.support.generic_cti import TOKEN
 
 pytestmark = pytest.mark.django_db
 

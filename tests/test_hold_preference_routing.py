@@ -17,7 +17,7 @@ from customers.models import HoldTolerance, Pace, Provenance
 from routing import agent_status, router
 from routing.models import Agent, Call, Offer, Queue
 from routing.states import AgentStatus, OfferState
-from tests.routing_helpers import (
+from tests.support.routing import (
     FAST_PASSWORD_HASHERS,
     arrive,
     past_call,

@@ -18,12 +18,10 @@ from django.test import Client
 from customers.card_numbers import mask_card_numbers, mask_card_numbers_in
 from telephony.models import CallEvent
 from telephony.signing import sign
-from tests.telephony_support import (  # noqa: F401
+from tests.support.telephony import (
     as_test_client_headers,
-    post_event,
     ringing,
     signed_pull_headers,
-    webhook_secret,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]

@@ -9,7 +9,7 @@ from django.utils import timezone
 from routing import agent_status, offers, status_choices
 from routing.models import Agent, AgentStatusChange, Call, Offer
 from routing.states import AgentStatus, OfferState
-from tests.routing_helpers import (
+from tests.support.routing import (
     FAST_PASSWORD_HASHERS,
     answer,
     arrive,

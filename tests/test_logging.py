@@ -7,7 +7,7 @@ import pytest
 
 from routing import router
 from routing.models import Call
-from tests.telephony_support import post_event, ringing, webhook_secret  # noqa: F401
+from tests.support.telephony import ringing
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 

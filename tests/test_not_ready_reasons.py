@@ -20,8 +20,8 @@ from routing import offers, router
 from routing.checks import check_not_ready_reasons
 from routing.models import Agent, AgentStatusChange, Offer
 from routing.states import OfferState
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive
-from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
+from tests.support.routing import FAST_PASSWORD_HASHERS, arrive
+from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from customers.models import CallNote, ContextAccess
 from routing import router
 from routing.models import Agent, Call
 from routing.states import AgentStatus
-from tests.routing_helpers import arrive, prepared_statements
+from tests.support.routing import arrive, prepared_statements
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

@@ -21,7 +21,7 @@ from privacy import services as privacy_services
 from routing.messages import caller_context
 from routing.models import Call, Offer
 from telephony.models import CallEvent
-from tests.telephony_support import post_event, ringing, webhook_secret  # noqa: F401
+from tests.support.telephony import ringing
 
 pytestmark = pytest.mark.django_db
 

@@ -18,8 +18,8 @@ from customers.models import CallNote, ContextAccess, Customer, PhoneNumber
 from privacy import services as privacy_services
 from routing.models import Call, Offer
 from telephony.models import CallEvent
-from tests.routing_helpers import wait_until
-from tests.telephony_support import post_event, ringing, webhook_secret  # noqa: F401
+from tests.support.routing import wait_until
+from tests.support.telephony import ringing
 
 NUMBER = "+14155550123"
 

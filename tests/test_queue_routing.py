@@ -12,7 +12,7 @@ from customers.models import ContextAccess
 from routing import agent_status, messages, offers, router, status_choices
 from routing.models import Agent, Call, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState
-from tests.routing_helpers import (
+from tests.support.routing import (
     FAST_PASSWORD_HASHERS,
     arrive,
     past_call,

@@ -13,8 +13,7 @@ from routing import router
 from routing.models import Call, Offer, Queue
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.signing import sign, signed_request_content
-from tests.routing_helpers import arrive
-from tests.telephony_support import webhook_secret  # noqa: F401 (fixture)
+from tests.support.routing import arrive
 
 URL = "/api/telephony/route-hint/"
 MAYA = "+14155550123"
@@ -221,7 +220,7 @@ def test_it_refuses_a_request_without_credentials_or_with_a_token_that_may_not_v
     assert "detail" in anonymous.json()
 
 
-def test_a_signed_request_is_answered_once(client, webhook_secret, queue):  # noqa: F811
+def test_a_signed_request_is_answered_once(client, webhook_secret, queue):
     headers = {
         "HTTP_" + name.upper().replace("-", "_"): value
         for name, value in sign(body=signed_request_content(method="GET", path=URL)).items()

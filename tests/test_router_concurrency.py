@@ -12,7 +12,7 @@ from django.db import connection
 from routing import agent_status, offers
 from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
-from tests.routing_helpers import (
+from tests.support.routing import (
     FAST_PASSWORD_HASHERS,
     answer,
     calls_arriving_at_once,

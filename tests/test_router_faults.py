@@ -8,7 +8,7 @@ import pytest
 
 from routing.models import Call, Offer
 from routing.states import CallState, OfferState
-from tests.routing_helpers import (
+from tests.support.routing import (
     FAST_PASSWORD_HASHERS,
     calls_arriving_at_once,
     running_workers,

@@ -14,7 +14,7 @@ from routing import offers as routing_offers
 from routing import router
 from routing.models import Call, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState
-from tests.routing_helpers import arrive, past_call, prepared_statements
+from tests.support.routing import arrive, past_call, prepared_statements
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

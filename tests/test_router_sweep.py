@@ -10,7 +10,7 @@ from django.utils import timezone
 from routing import router
 from routing.models import DEFAULT_WRAP_UP_SECONDS, Agent, Offer
 from routing.states import AgentStatus, OfferState
-from tests.routing_helpers import arrive
+from tests.support.routing import arrive
 
 pytestmark = pytest.mark.django_db
 

@@ -40,7 +40,7 @@ from simulator.signing import signed_headers
 from simulator.telephony_api import TelephonyApi
 from telephony.models import CallEvent, ConnectAttempt
 from tests import browser
-from tests.routing_helpers import database_url_for_workers, wait_until
+from tests.support.routing import database_url_for_workers, wait_until
 
 QUEUE_NUMBER = "+18005550100"
 MAYA = "+14155550123"

@@ -42,9 +42,9 @@ from routing.states import (
     CallState,
     OfferState,
 )
-from tests.redis_support import DedicatedRedis
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, Workers, running_workers, wait_until
-from tests.telephony_support import PhoneSystem, new_secret, signed_headers
+from tests.support.dedicated_redis import DedicatedRedis
+from tests.support.routing import FAST_PASSWORD_HASHERS, Workers, running_workers, wait_until
+from tests.support.telephony import PhoneSystem, new_secret, signed_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.timeout(420)]
 

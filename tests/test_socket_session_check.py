@@ -23,8 +23,8 @@ from rapport.asgi import application
 from routing import roles, router
 from routing.models import Offer
 from routing.states import OfferState
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive
-from tests.sockets import fresh_channel_layer  # noqa: F401 (fixture)
+from tests.support.routing import FAST_PASSWORD_HASHERS, arrive
+from tests.support.sockets import fresh_channel_layer  # noqa: F401 (fixture)
 
 
 @pytest.fixture(autouse=True)

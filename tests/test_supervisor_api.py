@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from routing.models import AgentStatusChange, Call, DecisionReason, Offer, Queue, RoutingDecision
 from routing.states import OfferState
-from tests.routing_helpers import tasks_published
+from tests.support.routing import tasks_published
 
 pytestmark = pytest.mark.django_db
 

@@ -19,8 +19,8 @@ from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Routi
 from supervisor import floor, reunion, services, today, wall
 from supervisor.figures import day_start
 from supervisor.models import CallBack
-from tests.routing_helpers import FAST_PASSWORD_HASHERS
-from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
+from tests.support.routing import FAST_PASSWORD_HASHERS
+from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 

@@ -15,7 +15,7 @@ from infrastructure.broadcast import notify_supervisors
 from infrastructure.groups import SUPERVISORS_GROUP
 from rapport.asgi import application
 from routing.models import Call
-from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
+from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

@@ -10,7 +10,7 @@ from customers.models import AccessReason, ContextAccess
 from routing import offers, router
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import AgentStatus
-from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
+from tests.support.telephony import event, ringing
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 

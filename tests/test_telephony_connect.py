@@ -21,9 +21,9 @@ from telephony.applying import APPLY_EVENTS_WAITING_TOO_LONG
 from telephony.connect import request_connect
 from telephony.models import CallEvent, ConnectAttempt
 from telephony.selectors import EVENT_TASK_LOST_AFTER
-from tests.redis_support import DedicatedRedis
-from tests.routing_helpers import database_url_for_workers, solo_worker, wait_until
-from tests.telephony_support import new_secret, ringing
+from tests.support.dedicated_redis import DedicatedRedis
+from tests.support.routing import database_url_for_workers, solo_worker, wait_until
+from tests.support.telephony import new_secret, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

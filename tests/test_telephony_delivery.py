@@ -12,8 +12,8 @@ from routing.models import Call, RoutingDecision
 from telephony.models import CallEvent
 from telephony.signing import signature_headers
 from tests import browser
-from tests.routing_helpers import wait_until
-from tests.telephony_support import EVENTS_URL, ringing
+from tests.support.routing import wait_until
+from tests.support.telephony import EVENTS_URL, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

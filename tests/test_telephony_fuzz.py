@@ -9,7 +9,7 @@ from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.telephony_support import EVENTS_URL, post_event, signed_headers, webhook_secret  # noqa: F401
+from tests.support.telephony import EVENTS_URL, signed_headers
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 

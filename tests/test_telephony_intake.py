@@ -30,8 +30,8 @@ from routing.states import CallState
 from telephony import applying, selectors, tasks
 from telephony.models import CallEvent
 from telephony.signed_events.intake import TelephonyEventIntake
-from tests.routing_helpers import running_workers, tasks_published, wait_until
-from tests.telephony_support import EVENTS_URL, event, ringing, webhook_secret  # noqa: F401
+from tests.support.routing import running_workers, tasks_published, wait_until
+from tests.support.telephony import EVENTS_URL, event, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("webhook_secret")]
 

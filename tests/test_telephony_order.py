@@ -8,7 +8,7 @@ import pytest
 from routing import router
 from routing.models import Call
 from telephony.models import CallEvent
-from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
+from tests.support.telephony import event, ringing
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 

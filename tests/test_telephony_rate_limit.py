@@ -11,12 +11,9 @@ from django.core.cache import cache
 from telephony.checks import check_telephony_rate_limit
 from telephony.models import CallEvent
 from telephony.signed_events import rate_limit
-from tests.telephony_support import (  # noqa: F401
-    EVENTS_URL,
+from tests.support.telephony import (
     new_secret,
-    post_event,
     ringing,
-    webhook_secret,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]

@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 
 from routing.models import Call, Queue
 from telephony.models import CallEvent
-from tests.routing_helpers import prepared_statements
-from tests.telephony_support import event, post_event, ringing, webhook_secret  # noqa: F401
+from tests.support.routing import prepared_statements
+from tests.support.telephony import event, ringing
 
 CALL_UPDATE = re.compile(r'^\s*UPDATE "?routing_call"?\s', re.MULTILINE)
 

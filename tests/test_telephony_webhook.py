@@ -16,15 +16,14 @@ from routing.router import LOST_AFTER
 from telephony import applying
 from telephony.models import CallEvent
 from telephony.signing import sign
-from tests.routing_helpers import tasks_published
-from tests.telephony_support import (  # noqa: F401
+from tests.support.routing import tasks_published
+from tests.support.telephony import (
     as_test_client_headers,
     event,
     new_secret,
     ringing,
     signed_headers,
     signed_pull_headers,
-    webhook_secret,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]

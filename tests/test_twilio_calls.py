@@ -16,9 +16,14 @@ from console import services as console_services
 from routing.models import Agent, Call, DecisionReason, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.models import ConnectAttempt, TwilioCall, TwilioDialPath
-from tests import twilio_support
-from tests.routing_helpers import database_url_for_workers, wait_until
-from tests.twilio_support import ACCOUNT_SID, AUTH_TOKEN, Twilio, new_call_sid, twilio_worker
+from tests.support.routing import database_url_for_workers, wait_until
+from tests.support.twilio import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    PUBLIC_BASE_URL,
+    new_call_sid,
+    twilio_worker,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,9 +32,6 @@ pytestmark = [
     pytest.mark.usefixtures("worker", "twilio_settings"),
 ]
 
-twilio_api = twilio_support.twilio_api
-twilio_settings = twilio_support.twilio_settings
-
 
 @pytest.fixture(scope="module")
 def worker(django_db_setup, django_db_blocker, twilio_api, tmp_path_factory):
@@ -37,11 +39,6 @@ def worker(django_db_setup, django_db_blocker, twilio_api, tmp_path_factory):
         database_url = database_url_for_workers()
     with twilio_worker(twilio_api, tmp_path_factory.mktemp("worker"), database_url) as queue:
         yield queue
-
-
-@pytest.fixture
-def twilio(client) -> Twilio:
-    return Twilio(client)
 
 
 def idle_since(agent: Agent, seconds_ago: int) -> None:
@@ -97,7 +94,7 @@ def test_a_call_from_arrival_to_wrap_up(twilio, twilio_api, queue, make_agent):
     assert update.authorization == f"Basic {credentials}"
     (dial,) = update.twiml
     assert dial.tag == "Dial"
-    assert dial.get("action").startswith(twilio_support.PUBLIC_BASE_URL)
+    assert dial.get("action").startswith(PUBLIC_BASE_URL)
     (client,) = dial
     assert (client.tag, client.text) == ("Client", "dana")
 

@@ -17,22 +17,13 @@ from routing.states import AgentStatus, CallState, OfferState
 from telephony.connect import resend_lost_connects
 from telephony.models import CallEvent, TwilioCall
 from telephony.twilio import calls as twilio_calls
-from tests import twilio_support
-from tests.routing_helpers import tasks_published
-from tests.twilio_support import ACCOUNT_SID, PUBLIC_BASE_URL, Twilio, new_call_sid, timestamp
-
-twilio_api = twilio_support.twilio_api
-twilio_settings = twilio_support.twilio_settings
+from tests.support.routing import tasks_published
+from tests.support.twilio import ACCOUNT_SID, PUBLIC_BASE_URL, Twilio, new_call_sid, timestamp
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("twilio_settings")]
 
 VOICE_URL = f"{PUBLIC_BASE_URL}/api/telephony/twilio/voice/"
 INCOMING = {"CallStatus": "ringing", "From": "+14155550123", "To": "+18005550100"}
-
-
-@pytest.fixture
-def twilio(client) -> Twilio:
-    return Twilio(client)
 
 
 def the_call(call_sid: str) -> Call:

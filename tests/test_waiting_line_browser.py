@@ -14,7 +14,7 @@ from django.utils import timezone
 from customers.models import Consent, HoldTolerance, Provenance
 from routing.models import Queue
 from tests import browser
-from tests.routing_helpers import past_call
+from tests.support.routing import past_call
 
 chromium = browser.chromium
 rapport_servers = browser.rapport_servers

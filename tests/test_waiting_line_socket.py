@@ -16,8 +16,8 @@ from rapport.asgi import application
 from routing import agent_status, router
 from routing.models import Agent, Call
 from routing.states import AgentStatus
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, hang_up, past_call
-from tests.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
+from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, hang_up, past_call
+from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 

@@ -8,7 +8,7 @@ from django.db import connection
 
 from routing.models import Offer
 from routing.states import OfferState
-from tests.routing_helpers import FAST_PASSWORD_HASHERS, arrive, running_workers, wait_until
+from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, running_workers, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 

@@ -31,7 +31,7 @@ from rapport.celery import app as celery_app
 from telephony import tasks as telephony_tasks
 from telephony.applying import APPLY_RECORDED_EVENT
 from telephony.signing import sign, signed_request_content
-from tests.routing_helpers import celery_queue
+from tests.support.routing import celery_queue
 
 EVENTS_URL = "/api/telephony/events/"
 

@@ -1,6 +1,9 @@
 """Twilio's side of a call, played the way Twilio plays it: every request signed with the
 `twilio` package's `RequestValidator` over the public URL it requests, TwiML read with
-xml.etree and its URLs followed, and a local HTTP server standing in for api.twilio.com."""
+xml.etree and its URLs followed, and a local HTTP server standing in for api.twilio.com.
+
+A pytest plugin (tests/conftest.py): `twilio_api`, `twilio_settings` and `twilio` serve every
+test module."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from twilio.request_validator import RequestValidator
 
-from tests.routing_helpers import celery_queue, solo_worker
+from tests.support.routing import celery_queue, solo_worker
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = secrets.token_hex(16)
@@ -175,6 +178,11 @@ class Twilio:
             params["Timestamp"] = timestamp(at)
         url = f"{PUBLIC_BASE_URL}/api/telephony/twilio/status/"
         return self.request(url, params).status_code
+
+
+@pytest.fixture
+def twilio(client) -> Twilio:
+    return Twilio(client)
 
 
 def to_of(noun: ET.Element) -> str:

