@@ -12,8 +12,7 @@ import sys
 import pytest
 from django.conf import settings
 
-from tests.browser import free_port
-from tests.test_up_command import _stop, _wait_for_console
+from tests.support.servers import free_port, stop_up, wait_for_console
 
 # Whatever this test run's own environment says about these, each test starts from nothing.
 SECURITY_VARIABLES = (
@@ -158,6 +157,6 @@ def test_make_run_serves_plain_http_without_any_setting(tmp_path):
         text=True,
     )
     try:
-        _wait_for_console(process, port, timeout=180)
+        wait_for_console(process, port, timeout=180)
     finally:
-        _stop(process)
+        stop_up(process)

@@ -39,8 +39,8 @@ from simulator.phone_system import PhoneSystem
 from simulator.signing import signed_headers
 from simulator.telephony_api import TelephonyApi
 from telephony.models import CallEvent, ConnectAttempt
-from tests import browser
 from tests.support.routing import database_url_for_workers, wait_until
+from tests.support.servers import REPO, WEBHOOK_SECRET, free_port, served
 
 QUEUE_NUMBER = "+18005550100"
 MAYA = "+14155550123"
@@ -63,11 +63,11 @@ class RapportWithControlUrl:
 @pytest.fixture(scope="module")
 def rapport(django_db_setup, django_db_blocker) -> Iterator[RapportWithControlUrl]:
     """Rapport whose worker pushes `call.connect` to a port a test's simulator may listen on."""
-    control_port = browser.free_port()
+    control_port = free_port()
     control_url = {"TELEPHONY_CONTROL_URL": f"http://127.0.0.1:{control_port}/control/"}
     with (
         django_db_blocker.unblock(),
-        browser.served(with_worker=True, extra_env=control_url) as servers,
+        served(with_worker=True, extra_env=control_url) as servers,
     ):
         yield RapportWithControlUrl(servers.base_url, control_port)
 
@@ -76,7 +76,7 @@ def simulation_config(rapport: RapportWithControlUrl, **choices) -> SimulationCo
     """Short patience, talk and pauses: a call's whole life in a second or two."""
     return SimulationConfig(
         base_url=rapport.base_url,
-        secret=browser.WEBHOOK_SECRET,
+        secret=WEBHOOK_SECRET,
         queue_numbers=(QUEUE_NUMBER,),
         patience=SecondsRange(20, 20),
         talk=SecondsRange(0.3, 0.6),
@@ -278,12 +278,12 @@ def test_the_report_counts_each_first_offer_and_reads_percentiles_by_nearest_ran
 
 
 def test_the_control_url_refuses_a_bad_signature_and_unknown_calls():
-    secret = browser.WEBHOOK_SECRET
+    secret = WEBHOOK_SECRET
     other_secret = "whsec_" + "b3RoZXItc2VjcmV0LW9mLXRoaXJ0eS10d28tYnl0ZXM="
     known = json.dumps({"type": "call.connect", "call_id": "SIM-nobody", "agent": "1002"})
 
     async def scenario() -> dict[str, int]:
-        port = browser.free_port()
+        port = free_port()
         async with httpx.AsyncClient(base_url="http://127.0.0.1:9") as unused:
             phone = PhoneSystem(
                 api=TelephonyApi(http=unused, webhook=Webhook(secret)),
@@ -367,7 +367,7 @@ def test_the_command_runs_a_short_soak_and_reports_what_it_saw(
     call_command(
         "simulate",
         url=rapport.base_url,
-        secret=browser.WEBHOOK_SECRET,
+        secret=WEBHOOK_SECRET,
         control_port=rapport.control_port,
         rate=40,
         minutes=0.12,
@@ -416,12 +416,12 @@ def simulate_process(rapport: RapportWithControlUrl, *arguments: str) -> Iterato
     environment = {
         **os.environ,
         "DATABASE_URL": database_url_for_workers(),
-        "TELEPHONY_WEBHOOK_SECRET": browser.WEBHOOK_SECRET,
+        "TELEPHONY_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     process = subprocess.Popen(
         [sys.executable, "manage.py", "simulate", "--url", rapport.base_url, "--rate", "120"]
         + ["--patience-seconds", "60", "60", *arguments],
-        cwd=browser.REPO,
+        cwd=REPO,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -11,8 +11,8 @@ from standardwebhooks.webhooks import Webhook
 from routing.models import Call, RoutingDecision
 from telephony.models import CallEvent
 from telephony.signing import signature_headers
-from tests import browser
 from tests.support.routing import wait_until
+from tests.support.servers import WEBHOOK_SECRET, served
 from tests.support.telephony import EVENTS_URL, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -24,12 +24,12 @@ def test_50_concurrent_deliveries_of_one_event_record_it_once_and_route_it_once(
     body = json.dumps(ringing("CA-storm"))
     headers = {
         "content-type": "application/json",
-        **signature_headers(webhook=Webhook(browser.WEBHOOK_SECRET), body=body, msg_id="msg_storm"),
+        **signature_headers(webhook=Webhook(WEBHOOK_SECRET), body=body, msg_id="msg_storm"),
     }
     start = threading.Barrier(50)
     statuses = []
 
-    with django_db_blocker.unblock(), browser.served(with_worker=True) as servers:
+    with django_db_blocker.unblock(), served(with_worker=True) as servers:
 
         def deliver():
             start.wait()

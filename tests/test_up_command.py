@@ -1,53 +1,14 @@
 """`manage.py up`: the one command that starts all of Rapport, and stops all of it."""
 
-import os
-import signal
-import subprocess
-import sys
 import time
 
 import httpx
 import psutil
 import pytest
-from django.conf import settings
 
-from tests.browser import free_port
+from tests.support.servers import start_up, stop_up, wait_for_console
 
 pytestmark = pytest.mark.slow
-
-
-def _start_up(data_dir, *extra: str):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env["RAPPORT_DATA_DIR"] = str(data_dir)
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "up", "--port", str(port), "--workers", "1", *extra],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return process, port
-
-
-def _wait_for_console(process, port, timeout=90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stdout.read()
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("the console never answered")
-
-
-def _stop(process) -> str:
-    process.send_signal(signal.SIGTERM)
-    output, _ = process.communicate(timeout=60)
-    return output
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -55,9 +16,9 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 
 def test_it_starts_everything_with_demo_data_and_stops_every_process(tmp_path):
-    process, port = _start_up(tmp_path)
+    process, port = start_up(tmp_path)
     try:
-        _wait_for_console(process, port)
+        wait_for_console(process, port)
         started = _descendants(process.pid)
         command_lines = " ".join(" ".join(p.cmdline()) for p in started if p.is_running())
         assert "uvicorn" in command_lines
@@ -72,7 +33,7 @@ def test_it_starts_everything_with_demo_data_and_stops_every_process(tmp_path):
         health = httpx.get(f"http://127.0.0.1:{port}/api/health/", timeout=5)
         assert health.json() == {"status": "ok"}, "the web server reaches the database"
     finally:
-        output = _stop(process)
+        output = stop_up(process)
 
     assert "Demo logins" in output and "dana" in output and "morgan" in output
     assert not (tmp_path / "dev" / "services.json").exists()
@@ -84,9 +45,9 @@ def test_it_starts_everything_with_demo_data_and_stops_every_process(tmp_path):
         psutil.Process(postgres_pid).status() == psutil.STATUS_ZOMBIE
     )
 
-    again, port = _start_up(tmp_path)
+    again, port = start_up(tmp_path)
     try:
-        _wait_for_console(again, port)
+        wait_for_console(again, port)
     finally:
-        output = _stop(again)
+        output = stop_up(again)
     assert "Demo data already loaded" in output

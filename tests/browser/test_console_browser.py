@@ -22,11 +22,14 @@ from customers.models import (
 )
 from routing import messages
 from routing.models import Call, Queue
-from tests import browser
-
-chromium = browser.chromium
-rapport_servers = browser.rapport_servers
-open_console = browser.open_console
+from tests.support.browser import (
+    accept_and_answer,
+    card_text,
+    go_available,
+    ring,
+    screenshot,
+    wait_for_offer,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,20 +37,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.timeout(90),
 ]
-
-QUEUE_NUMBER = "+18005550100"
-screenshot = browser.screenshot
-
-
-@pytest.fixture
-def queue(db) -> Queue:
-    return Queue.objects.create(
-        slug="loyalty",
-        name="Loyalty",
-        numbers=[QUEUE_NUMBER],
-        offer_timeout_seconds=20,
-        last_agent_wait_seconds=5,
-    )
 
 
 @pytest.fixture
@@ -62,35 +51,6 @@ def note(customer, author, *, days_ago: int, **fields) -> CallNote:
         created_at=timezone.now() - timedelta(days=days_ago),
         **fields,
     )
-
-
-def go_available(page) -> None:
-    page.click('[data-set-status="available"]')
-    page.wait_for_selector('[data-set-status="available"][aria-checked="true"]')
-
-
-def wait_for_offer(page):
-    return page.wait_for_selector('[data-card][data-mode="offer"]', timeout=15000)
-
-
-def ring(page, rapport_servers, call_id: str, number: str = "+14155550123") -> None:
-    """A call from `number` rings on the queue, and its offer is on the agent's screen."""
-    rapport_servers.post_event("call.ringing", call_id, **{"from": number}, to=QUEUE_NUMBER)
-    wait_for_offer(page)
-
-
-def accept_and_answer(page, rapport_servers, call_id: str) -> Call:
-    """The agent (extension 1001) accepts the offer on screen and picks up: the call is
-    connected, and the screen has been told."""
-    page.click("[data-accept]")
-    page.wait_for_selector('[data-card][data-mode="call"]')
-    rapport_servers.post_event("call.answered", call_id, agent="1001")
-    page.wait_for_selector("[data-card]:has-text('On call')")
-    return Call.objects.get(telephony_call_id=call_id)
-
-
-def card_text(page) -> str:
-    return page.inner_text("[data-card]")
 
 
 def test_a_note_left_on_one_call_is_on_the_card_of_the_next(

@@ -2,7 +2,6 @@
 
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -12,12 +11,7 @@ from playwright.sync_api import expect
 from customers.models import Customer
 from infrastructure.broadcast import notify_supervisors
 from routing.models import Agent, AgentStatusChange, Call, Queue
-from tests.browser import (  # noqa: F401  (fixtures)
-    chromium,
-    in_a_thread,
-    open_dashboard,
-    web_server,
-)
+from tests.support.browser import SCREENSHOTS, in_a_thread, open_dashboard
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,7 +20,7 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "supervisor.png"
+SCREENSHOT = SCREENSHOTS / "supervisor.png"
 
 
 @pytest.fixture
@@ -54,8 +48,8 @@ def text(page, selector: str) -> str:
 
 
 def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
-    web_server,  # noqa: F811
-    chromium,  # noqa: F811
+    web_server,
+    chromium,
     team,
 ):
     context, page, errors = open_dashboard(chromium, web_server.base_url, "morgan", "pw-morgan-9")
@@ -128,8 +122,8 @@ def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
 
 
 def test_an_agent_is_turned_away_from_the_dashboard(
-    web_server,  # noqa: F811
-    chromium,  # noqa: F811
+    web_server,
+    chromium,
     team,
 ):
     context = chromium.new_context()
@@ -145,8 +139,8 @@ def test_an_agent_is_turned_away_from_the_dashboard(
 
 @pytest.mark.screenshots
 def test_screenshot_of_a_busy_afternoon(
-    web_server,  # noqa: F811
-    chromium,  # noqa: F811
+    web_server,
+    chromium,
     team,
 ):
     """Not a behaviour check: draws docs/screenshots/supervisor.png from a constructed day."""
@@ -305,8 +299,8 @@ def test_screenshot_of_a_busy_afternoon(
 
 
 def test_a_dashboard_signed_out_elsewhere_says_so_and_stops_reconnecting(
-    web_server,  # noqa: F811
-    chromium,  # noqa: F811
+    web_server,
+    chromium,
     team,
 ):
     context, page, errors = open_dashboard(chromium, web_server.base_url, "morgan", "pw-morgan-9")

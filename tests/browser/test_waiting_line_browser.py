@@ -13,12 +13,8 @@ from django.utils import timezone
 
 from customers.models import Consent, HoldTolerance, Provenance
 from routing.models import Queue
-from tests import browser
+from tests.support.browser import call_rings, go_available, screenshot
 from tests.support.routing import past_call
-
-chromium = browser.chromium
-rapport_servers = browser.rapport_servers
-open_console = browser.open_console
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,29 +23,16 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-QUEUE_NUMBER = "+18005550100"
-screenshot = browser.screenshot
-
 
 @pytest.fixture
-def queue(db) -> Queue:
-    return Queue.objects.create(
-        slug="loyalty",
-        name="Loyalty",
-        numbers=[QUEUE_NUMBER],
-        offer_timeout_seconds=30,
-        last_agent_wait_seconds=60,
-        hold_averse_wait_seconds=0,
-    )
-
-
-def go_available(page) -> None:
-    page.click('[data-set-status="available"]')
-    page.wait_for_selector('[data-set-status="available"][aria-checked="true"]')
-
-
-def ring(servers, call_id: str, number: str) -> None:
-    servers.post_event("call.ringing", call_id, **{"from": number}, to=QUEUE_NUMBER)
+def queue(queue: Queue) -> Queue:
+    """The console tests' queue, holding a caller a minute for their busy last agent; a caller
+    who avoids holding is not held."""
+    queue.offer_timeout_seconds = 30
+    queue.last_agent_wait_seconds = 60
+    queue.hold_averse_wait_seconds = 0
+    queue.save()
+    return queue
 
 
 def test_the_last_agent_sees_their_caller_waiting_and_then_why_on_the_card(
@@ -80,14 +63,14 @@ def test_the_last_agent_sees_their_caller_waiting_and_then_why_on_the_card(
     page = open_console("dana")
     go_available(page)
     # Dana takes a stranger's call: she is busy when Ruth rings.
-    ring(rapport_servers, "CA-stranger", "+14155550999")
+    call_rings(rapport_servers, "CA-stranger", "+14155550999")
     page.wait_for_selector('[data-card][data-mode="offer"]', timeout=15000)
     page.keyboard.press("a")
     page.wait_for_selector('[data-card][data-mode="call"]')
     rapport_servers.post_event("call.answered", "CA-stranger", agent="1001")
     page.wait_for_selector('[data-status-label][data-status="busy"]')
 
-    ring(rapport_servers, "CA-ruth", "+14155550123")
+    call_rings(rapport_servers, "CA-ruth", "+14155550123")
     line = page.wait_for_selector('[data-waiting-call="CA-ruth"]', timeout=15000)
     assert re.fullmatch(r"Ruth Fischer is waiting for you \(\d+ s\)", line.inner_text())
     page.wait_for_function(
@@ -119,7 +102,7 @@ def test_the_last_agent_sees_their_caller_waiting_and_then_why_on_the_card(
     # Dana is on Ruth's call; Ada, who avoids holding, is not held for her.
     sams_page = open_console("sam")
     go_available(sams_page)
-    ring(rapport_servers, "CA-ada", "+14155550124")
+    call_rings(rapport_servers, "CA-ada", "+14155550124")
     sams_page.wait_for_selector(
         '[data-card][data-mode="offer"][data-call-id="CA-ada"]', timeout=15000
     )

@@ -3,25 +3,19 @@ the py-zammad-cti package's CTIClient. The PBX routes the call; the console show
 while the phone rings, and the caller's notes once the agent answers."""
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from customers.models import CallNote, Consent
 from routing.models import Call
 from routing.states import AgentStatus, CallState
-from tests import browser
 from tests.support.generic_cti import (
-    TOKEN,
     answer,
     cti_url,
     hangup,
     new_call,
     send,
 )
-
-chromium = browser.chromium
-open_console = browser.open_console
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,18 +28,8 @@ pytestmark = [
 MAYA = "+14155550123"
 
 
-@pytest.fixture(scope="module")
-def rapport_servers(django_db_setup, django_db_blocker) -> Iterator[browser.RapportServers]:
-    """The web server with Generic CTI on. No router worker: the PBX routes these calls."""
-    with (
-        django_db_blocker.unblock(),
-        browser.served(with_worker=False, extra_env={"TELEPHONY_CTI_TOKEN": TOKEN}) as servers,
-    ):
-        yield servers
-
-
 def test_the_phone_rings_with_the_callers_card_and_the_answering_agent_sees_their_notes(
-    open_console, rapport_servers, make_agent, make_customer
+    open_console, cti_server, make_agent, make_customer
 ):
     dana = make_agent("dana", extension="1001", status=AgentStatus.AVAILABLE)
     sam = make_agent("sam", extension="1002")
@@ -53,8 +37,8 @@ def test_the_phone_rings_with_the_callers_card_and_the_answering_agent_sees_thei
     CallNote.objects.create(
         customer=maya, author=sam.user, text="Asked about trail shoes.", occasion="hiking trip"
     )
-    url = cti_url(rapport_servers.base_url)
-    page = open_console("dana")
+    url = cti_url(cti_server.base_url)
+    page = open_console("dana", on=cti_server)
 
     send(url, new_call("cti-browser", caller=MAYA, user="Dana"))
 

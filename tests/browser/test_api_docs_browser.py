@@ -3,12 +3,10 @@
 import pytest
 from django.contrib.auth.models import User
 
-from tests.browser import chromium, web_server  # noqa: F401  (fixtures)
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
-def test_swagger_ui_renders_the_operations_offline_with_no_csp_violation(chromium, web_server):  # noqa: F811
+def test_swagger_ui_renders_the_operations_offline_with_no_csp_violation(chromium, web_server):
     User.objects.create_user(username="scripter", password="pw-scripter")
     context = chromium.new_context()
     context.set_default_timeout(10000)
