@@ -1,6 +1,6 @@
 """Twilio's webhooks, signed by the `twilio` package as Twilio signs them: who may call them,
 what they record, and what a caller hears, through retries, callbacks out of order, a hang-up
-in the queue and a transfer. The router runs in this process; tests/test_twilio_calls.py runs
+in the queue and a transfer. The router runs in this process; tests/system/test_twilio_calls.py runs
 whole calls with a real worker."""
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
@@ -181,3 +182,22 @@ def post_event(phone: PhoneSystem, payload: Any, *, webhook_id: str | None = Non
         webhook_id=webhook_id,
         headers={name.replace("_", "-"): value for name, value in headers.items()},
     )
+
+
+class TelephonyControl(BaseHTTPRequestHandler):
+    """The telephony system's control URL (tests/system/conftest.py serves it: `control_url`).
+    Answers each push with the next scripted status (200 once the script is used up)."""
+
+    script: list[int] = []
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        type(self).received.append((dict(self.headers.items()), body))
+        status = type(self).script.pop(0) if type(self).script else 200
+        self.send_response(status)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass

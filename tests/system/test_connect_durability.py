@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
 from channels.layers import channel_layers
@@ -20,32 +18,14 @@ from routing import router
 from routing.models import Call, Offer
 from routing.states import OfferState
 from telephony.models import ConnectAttempt
-from tests.support.dedicated_redis import DedicatedRedis
 from tests.support.routing import arrive, database_url_for_workers, solo_worker, wait_until
-from tests.support.telephony import new_secret
-from tests.test_telephony_connect import TelephonyControl
+from tests.support.telephony import TelephonyControl, new_secret
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(180)]
 
 SECRET = new_secret()
 QUEUE = "connect-durability-tests"
 CONNECT_TIMEOUT_SECONDS = "1"
-
-
-@pytest.fixture(scope="module")
-def dedicated_redis(tmp_path_factory):
-    redis = DedicatedRedis(tmp_path_factory.mktemp("redis"))
-    redis.start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture(scope="module")
-def control_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TelephonyControl)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/control"
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")

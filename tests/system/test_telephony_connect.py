@@ -5,9 +5,7 @@ telephony system."""
 from __future__ import annotations
 
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import transaction
@@ -21,49 +19,13 @@ from telephony.applying import APPLY_EVENTS_WAITING_TOO_LONG
 from telephony.connect import request_connect
 from telephony.models import CallEvent, ConnectAttempt
 from telephony.selectors import EVENT_TASK_LOST_AFTER
-from tests.support.dedicated_redis import DedicatedRedis
 from tests.support.routing import database_url_for_workers, solo_worker, wait_until
-from tests.support.telephony import new_secret, ringing
+from tests.support.telephony import TelephonyControl, new_secret, ringing
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SECRET = new_secret()
 QUEUE = "telephony-tests"
-
-
-class TelephonyControl(BaseHTTPRequestHandler):
-    """Answers each push with the next scripted status (200 once the script is used up)."""
-
-    script: list[int] = []
-    received: list[tuple[dict, bytes]] = []
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers["content-length"]))
-        type(self).received.append((dict(self.headers.items()), body))
-        status = type(self).script.pop(0) if type(self).script else 200
-        self.send_response(status)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def dedicated_redis(tmp_path_factory):
-    redis = DedicatedRedis(tmp_path_factory.mktemp("redis"))
-    redis.start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture(scope="module")
-def control_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TelephonyControl)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/control"
-    server.shutdown()
 
 
 @pytest.fixture(scope="module")
