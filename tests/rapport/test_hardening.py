@@ -16,7 +16,7 @@ from django.test import Client
 
 from rapport.asgi import application
 
-# Secure by default: nothing more is needed (tests/test_production_settings.py has the rest).
+# Secure by default: nothing more is needed (test_production_settings.py has the rest).
 PRODUCTION_ENV = {
     "DEBUG": "0",
     "SECRET_KEY": secrets.token_urlsafe(64),
