@@ -110,8 +110,8 @@ async def publish_on_loop(task_name: str, *args) -> bool:
     its CPU. The task message is Celery's own (`amqp.as_task_v2`, protocol 2); only
     the envelope that kombu's Redis transport wraps around it is written here, as that
     transport writes it (kombu.transport.virtual `prepare_message` and `basic_publish`, then
-    `LPUSH` onto the queue's list). tests/test_dispatch_on_loop.py holds it to what kombu
-    publishes, field for field, and has a real worker run it."""
+    `LPUSH` onto the queue's list). tests/infrastructure/test_dispatch_on_loop.py holds it to
+    what kombu publishes, field for field, and has a real worker run it."""
     app = current_app
     task_id = uuid()
     # As `send_task` builds it: no ignore_result of its own (the task's setting decides),

@@ -6,8 +6,15 @@ from infrastructure import broadcast
 from infrastructure.database import on_loop
 from routing.models import Agent, Queue
 
-# The telephony fixtures (`webhook_secret`, `phone_system`) serve every test module.
-pytest_plugins = ["tests.browser_skips", "tests.telephony_support"]
+# The telephony systems' fixtures serve every test module: `webhook_secret` and `phone_system`
+# (the signed format), `twilio_api`, `twilio_settings` and `twilio` (Twilio), `cti_client_python`
+# (Generic CTI).
+pytest_plugins = [
+    "tests.support.browser_skips",
+    "tests.support.telephony",
+    "tests.support.twilio",
+    "tests.support.generic_cti",
+]
 
 
 @pytest.fixture

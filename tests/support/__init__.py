@@ -1,0 +1,1 @@
+"""Not tests: what the tests share (the telephony systems' sides, real processes, helpers)."""

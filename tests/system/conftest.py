@@ -1,0 +1,28 @@
+"""What the `call.connect` tests share: a Redis of their own that they stop and start, and a
+real HTTP server playing the telephony system's control URL. (test_soak.py keeps its own: a
+durable Redis, and a control URL that records each `call.connect` it is told.)"""
+
+import threading
+from http.server import ThreadingHTTPServer
+
+import pytest
+
+from tests.support.dedicated_redis import DedicatedRedis
+from tests.support.telephony import TelephonyControl
+
+
+@pytest.fixture(scope="module")
+def dedicated_redis(tmp_path_factory):
+    redis = DedicatedRedis(tmp_path_factory.mktemp("redis"))
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture(scope="module")
+def control_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TelephonyControl)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/control"
+    server.shutdown()
