@@ -5,6 +5,7 @@ from customers.models import Customer, PhoneNumber
 from infrastructure import broadcast
 from infrastructure.database import on_loop
 from routing.models import Agent, Queue
+from tests.support.routing import FAST_PASSWORD_HASHERS
 
 # The telephony systems' fixtures serve every test module: `webhook_secret` and `phone_system`
 # (the signed format), `twilio_api`, `twilio_settings` and `twilio` (Twilio), `cti_client_python`
@@ -43,6 +44,13 @@ def make_agent(db, queue):
         return agent
 
     return make
+
+
+@pytest.fixture
+def fast_logins(settings):
+    """Passwords hashed in a blink, for a module that logs many people in: only where no
+    server of its own (with the default hashers) has to check them."""
+    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
 @pytest.fixture

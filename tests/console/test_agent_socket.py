@@ -15,15 +15,14 @@ from rapport.asgi import application
 from routing import router
 from routing.models import Agent, Offer
 from routing.states import AgentStatus, OfferState
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, tasks_published
+from tests.support.routing import arrive, tasks_published
 from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(60),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 
 def socket_for(headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:

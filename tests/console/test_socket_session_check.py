@@ -23,13 +23,10 @@ from rapport.asgi import application
 from routing import roles, router
 from routing.models import Offer
 from routing.states import OfferState
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive
+from tests.support.routing import arrive
 from tests.support.sockets import fresh_channel_layer  # noqa: F401 (fixture)
 
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = pytest.mark.usefixtures("fast_logins")
 
 
 def _session_key(user: User) -> str:

@@ -16,15 +16,14 @@ from rapport.asgi import application
 from routing import agent_status, router
 from routing.models import Agent, Call
 from routing.states import AgentStatus
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, hang_up, past_call
+from tests.support.routing import arrive, hang_up, past_call
 from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(60),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 
 @pytest.fixture

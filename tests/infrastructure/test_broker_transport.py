@@ -12,14 +12,13 @@ from infrastructure import dispatch
 from infrastructure.broker import Transport
 from routing.models import Offer
 from routing.states import OfferState
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, running_workers, wait_until
+from tests.support.routing import arrive, running_workers, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 
 def test_the_broker_connection_uses_this_transport():

@@ -15,13 +15,10 @@ from rapport.asgi import application
 from routing import router
 from routing.models import Call, Offer
 from routing.states import OfferState
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive
+from tests.support.routing import arrive
 from tests.support.sockets import fresh_channel_layer  # noqa: F401 (fixture)
 
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = pytest.mark.usefixtures("fast_logins")
 
 
 def _logged_in(user: User) -> tuple[Client, list[tuple[bytes, bytes]]]:

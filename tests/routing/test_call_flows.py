@@ -21,19 +21,18 @@ from routing import router
 from routing.models import Agent, Call, Offer, Queue, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.models import CallEvent
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, tasks_published
+from tests.support.routing import arrive, tasks_published
 from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
 from tests.support.telephony import event, ringing
 
-pytestmark = [pytest.mark.usefixtures("webhook_secret"), pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.usefixtures("webhook_secret"),
+    pytest.mark.timeout(120),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 T0 = datetime.now(tz=UTC) - timedelta(minutes=2)
 _webhook_ids = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
 def at(seconds: float) -> datetime:

@@ -9,14 +9,9 @@ from customers.models import AccessReason, ContextAccess
 from routing import router
 from routing.models import Agent, AgentStatusChange, Call, Offer, Queue
 from routing.states import AgentStatus, CallState, OfferState
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, past_call
+from tests.support.routing import arrive, past_call
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_logins")]
 
 
 @pytest.fixture

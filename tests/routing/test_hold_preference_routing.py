@@ -18,14 +18,17 @@ from routing import agent_status, router
 from routing.models import Agent, Call, Offer, Queue
 from routing.states import AgentStatus, OfferState
 from tests.support.routing import (
-    FAST_PASSWORD_HASHERS,
     arrive,
     past_call,
     running_workers,
     wait_until,
 )
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(90),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 SAID = Provenance.SAID_BY_CALLER
 INFERRED = Provenance.INFERRED_BY_AGENT
@@ -50,11 +53,6 @@ AVERSE_CALLERS = [
     (brisk(SAID), "in_a_rush", "caller"),
     (brisk(INFERRED), "in_a_rush", "agent"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
 @pytest.fixture

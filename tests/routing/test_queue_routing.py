@@ -14,12 +14,9 @@ from customers.models import ContextAccess
 from routing import messages, router
 from routing.models import Agent, Call, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, past_call
+from tests.support.routing import arrive, past_call
 
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = pytest.mark.usefixtures("fast_logins")
 
 
 @pytest.mark.django_db

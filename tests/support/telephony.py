@@ -28,6 +28,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from infrastructure import broadcast
 from rapport.celery import app as celery_app
 from telephony import tasks as telephony_tasks
 from telephony.applying import APPLY_RECORDED_EVENT
@@ -153,7 +154,8 @@ class PhoneSystem:
 
     def work(self) -> None:
         """Run, in the order they were published, the tasks that apply recorded events, as a
-        worker takes them off the broker; any other task is left where it is."""
+        worker takes them off the broker; any other task is left where it is. Returns once the
+        screen messages they sent have gone out, so a test sees at once what a screen would."""
         queue = celery_app.conf.task_default_queue
         # LPUSH puts the newest first.
         for raw in reversed(self.broker.lrange(queue, 0, -1)):
@@ -163,6 +165,7 @@ class PhoneSystem:
             self.broker.lrem(queue, 1, raw)
             args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
             telephony_tasks.apply_recorded_event.apply(args=args, kwargs=kwargs, throw=True)
+        broadcast.flush()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from routing import agent_status, offers, status_choices
 from routing.models import Agent, AgentStatusChange, Call, Offer
 from routing.states import AgentStatus, OfferState
 from tests.support.routing import (
-    FAST_PASSWORD_HASHERS,
     answer,
     arrive,
     hang_up,
@@ -19,18 +18,17 @@ from tests.support.routing import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 
 @pytest.fixture(scope="module")
 def workers(django_db_setup, django_db_blocker, tmp_path_factory):
     with running_workers(tmp_path_factory.mktemp("beat"), concurrency=2) as running:
         yield running
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
 @pytest.fixture

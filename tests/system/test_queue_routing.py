@@ -12,17 +12,13 @@ from routing import agent_status, offers, status_choices
 from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from tests.support.routing import (
-    FAST_PASSWORD_HASHERS,
     arrive,
     past_call,
     running_workers,
     wait_until,
 )
 
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = pytest.mark.usefixtures("fast_logins")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from routing import agent_status, offers
 from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from tests.support.routing import (
-    FAST_PASSWORD_HASHERS,
     answer,
     calls_arriving_at_once,
     hang_up,
@@ -21,16 +20,15 @@ from tests.support.routing import (
     running_workers,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 CALLS = 200
 DRIVERS = 4
 AGENTS = 50
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
 def take_calls(agent_ids: list[int], *, deadline: float) -> list[int]:

@@ -9,20 +9,18 @@ import pytest
 from routing.models import Call, Offer
 from routing.states import CallState, OfferState
 from tests.support.routing import (
-    FAST_PASSWORD_HASHERS,
     calls_arriving_at_once,
     running_workers,
     wait_until,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 CALLS = 120
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
 
 
 @pytest.fixture

@@ -8,14 +8,13 @@ from django.db import connection
 
 from routing.models import Offer
 from routing.states import OfferState
-from tests.support.routing import FAST_PASSWORD_HASHERS, arrive, running_workers, wait_until
+from tests.support.routing import arrive, running_workers, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def fast_logins(settings):
-    settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("fast_logins"),
+]
 
 
 @pytest.fixture
