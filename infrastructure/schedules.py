@@ -8,6 +8,9 @@ anyway: the worker decides.
 
 Loaded with the settings, before Django's apps: the check's module is imported when beat first
 asks.
+
+Beat keeps its schedule in a file (`--schedule`), pickled: `ForgivingPersistentScheduler` starts it
+afresh when the file names code that has moved since it was written.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from celery.beat import PersistentScheduler
 from celery.schedules import schedstate, schedule
 
 logger = logging.getLogger(__name__)
@@ -56,3 +60,23 @@ def _anything_to_do(check: str) -> bool:
         # A connection the database dropped (a restart) is opened afresh next time.
         connection.close()
         return True
+
+
+class ForgivingPersistentScheduler(PersistentScheduler):
+    """Celery's scheduler, which starts a schedule file afresh, from the settings, when the file
+    holds entries this code can no longer load (a schedule class or function that moved or is
+    gone, as after an upgrade), instead of beat failing to start. The file keeps only when each
+    entry last ran, and every entry here runs again within an interval."""
+
+    def _create_schedule(self):
+        try:
+            self._store["entries"]
+        except (ImportError, AttributeError) as moved:
+            logger.warning("beat's schedule file names code that moved (%s): started afresh", moved)
+            self._store.close()
+            self._remove_db()
+            self._store = self._open_schedule()
+        except Exception:
+            # Celery's own cases (a new file, a corrupted one) are handled below.
+            pass
+        super()._create_schedule()

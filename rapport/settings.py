@@ -169,6 +169,8 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rapport")
 # A short visibility timeout lets Redis hand a task whose worker died to another worker soon;
 # every task is idempotent, so an early redelivery costs only a no-op.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300)}
+# Beat's schedule file is started afresh when it names code that moved (an upgrade).
+CELERY_BEAT_SCHEDULER = "infrastructure.schedules:ForgivingPersistentScheduler"
 CELERY_BEAT_SCHEDULE: dict = {
     # The router's timers are database deadlines; this sweeper acts on the ones that passed and
     # routes calls whose hand-off was lost (the broker was down when they arrived). Sent only
