@@ -25,16 +25,10 @@ class RoutingPass:
     first time, handed to what shows the call: the card reuses the read instead of repeating it,
     and the hold story is told from `decisions` without reading them back."""
 
-    # The caller's last agent (`selectors.last_agent`) for `customer_id` in `queue_id`.
-    customer_id: int | None
-    queue_id: int | None
+    # The caller's last agent (`selectors.last_agent`) for the call's customer and queue.
     last_agent: dict[str, Any] | None
     # Every decision on the call: none came before this pass.
     decisions: list[str] = field(default_factory=list)
-
-    def read_for(self, call: Call) -> bool:
-        """Whether `last_agent` was read for `call`'s caller and queue as they are now."""
-        return (call.customer_id, call.queue_id) == (self.customer_id, self.queue_id)
 
 
 def record_decision(

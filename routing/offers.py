@@ -120,9 +120,7 @@ def make_offer(
     caller = messages.caller_for_call(
         call,
         customer_ids=customer_ids,
-        last_agent=routing_pass.last_agent
-        if routing_pass is not None and routing_pass.read_for(call)
-        else messages.UNREAD,
+        last_agent=messages.UNREAD if routing_pass is None else routing_pass.last_agent,
     )
     hold_rule = messages.hold_explanation_for(
         call,

@@ -195,9 +195,7 @@ def _route(
     if first:
         # Every decision on the call is made from here on, in this transaction, and the card
         # names the same last agent: both handed on rather than read back.
-        routing_pass = RoutingPass(
-            customer_id=call.customer_id, queue_id=call.queue_id, last_agent=last_agent
-        )
+        routing_pass = RoutingPass(last_agent=last_agent)
         call.last_agent_id = last_agent["id"] if last_agent else None
     in_last_agent_phase = call.last_agent_id is not None and (
         first or not selectors.call_fell_back_to_queue(call.id)

@@ -229,31 +229,26 @@ def agent_for_update_with_standing(
 ) -> tuple[Agent, AgentStanding] | None:
     """The agent, locked (None when another router holds them), with their user, and where they
     stand for a caller of `queue_id`, read in the same query."""
+    return _agent_with_standing(_AGENT_WITH_STANDING_FOR_UPDATE_SQL, agent_id, queue_id)
+
+
+def agent_with_standing(*, agent_id: int, queue_id: int) -> tuple[Agent, AgentStanding] | None:
+    """`agent_for_update_with_standing` without the lock, for a question asked from outside
+    (a PBX's route hint)."""
+    return _agent_with_standing(_AGENT_WITH_STANDING_SQL, agent_id, queue_id)
+
+
+def _agent_with_standing(
+    sql: str, agent_id: int, queue_id: int
+) -> tuple[Agent, AgentStanding] | None:
     with rows.prepared_cursor() as cursor:
-        cursor.execute(_AGENT_WITH_STANDING_SQL, [queue_id, OfferState.OFFERED, agent_id])
+        cursor.execute(sql, [queue_id, OfferState.OFFERED, agent_id])
         row = cursor.fetchone()
     if row is None:
         return None
     agent = _agent_with_user(row)
     serves_queue, ringing = row[-2:]
     return agent, AgentStanding(agent.status, serves_queue, ringing)
-
-
-def agent_standing(*, agent_id: int, queue_id: int) -> tuple[str, AgentStanding] | None:
-    """The agent's telephony identity, and where they stand for a caller of `queue_id`, read
-    without a lock for a question asked from outside (a PBX's route hint): one query."""
-    row = (
-        Agent.objects.filter(id=agent_id)
-        .annotate(
-            serves_queue=Exists(
-                Agent.queues.through.objects.filter(agent_id=OuterRef("pk"), queue_id=queue_id)
-            ),
-            ringing=Exists(open_offers().filter(agent_id=OuterRef("pk"))),
-        )
-        .values_list("telephony_identity", "status", "serves_queue", "ringing")
-        .first()
-    )
-    return None if row is None else (row[0], AgentStanding(*row[1:]))
 
 
 _AGENT_WITH_USER_COLUMNS = f"{rows.columns(Agent, 'agent')}, {rows.columns(User, 'person')}"
@@ -269,8 +264,8 @@ _AGENT_WITH_STANDING_SQL = f"""
     SELECT {_AGENT_WITH_USER_COLUMNS}, {_IN_QUEUE}, {_RINGING}
     {_AGENT_WITH_USER_FROM}
     WHERE agent.id = %s
-    FOR UPDATE OF agent SKIP LOCKED
 """
+_AGENT_WITH_STANDING_FOR_UPDATE_SQL = _AGENT_WITH_STANDING_SQL + "FOR UPDATE OF agent SKIP LOCKED"
 _LONGEST_IDLE_SQL = f"""
     SELECT {_AGENT_WITH_USER_COLUMNS}
     {_AGENT_WITH_USER_FROM}

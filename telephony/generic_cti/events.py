@@ -1,4 +1,4 @@
-"""Generic CTI, the format Zammad defined and many PBXs post (contracts/generic-cti.md).
+"""Generic CTI, the format Zammad defined and many PBXs post (docs/telephony.md, "Generic CTI").
 
 Here the PBX routes its own calls. Each of its events becomes a canonical call event through
 `telephony.applying.accept_event` (its idempotency and ordering included), flagged as routed by

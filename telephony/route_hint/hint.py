@@ -11,7 +11,7 @@ from customers.phone_numbers import normalise_phone_number
 from customers.selectors import customer_ids_for_number
 from routing import policy
 from routing.models import Queue
-from routing.selectors import agent_standing, last_agent
+from routing.selectors import agent_with_standing, last_agent
 
 
 def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, Any]:
@@ -32,7 +32,7 @@ def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, An
     last = last_agent(customer_id=customer.id, queue_id=queue.id, now=now)
     if last is None:
         return {**nobody, "reason": "no_last_agent"}
-    identity, standing = agent_standing(agent_id=last["id"], queue_id=queue.id)
+    agent, standing = agent_with_standing(agent_id=last["id"], queue_id=queue.id)
     step = policy.last_agent_step(
         standing,
         hold=policy.hold_rule(customer=customer, queue=queue),
@@ -47,7 +47,7 @@ def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, An
     else:
         return {**nobody, "status": standing.status, "reason": str(step.reason)}
     return {
-        "agent": identity,
+        "agent": agent.telephony_identity,
         "status": standing.status,
         "wait_seconds": wait,
         "reason": str(step.reason),

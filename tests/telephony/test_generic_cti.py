@@ -1,4 +1,4 @@
-"""Generic CTI (contracts/generic-cti.md) as a PBX sends it: every event is posted by the
+"""Generic CTI (docs/telephony.md, "Generic CTI") as a PBX sends it: every event is posted by the
 py-zammad-cti package's CTIClient to a real server. The PBX routes; Rapport shows the caller to
 the agents whose phones ring and to the one who answers, and never routes the call itself."""
 
