@@ -53,7 +53,7 @@ def record_decision(
         took_ms=took_ms(started),
         detail=detail or {},
     )
-    log_decision(call, reason, agent_id, routing_pass=routing_pass)
+    log_decision(call, reason, agent_id, offered=offer is not None, routing_pass=routing_pass)
     # Written as SQL, prepared: most routings record a decision besides the offer's.
     with rows.prepared_cursor() as cursor:
         cursor.execute(
@@ -93,14 +93,22 @@ def took_ms(started: float | None) -> int | None:
 
 
 def log_decision(
-    call: Call, reason: str, agent_id: int | None, *, routing_pass: RoutingPass | None = None
+    call: Call,
+    reason: str,
+    agent_id: int | None,
+    *,
+    offered: bool,
+    routing_pass: RoutingPass | None = None,
 ) -> None:
-    """The decision's log line; noted in the `routing_pass` it was made in."""
+    """The decision's log line; noted in the `routing_pass` it was made in. It says "offered to"
+    only for a decision that made an offer: an operator reading "offered to agent 1" twice for
+    one call would take it for a call offered to two agents."""
     if routing_pass is not None:
         routing_pass.decisions.append(reason)
-    logger.info(
-        "call %r: routed, %s%s",
-        call.telephony_call_id,
-        reason,
-        "" if agent_id is None else f", offered to agent {agent_id}",
-    )
+    if agent_id is None:
+        about = ""
+    elif offered:
+        about = f", offered to agent {agent_id}"
+    else:
+        about = f", about agent {agent_id}"
+    logger.info("call %r: routed, %s%s", call.telephony_call_id, reason, about)

@@ -116,7 +116,7 @@ def make_offer(
     offer.id = inserted[0]
     offer._state.adding = False
     calls.move_call(call, CallState.OFFERED, now=now)
-    decisions.log_decision(call, reason, agent.id, routing_pass=routing_pass)
+    decisions.log_decision(call, reason, agent.id, offered=True, routing_pass=routing_pass)
     caller = messages.caller_for_call(
         call,
         customer_ids=customer_ids,

@@ -7,7 +7,7 @@ import pytest
 
 from routing import router
 from routing.models import Call
-from tests.support.telephony import ringing
+from tests.support.telephony import event, ringing
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret")]
 
@@ -54,3 +54,19 @@ def test_the_sweeper_says_nothing_when_it_did_nothing(caplog, queue):
     router.sweep()
 
     assert [r for r in caplog.records if r.name.startswith("routing")] == []
+
+
+def test_a_decision_about_an_agent_that_offered_nothing_does_not_say_offered(
+    phone_system, caplog, make_agent
+):
+    dana = make_agent("dana", extension="dana")
+    caplog.set_level(logging.INFO)
+    phone_system.post(ringing("CA-answered-at-phone"))
+    caplog.clear()
+
+    phone_system.post(event("call.answered", "CA-answered-at-phone", agent="dana"))
+
+    routed = [line for line in _lines(caplog, "CA-answered-at-phone") if "routed" in line]
+    assert routed == [
+        f"call 'CA-answered-at-phone': routed, telephony_answered, about agent {dana.id}"
+    ]
