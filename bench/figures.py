@@ -77,3 +77,33 @@ def routing_figures(database_url: str, call_ids_like: str) -> dict:
         ).fetchone()
     names = ("waited_p50_ms", "waited_p99_ms", "took_p50_ms", "took_p99_ms", "decisions")
     return dict(zip(names, row, strict=True))
+
+
+def stages_of_calls(database_url: str, call_ids: list[str]) -> list[dict]:
+    """Where each call's screen-pop went, from the server's own clocks (one machine): the event
+    recorded (the intake's `received_at`) → the call queued (the worker applied it) → the
+    offer made, and the router's `took_ms`, in ms, in the order of `call_ids`."""
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            """
+            SELECT c.telephony_call_id,
+                   extract(epoch FROM c.queued_at - e.received_at) * 1000,
+                   extract(epoch FROM o.offered_at - c.queued_at) * 1000,
+                   d.took_ms
+            FROM routing_call c
+            JOIN telephony_callevent e ON e.call_id = c.id AND e.type = 'call.ringing'
+            LEFT JOIN routing_offer o ON o.call_id = c.id
+            LEFT JOIN routing_routingdecision d ON d.offer_id = o.id
+            WHERE c.telephony_call_id = ANY(%s)
+            """,
+            [call_ids],
+        ).fetchall()
+    found = {
+        row[0]: {
+            "recorded_to_queued_ms": None if row[1] is None else round(float(row[1]), 1),
+            "queued_to_offer_ms": None if row[2] is None else round(float(row[2]), 1),
+            "router_took_ms": row[3],
+        }
+        for row in rows
+    }
+    return [found.get(call_id, {}) for call_id in call_ids]

@@ -543,7 +543,7 @@ def main() -> None:
                 [
                     *servers.under_py_spy(options.profile_server),
                     *servers.uvicorn(
-                        "rapport.asgi:application", port, "--no-access-log", "--lifespan", "off"
+                        "rapport.asgi:application", port, "--no-access-log", "--lifespan", "on"
                     ),
                 ],
                 {**env, "DB_POOL_MAX_SIZE": "8"},

@@ -145,7 +145,7 @@ def main() -> None:
     with servers.migrated(STATE, **settings) as (urls, env):
         sessions = servers.fill(env, "--team", str(AGENTS))["sessions"]
         port, base_url = servers.local_port()
-        flags = ("--no-access-log", "--log-level", "warning", "--lifespan", "off")
+        flags = ("--no-access-log", "--log-level", "warning", "--lifespan", "on")
         processes = [
             servers.start(
                 servers.uvicorn("rapport.asgi:application", port, *flags),

@@ -248,7 +248,7 @@ def main() -> None:
         figures_cost = recompute_ms()
 
         port, base_url = servers.local_port()
-        flags = ("--lifespan", "off", "--no-access-log")
+        flags = ("--lifespan", "on", "--no-access-log")
         server = servers.start(
             servers.uvicorn("rapport.asgi:application", port, *flags),
             dict(os.environ),

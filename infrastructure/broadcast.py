@@ -70,6 +70,26 @@ async def _send(group: str, event: dict[str, Any]) -> None:
         )
 
 
+def open_connections(timeout: float = 5) -> bool:
+    """Start this process's sending thread and open its Redis connection now, at start, rather
+    than on the first screen message: the first caller's screen-pop would wait for both. False
+    when Redis did not answer in `timeout` seconds (the first message tries again)."""
+    loop, _ = _sender()
+
+    async def ping() -> None:
+        layer = get_channel_layer()
+        await layer.connection(0).ping()
+
+    try:
+        asyncio.run_coroutine_threadsafe(ping(), loop).result(timeout)
+    except Exception as failed:
+        logger.warning(
+            "channel layer not reachable at start: %s: %s", type(failed).__name__, failed
+        )
+        return False
+    return True
+
+
 def flush(timeout: float = 10) -> bool:
     """Wait until every message this process queued so far went out (or was given up on):
     for a process about to exit. False when `timeout` seconds were not enough."""

@@ -165,6 +165,29 @@ def _loop_broker() -> redis.asyncio.Redis:
     return known[1]
 
 
+def open_pool() -> bool:
+    """Open one of this process's broker connections now, at start, rather than on the first
+    publish (a caller's event); False when the broker is away (the first publish tries again)."""
+    try:
+        with _publishing_pool().acquire(block=True, timeout=2) as broker:
+            broker.ensure_connection(max_retries=0)
+            broker.default_channel  # noqa: B018 (the channel is opened on first use)
+    except BROKER_ERRORS as unreachable:
+        logger.warning("broker not reachable at start: %s", unreachable)
+        return False
+    return True
+
+
+async def open_on_loop() -> bool:
+    """`open_pool` for the running loop's own client (`publish_on_loop`)."""
+    try:
+        await _loop_broker().ping()
+    except (redis.exceptions.RedisError, OSError) as unreachable:
+        logger.warning("broker not reachable at start: %s", unreachable)
+        return False
+    return True
+
+
 def publish_on_commit(task_name: str, *args) -> None:
     """Send the task once the current transaction commits (at once outside one)."""
     transaction.on_commit(lambda: publish(task_name, *args), robust=True)

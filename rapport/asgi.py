@@ -17,7 +17,9 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from console.urls import websocket_urlpatterns as agent_sockets  # noqa: E402
+from infrastructure.lifespan import Lifespan  # noqa: E402
 from infrastructure.request_limits import RequestBodyLimit  # noqa: E402
+from rapport.warm_up import warm_server  # noqa: E402
 from supervisor.urls import websocket_urlpatterns as supervisor_sockets  # noqa: E402
 from telephony.signed_events.intake import TelephonyEventIntake  # noqa: E402
 
@@ -29,13 +31,16 @@ def http_application():
     return RequestBodyLimit(TelephonyEventIntake(ASGIStaticFilesHandler(django_asgi_app)))
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": http_application(),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter([*agent_sockets, *supervisor_sockets]))
-        ),
-    }
+application = Lifespan(
+    ProtocolTypeRouter(
+        {
+            "http": http_application(),
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter([*agent_sockets, *supervisor_sockets]))
+            ),
+        }
+    ),
+    on_startup=warm_server,
 )
 
 # Everything loaded so far lives as long as the process: the garbage collector's full passes

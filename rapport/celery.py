@@ -1,3 +1,4 @@
+import contextlib
 import copy
 import gc
 import os
@@ -37,22 +38,39 @@ app.autodiscover_tasks()
 
 
 @task_prerun.connect
+def check_database_connection_before_task(**kwargs) -> None:
+    """What Django does before each request, before each task: the next query checks the
+    connection kept (CONN_HEALTH_CHECKS) if it sat idle. A connection past CONN_MAX_AGE was
+    already renewed after the last task (below): renewed here, the caller whose event this task
+    applies would wait for the connect, the first caller after every quiet minute."""
+    from django.db import connection
+
+    connection.health_check_done = False
+
+
 @task_postrun.connect
-def close_old_database_connections(**kwargs) -> None:
-    """What Django does around each request, around each task: a connection past CONN_MAX_AGE,
-    left in a transaction or broken by an error is closed, and the next query checks the one
-    kept (CONN_HEALTH_CHECKS). Celery's own fixup is told to keep them
-    (CELERY_DB_REUSE_MAX in settings), so a task does not pay for a new connection."""
-    from django.db import close_old_connections
+def renew_database_connection_after_task(**kwargs) -> None:
+    """What Django does after each request, after each task: a connection past CONN_MAX_AGE,
+    left in a transaction or broken by an error is closed. A new one is opened at once, while
+    no caller waits. Celery's own fixup is told to keep connections (CELERY_DB_REUSE_MAX in
+    settings), so a task does not pay for a new one."""
+    from django.db import DatabaseError, close_old_connections, connection
 
     close_old_connections()
+    if connection.connection is None:
+        with contextlib.suppress(DatabaseError):
+            connection.ensure_connection()
 
 
 @worker_process_init.connect
-def freeze_what_the_worker_loaded(**kwargs) -> None:
-    """As the ASGI server does at startup (rapport.asgi): what a pool process loaded is moved
-    to the garbage collector's permanent generation, so a full collection in the middle of a
-    routing (tens of milliseconds on Django's import graph) walks only what tasks made."""
+def warm_up_and_freeze_what_the_worker_loaded(**kwargs) -> None:
+    """Open what the first task would open (rapport.warm_up). Then, as the ASGI server does at
+    startup (rapport.asgi): what a pool process loaded is moved to the garbage collector's
+    permanent generation, so a full collection in the middle of a routing (tens of
+    milliseconds on Django's import graph) walks only what tasks made."""
+    from rapport.warm_up import warm_worker_process
+
+    warm_worker_process()
     gc.collect()
     gc.freeze()
 

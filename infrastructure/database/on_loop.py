@@ -32,6 +32,12 @@ async def fetchone(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> tuple
     return await _fetchone(await _loop_connection(), sql, params)
 
 
+async def open_connection() -> None:
+    """Open the running loop's connection now (a server's start), not on its first statement:
+    the first caller's event would wait for the connect."""
+    await _loop_connection()
+
+
 async def _fetchone(
     loop_connection: psycopg.AsyncConnection, sql: str, params: Sequence[Any] | Mapping[str, Any]
 ) -> tuple[Any, ...] | None:

@@ -131,7 +131,7 @@ def served(
         "web": [
             sys.executable,
             *("-m", "uvicorn", "rapport.asgi:application"),
-            *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"),
+            *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "on"),
             "--no-access-log",
         ],
     }

@@ -214,7 +214,7 @@ class Command(BaseCommand):
         manager.add_process(
             "web",
             f"{python} -m uvicorn rapport.asgi:application --host {shlex.quote(host)} "
-            f"--port {port} --no-access-log --lifespan off",
+            f"--port {port} --no-access-log --lifespan on",
             env=web_env,
             cwd=str(settings.BASE_DIR),
         )
