@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 
 from customers.card_numbers import mask_card_numbers, mask_card_numbers_in
+from routing.models import Call
 from telephony.models import CallEvent
 from telephony.signing import sign
 from tests.support.telephony import (
@@ -174,6 +175,28 @@ def test_a_redelivery_of_the_same_event_stays_a_202_duplicate_even_with_a_card_n
 
     assert again.status_code == 202
     assert again.json()["duplicate"] is True
+
+
+def test_a_redelivery_holding_a_number_beyond_a_float_is_still_the_202_duplicate(
+    phone_system, queue
+):
+    body = json.dumps(ringing("CA-1", metadata={"amount": "N"})).replace('"N"', "1.1e30")
+    first = phone_system.post(body, webhook_id="msg_huge")
+
+    again = phone_system.post(body, webhook_id="msg_huge")
+
+    assert first.status_code == 202
+    assert (again.status_code, again.json()["duplicate"]) == (202, True)
+    assert CallEvent.objects.count() == 1
+
+
+def test_a_webhook_id_reused_for_another_call_leaves_no_call_behind(phone_system, queue):
+    phone_system.post(ringing("CA-1"), webhook_id="msg_reused")
+
+    other = phone_system.post(ringing("CA-2"), webhook_id="msg_reused")
+
+    assert other.status_code == 409
+    assert list(Call.objects.values_list("telephony_call_id", flat=True)) == ["CA-1"]
 
 
 def _manage_check(**env) -> subprocess.CompletedProcess:
