@@ -264,6 +264,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's three, the JSON one refusing absurd nesting with a 400 (not a RecursionError's 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "infrastructure.json_bodies.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "infrastructure.api_errors.exception_handler",
     "NUM_PROXIES": NUM_PROXIES,
