@@ -303,8 +303,11 @@ TELEPHONY_CONNECT_RETRY_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_SECONDS", d
 TELEPHONY_CONNECT_RETRY_MAX_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_MAX_SECONDS", default=60.0)
 TELEPHONY_CONNECT_TIMEOUT_SECONDS = env.float("TELEPHONY_CONNECT_TIMEOUT_SECONDS", default=5.0)
 # Generic CTI (PBXs that route their own calls): the secret path segment of
-# /api/telephony/cti/<token>/. Empty turns the endpoint off (404).
+# /api/telephony/cti/<token>/. Empty turns the endpoint off (404); a weak one stops the server
+# from starting (telephony.generic_cti.token).
 TELEPHONY_CTI_TOKEN = env.str("TELEPHONY_CTI_TOKEN", default="")
+# Wrong tokens one client address may send ("N/s", "N/m", "N/h") before it is answered 429.
+TELEPHONY_CTI_GUESS_LIMIT = env.str("TELEPHONY_CTI_GUESS_LIMIT", default="10/m")
 
 # --- Not-ready reasons ------------------------------------------------------------------------
 # What an agent on `break` may say they are doing, e.g. NOT_READY_REASONS=break,lunch,coaching.
@@ -320,13 +323,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # Card numbers never reach the logs: the filter masks them in every record a handler writes.
-    "filters": {"card_numbers": {"()": "customers.card_numbers.CardNumberFilter"}},
+    # Card numbers never reach the logs: the filter masks them in every record a handler writes;
+    # nor does the Generic CTI token, which is in its endpoint's URL.
+    "filters": {
+        "card_numbers": {"()": "customers.card_numbers.CardNumberFilter"},
+        "cti_token": {"()": "telephony.generic_cti.token.TokenFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["card_numbers"],
+            "filters": ["card_numbers", "cti_token"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

@@ -130,9 +130,7 @@ def _record_event_params(webhook_id: str, event: TelephonyEvent) -> dict[str, An
     }
 
 
-_KNOWN_WEBHOOK_ID_SQL = (
-    f"SELECT FROM {CallEvent._meta.db_table} WHERE webhook_id = %(webhook_id)s"
-)
+_KNOWN_WEBHOOK_ID_SQL = f"SELECT FROM {CallEvent._meta.db_table} WHERE webhook_id = %(webhook_id)s"
 
 # Compared by PostgreSQL, as jsonb: what this delivery would store against what is stored, so
 # numbers compare as the numbers stored (1.1e30 read back is no float equal to Python's).

@@ -12,7 +12,6 @@ import sys
 
 import pytest
 from django.conf import settings
-
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
@@ -82,7 +81,9 @@ def test_generic_cti_json_nested_5000_deep_is_a_json_400_naming_the_field(
     assert not Call.objects.exists()
 
 
-def test_any_api_endpoint_answers_json_nested_5000_deep_with_a_json_400(transactional_db, make_agent):
+def test_any_api_endpoint_answers_json_nested_5000_deep_with_a_json_400(
+    transactional_db, make_agent
+):
     dana = make_agent("dana")
     staff = User.objects.create_user("admin", is_staff=True)
     headers = {
