@@ -123,6 +123,12 @@ if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
         "max_size": env.int("DB_POOL_MAX_SIZE"),
         "timeout": 10,
     }
+# The event loop's own connections (infrastructure.database.on_loop: the webhook's intake, the
+# sockets' session checks): how many per lane, and how long a statement may wait for a lock or
+# run before it fails (the intake then answers 503 with Retry-After).
+DB_LOOP_CONNECTIONS = env.int("DB_LOOP_CONNECTIONS", default=4)
+DB_LOOP_LOCK_TIMEOUT_SECONDS = env.float("DB_LOOP_LOCK_TIMEOUT_SECONDS", default=2.0)
+DB_LOOP_STATEMENT_TIMEOUT_SECONDS = env.float("DB_LOOP_STATEMENT_TIMEOUT_SECONDS", default=5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str(

@@ -31,8 +31,11 @@ def record_event(*, webhook_id: str, event: TelephonyEvent) -> int | None:
 
 
 async def record_event_on_loop(*, webhook_id: str, event: TelephonyEvent) -> int | None:
-    """`record_event` on the running event loop's own connection, committed on return."""
-    recorded = await on_loop.fetchone(_record_event_sql(), _record_event_params(webhook_id, event))
+    """`record_event` on the running event loop's own connections (the intake's lane),
+    committed on return."""
+    recorded = await on_loop.fetchone(
+        _record_event_sql(), _record_event_params(webhook_id, event), lane=on_loop.WEBHOOK_INTAKE
+    )
     return None if recorded is None else recorded[0]
 
 
@@ -46,9 +49,11 @@ def is_stored_as(*, webhook_id: str, event: TelephonyEvent) -> bool:
 
 
 async def is_stored_as_on_loop(*, webhook_id: str, event: TelephonyEvent) -> bool:
-    """`is_stored_as` on the running event loop's own connection."""
+    """`is_stored_as` on the running event loop's own connections (the intake's lane)."""
     return _same_payload(
-        await on_loop.fetchone(_STORED_AS_SQL, _stored_as_params(webhook_id, event))
+        await on_loop.fetchone(
+            _STORED_AS_SQL, _stored_as_params(webhook_id, event), lane=on_loop.WEBHOOK_INTAKE
+        )
     )
 
 
