@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from customers.card_numbers import mask_card_numbers
 from customers.models import AccessReason, ContextAccess
 from infrastructure.database import rows
 
@@ -38,7 +39,7 @@ def record_context_access_by_users(
     """One row per customer per user, for a context shown to several people at once (a call
     ringing on several phones), in one insert: user by user, customer by customer, in the order
     given. One statement whatever the numbers, written as SQL and prepared, as every offer runs
-    it (see infrastructure.database.rows)."""
+    it (see infrastructure.database.rows). A card number typed into the reason is masked."""
     if reason not in AccessReason.values:
         raise ValueError(f"unknown access reason {reason!r}")
     customer_ids = list(dict.fromkeys(customer_ids))
@@ -50,7 +51,7 @@ def record_context_access_by_users(
             _INSERT_ACCESSES_SQL,
             [
                 reason,
-                reason_text[:300],
+                mask_card_numbers(reason_text)[:300],
                 call_id,
                 [user.pk for user in users],
                 [user.get_username() for user in users],

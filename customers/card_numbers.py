@@ -1,21 +1,34 @@
 """Payment card numbers never reach storage or logs: find them, keep only the last four digits.
 
-A card number here is 13 to 19 digits, optionally grouped with spaces, dashes, dots, slashes,
-underscores, tabs or line breaks, that passes the Luhn check. This module imports no models, so
-the logging configuration (which loads before the apps) and the telephony code can both use it.
+A card number here is 13 to 19 digits, optionally grouped with spaces (any of Unicode's,
+non-breaking and zero-width ones included), dashes (hyphens, en and em dashes, minus signs),
+dots, slashes, underscores, tabs or line breaks, that passes the Luhn check. In JSON-like values
+(event metadata) keys are masked as well as values. This module imports no models, so the
+logging configuration (which loads before the apps) and the telephony code can both use it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 
 MASK = "*"
 
+# What may stand between two groups of a card's digits: what a keyboard, a word processor or a
+# phone's text field puts there. Spaces: no-break (U+00A0), the typographic ones (U+2000 to
+# U+200A), zero-width (U+200B to U+200D, U+2060, U+FEFF), narrow no-break (U+202F) and the
+# others Unicode counts as spaces. Dashes: hyphens (U+2010, U+2011), figure, en and em dashes
+# (U+2012 to U+2015), minus (U+2212) and their small and full-width forms.
+_SEPARATORS = (
+    " \t\r\n._/\\-"
+    "\u00a0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff"
+    "\u2010-\u2015\u2212\ufe58\ufe63\uff0d"
+)
 # A run of digit groups joined by up to three separators ("4111 - 1111", "4111.1111",
 # "4111\r\n1111"), not glued to other digits. Dates and phone numbers written with the same
 # separators have too few digits to be a card.
-_DIGIT_RUN = re.compile(r"(?<!\d)\d+(?:[ \t\r\n._/-]{1,3}\d+)*(?!\d)")
+_DIGIT_RUN = re.compile(rf"(?<!\d)\d+(?:[{_SEPARATORS}]{{1,3}}\d+)*(?!\d)")
 _GROUP = re.compile(r"\d+")
 
 
@@ -96,7 +109,9 @@ def mask_card_numbers(text: str) -> str:
 
 
 def mask_card_numbers_in(value):
-    """The same masking applied to every string inside a JSON-like value (event metadata).
+    """The same masking applied to every string inside a JSON-like value (event metadata), the
+    keys of its objects included. Two keys masked alike stay two keys ("**** 1111", then
+    "**** 1111 (2)"), so no value is lost.
 
     A copy is built with an explicit stack, not recursion, so no nesting depth can crash it.
     """
@@ -108,7 +123,7 @@ def mask_card_numbers_in(value):
         if isinstance(item, str):
             container[key] = mask_card_numbers(item)
         elif isinstance(item, dict):
-            copy = dict(item)
+            copy = _with_masked_keys(item)
             container[key] = copy
             pending.extend((copy, name) for name in copy)
         elif isinstance(item, list | tuple):
@@ -116,6 +131,18 @@ def mask_card_numbers_in(value):
             container[key] = copy
             pending.extend((copy, position) for position in range(len(copy)))
     return root[0]
+
+
+def _with_masked_keys(mapping: dict) -> dict:
+    copy: dict = {}
+    for name, item in mapping.items():
+        masked = mask_card_numbers(name) if isinstance(name, str) else name
+        if masked in copy:
+            masked = next(
+                f"{masked} ({n})" for n in itertools.count(2) if f"{masked} ({n})" not in copy
+            )
+        copy[masked] = item
+    return copy
 
 
 class CardNumberFilter(logging.Filter):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from customers.card_numbers import mask_card_numbers
@@ -79,12 +81,33 @@ def _set_preference(
     setattr(customer, f"{preference}_set_at", timezone.now())
 
 
+EXTERNAL_ID_TAKEN = {"external_id": ["Another customer has this external id."]}
+
+
 def _check_external_id(external_id: str | None, *, customer_id: int | None = None) -> None:
     if not external_id:
         return
     taken = Customer.objects.filter(external_id=external_id).exclude(id=customer_id)
     if taken.exists():
-        raise ValidationError({"external_id": ["Another customer has this external id."]})
+        raise ValidationError(EXTERNAL_ID_TAKEN)
+
+
+@contextmanager
+def _external_id_still_free(external_id: str | None) -> Iterator[None]:
+    """Writes the customer: the check above sees only what was committed before it, so a
+    customer given the same external id at the same moment is refused here, by the unique
+    index, with the same 400 (not an IntegrityError's 500)."""
+    if not external_id:
+        yield
+        return
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as conflict:
+        constraint = getattr(getattr(conflict.__cause__, "diag", None), "constraint_name", "")
+        if "external_id" not in (constraint or ""):
+            raise
+        raise ValidationError(EXTERNAL_ID_TAKEN) from conflict
 
 
 def _preferences_from(fields: dict[str, Any]) -> dict[str, str]:
@@ -130,7 +153,8 @@ def create_customer(
         _set_preference(
             customer, preference=preference, value=value, source=source, set_by=recorded_by
         )
-    customer.save()
+    with _external_id_still_free(customer.external_id):
+        customer.save()
     PhoneNumber.objects.bulk_create(
         [PhoneNumber(customer=customer, number=number) for number in numbers]
     )
@@ -174,7 +198,8 @@ def update_customer(
         )
         changed.extend(_recorded_fields(preference))
     if changed:
-        customer.save(update_fields=changed)
+        with _external_id_still_free(changes.get("external_id")):
+            customer.save(update_fields=changed)
     if changes.get("phones") is not None:
         numbers = normalise_phones(changes["phones"])
         customer.phones.exclude(number__in=numbers).delete()

@@ -27,6 +27,7 @@ from customers.models import (
     ReturnBehaviour,
     SurveyTrust,
 )
+from customers.phone_numbers import normalise_phone_number
 from customers.selectors import access_log, note_data, preference_data
 from customers.services import RECORDABLE, CustomerErased
 from routing.models import Call
@@ -101,10 +102,10 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
 
     Gone: name, email, external id, phone numbers, notes' text and context, preferences, trust
     answers, the caller's number on their calls, everything but the routing fields of their
-    call events, their name and numbers in the admin's history, and the typed reasons in the
-    access log. Kept: the customer row (anonymous), its calls (queue, agent, state, times) and
-    the access log's rows. Afterwards their number belongs to nobody, so a call from it is a
-    new caller.
+    call events (and of events from their numbers still to apply), their name and numbers in
+    the admin's history, and the typed reasons in the access log. Kept: the customer row
+    (anonymous), its calls (queue, agent, state, times) and the access log's rows. Afterwards
+    their number belongs to nobody, so a call from it is a new caller.
 
     Taken under the customer's row lock, which every write to a customer takes too
     (customers.services): a change or note racing the erase waits, then is refused.
@@ -142,6 +143,9 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     customer.save()
 
     Call.candidates.through.objects.filter(customer_id=customer.id).delete()
+    # Before the calls: an event applied meanwhile is found with its call below, and one
+    # applied after this finds its number gone and is applied without it (telephony.applying).
+    _scrub_call_events("id = ANY(%s)", [_events_still_to_apply_from(no_longer_held)])
     their_calls = Call.objects.filter(customer=customer)
     if no_longer_held:
         their_calls = their_calls | Call.objects.filter(
@@ -149,21 +153,43 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
         )
     call_ids = list(their_calls.values_list("id", flat=True))
     Call.objects.filter(id__in=call_ids).update(from_number="", from_e164="")
-    if call_ids:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {CallEvent._meta.db_table} SET payload = ("
-                "SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) "
-                "FROM jsonb_each(payload) WHERE key = ANY(%s)), "
-                # An event not yet applied keeps its caller's number there until it is.
-                "fields_to_apply = fields_to_apply - 'from_number' "
-                "WHERE call_id = ANY(%s)",
-                [EVENT_FIELDS_KEPT, call_ids],
-            )
+    _scrub_call_events("call_id = ANY(%s)", [call_ids])
     _erase_admin_history(customer_id=customer.id, phone_ids=phone_ids)
     ContextAccess.objects.filter(customer_id=customer.id).mask_typed_reasons()
     logger.info("customer %s erased by %s", customer.id, erased_by.get_username())
     return customer
+
+
+def _events_still_to_apply_from(numbers: list[str]) -> list[int]:
+    """The recorded events not applied yet whose caller is on one of `numbers`: their calls do
+    not know their caller yet. Few: an event waits for its worker milliseconds, or for as long
+    as the broker is away."""
+    if not numbers:
+        return []
+    waiting = CallEvent.objects.filter(fields_to_apply__isnull=False).values_list(
+        "id", "fields_to_apply__from_number"
+    )
+    return [
+        event_id
+        for event_id, from_number in waiting
+        if from_number and normalise_phone_number(from_number) in numbers
+    ]
+
+
+def _scrub_call_events(where: str, params: list[Any]) -> None:
+    """The events `where` keep only the fields that say nothing about the caller; one still to
+    apply loses its caller's number."""
+    if not params[0]:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {CallEvent._meta.db_table} SET payload = ("
+            "SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) "
+            "FROM jsonb_each(payload) WHERE key = ANY(%s)), "
+            "fields_to_apply = fields_to_apply - 'from_number' "
+            f"WHERE {where}",
+            [EVENT_FIELDS_KEPT, *params],
+        )
 
 
 def _erase_admin_history(*, customer_id: int, phone_ids: list[int]) -> None:

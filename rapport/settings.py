@@ -123,6 +123,12 @@ if env.int("DB_POOL_MAX_SIZE", default=0) > 0:
         "max_size": env.int("DB_POOL_MAX_SIZE"),
         "timeout": 10,
     }
+# The event loop's own connections (infrastructure.database.on_loop: the webhook's intake, the
+# sockets' session checks): how many per lane, and how long a statement may wait for a lock or
+# run before it fails (the intake then answers 503 with Retry-After).
+DB_LOOP_CONNECTIONS = env.int("DB_LOOP_CONNECTIONS", default=4)
+DB_LOOP_LOCK_TIMEOUT_SECONDS = env.float("DB_LOOP_LOCK_TIMEOUT_SECONDS", default=2.0)
+DB_LOOP_STATEMENT_TIMEOUT_SECONDS = env.float("DB_LOOP_STATEMENT_TIMEOUT_SECONDS", default=5.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str(
@@ -264,6 +270,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # DRF's three, the JSON one refusing absurd nesting with a 400 (not a RecursionError's 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "infrastructure.json_bodies.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "infrastructure.api_errors.exception_handler",
     "NUM_PROXIES": NUM_PROXIES,
@@ -297,8 +309,11 @@ TELEPHONY_CONNECT_RETRY_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_SECONDS", d
 TELEPHONY_CONNECT_RETRY_MAX_SECONDS = env.float("TELEPHONY_CONNECT_RETRY_MAX_SECONDS", default=60.0)
 TELEPHONY_CONNECT_TIMEOUT_SECONDS = env.float("TELEPHONY_CONNECT_TIMEOUT_SECONDS", default=5.0)
 # Generic CTI (PBXs that route their own calls): the secret path segment of
-# /api/telephony/cti/<token>/. Empty turns the endpoint off (404).
+# /api/telephony/cti/<token>/. Empty turns the endpoint off (404); a weak one stops the server
+# from starting (telephony.generic_cti.token).
 TELEPHONY_CTI_TOKEN = env.str("TELEPHONY_CTI_TOKEN", default="")
+# Wrong tokens one client address may send ("N/s", "N/m", "N/h") before it is answered 429.
+TELEPHONY_CTI_GUESS_LIMIT = env.str("TELEPHONY_CTI_GUESS_LIMIT", default="10/m")
 
 # --- Not-ready reasons ------------------------------------------------------------------------
 # What an agent on `break` may say they are doing, e.g. NOT_READY_REASONS=break,lunch,coaching.
@@ -314,13 +329,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    # Card numbers never reach the logs: the filter masks them in every record a handler writes.
-    "filters": {"card_numbers": {"()": "customers.card_numbers.CardNumberFilter"}},
+    # Card numbers never reach the logs: the filter masks them in every record a handler writes;
+    # nor does the Generic CTI token, which is in its endpoint's URL.
+    "filters": {
+        "card_numbers": {"()": "customers.card_numbers.CardNumberFilter"},
+        "cti_token": {"()": "telephony.generic_cti.token.TokenFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "plain",
-            "filters": ["card_numbers"],
+            "filters": ["card_numbers", "cti_token"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

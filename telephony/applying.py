@@ -97,7 +97,13 @@ def _apply(event_id: int, event: TelephonyEvent) -> EventReceipt | None:
     changed = _keep_details(call, event, moving=target is not None, ringing=ringing_lookup)
     if target is not None:
         changed |= _move(call, event, target)
-    if not _mark_applied_and_save(event_id=event_id, call=call, outcome=outcome, changed=changed):
+    if not _mark_applied_and_save(
+        event_id=event_id,
+        call=call,
+        outcome=outcome,
+        changed=changed,
+        from_number=event.from_number,
+    ):
         return None
     if target is not None:
         logger.info("call %r: %s, now %s", event.call_id, event.type, target)
@@ -165,16 +171,21 @@ def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
     )
 
 
-def _mark_applied_and_save(*, event_id: int, call: Call, outcome: str, changed: set[str]) -> bool:
+def _mark_applied_and_save(
+    *, event_id: int, call: Call, outcome: str, changed: set[str], from_number: str
+) -> bool:
     """Mark the recorded event applied (or why not) unless it already was and, in the same
-    statement, write the call's `changed` fields only when it was not; True when it was not."""
+    statement, write the call's `changed` fields only when it was not; True when it was not.
+    Nor when its caller's number is no longer the `from_number` it was applied with: the
+    customer was erased since (privacy.services), and beat's task applies it again without."""
     marked = f"""
         UPDATE {CallEvent._meta.db_table}
         SET fields_to_apply = NULL, applied = %s, outcome = %s
         WHERE id = %s AND fields_to_apply IS NOT NULL
+            AND coalesce(fields_to_apply ->> 'from_number', '') = %s
         RETURNING id
     """
-    params = [not outcome, outcome[:200], event_id]
+    params = [not outcome, outcome[:200], event_id, from_number]
     assignments, values = _call_assignments(call, changed)
     sql = marked
     if assignments:

@@ -1,11 +1,12 @@
 """Telephony's settings, checked at start (`manage.py check`, and the ASGI server refuses to
-start on an error: infrastructure.startup_checks): a weak webhook secret, and a rate limit the
-webhook could not read (it would fail every event)."""
+start on an error: infrastructure.startup_checks): a weak webhook secret or Generic CTI token,
+and a rate limit the webhook or Generic CTI could not read (it would fail every request)."""
 
 from django.conf import settings
 from django.core import checks
 
 from infrastructure.startup_checks import UNSAFE_SETTINGS
+from telephony.generic_cti.token import token_problem
 from telephony.signed_events.rate_limit import parse_rate
 from telephony.signing import secret_problem
 
@@ -47,3 +48,31 @@ def check_telephony_rate_limit(app_configs, **kwargs) -> list[checks.CheckMessag
             )
         ]
     return []
+
+
+@checks.register(UNSAFE_SETTINGS)
+def check_cti_token(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The token is the Generic CTI endpoint's only credential (it is never shown here)."""
+    errors = []
+    token = settings.TELEPHONY_CTI_TOKEN
+    problem = token_problem(token) if token else None
+    if problem is not None:
+        errors.append(
+            checks.Error(
+                f"TELEPHONY_CTI_TOKEN {problem}.",
+                hint='Make one with: python -c "import secrets;print(secrets.token_urlsafe(32))"',
+                id="rapport.E005",
+            )
+        )
+    rate = settings.TELEPHONY_CTI_GUESS_LIMIT
+    try:
+        parse_rate(rate)
+    except ValueError:
+        errors.append(
+            checks.Error(
+                f"TELEPHONY_CTI_GUESS_LIMIT {rate!r} is not a rate.",
+                hint="Wrong tokens per period from one address, e.g. 10/m or 100/h.",
+                id="rapport.E006",
+            )
+        )
+    return errors

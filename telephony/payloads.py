@@ -1,20 +1,18 @@
 """What every telephony format's body goes through: parsed as one JSON object whose text
-PostgreSQL can keep, nested no deeper than any real payload, and validated by a serializer that
-names every bad field at once (`EventSerializer`, the base of each format's own)."""
+PostgreSQL can keep, nested no deeper than any real payload (infrastructure.json_bodies), and
+validated by a serializer that names every bad field at once (`EventSerializer`, the base of
+each format's own)."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import exceptions, serializers
 
-# Containers within one field's value (metadata nested in metadata ...): far beyond any real
-# telephony payload, and far below where parsing, masking or storing would recurse too deep.
-MAX_FIELD_NESTING = 32
+from infrastructure.json_bodies import nested_too_deep_error, printable
 
 
 class EventSerializer(serializers.Serializer):
@@ -63,11 +61,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as malformed:
         raise exceptions.ValidationError({"body": ["Not valid UTF-8."]}) from malformed
-    too_deep = _field_nested_too_deep(text)
+    # Before the parser sees it: no depth can make it recurse.
+    too_deep = nested_too_deep_error(text)
     if too_deep is not None:
-        raise exceptions.ValidationError(
-            {too_deep: [f"Nested more than {MAX_FIELD_NESTING} levels deep."]}
-        )
+        raise too_deep
     try:
         payload = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except ValueError as malformed:
@@ -86,44 +83,10 @@ def check_storable(payload: dict[str, Any]) -> None:
     if unstorable:
         raise exceptions.ValidationError(
             {
-                _printable(key)[:64]: ["Text must be valid Unicode without NUL characters."]
+                printable(key)[:64]: ["Text must be valid Unicode without NUL characters."]
                 for key in unstorable
             }
         )
-
-
-_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
-
-
-def _field_nested_too_deep(text: str) -> str | None:
-    """The top-level field whose value nests deeper than MAX_FIELD_NESTING ("body" when the
-    body itself does), read from the raw text: the parser never sees such a body, so no depth
-    can make it recurse. Strings are skipped whole, so brackets inside them do not count."""
-    if text.count("[") + text.count("{") <= MAX_FIELD_NESTING:
-        return None
-    depth = 0
-    last_top_level_string = ""
-    for token in _JSON_STRING_OR_BRACKET.finditer(text):
-        piece = token.group()
-        if piece[0] == '"':
-            # In an object, the last string before a value opens is that value's key.
-            if depth == 1:
-                last_top_level_string = piece
-        elif piece in "[{":
-            depth += 1
-            if depth > MAX_FIELD_NESTING + 1:
-                return _field_name(last_top_level_string)
-        else:
-            depth -= 1
-    return None
-
-
-def _field_name(json_string: str) -> str:
-    try:
-        name = json.loads(json_string) if json_string else ""
-    except ValueError:
-        name = ""
-    return _printable(name)[:64] or "body"
 
 
 def _storable(key: str, value: Any) -> bool:
@@ -140,10 +103,6 @@ def _storable(key: str, value: Any) -> bool:
         elif isinstance(item, list):
             pending.extend(item)
     return True
-
-
-def _printable(text: str) -> str:
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _encodes(text: str) -> bool:

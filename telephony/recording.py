@@ -31,8 +31,11 @@ def record_event(*, webhook_id: str, event: TelephonyEvent) -> int | None:
 
 
 async def record_event_on_loop(*, webhook_id: str, event: TelephonyEvent) -> int | None:
-    """`record_event` on the running event loop's own connection, committed on return."""
-    recorded = await on_loop.fetchone(_record_event_sql(), _record_event_params(webhook_id, event))
+    """`record_event` on the running event loop's own connections (the intake's lane),
+    committed on return."""
+    recorded = await on_loop.fetchone(
+        _record_event_sql(), _record_event_params(webhook_id, event), lane=on_loop.WEBHOOK_INTAKE
+    )
     return None if recorded is None else recorded[0]
 
 
@@ -40,14 +43,18 @@ def is_stored_as(*, webhook_id: str, event: TelephonyEvent) -> bool:
     """Whether the event already recorded under `webhook_id` is this one (a redelivery) rather
     than another event reusing its id; compared as stored: masked."""
     with rows.prepared_cursor() as cursor:
-        cursor.execute(_STORED_PAYLOAD_SQL, [webhook_id])
+        cursor.execute(_STORED_AS_SQL, _stored_as_params(webhook_id, event))
         stored = cursor.fetchone()
-    return _same_payload(stored, event)
+    return _same_payload(stored)
 
 
 async def is_stored_as_on_loop(*, webhook_id: str, event: TelephonyEvent) -> bool:
-    """`is_stored_as` on the running event loop's own connection."""
-    return _same_payload(await on_loop.fetchone(_STORED_PAYLOAD_SQL, [webhook_id]), event)
+    """`is_stored_as` on the running event loop's own connections (the intake's lane)."""
+    return _same_payload(
+        await on_loop.fetchone(
+            _STORED_AS_SQL, _stored_as_params(webhook_id, event), lane=on_loop.WEBHOOK_INTAKE
+        )
+    )
 
 
 def recorded_event(event_id: int) -> TelephonyEvent | None:
@@ -69,11 +76,12 @@ def recorded_event(event_id: int) -> TelephonyEvent | None:
 
 
 @functools.cache
-def call_upsert() -> tuple[str, dict[str, Any], list[str]]:
+def call_upsert(*, only_where: str = "") -> tuple[str, dict[str, Any], list[str]]:
     """The statement that creates a call on its first event or, as a no-op update, locks it
     and returns its row: its SQL, a new call's values as its parameters (every column without
     a database default, all constants, `call_telephony_call_id` to fill in), and the returned
-    columns' attribute names. Built once."""
+    columns' attribute names. With `only_where` (SQL), it does either only where that holds.
+    Built once."""
     fields = [
         field
         for field in Call._meta.concrete_fields
@@ -89,7 +97,8 @@ def call_upsert() -> tuple[str, dict[str, Any], list[str]]:
     returned = Call._meta.concrete_fields
     sql = f"""
         INSERT INTO {quote(Call._meta.db_table)} ({", ".join(quote(f.column) for f in fields)})
-        VALUES ({", ".join(f"%(call_{f.column})s" for f in fields)})
+        SELECT {", ".join(f"%(call_{f.column})s" for f in fields)}
+        {f"WHERE {only_where}" if only_where else ""}
         ON CONFLICT (telephony_call_id) DO UPDATE SET telephony_call_id = EXCLUDED.telephony_call_id
         RETURNING {", ".join(quote(f.column) for f in returned)}
     """
@@ -98,7 +107,9 @@ def call_upsert() -> tuple[str, dict[str, Any], list[str]]:
 
 @functools.cache
 def _record_event_sql() -> str:
-    upsert, _, _ = call_upsert()
+    # A webhook id already known creates no call: a reused id's other call_id would be left
+    # ringing, with no event, for ever.
+    upsert, _, _ = call_upsert(only_where=f"NOT EXISTS ({_KNOWN_WEBHOOK_ID_SQL})")
     return f"""
         WITH call AS ({upsert})
         INSERT INTO {CallEvent._meta.db_table} (webhook_id, call_id, type, occurred_at,
@@ -119,16 +130,28 @@ def _record_event_params(webhook_id: str, event: TelephonyEvent) -> dict[str, An
         "webhook_id": webhook_id,
         "type": event.type,
         "occurred_at": event.occurred_at,
-        "payload": json.dumps(mask_card_numbers_in(event.payload)),
+        "payload": _stored_payload(event),
         "fields_to_apply": json.dumps(event.fields_to_apply()),
     }
 
 
-_STORED_PAYLOAD_SQL = f"SELECT payload FROM {CallEvent._meta.db_table} WHERE webhook_id = %s"
+_KNOWN_WEBHOOK_ID_SQL = f"SELECT FROM {CallEvent._meta.db_table} WHERE webhook_id = %(webhook_id)s"
+
+# Compared by PostgreSQL, as jsonb: what this delivery would store against what is stored, so
+# numbers compare as the numbers stored (1.1e30 read back is no float equal to Python's).
+_STORED_AS_SQL = f"""
+    SELECT payload = %(payload)s::jsonb FROM {CallEvent._meta.db_table}
+    WHERE webhook_id = %(webhook_id)s
+"""
 
 
-def _same_payload(stored: tuple[Any, ...] | None, event: TelephonyEvent) -> bool:
-    if stored is None:
-        return False
-    value = json.loads(stored[0]) if isinstance(stored[0], str) else stored[0]
-    return value == mask_card_numbers_in(event.payload)
+def _stored_as_params(webhook_id: str, event: TelephonyEvent) -> dict[str, Any]:
+    return {"webhook_id": webhook_id, "payload": _stored_payload(event)}
+
+
+def _stored_payload(event: TelephonyEvent) -> str:
+    return json.dumps(mask_card_numbers_in(event.payload))
+
+
+def _same_payload(stored: tuple[Any, ...] | None) -> bool:
+    return stored is not None and stored[0] is True

@@ -9,12 +9,15 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from infrastructure.client_address import client_address
+from infrastructure.json_bodies import JSONParser
+from telephony.generic_cti import token as cti_token
 from telephony.generic_cti.events import (
     CAUSE_REASONS,
     DIRECTIONS,
@@ -73,7 +76,9 @@ class GenericCtiView(APIView):
             "Zammad's Generic CTI format, form-encoded or JSON. The PBX routes the call; "
             "Rapport records it and shows the caller to the agents whose phones ring and to "
             "the agent who answers. Idempotent: a repeated event changes nothing. "
-            "`TELEPHONY_CTI_TOKEN` unset: 404; a wrong token: 403."
+            "`TELEPHONY_CTI_TOKEN` unset: 404; a wrong token: 403; more wrong tokens from one "
+            "address than `TELEPHONY_CTI_GUESS_LIMIT`: 429 for every request from it, with "
+            "Retry-After."
         ),
         request=GenericCtiSerializer,
         responses={
@@ -82,13 +87,19 @@ class GenericCtiView(APIView):
             403: ERROR_DETAIL,
             404: ERROR_DETAIL,
             415: ERROR_DETAIL,
+            429: ERROR_DETAIL,
         },
     )
     def post(self, request: Request, token: str) -> Response:
         configured = settings.TELEPHONY_CTI_TOKEN
         if not configured:
             raise exceptions.NotFound("Generic CTI is not configured (TELEPHONY_CTI_TOKEN).")
+        address = client_address(request)
+        wait = cti_token.seconds_until_next_guess(address)
+        if wait is not None:
+            raise exceptions.Throttled(wait, "Too many wrong Generic CTI tokens from here.")
         if not hmac.compare_digest(token.encode(), configured.encode()):
+            cti_token.count_wrong_guess(address)
             raise exceptions.PermissionDenied("Wrong Generic CTI token.")
         payload = _posted(request.data)
         check_storable(payload)

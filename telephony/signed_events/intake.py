@@ -2,9 +2,10 @@
 
 The checks are the webhook's own (`validation`): media type, signature, the signer's rate, the
 body and every field, with the same answers. A valid event is recorded by the one statement
-that records every event (`telephony.recording`), over the loop's own database connection,
-autocommitted, so durable before the 202; then a Celery task is published to apply it
-(`telephony.applying`): the call's state, the agent, the router. Applying in a request thread
+that records every event (`telephony.recording`), over the loop's own database connections
+(the intake's lane: infrastructure.database.on_loop), autocommitted, so durable before the
+202; then a Celery task is published to apply it (`telephony.applying`): the call's state, the
+agent, the router. Applying in a request thread
 cost four to five trivial requests of CPU per event, most of it Django's thread hop and the
 transaction's round trips (bench/README.md).
 
@@ -69,8 +70,9 @@ class TelephonyEventIntake:
         except exceptions.APIException as refused:
             answer = _refusal(refused)
         except (psycopg.OperationalError, psycopg.InterfaceError) as unreachable:
-            # The loop's connection is psycopg's own, so its errors are not Django's; as
-            # Django's, the API's handler answers them (503, Retry-After). The Redis calls
+            # The loop's connections are psycopg's own, so their errors are not Django's; as
+            # Django's, the API's handler answers them (503, Retry-After): PostgreSQL away, or
+            # a lock or statement timeout (nothing recorded either way). The Redis calls
             # answer for themselves: the rate limit counts nothing, the publish leaves the
             # event to beat.
             answer = _refusal(OperationalError(str(unreachable)))

@@ -70,7 +70,18 @@ async def seconds_to_wait_on_loop(*, signer: str) -> float | None:
 
 
 def _identifiers(signer: str) -> tuple[str, ...]:
-    return (settings.CACHES["default"].get("KEY_PREFIX", ""), "telephony", signer)
+    return identifiers("telephony", signer)
+
+
+def identifiers(*parts: str) -> tuple[str, ...]:
+    """The keys of one budget in the shared Redis, under the cache's prefix."""
+    return (settings.CACHES["default"].get("KEY_PREFIX", ""), *parts)
+
+
+def shared_limiter() -> MovingWindowRateLimiter:
+    """The moving-window counter in the shared Redis, for another budget than the webhook's
+    (Generic CTI's wrong tokens: telephony.generic_cti.token)."""
+    return _limiter(settings.REDIS_URL)
 
 
 @functools.cache

@@ -5,6 +5,11 @@ Each view parses Twilio's fields and calls telephony.twilio.calls; `twilio_webho
 once for all of them, that Twilio is configured (404), that the signature is Twilio's over the
 URL Twilio requested and that the request is the configured account's (403), and answers a
 missing or malformed field with 400 naming it.
+
+Twilio's contract is never a 500: while PostgreSQL (or Redis) cannot be reached, a request
+about what the caller hears is answered TwiML that keeps them on the line and asks again
+(`hold_then_call_in_again`, or the wait loop's round), and a status callback a 503 with
+Retry-After.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.twiml.voice_response import VoiceResponse
 
+from infrastructure.api_errors import RETRY_AFTER_SECONDS, UNREACHABLE
 from telephony.twilio import calls as twilio_calls
 from telephony.twilio import voice as twilio_voice
 from telephony.twilio.voice import CALL_SID, BadField, form_payload, optional, required
@@ -27,31 +33,62 @@ from telephony.twilio.voice import CALL_SID, BadField, form_payload, optional, r
 logger = logging.getLogger(__name__)
 
 
-def twilio_webhook(view: Callable[[HttpRequest], HttpResponse]):
-    @csrf_exempt
-    @require_POST
-    @functools.wraps(view)
-    def checked(request: HttpRequest) -> HttpResponse:
-        if not twilio_voice.is_configured():
-            return JsonResponse({"detail": "Twilio is not configured."}, status=404)
-        if not twilio_voice.signature_is_valid(request):
-            logger.warning("twilio request to %s refused: bad signature", request.path)
-            return JsonResponse(
-                {"detail": "X-Twilio-Signature is missing or does not match this request."},
-                status=403,
-            )
-        if request.POST.get("AccountSid", "") != settings.TWILIO_ACCOUNT_SID:
-            logger.warning("twilio request to %s refused: another account", request.path)
-            return JsonResponse({"detail": "AccountSid is not this Rapport's account."}, status=403)
-        try:
-            return view(request)
-        except BadField as bad:
-            return JsonResponse(
-                {"detail": f"Bad field {bad.field}.", "errors": {bad.field: [bad.message]}},
-                status=400,
-            )
+def _try_again_later(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(
+        {"detail": "A service Rapport needs cannot be reached just now: try again shortly."},
+        status=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
-    return checked
+
+def _hold_then_call_in_again(request: HttpRequest) -> HttpResponse:
+    base_url = twilio_voice.public_base_url(request)
+    return _twiml(twilio_voice.hold_then_call_in_again(base_url=base_url))
+
+
+def twilio_webhook(
+    *, while_unreachable: Callable[[HttpRequest], HttpResponse] = _try_again_later
+) -> Callable[[Callable[[HttpRequest], HttpResponse]], Callable[[HttpRequest], HttpResponse]]:
+    """A Twilio webhook view, checked (see the module); `while_unreachable` answers it while
+    PostgreSQL or Redis cannot be reached."""
+
+    def decorate(view: Callable[[HttpRequest], HttpResponse]):
+        @csrf_exempt
+        @require_POST
+        @functools.wraps(view)
+        def checked(request: HttpRequest) -> HttpResponse:
+            if not twilio_voice.is_configured():
+                return JsonResponse({"detail": "Twilio is not configured."}, status=404)
+            if not twilio_voice.signature_is_valid(request):
+                logger.warning("twilio request to %s refused: bad signature", request.path)
+                return JsonResponse(
+                    {"detail": "X-Twilio-Signature is missing or does not match this request."},
+                    status=403,
+                )
+            if request.POST.get("AccountSid", "") != settings.TWILIO_ACCOUNT_SID:
+                logger.warning("twilio request to %s refused: another account", request.path)
+                return JsonResponse(
+                    {"detail": "AccountSid is not this Rapport's account."}, status=403
+                )
+            try:
+                return view(request)
+            except BadField as bad:
+                return JsonResponse(
+                    {"detail": f"Bad field {bad.field}.", "errors": {bad.field: [bad.message]}},
+                    status=400,
+                )
+            except UNREACHABLE as unreachable:
+                logger.warning(
+                    "twilio request to %s answered to come back: %s: %s",
+                    request.path,
+                    type(unreachable).__name__,
+                    unreachable,
+                )
+                return while_unreachable(request)
+
+        return checked
+
+    return decorate
 
 
 def _twiml(response: VoiceResponse) -> HttpResponse:
@@ -62,7 +99,7 @@ def _call_sid(form, field: str = "CallSid") -> str:
     return required(form, field, pattern=CALL_SID)
 
 
-@twilio_webhook
+@twilio_webhook(while_unreachable=_hold_then_call_in_again)
 def voice(request: HttpRequest) -> HttpResponse:
     """The number's "A call comes in": the caller waits in the queue."""
     form = request.POST
@@ -77,7 +114,7 @@ def voice(request: HttpRequest) -> HttpResponse:
     return _twiml(twilio_voice.twiml(next_step))
 
 
-@twilio_webhook
+@twilio_webhook()
 def status(request: HttpRequest) -> HttpResponse:
     """The number's status callback: a final CallStatus ends the call."""
     form = request.POST
@@ -94,7 +131,11 @@ def status(request: HttpRequest) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-@twilio_webhook
+def _another_round_of_the_wait(request: HttpRequest) -> HttpResponse:
+    return _twiml(twilio_voice.waiting(base_url=twilio_voice.public_base_url(request)))
+
+
+@twilio_webhook(while_unreachable=_another_round_of_the_wait)
 def wait(request: HttpRequest) -> HttpResponse:
     """The queue's wait loop: keep waiting, or leave the queue to be dialled to the agent."""
     call_sid = _call_sid(request.POST)
@@ -104,7 +145,7 @@ def wait(request: HttpRequest) -> HttpResponse:
     return _twiml(twilio_voice.waiting(base_url=twilio_voice.public_base_url(request)))
 
 
-@twilio_webhook
+@twilio_webhook(while_unreachable=_hold_then_call_in_again)
 def enqueue_action(request: HttpRequest) -> HttpResponse:
     form = request.POST
     next_step = twilio_calls.caller_left_queue(
@@ -114,7 +155,7 @@ def enqueue_action(request: HttpRequest) -> HttpResponse:
     return _twiml(twilio_voice.twiml(next_step))
 
 
-@twilio_webhook
+@twilio_webhook(while_unreachable=_hold_then_call_in_again)
 def dial_action(request: HttpRequest) -> HttpResponse:
     form = request.POST
     decision = request.GET.get("decision", "")
@@ -136,7 +177,7 @@ def dial_action(request: HttpRequest) -> HttpResponse:
     return _twiml(twilio_voice.twiml(next_step))
 
 
-@twilio_webhook
+@twilio_webhook()
 def agent_status(request: HttpRequest) -> HttpResponse:
     """An agent leg's status callback: answered means the agent has the caller."""
     form = request.POST

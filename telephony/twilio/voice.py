@@ -229,6 +229,19 @@ def waiting(*, base_url: str) -> VoiceResponse:
     return response
 
 
+def hold_then_call_in_again(*, base_url: str) -> VoiceResponse:
+    """While Rapport cannot reach its database: the caller hears a round of the wait (music or
+    silence), then Twilio requests the number's "A call comes in" again, with the call's own
+    parameters, and so on until the call can be recorded and queued (or dialled to the agent
+    who accepted it, or hung up once it is over): the caller stays on the line meanwhile."""
+    response = VoiceResponse()
+    if settings.TWILIO_HOLD_MUSIC_URL:
+        response.play(settings.TWILIO_HOLD_MUSIC_URL)
+    response.pause(length=settings.TWILIO_WAIT_SECONDS)
+    response.redirect(url(base_url, "twilio-voice"), method="POST")
+    return response
+
+
 def leave() -> VoiceResponse:
     response = VoiceResponse()
     response.leave()

@@ -248,13 +248,17 @@ def test_the_loop_connection_holds_no_transaction_and_is_replaced_when_the_serve
     dana = make_agent("dana")
     session_key = _session_key(dana.user)
 
+    async def backend() -> int:
+        (pid,) = await on_loop.fetchone("SELECT pg_backend_pid()", [])
+        return pid
+
     async def scenario() -> tuple[bool, str, bool]:
         assert await roles.still_signed_in_on_loop(dana.user, session_key)
-        first = await on_loop._loop_connection()
-        state = await database_sync_to_async(_backend_state)(first.info.backend_pid)
-        await database_sync_to_async(_terminate)(first.info.backend_pid)
+        first = await backend()
+        state = await database_sync_to_async(_backend_state)(first)
+        await database_sync_to_async(_terminate)(first)
         after_drop = await roles.still_signed_in_on_loop(dana.user, session_key)
-        return after_drop, state, (await on_loop._loop_connection()) is not first
+        return after_drop, state, (await backend()) != first
 
     after_drop, state, replaced = _on_loop(scenario)
 

@@ -1,11 +1,15 @@
 """The customers REST API: create, read as consent and the call allow, notes, export, erase."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection, transaction
 from django.utils import timezone
 
+from customers import services
 from customers.models import ContextAccess, Customer
 from routing.models import Call, Offer
 
@@ -85,6 +89,37 @@ def test_it_names_the_bad_fields(client, staff):
     )
     assert response.status_code == 400
     assert "phones" in response.json()["errors"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_creates_at_once_with_one_external_id_answer_a_4xx_naming_it(client, staff):
+    created = threading.Event()
+
+    def create_and_commit_a_moment_later():
+        try:
+            with transaction.atomic():
+                services.create_customer(name="Maya Chen", phones=[], external_id="crm-42")
+                created.set()
+                # The API's create reads no such customer yet, and waits on the unique index.
+                time.sleep(1)
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=create_and_commit_a_moment_later)
+    first.start()
+    assert created.wait(10)
+    client.force_login(staff)
+
+    second = client.post(
+        "/api/customers/",
+        {"name": "Maya C.", "phones": [], "external_id": "crm-42"},
+        content_type="application/json",
+    )
+    first.join()
+
+    assert second.status_code == 400
+    assert list(second.json()["errors"]) == ["external_id"]
+    assert Customer.objects.filter(external_id="crm-42").count() == 1
 
 
 def test_an_agent_sees_the_customer_whose_call_is_ringing_for_them(

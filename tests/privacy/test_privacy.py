@@ -59,6 +59,30 @@ def test_card_numbers_are_masked_to_their_last_four_digits(text, masked):
     assert mask_card_numbers(text) == masked
 
 
+# Spaces and dashes a word processor or a phone keyboard puts between the groups.
+DISGUISED_CARDS = [
+    ("4111\u00a01111\u00a01111\u00a01111", "****\u00a0****\u00a0****\u00a01111"),
+    ("4111\u202f1111\u202f1111\u202f1111", "****\u202f****\u202f****\u202f1111"),
+    ("4111\u20091111\u20091111\u20091111", "****\u2009****\u2009****\u20091111"),
+    ("5555\u20135555\u20135555\u20134444", "****\u2013****\u2013****\u20134444"),
+    ("5555 \u2014 5555 \u2014 5555 \u2014 4444", "**** \u2014 **** \u2014 **** \u2014 4444"),
+    ("4111\u22121111\u22121111\u22121111", "****\u2212****\u2212****\u22121111"),
+    ("4111\u200b1111\u200b1111\u200b1111", "****\u200b****\u200b****\u200b1111"),
+]
+
+
+@pytest.mark.parametrize("text, masked", DISGUISED_CARDS)
+def test_card_numbers_grouped_with_unicode_spaces_or_dashes_are_masked(text, masked):
+    assert mask_card_numbers(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text", ["call +1\u00a0415\u00a0555\u00a00123", "2026\u201311\u201323", "+44\u202f20 7946 0958"]
+)
+def test_phone_numbers_and_dates_with_unicode_separators_are_kept(text):
+    assert mask_card_numbers(text) == text
+
+
 @pytest.mark.parametrize("text", NEAR_MISSES)
 def test_numbers_that_are_not_cards_are_kept(text):
     assert mask_card_numbers(text) == text
@@ -85,6 +109,16 @@ def test_event_metadata_can_be_masked_before_storage():
         "ivr": {"digits": "************1111"},
         "tags": ["ok", "****-****-****-4444"],
     }
+
+
+def test_a_card_number_used_as_a_key_is_masked_and_no_key_is_lost():
+    metadata = {"4111 1111 1111 1111": "paid", "ivr": {"5555555555554444": 1, "x": 2}}
+    assert mask_card_numbers_in(metadata) == {
+        "**** **** **** 1111": "paid",
+        "ivr": {"************4444": 1, "x": 2},
+    }
+    # Two cards masked alike stay two keys.
+    assert len(mask_card_numbers_in({"4111111111111111": 1, "4012888888881111": 2})) == 2
 
 
 def test_card_numbers_never_reach_the_logs():
@@ -377,3 +411,41 @@ def test_a_card_number_in_event_metadata_is_never_stored(phone_system, queue):
     assert phone_system.post(body, webhook_id="msg_card").status_code == 202
     stored = CallEvent.objects.get(webhook_id="msg_card").payload["metadata"]
     assert stored == {"ivr_digits": "**** **** **** 1111", "order": "100023456"}
+
+
+@pytest.mark.usefixtures("webhook_secret")
+def test_a_card_number_in_disguise_or_as_a_key_in_event_metadata_is_never_stored(
+    phone_system, queue
+):
+    metadata = {
+        "ivr_digits": "4111\u00a01111\u00a01111\u00a01111",
+        "said": "5555\u20135555\u20135555\u20134444",
+        "cards": {"4012 8888 8888 1881": "declined"},
+    }
+    body = ringing("CA1", metadata=metadata)
+    assert phone_system.post(body, webhook_id="msg_disguised").status_code == 202
+
+    stored = CallEvent.objects.get(webhook_id="msg_disguised").payload["metadata"]
+    assert stored == {
+        "ivr_digits": "****\u00a0****\u00a0****\u00a01111",
+        "said": "****\u2013****\u2013****\u20134444",
+        "cards": {"**** **** **** 1881": "declined"},
+    }
+
+
+def test_a_typed_access_reason_never_stores_a_card_number(client, make_agent, make_customer):
+    dana = make_agent("dana")
+    maya = make_customer("Maya Chen", phones=(NUMBER,))
+    client.force_login(dana.user)
+
+    found = client.get(
+        "/api/customers/",
+        {"phone": NUMBER, "reason": "caller gave card 4111\u00a01111\u00a01111\u00a01111"},
+    )
+    read = client.get(f"/api/customers/{maya.id}/", {"reason": "refund to 5555-5555-5555-4444"})
+
+    assert (found.status_code, read.status_code) == (200, 200)
+    assert list(ContextAccess.objects.order_by("id").values_list("reason_text", flat=True)) == [
+        "caller gave card ****\u00a0****\u00a0****\u00a01111",
+        "refund to ****-****-****-4444",
+    ]

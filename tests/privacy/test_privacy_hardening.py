@@ -17,6 +17,7 @@ from customers.audit import record_context_access
 from customers.models import CallNote, ContextAccess, Customer, PhoneNumber
 from privacy import services as privacy_services
 from routing.models import Call, Offer
+from telephony import applying, recording
 from telephony.models import CallEvent
 from tests.support.routing import wait_until
 from tests.support.telephony import ringing
@@ -269,6 +270,69 @@ def test_erasing_keeps_only_the_routing_fields_of_stored_events(phone_system, qu
     payload = CallEvent.objects.get(webhook_id="msg_1").payload
     assert set(payload) == {"type", "call_id", "occurred_at", "to"}
     assert "Maya" not in str(payload)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("webhook_secret")
+def test_an_event_applied_after_its_caller_was_erased_writes_no_number_back(
+    phone_system, queue, staff, make_customer
+):
+    maya = make_customer("Maya Chen", phones=[NUMBER])
+    body = ringing("CA1", caller_name="Maya Chen", **{"from": "(415) 555-0123"})
+    # Recorded; the worker has not applied it yet when the customer is erased.
+    assert phone_system.post(body, webhook_id="msg_1", work=False).status_code == 202
+
+    privacy_services.erase_customer(customer=maya, erased_by=staff)
+    phone_system.work()
+
+    call = Call.objects.get(telephony_call_id="CA1")
+    assert (call.state, call.from_number, call.from_e164, call.customer) == ("queued", "", "", None)
+    stored = CallEvent.objects.values("payload", "fields_to_apply", "applied").get()
+    assert stored["applied"] and stored["fields_to_apply"] is None
+    assert set(stored["payload"]) == {"type", "call_id", "occurred_at", "to"}
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("webhook_secret")
+def test_a_worker_that_read_the_event_just_before_the_erase_writes_no_number_back(
+    phone_system, queue, staff, make_customer, monkeypatch
+):
+    maya = make_customer("Maya Chen", phones=[NUMBER])
+    phone_system.post(ringing("CA1", **{"from": NUMBER}), webhook_id="msg_1", work=False)
+    read_by_the_worker = recording.recorded_event
+
+    def read_then_erased(event_id):
+        event = read_by_the_worker(event_id)
+        privacy_services.erase_customer(customer=maya, erased_by=staff)
+        return event
+
+    monkeypatch.setattr(recording, "recorded_event", read_then_erased)
+    phone_system.work()
+    monkeypatch.setattr(recording, "recorded_event", read_by_the_worker)
+
+    call = Call.objects.get(telephony_call_id="CA1")
+    assert (call.from_number, call.from_e164, call.customer) == ("", "", None)
+    # Still to apply, without the number: beat's task for lost events applies it.
+    assert "from_number" not in CallEvent.objects.get().fields_to_apply
+    applying.apply_and_route(CallEvent.objects.get().id)
+    call = Call.objects.get(telephony_call_id="CA1")
+    assert (call.state, call.from_number, call.customer) == ("queued", "", None)
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("webhook_secret")
+def test_an_event_still_to_apply_keeps_no_erased_number(phone_system, queue, staff, make_customer):
+    maya = make_customer("Maya Chen", phones=[NUMBER])
+    phone_system.post(ringing("CA1", **{"from": NUMBER}), webhook_id="msg_1", work=False)
+    phone_system.post(ringing("CA2", **{"from": "+14155550999"}), webhook_id="msg_2", work=False)
+
+    privacy_services.erase_customer(customer=maya, erased_by=staff)
+
+    kept = dict(CallEvent.objects.values_list("webhook_id", "fields_to_apply"))
+    assert "from_number" not in kept["msg_1"]
+    assert NUMBER not in str(CallEvent.objects.get(webhook_id="msg_1").payload)
+    # Another caller's event is theirs to keep.
+    assert kept["msg_2"]["from_number"] == "+14155550999"
 
 
 @pytest.mark.django_db

@@ -27,6 +27,7 @@ import httpx
 import pytest
 import redis
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from infrastructure import broadcast
 from rapport.celery import app as celery_app
@@ -102,6 +103,35 @@ def server_loop() -> _ServerLoop:
     if _server_loop is None:
         _server_loop = _ServerLoop()
     return _server_loop
+
+
+def request_application(
+    method: str,
+    path: str,
+    content: str | bytes = b"",
+    headers: dict[str, str] | None = None,
+    *,
+    from_address: str = "127.0.0.1",
+) -> httpx.Response:
+    """One request to the application as the server runs it (`rapport.asgi.http_application`),
+    on the server's event loop; Django's views run in their own threads, so what they write is
+    committed (`transactional_db`)."""
+    from rapport.asgi import http_application
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=http_application(), client=(from_address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.request(method, path, content=content, headers=headers or {})
+
+    # The request's thread outlives the test: it must not keep a connection to the test
+    # database open (every thread's connection reads this same dictionary).
+    database = connections[DEFAULT_DB_ALIAS].settings_dict
+    kept_for = database["CONN_MAX_AGE"]
+    database["CONN_MAX_AGE"] = 0
+    try:
+        return server_loop().run(send())
+    finally:
+        database["CONN_MAX_AGE"] = kept_for
 
 
 class PhoneSystem:

@@ -12,12 +12,17 @@ import sys
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
 
 from customers.card_numbers import mask_card_numbers, mask_card_numbers_in
+from routing.models import Call
 from telephony.models import CallEvent
 from telephony.signing import sign
+from tests.support.generic_cti import TOKEN
 from tests.support.telephony import (
     as_test_client_headers,
+    request_application,
     ringing,
     signed_pull_headers,
 )
@@ -55,6 +60,44 @@ def test_a_body_nested_beyond_the_parser_is_a_400_not_a_500(phone_system, queue)
 
     assert response.status_code == 400
     assert list(response.json()["errors"]) == ["metadata"]
+
+
+def _nested_5000_deep(**fields) -> str:
+    return json.dumps(fields)[:-1] + ', "metadata": ' + "[" * 5000 + "]" * 5000 + "}"
+
+
+def test_generic_cti_json_nested_5000_deep_is_a_json_400_naming_the_field(
+    transactional_db, settings
+):
+    settings.TELEPHONY_CTI_TOKEN = TOKEN
+    body = _nested_5000_deep(event="newCall", callId="cti-deep", **{"from": "+14155550123"})
+
+    response = request_application(
+        "POST", f"/api/telephony/cti/{TOKEN}/", body, {"content-type": "application/json"}
+    )
+
+    assert response.status_code == 400
+    assert list(response.json()["errors"]) == ["metadata"]
+    assert not Call.objects.exists()
+
+
+def test_any_api_endpoint_answers_json_nested_5000_deep_with_a_json_400(
+    transactional_db, make_agent
+):
+    dana = make_agent("dana")
+    staff = User.objects.create_user("admin", is_staff=True)
+    headers = {
+        "content-type": "application/json",
+        "authorization": f"Token {Token.objects.create(user=staff).key}",
+    }
+
+    response = request_application(
+        "PATCH", f"/api/agents/{dana.id}/", _nested_5000_deep(display_name="Dana"), headers
+    )
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/json"
+    assert "metadata" in response.json()["errors"]
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(phone_system, queue):
@@ -174,6 +217,28 @@ def test_a_redelivery_of_the_same_event_stays_a_202_duplicate_even_with_a_card_n
 
     assert again.status_code == 202
     assert again.json()["duplicate"] is True
+
+
+def test_a_redelivery_holding_a_number_beyond_a_float_is_still_the_202_duplicate(
+    phone_system, queue
+):
+    body = json.dumps(ringing("CA-1", metadata={"amount": "N"})).replace('"N"', "1.1e30")
+    first = phone_system.post(body, webhook_id="msg_huge")
+
+    again = phone_system.post(body, webhook_id="msg_huge")
+
+    assert first.status_code == 202
+    assert (again.status_code, again.json()["duplicate"]) == (202, True)
+    assert CallEvent.objects.count() == 1
+
+
+def test_a_webhook_id_reused_for_another_call_leaves_no_call_behind(phone_system, queue):
+    phone_system.post(ringing("CA-1"), webhook_id="msg_reused")
+
+    other = phone_system.post(ringing("CA-2"), webhook_id="msg_reused")
+
+    assert other.status_code == 409
+    assert list(Call.objects.values_list("telephony_call_id", flat=True)) == ["CA-1"]
 
 
 def _manage_check(**env) -> subprocess.CompletedProcess:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -16,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 from standardwebhooks import Webhook
@@ -323,3 +325,66 @@ def test_with_the_database_out_of_reach_the_event_is_refused_with_503_and_retry_
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert "try again" in response.json()["detail"]
+
+
+def _row_locked_for(seconds: float, call_id: str) -> threading.Thread:
+    """Another transaction holds `call_id`'s row for `seconds` (a router, a slow admin), from
+    the moment this returns."""
+    locked = threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Call.objects.select_for_update().get(telephony_call_id=call_id)
+                locked.set()
+                time.sleep(seconds)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert locked.wait(10)
+    return holder
+
+
+def test_a_locked_call_stalls_neither_the_intake_nor_its_own_sender_for_long(secret, queue):
+    post_to_intake(signed(secret, ringing("CA-locked")))
+    holder = _row_locked_for(4.0, "CA-locked")
+
+    async def both_at_once() -> list[tuple[int, float]]:
+        intake = TelephonyEventIntake(_not_for_django)
+        transport = httpx.ASGITransport(app=intake)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+
+            async def timed(request: dict, after: float) -> tuple[httpx.Response, float]:
+                await asyncio.sleep(after)
+                started = time.monotonic()
+                response = await client.post(EVENTS_URL, **request)
+                return response, time.monotonic() - started
+
+            return await asyncio.gather(
+                timed(signed(secret, event("call.held", "CA-locked"), webhook_id="msg_held"), 0),
+                timed(signed(secret, ringing("CA-other"), webhook_id="msg_other"), 0.2),
+            )
+
+    with ThreadPoolExecutor(max_workers=1) as server_thread:
+        (locked, locked_took), (other, other_took) = server_thread.submit(
+            asyncio.run, both_at_once()
+        ).result()
+    holder.join()
+
+    # The unrelated call's event is recorded at once, not after the lock (4 s).
+    assert (other.status_code, CallEvent.objects.filter(webhook_id="msg_other").exists()) == (
+        202,
+        True,
+    )
+    assert other_took < 1.0
+    # Its own call's event waits no longer than the lock timeout (2 s), and is to be retried.
+    assert locked.status_code == 503
+    assert locked.headers["retry-after"] == "5"
+    assert locked_took < 3.5
+    assert not CallEvent.objects.filter(webhook_id="msg_held").exists()
+    [retried] = post_to_intake(
+        signed(secret, event("call.held", "CA-locked"), webhook_id="msg_held")
+    )
+    assert retried.status_code == 202
