@@ -96,10 +96,13 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def agent_message(self, event: dict) -> None:
         # Offers and calls carry the caller's context: a session that has ended since the
-        # socket opened (logged out elsewhere, deactivated) gets nothing more. Status and
-        # offer-ended messages carry none and skip the check's query.
+        # socket opened (logged out elsewhere, deactivated), or a person no longer in the agent
+        # group, gets nothing more. Status and offer-ended messages carry none and skip the
+        # check's query.
         if event["message"].get("type") in CUSTOMER_DATA_MESSAGES:
-            signed_in = await roles.still_signed_in_on_loop(self.user, self.session_key)
+            signed_in = await roles.still_signed_in_on_loop(
+                self.user, self.session_key, role=roles.AGENT_GROUP
+            )
             if not signed_in:
                 await self.close(code=REFUSED)
                 return

@@ -129,9 +129,14 @@ def last_agent_step(
     being changed), as good as busy. `first`: the router's first look at the call (a phone
     system asking whom to ring first is always that). `wait_until`: the hold decided earlier.
 
-    An agent who is offline or not ready, or no longer serves the queue, is passed over at once;
-    a free one is offered the call; a busy one (on a call, in wrap-up, ringing for another
-    caller) is waited for as long as the caller's hold rule allows, only once."""
+    An agent who no longer takes calls (out of the `agent` group, or deactivated), is offline
+    or not ready, or no longer serves the queue, is passed over at once; a free one is offered
+    the call; a busy one (on a call, in wrap-up, ringing for another caller) is waited for as
+    long as the caller's hold rule allows, only once."""
+    if standing is not None and not standing.takes_calls:
+        return LastAgentStep(
+            TO_QUEUE, DecisionReason.LAST_AGENT_UNAVAILABLE, detail={"why": "not_an_agent"}
+        )
     if standing is not None and not standing.serves_queue:
         return LastAgentStep(
             TO_QUEUE, DecisionReason.LAST_AGENT_UNAVAILABLE, detail={"why": "not_in_queue"}
@@ -172,6 +177,8 @@ def last_agent_step(
 
 # The call is the agent's and the caller is (or was just) on the line with them.
 _SEEN_DURING_CALL = TALKING_STATES | {CallState.WRAP_UP}
+# What `why_agent_sees_call` reads of the agent.
+AGENT_FIELDS_SEEING_CALLS = ("id", "status")
 
 
 def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:

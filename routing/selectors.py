@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce, NullIf
 
 from customers.models import Customer
 from infrastructure.database import rows
+from routing import roles
 from routing.models import (
     DEFAULT_WRAP_UP_SECONDS,
     FALLBACK_REASONS,
@@ -48,9 +49,18 @@ User = get_user_model()
 
 
 def agent_id_for_user(user: Any) -> int | None:
+    """The id of the person's agent, while they take calls (`roles.takes_calls`)."""
+    agent = agent_for_user(user, fields=("id",))
+    return None if agent is None else agent.id
+
+
+def agent_for_user(user: Any, *, fields: Sequence[str] = ()) -> Agent | None:
+    """The person's agent (only `fields`, when given), while they take calls
+    (`roles.takes_calls`): nobody else acts or sees a caller as an agent."""
     if user is None or not user.is_authenticated:
         return None
-    return Agent.objects.filter(user=user).values_list("id", flat=True).first()
+    agents = Agent.objects.filter(roles.takes_calls(), user_id=user.pk)
+    return (agents.only(*fields) if fields else agents).first()
 
 
 def open_offers() -> QuerySet[Offer]:
@@ -89,8 +99,12 @@ def anything_to_sweep(*, now: datetime) -> bool:
         return cursor.fetchone()[0]
 
 
-def agents_without_open_offer() -> QuerySet[Agent]:
-    return Agent.objects.exclude(Exists(open_offers().filter(agent=OuterRef("pk"))))
+def offerable_agents() -> QuerySet[Agent]:
+    """Agents a call could be offered to, whatever their status: they take calls
+    (`roles.takes_calls`) and no offer rings for them."""
+    return Agent.objects.filter(roles.takes_calls()).exclude(
+        Exists(open_offers().filter(agent=OuterRef("pk")))
+    )
 
 
 def calls_in_hand(agent_id: int) -> QuerySet[Call]:
@@ -218,6 +232,8 @@ class AgentStanding:
     serves_queue: bool
     # An offer of another call rings for them.
     ringing: bool
+    # They hold the agent role (`roles.takes_calls`): nobody else is offered a call.
+    takes_calls: bool
 
     @property
     def free(self) -> bool:
@@ -247,8 +263,8 @@ def _agent_with_standing(
     if row is None:
         return None
     agent = _agent_with_user(row)
-    serves_queue, ringing = row[-2:]
-    return agent, AgentStanding(agent.status, serves_queue, ringing)
+    serves_queue, ringing, takes_calls = row[-3:]
+    return agent, AgentStanding(agent.status, serves_queue, ringing, takes_calls)
 
 
 _AGENT_WITH_USER_COLUMNS = f"{rows.columns(Agent, 'agent')}, {rows.columns(User, 'person')}"
@@ -260,8 +276,9 @@ _IN_QUEUE = f"""EXISTS (SELECT 1 FROM "{Agent.queues.through._meta.db_table}" se
     WHERE served.agent_id = agent.id AND served.queue_id = %s)"""
 _RINGING = f"""EXISTS (SELECT 1 FROM "{Offer._meta.db_table}" ringing
     WHERE ringing.agent_id = agent.id AND ringing.state = %s)"""
+_TAKES_CALLS = roles.takes_calls_sql("person")
 _AGENT_WITH_STANDING_SQL = f"""
-    SELECT {_AGENT_WITH_USER_COLUMNS}, {_IN_QUEUE}, {_RINGING}
+    SELECT {_AGENT_WITH_USER_COLUMNS}, {_IN_QUEUE}, {_RINGING}, {_TAKES_CALLS}
     {_AGENT_WITH_USER_FROM}
     WHERE agent.id = %s
 """
@@ -269,7 +286,7 @@ _AGENT_WITH_STANDING_FOR_UPDATE_SQL = _AGENT_WITH_STANDING_SQL + "FOR UPDATE OF 
 _LONGEST_IDLE_SQL = f"""
     SELECT {_AGENT_WITH_USER_COLUMNS}
     {_AGENT_WITH_USER_FROM}
-    WHERE agent.status = %s AND {_IN_QUEUE} AND NOT {_RINGING}
+    WHERE agent.status = %s AND {_IN_QUEUE} AND NOT {_RINGING} AND {_TAKES_CALLS}
         AND NOT (agent.id = ANY(%s::bigint[]))
     ORDER BY agent.status_changed_at, agent.id
     LIMIT 1
@@ -302,8 +319,9 @@ def _agent_with_user(row) -> Agent:
 
 
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
-    """The available agent of the queue idle longest, with no offer ringing, locked, with their
-    user; agents another router holds are skipped rather than waited for. Written as SQL: it
+    """The available agent of the queue idle longest, with no offer ringing, who takes calls
+    (`roles.takes_calls`), locked, with their user; agents another router holds are skipped
+    rather than waited for. Written as SQL: it
     runs on every offer (see infrastructure.database.rows)."""
     with rows.prepared_cursor() as cursor:
         cursor.execute(
