@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, Subquery
+from django.db.models import Q
 
 from customers.models import Customer, HoldTolerance, Pace, Provenance
 from routing.models import Agent, Call, DecisionReason, Offer, Queue
-from routing.selectors import AgentStanding, agents_calls_latest_first
+from routing.selectors import AgentStanding
 from routing.states import FINAL_STATES, TALKING_STATES, AgentStatus, CallState, OfferState
 
 # --- the hold rule ----------------------------------------------------------------------------
@@ -178,15 +178,16 @@ def last_agent_step(
 # The call is the agent's and the caller is (or was just) on the line with them.
 _SEEN_DURING_CALL = TALKING_STATES | {CallState.WRAP_UP}
 # What `why_agent_sees_call` reads of the agent.
-AGENT_FIELDS_SEEING_CALLS = ("id", "status")
+AGENT_FIELDS_SEEING_CALLS = ("id", "status", "wrap_up_call")
 
 
 def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:
     """Whether the agent sees one of the calls `among` selects now, and why: ("offer" | "call",
     the call's id), or None. The one statement of the rule (docs/privacy.md): an agent sees a
     call while it rings for them or is theirs (connected, held, transferred, wrap-up), and
-    during their own wrap-up the call that just ended. `agent` needs its id and status.
-    At most three small queries."""
+    during their own wrap-up the call they wrap up (`Agent.wrap_up_call`: the call that just
+    ended, or the one they just handed to a colleague). `agent` needs
+    AGENT_FIELDS_SEEING_CALLS. At most three small queries."""
     calls = Call.objects.filter(among)
     offered = (
         Offer.objects.filter(
@@ -207,12 +208,9 @@ def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:
     )
     if talking is not None:
         return ("call", talking)
-    if agent.status == AgentStatus.WRAP_UP:
+    if agent.status == AgentStatus.WRAP_UP and agent.wrap_up_call_id is not None:
         # The telephony side may end the call before the agent has finished their wrap-up.
-        latest_ended = (
-            agents_calls_latest_first(agent.id).filter(state__in=FINAL_STATES).values("id")[:1]
-        )
-        wrapping_up = calls.filter(id=Subquery(latest_ended)).values_list("id", flat=True).first()
+        wrapping_up = calls.filter(id=agent.wrap_up_call_id).values_list("id", flat=True).first()
         if wrapping_up is not None:
             return ("call", wrapping_up)
     return None

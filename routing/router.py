@@ -154,6 +154,7 @@ def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: lis
         reason=reason,
         now=now,
         unless_in_hand_besides=call.id,
+        wrap_up_call=call.id,
     ):
         return
     screens.show_call(

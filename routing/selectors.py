@@ -88,11 +88,11 @@ def anything_to_sweep(*, now: datetime) -> bool:
     added here. A wrap-up still within its limit is not work: agents wrapping up after the
     last call of a rush would otherwise have the sweeper run every second for minutes. On a
     quiet line a sweep is this one query."""
-    wrap_ups_over, wrap_up_params = _wrap_ups_over(now=now).values("id").query.sql_with_params()
+    wrap_ups, wrap_up_params = wrap_ups_over(now=now).values("id").query.sql_with_params()
     sql = f"""
         SELECT EXISTS (SELECT 1 FROM {Offer._meta.db_table} WHERE state = %s)
             OR EXISTS (SELECT 1 FROM {Call._meta.db_table} WHERE state = ANY(%s))
-            OR EXISTS ({wrap_ups_over})
+            OR EXISTS ({wrap_ups})
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [OfferState.OFFERED, sorted(WAITING_STATES), *wrap_up_params])
@@ -460,7 +460,7 @@ def waiting_call_for_agent_for_update(*, agent: Agent, now: datetime) -> tuple[C
 
 def agent_current_call(agent: Agent) -> Call | None:
     """The call on the agent's screen: the one they talk on (or accepted), else during wrap-up
-    the one just ended."""
+    the one they wrap up (`Agent.wrap_up_call`)."""
     if agent.status == AgentStatus.BUSY:
         return (
             Call.objects.filter(
@@ -470,43 +470,19 @@ def agent_current_call(agent: Agent) -> Call | None:
             .order_by("-created_at")
             .first()
         )
-    if agent.status == AgentStatus.WRAP_UP:
-        return agents_calls_latest_first(agent.id).select_related("queue").first()
+    if agent.status == AgentStatus.WRAP_UP and agent.wrap_up_call_id is not None:
+        return Call.objects.select_related("queue").filter(id=agent.wrap_up_call_id).first()
     return None
 
 
-def agents_calls_latest_first(agent_id: int) -> QuerySet[Call]:
-    """The agent's calls, the one that ended last first (one not ended yet sorts last): during
-    wrap-up the first is the call being wrapped up."""
-    return Call.objects.filter(agent_id=agent_id).order_by(
-        F("ended_at").desc(nulls_last=True), "-id"
-    )
-
-
-def _wrap_up_seconds_of_last_call() -> Subquery:
-    return Subquery(agents_calls_latest_first(OuterRef("pk")).values("queue__wrap_up_seconds")[:1])
-
-
-def wrap_up_deadline(agent: Agent) -> datetime | None:
-    """Wrap-up lasts at most the wrap-up limit of the queue of the agent's last call."""
-    if agent.status != AgentStatus.WRAP_UP:
-        return None
-    seconds = (
-        Agent.objects.filter(id=agent.id)
-        .annotate(limit=_wrap_up_seconds_of_last_call())
-        .values_list("limit", flat=True)
-        .first()
-    )
-    return agent.status_changed_at + timedelta(seconds=seconds or DEFAULT_WRAP_UP_SECONDS)
-
-
 def agents_with_wrap_up_over(*, now: datetime) -> list[int]:
-    return list(_wrap_ups_over(now=now).values_list("id", flat=True))
+    return list(wrap_ups_over(now=now).values_list("id", flat=True))
 
 
-def _wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
-    """Agents in wrap-up past the limit of their last call's queue (`wrap_up_deadline`)."""
-    limit = Coalesce(NullIf(_wrap_up_seconds_of_last_call(), 0), DEFAULT_WRAP_UP_SECONDS)
+def wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
+    """Agents in wrap-up past its limit: the `wrap_up_seconds` of the queue of the call they
+    wrap up (`Agent.wrap_up_call`), the default where it has none (or 0)."""
+    limit = Coalesce(NullIf(F("wrap_up_call__queue__wrap_up_seconds"), 0), DEFAULT_WRAP_UP_SECONDS)
     over_since = ExpressionWrapper(
         Value(now) - limit * Value(timedelta(seconds=1)), output_field=DateTimeField()
     )
