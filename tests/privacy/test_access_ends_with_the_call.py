@@ -1,7 +1,8 @@
 """A customer's record is open to an agent while the call is theirs, and closes when it stops
-being theirs (issue 26, point 6): an offer they accepted counts only while the call is still
-with them, not after it was handed to a colleague, answered at another agent's phone, or sent
-back to the queue when their phone missed it.
+being theirs (issue 26, points 6 and 8): an offer they accepted counts only while the call is
+still with them, not after it was handed to a colleague, answered at another agent's phone, or
+sent back to the queue when their phone missed it; and saying who is on a shared line is for a
+call ringing for or live with them, not one from last month.
 
 Everything goes the way production takes it: the phone system's events signed and applied by
 the worker's task, Twilio's requests signed by the `twilio` package, the agent's requests with
@@ -20,7 +21,7 @@ from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.twilio import calls as twilio_calls
 from tests.support.people import Person
-from tests.support.routing import tasks_published
+from tests.support.routing import past_call, tasks_published
 from tests.support.telephony import event, ringing
 from tests.support.twilio import new_call_sid
 
@@ -173,3 +174,76 @@ def test_when_twilio_could_not_reach_her_phone_it_closes_as_the_caller_goes_back
     assert (call.state, call.agent_id) == (CallState.QUEUED, None)
     assert Offer.objects.get(id=offer.id).state == OfferState.ACCEPTED
     assert_closed_to(person, maya, call)
+
+
+# --- 8. saying who is calling: only on a call ringing for or live with her -------------------
+
+SHARED = "+14155550142"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_cannot_say_who_was_on_a_call_from_last_month(queue, make_agent, make_customer):
+    dana = make_agent("dana", status="available")
+    maya = make_customer("Maya Chen", phones=[SHARED], consent="open")
+    leo = make_customer("Leo Chen", phones=[SHARED], consent="open")
+    old = past_call(customer=maya, agent=dana, queue=queue, days_ago=30)
+    Call.objects.filter(id=old.id).update(from_e164=SHARED)
+    person = Person(dana.user)
+
+    refused = person.post(f"/api/calls/{old.telephony_call_id}/caller/", {"customer_id": leo.id})
+
+    assert refused.status_code == 403, refused.text
+    assert "not ringing for you or with you" in refused.json()["detail"]
+    assert "Leo" not in refused.text
+    assert Call.objects.get(id=old.id).customer_id == maya.id
+    assert not ContextAccess.objects.filter(customer=leo).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_says_who_is_calling_while_the_call_is_live_with_her_and_in_its_wrap_up(
+    phone_system, queue, make_agent, make_customer
+):
+    dana = make_agent("dana", extension="1001", status="available")
+    maya = make_customer("Maya Chen", phones=[SHARED], consent="open")
+    leo = make_customer("Leo Chen", phones=[SHARED], consent="open")
+    person = Person(dana.user)
+    send(
+        phone_system,
+        ringing("CA-S", at(0), **{"from": SHARED}),
+        event("call.answered", "CA-S", at(5), agent="1001"),
+    )
+    choose = "/api/calls/CA-S/caller/"
+
+    live = person.post(choose, {"customer_id": leo.id})
+    send(phone_system, event("call.ended", "CA-S", at(60), reason="completed"))
+    in_wrap_up = person.post(choose, {"customer_id": maya.id})
+    assert person.post(f"/api/agents/{dana.id}/ready/").status_code == 200
+    afterwards = person.post(choose, {"customer_id": leo.id})
+
+    assert (live.status_code, in_wrap_up.status_code, afterwards.status_code) == (200, 200, 403)
+    assert live.json()["caller"]["customer"]["name"] == "Leo Chen"
+    assert Call.objects.get(telephony_call_id="CA-S").customer_id == maya.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_handing_the_call_on_she_no_longer_says_who_is_on_it(
+    phone_system, queue, make_agent, make_customer
+):
+    """Her wrap-up shows her the caller, but the call is Lee's now: who is on it is his to say."""
+    dana = make_agent("dana", extension="1001", status="available")
+    make_agent("lee", extension="1002", status="offline")
+    make_customer("Maya Chen", phones=[SHARED], consent="open")
+    leo = make_customer("Leo Chen", phones=[SHARED], consent="open")
+    person = Person(dana.user)
+    send(
+        phone_system,
+        ringing("CA-H", at(0), **{"from": SHARED}),
+        event("call.answered", "CA-H", at(5), agent="1001"),
+        event("call.transferred", "CA-H", at(60), agent="1002"),
+    )
+    assert Agent.objects.get(id=dana.id).status == AgentStatus.WRAP_UP
+
+    refused = person.post("/api/calls/CA-H/caller/", {"customer_id": leo.id})
+
+    assert refused.status_code == 403, refused.text
+    assert Call.objects.get(telephony_call_id="CA-H").customer_id is None
