@@ -20,12 +20,15 @@ from routing import router
 from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.twilio import calls as twilio_calls
-from tests.support.people import Person
+from tests.support.people import Person, request_connections_closed  # noqa: F401 (fixture)
 from tests.support.routing import past_call, tasks_published
 from tests.support.telephony import event, ringing
 from tests.support.twilio import new_call_sid
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("fast_logins")]
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.usefixtures("fast_logins", "request_connections_closed"),
+]
 
 NUMBER = "+14155550123"
 T0 = datetime.now(tz=UTC) - timedelta(minutes=5)

@@ -24,12 +24,15 @@ from customers.models import ContextAccess
 from rapport.asgi import application
 from routing.models import Call, Offer, RoutingDecision
 from routing.states import AgentStatus
-from tests.support.people import Person
+from tests.support.people import Person, request_connections_closed  # noqa: F401 (fixture)
 from tests.support.routing import past_call
 from tests.support.sockets import fresh_channel_layer  # noqa: F401 (fixture)
 from tests.support.telephony import event, ringing
 
-pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("fast_logins")]
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.usefixtures("fast_logins", "request_connections_closed"),
+]
 
 NUMBER = "+14155550123"
 T0 = datetime.now(tz=UTC) - timedelta(minutes=5)

@@ -2,14 +2,18 @@
 server runs it (`rapport.asgi.http_application`, on the server's event loop), with their
 session cookie and a CSRF token as the console's script sends them, and their sockets open
 with the same session. The views run on their own database connections, so tests using it
-commit (`transactional_db`)."""
+commit (`transactional_db`); the `request_connections_closed` fixture closes those connections
+after the test."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 from django.contrib.auth.models import User
+from django.db import connections
 from django.test import Client
 from django.utils.crypto import get_random_string
 
@@ -59,3 +63,14 @@ class Person:
             return await client.request(
                 method, path, headers={"x-csrftoken": self._csrf_token}, **kwargs
             )
+
+
+@pytest.fixture
+def request_connections_closed() -> Iterator[None]:
+    """After the test, the database connections the server's request threads opened for a
+    `Person`'s requests are closed: they would keep the test database from being dropped."""
+    yield
+    from rapport.asgi import django_asgi_app
+
+    for executor in list(django_asgi_app.request_threads.idle):
+        executor.submit(connections.close_all).result()
