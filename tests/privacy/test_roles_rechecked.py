@@ -23,7 +23,7 @@ from console.consumers import CUSTOMER_DATA_MESSAGES
 from customers.models import ContextAccess
 from rapport.asgi import application
 from routing.models import Call, Offer, RoutingDecision
-from routing.states import AgentStatus
+from routing.states import AgentStatus, OfferState
 from tests.support.people import Person, request_connections_closed  # noqa: F401 (fixture)
 from tests.support.routing import past_call
 from tests.support.sockets import fresh_channel_layer  # noqa: F401 (fixture)
@@ -109,6 +109,34 @@ def test_no_longer_an_agent_she_is_offered_no_call_and_her_console_closes_before
         "no_agent_waiting"
     )
     assert not ContextAccess.objects.filter(user=dana.user, reason="offer").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_offer_that_rang_before_she_left_the_agent_group_cannot_be_taken(
+    phone_system, queue, make_agent, make_customer
+):
+    dana = make_agent("dana", extension="1001", status="available")
+    make_customer("Maya Chen", phones=[NUMBER], consent="open")
+    person = Person(dana.user)
+
+    async def scenario():
+        socket = WebsocketCommunicator(application, "/ws/agent/", headers=person.socket_headers)
+        connected, _ = await socket.connect()
+        assert connected
+        assert (await socket.receive_json_from(timeout=5))["type"] == "state"
+        await database_sync_to_async(send)(phone_system, ringing("CA-O", at(0)))
+        offer = await socket.receive_json_from(timeout=5)
+        assert offer["type"] == "offer"
+        await database_sync_to_async(out_of_the_group("agent"))(dana.user)
+        await socket.send_json_to({"type": "accept", "offer_id": offer["offer_id"]})
+        return offer, await everything_until_closed(socket)
+
+    offer, (sent, code) = async_to_sync(scenario)()
+
+    assert (sent, code) == ([], 4403)
+    assert Offer.objects.get(id=offer["offer_id"]).state == OfferState.OFFERED
+    assert Call.objects.get(telephony_call_id="CA-O").agent_id is None
+    assert person.post(f"/api/offers/{offer['offer_id']}/accept/").status_code == 403
 
 
 @pytest.mark.django_db(transaction=True)
