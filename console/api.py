@@ -10,7 +10,6 @@ from rest_framework.response import Response
 
 from console import services
 from routing import messages, offers, selectors
-from routing.models import Agent
 
 
 def _own_agent_id(request: Request) -> int:
@@ -72,7 +71,7 @@ class CallerChoiceSerializer(serializers.Serializer):
 )
 @api_view(["POST"])
 def choose_caller(request: Request, call_id: str) -> Response:
-    agent = Agent.objects.filter(user=request.user).select_related("user").first()
+    agent = selectors.agent_for_user(request.user)
     if agent is None:
         raise exceptions.PermissionDenied("Only agents can say who is calling.")
     choice = CallerChoiceSerializer(data=request.data)

@@ -74,6 +74,11 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
+        # Acting as an agent (taking a call above all) is for an agent still signed in: the
+        # offer may have rung before they were taken out of the group.
+        if not await self._still_an_agent():
+            await self.close(code=REFUSED)
+            return
         try:
             if kind == "accept":
                 await _accept(self.agent_id, content)
@@ -96,14 +101,19 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
 
     async def agent_message(self, event: dict) -> None:
         # Offers and calls carry the caller's context: a session that has ended since the
-        # socket opened (logged out elsewhere, deactivated) gets nothing more. Status and
-        # offer-ended messages carry none and skip the check's query.
-        if event["message"].get("type") in CUSTOMER_DATA_MESSAGES:
-            signed_in = await roles.still_signed_in_on_loop(self.user, self.session_key)
-            if not signed_in:
-                await self.close(code=REFUSED)
-                return
+        # socket opened (logged out elsewhere, deactivated), or a person no longer in the agent
+        # group, gets nothing more. Status and offer-ended messages carry none and skip the
+        # check's query.
+        carries_a_caller = event["message"].get("type") in CUSTOMER_DATA_MESSAGES
+        if carries_a_caller and not await self._still_an_agent():
+            await self.close(code=REFUSED)
+            return
         await self.send_json(event["message"])
+
+    async def _still_an_agent(self) -> bool:
+        return await roles.still_signed_in_on_loop(
+            self.user, self.session_key, role=roles.AGENT_GROUP
+        )
 
     async def session_ended(self, event: dict) -> None:
         await self.close(code=REFUSED)

@@ -13,9 +13,8 @@ from django.db.models import Q
 from customers.audit import record_context_access
 from customers.models import AccessReason, Customer
 from infrastructure.errors import Forbidden, Invalid, NotFound
-from routing import messages, offers
+from routing import messages, offers, policy
 from routing.models import Agent, Call, Offer
-from routing.states import OfferState
 from telephony import connect
 
 
@@ -61,7 +60,9 @@ def agent_state_on_connect(*, agent_id: int, user: Any) -> dict[str, Any]:
 
 @transaction.atomic
 def set_call_customer(*, agent: Agent, telephony_call_id: str, customer_id: int) -> Call:
-    """The agent ringing with or talking to `call` says which customer is on the line.
+    """The agent ringing with or talking to `call`, or wrapping it up after it ended with them,
+    says which customer is on the line. Any other call, however recently theirs, is not: saying
+    who was on it would show that customer's card and rewrite whose last agent they are.
 
     Only a customer who shares the caller's number (or was listed as a candidate) can be chosen,
     so a wrong click cannot attach a stranger's history to the call.
@@ -69,8 +70,11 @@ def set_call_customer(*, agent: Agent, telephony_call_id: str, customer_id: int)
     call = Call.objects.select_for_update().filter(telephony_call_id=telephony_call_id).first()
     if call is None:
         raise NotFound("No such call.", field="call_id")
-    ringing_for_agent = call.offers.filter(agent=agent, state=OfferState.OFFERED).exists()
-    if not (ringing_for_agent or call.agent_id == agent.id):
+    # The caller's card is the agent's now (routing.policy), and the call did not go on with a
+    # colleague (a call they handed on is only wrapped up by them).
+    seen = policy.why_agent_sees_call(agent=agent, among=Q(id=call.id))
+    ringing_for_agent = seen is not None and seen[0] == AccessReason.OFFER
+    if seen is None or not (ringing_for_agent or call.agent_id == agent.id):
         raise Forbidden("This call is not ringing for you or with you.", field="call_id")
     on_this_line = Q(id__in=call.candidates.values("id"))
     if call.from_e164:
@@ -88,7 +92,7 @@ def set_call_customer(*, agent: Agent, telephony_call_id: str, customer_id: int)
     record_context_access(
         customer_ids=[customer.id],
         user=agent.user,
-        reason=AccessReason.OFFER if ringing_for_agent else AccessReason.CALL,
+        reason=seen[0],
         call_id=call.id,
     )
     return call

@@ -4,14 +4,13 @@ from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 
 from console.labels import CALL_STATE_LABELS, OFFER_OUTCOME_LABELS, OFFER_REASON_LABELS
-from routing import roles
-from routing.models import Agent
+from routing import roles, selectors
 from routing.states import not_ready_choices, status_label, status_labels
 
 
 @login_required
 def console(request: HttpRequest) -> HttpResponse:
-    agent = Agent.objects.filter(user=request.user).prefetch_related("queues").first()
+    agent = selectors.agent_for_user(request.user)
     is_supervisor = roles.is_supervisor(request.user)
     if agent is None and is_supervisor:
         # "/" is where every login lands; a supervisor's work is the dashboard.

@@ -17,8 +17,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from routing import policy
-from routing.models import Agent
+from routing import policy, selectors
 
 
 def _calls_about(customer_id: int) -> Q:
@@ -28,7 +27,7 @@ def _calls_about(customer_id: int) -> Q:
 def call_access_reason(*, user: Any, customer_id: int) -> tuple[str, int] | None:
     """Why this person may see the customer without typing a reason: ("offer" | "call", call id).
     At most four small queries."""
-    agent = Agent.objects.filter(user_id=user.id).only("id", "status").first()
+    agent = selectors.agent_for_user(user, fields=policy.AGENT_FIELDS_SEEING_CALLS)
     if agent is None:
         return None
     return policy.why_agent_sees_call(agent=agent, among=_calls_about(customer_id))

@@ -35,10 +35,12 @@ def set_status(
     changed_by: Any = None,
     not_ready_reason: str = "",
     unless_in_hand_besides: int | None = None,
+    wrap_up_call: int | None = None,
 ) -> bool:
     """Move a locked agent to `status`, with its history row and the messages. Returns whether
     anything changed. With `unless_in_hand_besides` (a call's id), nothing changes when the
     agent has another call in hand (`selectors.calls_in_hand`), checked in the same statement.
+    Wrap-up is always of a call, `wrap_up_call` (its id); any other status leaves none.
 
     `reason` says what caused the change (set_by_agent, offer_timed_out, a supervisor's typed
     why); `not_ready_reason` what a not-ready agent is doing (lunch, missed_call), only with
@@ -52,6 +54,8 @@ def set_status(
         return False
     if agent.status != status:
         check_agent_move(agent.status, status)
+    if (status == AgentStatus.WRAP_UP) != (wrap_up_call is not None):
+        raise ValueError("A wrap-up, and only a wrap-up, is of a call (wrap_up_call).")
     now = now or timezone.now()
     if changed_by is not None and not changed_by.is_authenticated:
         changed_by = None
@@ -69,6 +73,7 @@ def set_status(
                 "not_ready_reason": not_ready_reason,
                 "call": unless_in_hand_besides,
                 "in_hand": _IN_HAND_STATES,
+                "wrap_up_call": wrap_up_call,
             },
         )
         if cursor.fetchone() is None:
@@ -76,6 +81,7 @@ def set_status(
     agent.status = status
     agent.status_changed_at = now
     agent.not_ready_reason = not_ready_reason
+    agent.wrap_up_call_id = wrap_up_call
     broadcast.send_to_agent(agent.id, messages.status_message(agent, reason=reason))
     broadcast.notify_supervisors(agent_id=agent.id)
     if status == AgentStatus.AVAILABLE:
@@ -91,7 +97,7 @@ _STATUS_CHANGE_SQL = f"""
     WITH changed AS (
         UPDATE {Agent._meta.db_table}
         SET status = %(status)s, status_changed_at = %(now)s::timestamptz,
-            not_ready_reason = %(not_ready_reason)s
+            not_ready_reason = %(not_ready_reason)s, wrap_up_call_id = %(wrap_up_call)s::bigint
         WHERE id = %(agent)s {{guard}}
         RETURNING id
     ), history AS (
@@ -139,16 +145,14 @@ def ready(*, agent_id: int, changed_by: Any = None) -> Agent:
 
 
 def end_wrap_up_if_over(*, agent_id: int) -> bool:
-    """The queue's wrap-up limit ran out: the agent is available again."""
+    """The wrap-up limit of the call's queue ran out: the agent is available again."""
     with transaction.atomic():
         agent = (
-            Agent.objects.select_for_update(skip_locked=True)
-            .filter(id=agent_id, status=AgentStatus.WRAP_UP)
+            selectors.wrap_ups_over(now=timezone.now())
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(id=agent_id)
             .first()
         )
         if agent is None:
-            return False
-        deadline = selectors.wrap_up_deadline(agent)
-        if deadline is None or deadline > timezone.now():
             return False
         return set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="wrap_up_limit")

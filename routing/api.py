@@ -258,7 +258,7 @@ def _why_shown(user, call: Call) -> str | None:
     agent the call rings for or is with (`policy.why_agent_sees_call`)."""
     if roles.is_supervisor(user):
         return AccessReason.SUPERVISOR
-    agent = Agent.objects.filter(user_id=user.id).only("id", "status").first()
+    agent = selectors.agent_for_user(user, fields=policy.AGENT_FIELDS_SEEING_CALLS)
     if agent is None:
         return None
     seen = policy.why_agent_sees_call(agent=agent, among=Q(id=call.id))

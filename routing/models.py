@@ -69,6 +69,19 @@ class Agent(models.Model):
         blank=True,
         help_text="Why the agent is not ready (status break), from settings.NOT_READY_REASONS.",
     )
+    # Not "their latest call": a call handed to a colleague is the colleague's, yet its wrap-up
+    # is the first agent's.
+    wrap_up_call = models.ForeignKey(
+        "Call",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=(
+            "With status wrap_up: the call being wrapped up (it ended, or the agent handed it to"
+            " a colleague). Its queue sets the wrap-up limit; the caller is shown until it ends."
+        ),
+    )
 
     class Meta:
         ordering = ["display_name"]

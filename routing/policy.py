@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, Subquery
+from django.db.models import Q
 
 from customers.models import Customer, HoldTolerance, Pace, Provenance
 from routing.models import Agent, Call, DecisionReason, Offer, Queue
-from routing.selectors import AgentStanding, agents_calls_latest_first
-from routing.states import FINAL_STATES, TALKING_STATES, AgentStatus, CallState, OfferState
+from routing.selectors import AgentStanding
+from routing.states import FINAL_STATES, AgentStatus, OfferState
 
 # --- the hold rule ----------------------------------------------------------------------------
 
@@ -129,9 +129,14 @@ def last_agent_step(
     being changed), as good as busy. `first`: the router's first look at the call (a phone
     system asking whom to ring first is always that). `wait_until`: the hold decided earlier.
 
-    An agent who is offline or not ready, or no longer serves the queue, is passed over at once;
-    a free one is offered the call; a busy one (on a call, in wrap-up, ringing for another
-    caller) is waited for as long as the caller's hold rule allows, only once."""
+    An agent who no longer takes calls (out of the `agent` group, or deactivated), is offline
+    or not ready, or no longer serves the queue, is passed over at once; a free one is offered
+    the call; a busy one (on a call, in wrap-up, ringing for another caller) is waited for as
+    long as the caller's hold rule allows, only once."""
+    if standing is not None and not standing.takes_calls:
+        return LastAgentStep(
+            TO_QUEUE, DecisionReason.LAST_AGENT_UNAVAILABLE, detail={"why": "not_an_agent"}
+        )
     if standing is not None and not standing.serves_queue:
         return LastAgentStep(
             TO_QUEUE, DecisionReason.LAST_AGENT_UNAVAILABLE, detail={"why": "not_in_queue"}
@@ -170,42 +175,48 @@ def last_agent_step(
 
 # --- who sees a call --------------------------------------------------------------------------
 
-# The call is the agent's and the caller is (or was just) on the line with them.
-_SEEN_DURING_CALL = TALKING_STATES | {CallState.WRAP_UP}
+# What `why_agent_sees_call` reads of the agent.
+AGENT_FIELDS_SEEING_CALLS = ("id", "status", "wrap_up_call")
 
 
 def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:
     """Whether the agent sees one of the calls `among` selects now, and why: ("offer" | "call",
     the call's id), or None. The one statement of the rule (docs/privacy.md): an agent sees a
-    call while it rings for them or is theirs (connected, held, transferred, wrap-up), and
-    during their own wrap-up the call that just ended. `agent` needs its id and status.
-    At most three small queries."""
+    call
+
+    - while it rings for them (an offer still ringing): "offer";
+    - while it is theirs: they are its agent and it has not ended (accepted and being
+      connected, connected, held, transferred to them): "call";
+    - during their wrap-up, the call they wrap up (`Agent.wrap_up_call`: the call that just
+      ended, or the one they just handed to a colleague): "call".
+
+    Nothing else: an offer they accepted counts only while the call is still theirs (not once
+    it was answered at another agent, handed on, or sent back to the queue because their phone
+    did not answer), and the wrap-up's call closes when the wrap-up ends. `agent` needs
+    AGENT_FIELDS_SEEING_CALLS. At most three small queries."""
     calls = Call.objects.filter(among)
-    offered = (
+    ringing = (
         Offer.objects.filter(
             agent_id=agent.id,
-            state__in=[OfferState.OFFERED, OfferState.ACCEPTED],
+            state=OfferState.OFFERED,
             call_id__in=calls.exclude(state__in=FINAL_STATES).values("id"),
         )
-        .values_list("call_id", "state")
+        .values_list("call_id", flat=True)
         .first()
     )
-    if offered is not None:
-        call_id, state = offered
-        return ("offer" if state == OfferState.OFFERED else "call", call_id)
-    talking = (
-        calls.filter(agent_id=agent.id, state__in=_SEEN_DURING_CALL)
+    if ringing is not None:
+        return ("offer", ringing)
+    theirs = (
+        calls.filter(agent_id=agent.id)
+        .exclude(state__in=FINAL_STATES)
         .values_list("id", flat=True)
         .first()
     )
-    if talking is not None:
-        return ("call", talking)
-    if agent.status == AgentStatus.WRAP_UP:
+    if theirs is not None:
+        return ("call", theirs)
+    if agent.status == AgentStatus.WRAP_UP and agent.wrap_up_call_id is not None:
         # The telephony side may end the call before the agent has finished their wrap-up.
-        latest_ended = (
-            agents_calls_latest_first(agent.id).filter(state__in=FINAL_STATES).values("id")[:1]
-        )
-        wrapping_up = calls.filter(id=Subquery(latest_ended)).values_list("id", flat=True).first()
+        wrapping_up = calls.filter(id=agent.wrap_up_call_id).values_list("id", flat=True).first()
         if wrapping_up is not None:
             return ("call", wrapping_up)
     return None

@@ -20,7 +20,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from infrastructure import broadcast
-from routing import agent_status, calls, decisions, handoff, offers, policy, screens, selectors
+from routing import (
+    agent_status,
+    calls,
+    decisions,
+    handoff,
+    offers,
+    policy,
+    roles,
+    screens,
+    selectors,
+)
 from routing.decisions import RoutingPass
 from routing.models import WAITING_REASONS, Agent, Call, DecisionReason
 from routing.states import FINAL_STATES, AgentStatus, CallState, OfferState
@@ -144,6 +154,7 @@ def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: lis
         reason=reason,
         now=now,
         unless_in_hand_besides=call.id,
+        wrap_up_call=call.id,
     ):
         return
     screens.show_call(
@@ -303,7 +314,7 @@ def offer_next_call(agent_id: int) -> None:
     with transaction.atomic():
         agent = (
             Agent.objects.select_for_update(skip_locked=True)
-            .filter(id=agent_id, status=AgentStatus.AVAILABLE)
+            .filter(roles.takes_calls(), id=agent_id, status=AgentStatus.AVAILABLE)
             .first()
         )
         if agent is None or selectors.open_offers().filter(agent=agent).exists():
@@ -389,7 +400,7 @@ def _free_agents_with_waiting_calls(waiting: list[selectors.WaitingCall], *, now
     last_agent_ids = {call.last_agent_id for call in settled if call.last_agent_wait_until}
     if not queue_ids and not last_agent_ids:
         return []
-    free = selectors.agents_without_open_offer().filter(status=AgentStatus.AVAILABLE)
+    free = selectors.offerable_agents().filter(status=AgentStatus.AVAILABLE)
     by_queue = set(free.filter(queues__in=queue_ids).values_list("id", flat=True)[:100])
     by_caller = set(free.filter(id__in=last_agent_ids).values_list("id", flat=True)[:100])
     return sorted(by_queue | by_caller)

@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce, NullIf
 
 from customers.models import Customer
 from infrastructure.database import rows
+from routing import roles
 from routing.models import (
     DEFAULT_WRAP_UP_SECONDS,
     FALLBACK_REASONS,
@@ -48,9 +49,18 @@ User = get_user_model()
 
 
 def agent_id_for_user(user: Any) -> int | None:
+    """The id of the person's agent, while they take calls (`roles.takes_calls`)."""
+    agent = agent_for_user(user, fields=("id",))
+    return None if agent is None else agent.id
+
+
+def agent_for_user(user: Any, *, fields: Sequence[str] = ()) -> Agent | None:
+    """The person's agent (only `fields`, when given), while they take calls
+    (`roles.takes_calls`): nobody else acts or sees a caller as an agent."""
     if user is None or not user.is_authenticated:
         return None
-    return Agent.objects.filter(user=user).values_list("id", flat=True).first()
+    agents = Agent.objects.filter(roles.takes_calls(), user_id=user.pk)
+    return (agents.only(*fields) if fields else agents).first()
 
 
 def open_offers() -> QuerySet[Offer]:
@@ -78,19 +88,23 @@ def anything_to_sweep(*, now: datetime) -> bool:
     added here. A wrap-up still within its limit is not work: agents wrapping up after the
     last call of a rush would otherwise have the sweeper run every second for minutes. On a
     quiet line a sweep is this one query."""
-    wrap_ups_over, wrap_up_params = _wrap_ups_over(now=now).values("id").query.sql_with_params()
+    wrap_ups, wrap_up_params = wrap_ups_over(now=now).values("id").query.sql_with_params()
     sql = f"""
         SELECT EXISTS (SELECT 1 FROM {Offer._meta.db_table} WHERE state = %s)
             OR EXISTS (SELECT 1 FROM {Call._meta.db_table} WHERE state = ANY(%s))
-            OR EXISTS ({wrap_ups_over})
+            OR EXISTS ({wrap_ups})
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, [OfferState.OFFERED, sorted(WAITING_STATES), *wrap_up_params])
         return cursor.fetchone()[0]
 
 
-def agents_without_open_offer() -> QuerySet[Agent]:
-    return Agent.objects.exclude(Exists(open_offers().filter(agent=OuterRef("pk"))))
+def offerable_agents() -> QuerySet[Agent]:
+    """Agents a call could be offered to, whatever their status: they take calls
+    (`roles.takes_calls`) and no offer rings for them."""
+    return Agent.objects.filter(roles.takes_calls()).exclude(
+        Exists(open_offers().filter(agent=OuterRef("pk")))
+    )
 
 
 def calls_in_hand(agent_id: int) -> QuerySet[Call]:
@@ -218,6 +232,8 @@ class AgentStanding:
     serves_queue: bool
     # An offer of another call rings for them.
     ringing: bool
+    # They hold the agent role (`roles.takes_calls`): nobody else is offered a call.
+    takes_calls: bool
 
     @property
     def free(self) -> bool:
@@ -247,8 +263,8 @@ def _agent_with_standing(
     if row is None:
         return None
     agent = _agent_with_user(row)
-    serves_queue, ringing = row[-2:]
-    return agent, AgentStanding(agent.status, serves_queue, ringing)
+    serves_queue, ringing, takes_calls = row[-3:]
+    return agent, AgentStanding(agent.status, serves_queue, ringing, takes_calls)
 
 
 _AGENT_WITH_USER_COLUMNS = f"{rows.columns(Agent, 'agent')}, {rows.columns(User, 'person')}"
@@ -260,8 +276,9 @@ _IN_QUEUE = f"""EXISTS (SELECT 1 FROM "{Agent.queues.through._meta.db_table}" se
     WHERE served.agent_id = agent.id AND served.queue_id = %s)"""
 _RINGING = f"""EXISTS (SELECT 1 FROM "{Offer._meta.db_table}" ringing
     WHERE ringing.agent_id = agent.id AND ringing.state = %s)"""
+_TAKES_CALLS = roles.takes_calls_sql("person")
 _AGENT_WITH_STANDING_SQL = f"""
-    SELECT {_AGENT_WITH_USER_COLUMNS}, {_IN_QUEUE}, {_RINGING}
+    SELECT {_AGENT_WITH_USER_COLUMNS}, {_IN_QUEUE}, {_RINGING}, {_TAKES_CALLS}
     {_AGENT_WITH_USER_FROM}
     WHERE agent.id = %s
 """
@@ -269,7 +286,7 @@ _AGENT_WITH_STANDING_FOR_UPDATE_SQL = _AGENT_WITH_STANDING_SQL + "FOR UPDATE OF 
 _LONGEST_IDLE_SQL = f"""
     SELECT {_AGENT_WITH_USER_COLUMNS}
     {_AGENT_WITH_USER_FROM}
-    WHERE agent.status = %s AND {_IN_QUEUE} AND NOT {_RINGING}
+    WHERE agent.status = %s AND {_IN_QUEUE} AND NOT {_RINGING} AND {_TAKES_CALLS}
         AND NOT (agent.id = ANY(%s::bigint[]))
     ORDER BY agent.status_changed_at, agent.id
     LIMIT 1
@@ -302,8 +319,9 @@ def _agent_with_user(row) -> Agent:
 
 
 def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int]) -> Agent | None:
-    """The available agent of the queue idle longest, with no offer ringing, locked, with their
-    user; agents another router holds are skipped rather than waited for. Written as SQL: it
+    """The available agent of the queue idle longest, with no offer ringing, who takes calls
+    (`roles.takes_calls`), locked, with their user; agents another router holds are skipped
+    rather than waited for. Written as SQL: it
     runs on every offer (see infrastructure.database.rows)."""
     with rows.prepared_cursor() as cursor:
         cursor.execute(
@@ -442,7 +460,7 @@ def waiting_call_for_agent_for_update(*, agent: Agent, now: datetime) -> tuple[C
 
 def agent_current_call(agent: Agent) -> Call | None:
     """The call on the agent's screen: the one they talk on (or accepted), else during wrap-up
-    the one just ended."""
+    the one they wrap up (`Agent.wrap_up_call`)."""
     if agent.status == AgentStatus.BUSY:
         return (
             Call.objects.filter(
@@ -452,43 +470,19 @@ def agent_current_call(agent: Agent) -> Call | None:
             .order_by("-created_at")
             .first()
         )
-    if agent.status == AgentStatus.WRAP_UP:
-        return agents_calls_latest_first(agent.id).select_related("queue").first()
+    if agent.status == AgentStatus.WRAP_UP and agent.wrap_up_call_id is not None:
+        return Call.objects.select_related("queue").filter(id=agent.wrap_up_call_id).first()
     return None
 
 
-def agents_calls_latest_first(agent_id: int) -> QuerySet[Call]:
-    """The agent's calls, the one that ended last first (one not ended yet sorts last): during
-    wrap-up the first is the call being wrapped up."""
-    return Call.objects.filter(agent_id=agent_id).order_by(
-        F("ended_at").desc(nulls_last=True), "-id"
-    )
-
-
-def _wrap_up_seconds_of_last_call() -> Subquery:
-    return Subquery(agents_calls_latest_first(OuterRef("pk")).values("queue__wrap_up_seconds")[:1])
-
-
-def wrap_up_deadline(agent: Agent) -> datetime | None:
-    """Wrap-up lasts at most the wrap-up limit of the queue of the agent's last call."""
-    if agent.status != AgentStatus.WRAP_UP:
-        return None
-    seconds = (
-        Agent.objects.filter(id=agent.id)
-        .annotate(limit=_wrap_up_seconds_of_last_call())
-        .values_list("limit", flat=True)
-        .first()
-    )
-    return agent.status_changed_at + timedelta(seconds=seconds or DEFAULT_WRAP_UP_SECONDS)
-
-
 def agents_with_wrap_up_over(*, now: datetime) -> list[int]:
-    return list(_wrap_ups_over(now=now).values_list("id", flat=True))
+    return list(wrap_ups_over(now=now).values_list("id", flat=True))
 
 
-def _wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
-    """Agents in wrap-up past the limit of their last call's queue (`wrap_up_deadline`)."""
-    limit = Coalesce(NullIf(_wrap_up_seconds_of_last_call(), 0), DEFAULT_WRAP_UP_SECONDS)
+def wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
+    """Agents in wrap-up past its limit: the `wrap_up_seconds` of the queue of the call they
+    wrap up (`Agent.wrap_up_call`), the default where it has none (or 0)."""
+    limit = Coalesce(NullIf(F("wrap_up_call__queue__wrap_up_seconds"), 0), DEFAULT_WRAP_UP_SECONDS)
     over_since = ExpressionWrapper(
         Value(now) - limit * Value(timedelta(seconds=1)), output_field=DateTimeField()
     )

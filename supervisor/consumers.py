@@ -83,8 +83,9 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
 
 
 def _figures_if_signed_in(user, session_key: str) -> dict | None:
-    """The wall names callers: a session that has ended since the socket opened gets nothing."""
-    if not roles.still_signed_in(user, session_key):
+    """The wall names callers: a session that has ended since the socket opened, or a person
+    no longer a supervisor, gets nothing."""
+    if not roles.still_signed_in(user, session_key, role=roles.SUPERVISOR_GROUP):
         return None
     figures = wall.figures(caller_names=True)
     record_first_sight(

@@ -1,5 +1,6 @@
-"""The agent socket's check, before each offer, that its login session is still its user's: in
-one statement, with every way a session ends still ending it (issue 14)."""
+"""The agent socket's check, before each offer, that its login session is still its user's and
+they are still an agent: in one statement, with every way a session ends still ending it
+(issue 14), and leaving the agent group too (issue 26)."""
 
 import json
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib import auth
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection
@@ -97,15 +98,27 @@ def _user_deleted(user: User, session_key: str) -> None:
     User.objects.filter(pk=user.pk).delete()
 
 
-ENDINGS: dict[str, Callable[[User, str], None]] = {
+def _out_of_the_agent_group(user: User, session_key: str) -> None:
+    user.groups.remove(Group.objects.get(name=roles.AGENT_GROUP))
+
+
+# The session ends; the person is still an agent, so the router still offers them calls.
+SESSION_ENDINGS: dict[str, Callable[[User, str], None]] = {
     "logged out elsewhere": _logged_out_elsewhere,
     "expired": _expired,
     "password changed": _password_changed,
-    "deactivated": _deactivated,
     "now another user's": _now_another_users,
     "backend no longer configured": _backend_no_longer_configured,
     "no session hash": _hash_missing,
 }
+# The person is no longer an agent: the router offers them nothing either
+# (tests/privacy/test_roles_rechecked.py).
+ENDINGS: dict[str, Callable[[User, str], None]] = {
+    **SESSION_ENDINGS,
+    "deactivated": _deactivated,
+    "out of the agent group": _out_of_the_agent_group,
+}
+AGENT = roles.AGENT_GROUP
 
 
 @pytest.mark.django_db
@@ -113,7 +126,7 @@ def test_the_check_reads_the_session_and_the_user_in_one_statement(make_agent):
     dana = make_agent("dana")
     session_key = _session_key(dana.user)
     with CaptureQueriesContext(connection) as queries:
-        assert roles.still_signed_in(dana.user, session_key)
+        assert roles.still_signed_in(dana.user, session_key, role=AGENT)
     assert len(queries) == 1, [query["sql"] for query in queries]
 
 
@@ -122,11 +135,11 @@ def test_the_check_reads_the_session_and_the_user_in_one_statement(make_agent):
 def test_every_ending_gives_the_answer_django_would(make_agent, ending):
     dana = make_agent("dana")
     session_key = _session_key(dana.user)
-    assert roles.still_signed_in(dana.user, session_key)
+    assert roles.still_signed_in(dana.user, session_key, role=AGENT)
     {**ENDINGS, "user deleted": _user_deleted}[ending](dana.user, session_key)
-    assert not roles.still_signed_in(dana.user, session_key)
+    assert not roles.still_signed_in(dana.user, session_key, role=AGENT)
     # Django's own reading agrees (it may flush the session, so it is asked last).
-    assert not roles._still_signed_in_as_get_user_reads_it(dana.user, session_key)
+    assert not roles._still_signed_in_as_get_user_reads_it(dana.user, session_key, role=AGENT)
 
 
 @pytest.mark.django_db
@@ -135,11 +148,11 @@ def test_a_session_signed_under_a_retired_secret_key_is_still_signed_in(make_age
     session_key = _session_key(dana.user)
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
     settings.SECRET_KEY = "a-new-secret-key-" + "x" * 40
-    assert roles.still_signed_in(dana.user, session_key)
+    assert roles.still_signed_in(dana.user, session_key, role=AGENT)
     # Read only: the browser keeps its session (its next request gives it a new key).
     assert Session.objects.filter(session_key=session_key).exists()
     settings.SECRET_KEY_FALLBACKS = []
-    assert not roles.still_signed_in(dana.user, session_key)
+    assert not roles.still_signed_in(dana.user, session_key, role=AGENT)
 
 
 @pytest.mark.django_db
@@ -147,18 +160,18 @@ def test_another_session_engine_is_read_the_general_way(make_agent, settings):
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
     dana = make_agent("dana")
     session_key = _session_key(dana.user)
-    assert roles.still_signed_in(dana.user, session_key)
+    assert roles.still_signed_in(dana.user, session_key, role=AGENT)
     _password_changed(dana.user, session_key)
-    assert not roles.still_signed_in(dana.user, session_key)
+    assert not roles.still_signed_in(dana.user, session_key, role=AGENT)
 
 
 @pytest.mark.django_db
 def test_no_session_or_no_user_is_not_signed_in(make_agent):
     dana = make_agent("dana")
     session_key = _session_key(dana.user)
-    assert not roles.still_signed_in(dana.user, None)
-    assert not roles.still_signed_in(None, session_key)
-    assert not roles.still_signed_in(dana.user, "not-a-session-key")
+    assert not roles.still_signed_in(dana.user, None, role=AGENT)
+    assert not roles.still_signed_in(None, session_key, role=AGENT)
+    assert not roles.still_signed_in(dana.user, "not-a-session-key", role=AGENT)
 
 
 def _socket_scenario(queue, headers, ending: Callable[[], None] | None):
@@ -189,14 +202,14 @@ def test_a_socket_whose_session_lives_on_is_sent_the_offer(make_agent, queue):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("ending", list(ENDINGS))
+@pytest.mark.parametrize("ending", list(SESSION_ENDINGS))
 def test_a_socket_whose_session_ended_is_closed_instead_of_sent_the_offer(
     make_agent, queue, ending
 ):
     dana = make_agent("dana", status="available")
     session_key = _session_key(dana.user)
     offer, output = _socket_scenario(
-        queue, _headers(session_key), lambda: ENDINGS[ending](dana.user, session_key)
+        queue, _headers(session_key), lambda: SESSION_ENDINGS[ending](dana.user, session_key)
     )
     assert offer.agent_id == dana.id
     assert output == {"type": "websocket.close", "code": 4403}
@@ -217,12 +230,12 @@ def test_the_check_on_the_event_loop_gives_the_same_answers(make_agent, ending):
     session_key = _session_key(dana.user)
 
     async def check() -> bool:
-        return await roles.still_signed_in_on_loop(dana.user, session_key)
+        return await roles.still_signed_in_on_loop(dana.user, session_key, role=AGENT)
 
     assert _on_loop(check)
     {**ENDINGS, "user deleted": _user_deleted}[ending](dana.user, session_key)
     assert not _on_loop(check)
-    assert not roles.still_signed_in(dana.user, session_key)
+    assert not roles.still_signed_in(dana.user, session_key, role=AGENT)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -236,7 +249,7 @@ def test_the_check_on_the_event_loop_hands_nothing_to_a_thread(make_agent, monke
     monkeypatch.setattr(SyncToAsync, "__call__", no_thread)
 
     async def check() -> bool:
-        return await roles.still_signed_in_on_loop(dana.user, session_key)
+        return await roles.still_signed_in_on_loop(dana.user, session_key, role=AGENT)
 
     assert _on_loop(check)
 
@@ -253,11 +266,11 @@ def test_the_loop_connection_holds_no_transaction_and_is_replaced_when_the_serve
         return pid
 
     async def scenario() -> tuple[bool, str, bool]:
-        assert await roles.still_signed_in_on_loop(dana.user, session_key)
+        assert await roles.still_signed_in_on_loop(dana.user, session_key, role=AGENT)
         first = await backend()
         state = await database_sync_to_async(_backend_state)(first)
         await database_sync_to_async(_terminate)(first)
-        after_drop = await roles.still_signed_in_on_loop(dana.user, session_key)
+        after_drop = await roles.still_signed_in_on_loop(dana.user, session_key, role=AGENT)
         return after_drop, state, (await backend()) != first
 
     after_drop, state, replaced = _on_loop(scenario)
@@ -289,3 +302,15 @@ def test_the_agent_socket_checks_its_session_on_the_event_loop(make_agent, queue
     monkeypatch.setattr(roles, "still_signed_in", in_a_thread)
     offer, output = _socket_scenario(queue, _headers(_session_key(dana.user)), None)
     assert json.loads(output["text"])["offer_id"] == offer.id
+
+
+@pytest.mark.django_db
+def test_the_check_reads_the_role_asked_for_and_staff_are_supervisors_not_agents(make_agent):
+    dana = make_agent("dana")
+    admin = User.objects.create_user("admin", is_staff=True)
+    dana_key, admin_key = _session_key(dana.user), _session_key(admin)
+
+    assert roles.still_signed_in(dana.user, dana_key, role=AGENT)
+    assert not roles.still_signed_in(dana.user, dana_key, role=roles.SUPERVISOR_GROUP)
+    assert roles.still_signed_in(admin, admin_key, role=roles.SUPERVISOR_GROUP)
+    assert not roles.still_signed_in(admin, admin_key, role=AGENT)

@@ -149,11 +149,11 @@ def test_an_agent_sees_the_customer_during_the_call_and_their_wrap_up_only(
     assert client.get(f"/api/customers/{maya.id}/").status_code == 200
 
     Call.objects.filter(id=call.id).update(state="ended", ended_at=timezone.now())
-    dana.status = "wrap_up"
+    dana.status, dana.wrap_up_call = "wrap_up", call
     dana.save()
     assert client.get(f"/api/customers/{maya.id}/").status_code == 200
 
-    dana.status = "available"
+    dana.status, dana.wrap_up_call = "available", None
     dana.save()
     assert client.get(f"/api/customers/{maya.id}/").status_code == 403
     assert list(ContextAccess.objects.values_list("reason", flat=True)) == ["call", "call"]

@@ -70,7 +70,9 @@ def test_logging_out_closes_the_agent_socket_and_the_next_offer_never_reaches_it
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.timeout(60)
-def test_a_deactivated_agents_socket_is_closed_instead_of_sent_the_offer(make_agent, queue):
+def test_a_deactivated_agent_is_offered_nothing_and_their_socket_sent_no_caller(make_agent, queue):
+    """The router passes over a deactivated agent; the socket closes before any caller the
+    phone system still puts through (tests/privacy/test_roles_rechecked.py)."""
     dana = make_agent("dana", status="available")
     _, headers = _logged_in(dana.user)
 
@@ -80,12 +82,15 @@ def test_a_deactivated_agents_socket_is_closed_instead_of_sent_the_offer(make_ag
         assert connected
         assert (await socket.receive_json_from(timeout=5))["type"] == "state"
         await database_sync_to_async(User.objects.filter(id=dana.user.id).update)(is_active=False)
-        offer = await database_sync_to_async(_ring)(queue)
-        return offer, await _closed_before_anything_else(socket)
+        call = await database_sync_to_async(arrive)(queue=queue, publish=False)
+        await database_sync_to_async(router.route_call)(call.id)
+        nothing = await socket.receive_nothing(timeout=1)
+        await socket.disconnect()
+        return nothing
 
-    offer, code = async_to_sync(scenario)()
-    assert offer.agent_id == dana.id
-    assert code == 4403
+    assert async_to_sync(scenario)()
+    assert not Offer.objects.filter(agent=dana).exists()
+    assert not ContextAccess.objects.filter(user=dana.user).exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -85,10 +85,10 @@ def test_an_agent_sees_their_call_while_on_it_and_in_its_wrap_up_and_no_longer(r
     assert client_for(dana.user).get(path).status_code == 403
 
     Call.objects.filter(id=call.id).update(state=CallState.ENDED, ended_at=timezone.now())
-    Agent.objects.filter(id=sam.id).update(status=AgentStatus.WRAP_UP)
+    Agent.objects.filter(id=sam.id).update(status=AgentStatus.WRAP_UP, wrap_up_call=call)
     assert client_for(sam.user).get(path).status_code == 200
 
-    Agent.objects.filter(id=sam.id).update(status=AgentStatus.AVAILABLE)
+    Agent.objects.filter(id=sam.id).update(status=AgentStatus.AVAILABLE, wrap_up_call=None)
     assert client_for(sam.user).get(path).status_code == 403
     logged = ContextAccess.objects.order_by("id")[logged_before:]
     assert [(row.user_id, row.reason) for row in logged] == [(sam.user.id, AccessReason.CALL)] * 2

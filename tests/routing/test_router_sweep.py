@@ -86,7 +86,9 @@ def test_agents_wrapping_up_within_their_limit_wake_no_sweep(make_agent, queue):
     call.state, call.agent, call.ended_at = "ended", dana, timezone.now()
     call.save(update_fields=["state", "agent", "ended_at"])
     Agent.objects.filter(id=dana.id).update(
-        status=AgentStatus.WRAP_UP, status_changed_at=timezone.now() - timedelta(seconds=50)
+        status=AgentStatus.WRAP_UP,
+        wrap_up_call=call,
+        status_changed_at=timezone.now() - timedelta(seconds=50),
     )
 
     assert not schedule.is_due(last_sweep).is_due
