@@ -80,10 +80,15 @@ async def fetchone(
         return await _fetchone(lent, sql, params)
 
 
-async def open_connection() -> None:
-    """Open the running loop's connection now (a server's start), not on its first statement:
-    the first caller's event would wait for the connect."""
-    await _loop_connection()
+async def open_connections(lane: str, count: int = 1, *, then_run: Sequence[str] = ()) -> None:
+    """Open `count` of the running loop's connections of `lane` now (a server's start), not on
+    their first statement: the first caller's event would wait for the connect. Each runs the
+    statements `then_run` (no parameters)."""
+    async with contextlib.AsyncExitStack() as lent:
+        for _ in range(min(count, settings.DB_LOOP_CONNECTIONS)):
+            opened = await lent.enter_async_context(_lane(lane).lent())
+            for sql in then_run:
+                await opened.execute(sql)
 
 
 async def _fetchone(
