@@ -177,6 +177,10 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="rapport")
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300)}
 # Beat's schedule file is started afresh when it names code that moved (an upgrade).
 CELERY_BEAT_SCHEDULER = "infrastructure.schedules:ForgivingPersistentScheduler"
+# A live call the telephony system has sent nothing about, and whose state has not changed, for
+# this long is ended as `lost` by a sweep (its hang-up never came), so nobody stays busy
+# overnight: telephony.lost_calls. Asked for at most every minute, and only while such a call is.
+TELEPHONY_SILENT_CALL_SECONDS = env.float("TELEPHONY_SILENT_CALL_SECONDS", default=4 * 3600.0)
 CELERY_BEAT_SCHEDULE: dict = {
     # The router's timers are database deadlines; this sweeper acts on the ones that passed and
     # routes calls whose hand-off was lost (the broker was down when they arrived). Sent only
@@ -200,6 +204,14 @@ CELERY_BEAT_SCHEDULE: dict = {
             check="telephony.selectors.anything_to_apply",
         ),
         "options": {"expires": 10},
+    },
+    "telephony-silent-calls": {
+        "task": "telephony.end_silent_calls",
+        "schedule": WhileAnythingToDo(
+            timedelta(seconds=min(60.0, max(0.5, TELEPHONY_SILENT_CALL_SECONDS / 4))),
+            check="telephony.lost_calls.any_silent_call",
+        ),
+        "options": {"expires": 60},
     },
     # A `call.connect` push (or Twilio REST update) that was lost is sent again; asked only while
     # a call waits to be connected to the agent who took it.

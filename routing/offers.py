@@ -402,31 +402,69 @@ def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
             return False
         agent = Agent.objects.select_for_update().get(id=agent_id)
         now = timezone.now()
-        decisions.record_decision(
-            call=call,
-            reason=DecisionReason.OFFER_TIMED_OUT,
-            agent_id=agent_id,
-            now=now,
-            detail={"why": why, "was_last_agent": agent_id == call.last_agent_id},
+        _back_to_queue(
+            call, agent_id=agent_id, reason=DecisionReason.OFFER_TIMED_OUT, why=why, now=now
         )
-        calls.move_call(call, CallState.QUEUED, now=now)
-        call.agent = None
-        call.last_agent_wait_until = None
-        handoff.request_routing(call_id=call.id)
-        calls.save_call(call)
         if agent.status == AgentStatus.BUSY:
             agent_status.not_ready_after_missed_call(agent, now=now)
         broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=agent_id)
         return True
 
 
-def withdraw_offers_ringing_for(*, agent_id: int, now: datetime) -> int:
-    """The agent (locked by the caller) is now on a call: stop the offers of other calls ringing
-    for them and route those callers on. The calls are locked after the agent, against the lock
-    order, so with SKIP LOCKED: an offer whose call another transaction holds is left to the
-    sweeper (`withdraw_offers_to_agents_on_a_call`), and an accept of it is refused."""
-    withdrawn = 0
-    for offer_id, call_id in selectors.offers_ringing_for(agent_id):
+def _back_to_queue(call: Call, *, agent_id: int, reason: str, why: str, now: datetime) -> None:
+    """`call` (locked), accepted by `agent_id` and not connected to them, is no longer theirs:
+    it waits again, at its place in the queue (its `queued_at` is kept), no longer held for
+    anyone, and is routed on."""
+    decisions.record_decision(
+        call=call,
+        reason=reason,
+        agent_id=agent_id,
+        now=now,
+        detail={"why": why, "was_last_agent": agent_id == call.last_agent_id},
+    )
+    calls.move_call(call, CallState.QUEUED, now=now)
+    call.agent = None
+    call.last_agent_wait_until = None
+    handoff.request_routing(call_id=call.id)
+    calls.save_call(call)
+
+
+CONNECTED_TO_ANOTHER_CALL = "telephony_connected_another_call"
+
+
+def return_calls_accepted_by_agents_on_another_call() -> int:
+    """Calls accepted by an agent whom the telephony system has since connected to another call
+    (one that was locked when they were connected): back to waiting, in the lock order."""
+    returned = 0
+    for call_id in list(selectors.calls_accepted_by_agents_on_another_call()[:200]):
+        with transaction.atomic():
+            call = (
+                Call.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(id=call_id)
+                .first()
+            )
+            if call is None or call.agent_id is None:
+                continue
+            Agent.objects.select_for_update().get(id=call.agent_id)
+            if not selectors.calls_accepted_by_agents_on_another_call().filter(id=call.id).exists():
+                continue
+            _return_accepted_call(call, agent_id=call.agent_id, now=timezone.now())
+            returned += 1
+    return returned
+
+
+def let_go_of_other_calls(*, agent_id: int, besides: int, now: datetime) -> None:
+    """The agent (locked by the caller) is now on the call `besides`: stop the offers of other
+    calls ringing for them and route those callers on. A call they had accepted, not yet
+    connected (the telephony system connected them to this one just as they accepted it), is no
+    longer theirs: the phone system's fact wins, and that caller goes back to waiting at their
+    place, so the agent never holds two calls.
+
+    The calls are locked after the agent, against the lock order, so with SKIP LOCKED: one
+    another transaction holds is left to the sweeper (`withdraw_offers_to_agents_on_a_call`,
+    `return_calls_accepted_by_agents_on_another_call`), and an accept of its offer is refused."""
+    other = selectors.other_calls_of(agent_id, besides=besides)
+    for offer_id, call_id in other.ringing:
         call = (
             Call.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("queue")
@@ -444,8 +482,32 @@ def withdraw_offers_ringing_for(*, agent_id: int, now: datetime) -> int:
             continue
         offer.call = call
         refuse_offer(offer=offer, call=call, outcome=OfferState.WITHDRAWN, now=now)
-        withdrawn += 1
-    return withdrawn
+    for call_id in other.accepted:
+        call = (
+            selectors.calls_accepted_by(agent_id)
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(id=call_id)
+            .first()
+        )
+        if call is not None:
+            _return_accepted_call(call, agent_id=agent_id, now=now)
+
+
+def _return_accepted_call(call: Call, *, agent_id: int, now: datetime) -> None:
+    _back_to_queue(
+        call,
+        agent_id=agent_id,
+        reason=DecisionReason.AGENT_ON_ANOTHER_CALL,
+        why=CONNECTED_TO_ANOTHER_CALL,
+        now=now,
+    )
+    broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=agent_id)
+    logger.warning(
+        "call %r: back in the queue; the telephony system connected agent %s to another call"
+        " as they accepted it",
+        call.telephony_call_id,
+        agent_id,
+    )
 
 
 def withdraw_offers_to_agents_on_a_call() -> int:

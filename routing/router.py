@@ -43,6 +43,8 @@ SWEEP_LOCK_KEY = 4_000_001
 OFFER_ATTEMPTS = 5
 # Work the Celery messages should have done this long ago was lost: the sweeper does it.
 LOST_AFTER = timedelta(seconds=2)
+# Why an agent's status changes when the telephony system ends their call.
+CALL_ENDED = "call_ended"
 
 
 def call_arrived(call: Call) -> None:
@@ -129,23 +131,39 @@ def _stop_waiting_for_last_agent(call: Call, *, why: str) -> None:
         Call.objects.filter(id=call.id).update(last_agent_wait_until=None)
 
 
-def _take_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: list[int]) -> None:
-    """`agent` (locked) is connected to `call`: busy, with nothing else ringing for them."""
+def _take_call(
+    call: Call, agent: Agent, *, reason: str, now, customer_ids: list[int] | None
+) -> None:
+    """`agent` (locked) is connected to `call`: busy, with nothing else ringing for them, and
+    no other call they accepted still theirs. The telephony system's fact wins over an accept
+    that raced it: that caller goes back to waiting at their place in the queue."""
     agent_status.set_status(agent=agent, status=AgentStatus.BUSY, reason=reason, now=now)
-    offers.withdraw_offers_ringing_for(agent_id=agent.id, now=now)
+    offers.let_go_of_other_calls(agent_id=agent.id, besides=call.id, now=now)
     screens.show_call(call=call, agent=agent, customer_ids=customer_ids)
 
 
-def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: list[int]) -> None:
+def _leave_call(
+    call: Call,
+    agent: Agent,
+    *,
+    reason: str,
+    now,
+    customer_ids: list[int] | None,
+    changed_by=None,
+) -> None:
     """`agent` (locked) is no longer on `call`: wrap-up after a conversation, available when
     the caller was never connected, busy still while another call is theirs (checked in the
-    status change's own statement)."""
+    status change's own statement). `changed_by`: the person who ended the call for them."""
     if agent.status != AgentStatus.BUSY:
         return
     if call.connected_at is None:
-        why = "caller_hung_up" if call.state in FINAL_STATES else reason
+        hung_up = call.state in FINAL_STATES and reason == CALL_ENDED
         agent_status.set_status(
-            agent=agent, status=AgentStatus.AVAILABLE, reason=why, unless_in_hand_besides=call.id
+            agent=agent,
+            status=AgentStatus.AVAILABLE,
+            reason="caller_hung_up" if hung_up else reason,
+            changed_by=changed_by,
+            unless_in_hand_besides=call.id,
         )
         return
     if not agent_status.set_status(
@@ -153,6 +171,7 @@ def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: lis
         status=AgentStatus.WRAP_UP,
         reason=reason,
         now=now,
+        changed_by=changed_by,
         unless_in_hand_besides=call.id,
         wrap_up_call=call.id,
     ):
@@ -166,8 +185,10 @@ def _leave_call(call: Call, agent: Agent, *, reason: str, now, customer_ids: lis
     )
 
 
-def call_ended(call: Call) -> None:
-    """The call ended or was abandoned: withdraw any offer, start the agent's wrap-up."""
+def call_ended(call: Call, *, reason: str = CALL_ENDED, changed_by=None) -> None:
+    """The call ended or was abandoned: withdraw any offer, start the agent's wrap-up.
+    `reason` and `changed_by`: what the agent's status change records (a supervisor who ended
+    a call the telephony system forgot, telephony.lost_calls)."""
     now = timezone.now()
     withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
@@ -176,7 +197,35 @@ def call_ended(call: Call) -> None:
     if call.agent_id is None:
         return
     agent = selectors.agents_for_update([call.agent_id])[call.agent_id]
-    _leave_call(call, agent, reason="call_ended", now=now, customer_ids=withdrawn.customer_ids)
+    _leave_call(
+        call,
+        agent,
+        reason=reason,
+        now=now,
+        customer_ids=withdrawn.customer_ids,
+        changed_by=changed_by,
+    )
+
+
+def call_answered_after_it_ended(call: Call) -> None:
+    """`call` (locked) ended before its answer arrived: the end overtook it on the way, and
+    freed its agent as if the caller had hung up while waiting. They talked to the caller after
+    all, so they get the wrap-up they would have had (to write the note the next colleague
+    reads), unless they have moved on since (another call, a break) or it would be over by now."""
+    now = timezone.now()
+    if call.agent_id is None or call.ended_at is None:
+        return
+    limit = selectors.wrap_up_seconds_of(call)
+    if call.state_changed_at < now - timedelta(seconds=limit):
+        return
+    agent = selectors.agents_for_update([call.agent_id]).get(call.agent_id)
+    if agent is None or agent.status != AgentStatus.AVAILABLE:
+        return
+    if selectors.calls_in_hand(agent.id).exists():
+        return
+    agent_status.set_status(agent=agent, status=AgentStatus.BUSY, reason="call_answered", now=now)
+    offers.let_go_of_other_calls(agent_id=agent.id, besides=call.id, now=now)
+    _leave_call(call, agent, reason=CALL_ENDED, now=now, customer_ids=None)
 
 
 def route_call(call_id: int) -> None:
@@ -360,12 +409,14 @@ def _sweep() -> dict[str, int]:
     done = {
         "timed_out": 0,
         "withdrawn": 0,
+        "returned": 0,
         "waits_ended": 0,
         "wrap_ups_ended": 0,
         "rerouted": 0,
         "matched": 0,
     }
     done["withdrawn"] = offers.withdraw_offers_to_agents_on_a_call()
+    done["returned"] = offers.return_calls_accepted_by_agents_on_another_call()
     expired = selectors.open_offers().filter(expires_at__lte=now).values_list("id", flat=True)
     for offer_id in list(expired[:200]):
         done["timed_out"] += offers.time_out_offer(offer_id=offer_id)

@@ -67,17 +67,46 @@ def open_offers() -> QuerySet[Offer]:
     return Offer.objects.filter(state=OfferState.OFFERED)
 
 
-def offers_ringing_for(agent_id: int) -> list[tuple[int, int]]:
-    """The agent's open offers, as (offer id, call id): read on every answered call, so written
-    as SQL and prepared (see infrastructure.database.rows)."""
+@dataclass(frozen=True)
+class OtherCalls:
+    """What an agent just connected to a call still had of other calls."""
+
+    # Offers ringing for them, as (offer id, call id), latest first.
+    ringing: list[tuple[int, int]]
+    # Calls they accepted that are not yet connected (`calls_accepted_by`), by id.
+    accepted: list[int]
+
+
+def other_calls_of(agent_id: int, *, besides: int) -> OtherCalls:
+    """The agent's offers ringing and calls accepted, other than the call `besides`: read on
+    every answered call, so one statement, written as SQL and prepared (see
+    infrastructure.database.rows)."""
     with rows.prepared_cursor() as cursor:
-        cursor.execute(_OFFERS_RINGING_FOR_SQL, [agent_id, OfferState.OFFERED])
-        return cursor.fetchall()
+        cursor.execute(
+            _OTHER_CALLS_OF_SQL,
+            {
+                "agent": agent_id,
+                "offer_offered": OfferState.OFFERED,
+                "call_offered": CallState.OFFERED,
+                "besides": besides,
+            },
+        )
+        found = cursor.fetchall()
+    return OtherCalls(
+        ringing=[(offer_id, call_id) for offer_id, call_id in found if offer_id is not None],
+        accepted=[call_id for offer_id, call_id in found if offer_id is None],
+    )
 
 
-_OFFERS_RINGING_FOR_SQL = f"""
-    SELECT id, call_id FROM {Offer._meta.db_table} WHERE agent_id = %s AND state = %s
-    ORDER BY offered_at DESC, id DESC
+_OTHER_CALLS_OF_SQL = f"""
+    SELECT offer_id, call_id FROM (
+        SELECT id AS offer_id, call_id, offered_at AS since FROM {Offer._meta.db_table}
+        WHERE agent_id = %(agent)s AND state = %(offer_offered)s
+        UNION ALL
+        SELECT NULL, id, NULL FROM {Call._meta.db_table}
+        WHERE agent_id = %(agent)s AND state = %(call_offered)s AND id <> %(besides)s
+    ) other
+    ORDER BY since DESC NULLS LAST, offer_id DESC NULLS LAST, call_id
 """
 
 
@@ -112,6 +141,25 @@ def calls_in_hand(agent_id: int) -> QuerySet[Call]:
     not yet answered (a waiting call has an agent only once its offer was accepted). An agent
     with one is never offered, and never accepts, another."""
     return Call.objects.filter(agent_id=agent_id, state__in=TALKING_STATES | WAITING_STATES)
+
+
+def calls_accepted_by(agent_id: int) -> QuerySet[Call]:
+    """Calls the agent accepted that are not yet connected (offered to them and taken: the
+    telephony system is connecting them)."""
+    return Call.objects.filter(agent_id=agent_id, state=CallState.OFFERED)
+
+
+def calls_accepted_by_agents_on_another_call() -> QuerySet:
+    """The ids, in order, of calls accepted and not yet connected whose agent the telephony
+    system has since connected to another call: they are no longer that agent's
+    (routing.offers `let_go_of_other_calls`)."""
+    talking = Call.objects.filter(agent_id=OuterRef("agent_id"), state__in=TALKING_STATES)
+    return (
+        Call.objects.filter(state=CallState.OFFERED, agent__isnull=False)
+        .filter(Exists(talking))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
 
 
 def calls_accepted_not_answered(*, accepted_before: datetime) -> QuerySet[Call]:
@@ -473,6 +521,16 @@ def agent_current_call(agent: Agent) -> Call | None:
     if agent.status == AgentStatus.WRAP_UP and agent.wrap_up_call_id is not None:
         return Call.objects.select_related("queue").filter(id=agent.wrap_up_call_id).first()
     return None
+
+
+def wrap_up_seconds_of(call: Call) -> int:
+    """How long a wrap-up after `call` lasts at most: its queue's limit."""
+    seconds = None
+    if call.queue_id is not None:
+        seconds = (
+            Queue.objects.filter(id=call.queue_id).values_list("wrap_up_seconds", flat=True).first()
+        )
+    return seconds or DEFAULT_WRAP_UP_SECONDS
 
 
 def agents_with_wrap_up_over(*, now: datetime) -> list[int]:

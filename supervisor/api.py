@@ -118,6 +118,38 @@ def move_call(request: Request, call_id: str) -> Response:
     return Response(MovedCallSerializer(call).data)
 
 
+class EndCallSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=200,
+        help_text="Why the call is ended (the phone system's hang-up never came): audited.",
+    )
+
+
+class EndedCallSerializer(serializers.Serializer):
+    call_id = serializers.CharField(source="telephony_call_id")
+    state = serializers.CharField(help_text="ended, or abandoned when nobody was connected.")
+    end_reason = serializers.CharField(help_text="lost")
+    ended_at = serializers.DateTimeField()
+    agent = serializers.IntegerField(source="agent_id", allow_null=True)
+
+
+@extend_schema(
+    summary="End a live call the phone system forgot, freeing its agent (audited with who and"
+    " why): ended as lost, the agent in wrap-up (available if never connected)",
+    request=EndCallSerializer,
+    responses=EndedCallSerializer,
+)
+@api_view(["POST"])
+@permission_classes([IsSupervisor])
+def end_call(request: Request, call_id: str) -> Response:
+    body = EndCallSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    call = services.end_forgotten_call(
+        telephony_call_id=call_id, ended_by=request.user, reason=body.validated_data["reason"]
+    )
+    return Response(EndedCallSerializer(call).data)
+
+
 @extend_schema(
     summary="The last days' reunion table: per queue and per last agent, returning callers who"
     " were waited for, sent to the queue, or found their agent unavailable, and who got through",

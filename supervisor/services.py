@@ -3,12 +3,15 @@ and why. (Setting an agent's status on their behalf is routing's `change_status`
 whichever endpoint asks.)
 
 A moved call is a `RoutingDecision` with reason `moved_by_supervisor` naming the supervisor and
-both queues. It goes through the router's own writes, so the agent's screen and every supervisor
+both queues. A call the telephony system forgot, ended by a supervisor, is a recorded
+`call.ended` event naming them and their reason, and their name and reason are on the agent's
+status change. It goes through the router's own writes, so the agent's screen and every supervisor
 screen hear of it after commit.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -20,9 +23,12 @@ from infrastructure.broadcast import notify_supervisors
 from infrastructure.errors import Invalid, NotFound, Refused
 from routing import calls, decisions, handoff, offers
 from routing.models import Call, DecisionReason, Queue
-from routing.states import CallState
+from routing.states import FINAL_STATES, CallState
 from supervisor import floor, today
 from supervisor.models import CallBack
+from telephony import lost_calls
+
+logger = logging.getLogger(__name__)
 
 MOVABLE_STATES = frozenset({CallState.QUEUED, CallState.OFFERED})
 
@@ -81,6 +87,46 @@ def move_waiting_call(
     notify_supervisors(queue_id=from_queue.id if from_queue else None)
     notify_supervisors(queue_id=target.id)
     return call
+
+
+SUPERVISOR_ENDED_REASON = "call_ended_by_supervisor"
+
+
+@transaction.atomic
+def end_forgotten_call(*, telephony_call_id: str, ended_by: Any, reason: str) -> Call:
+    """End a live call the telephony system forgot (its hang-up never came), so its agent is
+    free: the call ends as `lost` (abandoned when nobody was connected), and its agent goes to
+    wrap-up after a conversation, else available. Through the path every end takes
+    (`telephony.lost_calls`), audited with who and the `reason` they typed."""
+    typed = " ".join(reason.split())
+    if not typed:
+        raise Invalid("Say why the call is ended: the phone system did not.", field="reason")
+    call = (
+        Call.objects.select_for_update(of=("self",))
+        .filter(telephony_call_id=telephony_call_id)
+        .first()
+    )
+    if call is None:
+        raise NotFound("No such call.", field="call_id")
+    if call.state in FINAL_STATES:
+        raise Refused("This call has already ended.", field="call_id")
+    lost_calls.end_as_lost(
+        call,
+        status_reason=f"{SUPERVISOR_ENDED_REASON}: {typed}"[:100],
+        changed_by=ended_by,
+        ended_by={
+            "supervisor": ended_by.get_username(),
+            "supervisor_id": ended_by.pk,
+            "reason": typed[:200],
+        },
+    )
+    logger.warning(
+        "call %r: ended by %s, the phone system had forgotten it: %s",
+        telephony_call_id,
+        ended_by.get_username(),
+        typed[:200],
+    )
+    return Call.objects.select_related("agent").get(id=call.id)
 
 
 def mark_called_back(*, telephony_call_id: str, user: Any) -> CallBack:

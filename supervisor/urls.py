@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/supervisor/agents/<int:agent_id>/status/", api.set_agent_status),
     path("api/supervisor/calls/<str:call_id>/move/", api.move_call),
     path("api/supervisor/calls/<str:call_id>/called-back/", api.mark_called_back),
+    path("api/supervisor/calls/<str:call_id>/end/", api.end_call),
     path("api/supervisor/abandoned/", api.abandoned_callers),
     path("api/supervisor/reunion/", api.reunion_table),
 ]

@@ -1,11 +1,13 @@
 """Applying a recorded event to its call (`telephony.recording` recorded it).
 
 Events of one call serialise on the call's row lock; the call's state only moves forward in
-`occurred_at` order and only along the moves of `routing.states`. An event that cannot move the
-state is still kept (`applied=False` and why), and the details it carries (caller, queue,
-agent) are kept when the call lacks them. Marking the event applied and saving the call are one
-statement, done only while the event was still to apply: a task run twice, or the sweeper and a
-task at once, apply an event once.
+`occurred_at` order and only along the moves of `routing.states`, with one exception: an end is
+final for a live call, whatever its stamp (a phone system's whole seconds, or a second clock,
+may stamp it before the call's latest applied event), and ends it no earlier than that event. An
+event that cannot move the state is still kept (`applied=False` and why), and the details it
+carries (caller, queue, agent) are kept when the call lacks them. Marking the event applied and
+saving the call are one statement, done only while the event was still to apply: a task run
+twice, or the sweeper and a task at once, apply an event once.
 
 The webhook's events are applied by a worker (`apply_and_route`); the Twilio and Generic CTI
 adapters, which answer with instructions, record and apply theirs at once (`accept_event`).
@@ -14,7 +16,9 @@ adapters, which answer with instructions, record and apply theirs at once (`acce
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -25,9 +29,15 @@ from infrastructure import dispatch
 from infrastructure.database import rows
 from routing import handoff, router
 from routing.models import Agent, Call, Queue
-from routing.states import TALKING_STATES, WAITING_STATES, CallState, can_move_call
+from routing.states import (
+    FINAL_STATES,
+    TALKING_STATES,
+    WAITING_STATES,
+    CallState,
+    can_move_call,
+)
 from telephony import recording, selectors
-from telephony.events import EventReceipt, TelephonyEvent
+from telephony.events import MAX_AHEAD_OF_CLOCK, EventReceipt, TelephonyEvent
 from telephony.models import CallEvent, CallEventType
 from telephony.queues import QUEUE_CHOSEN, default_queue, queue_wanted
 
@@ -76,24 +86,45 @@ def apply_recorded_event(event_id: int) -> EventReceipt | None:
         return receipt
 
 
-def accept_event(*, webhook_id: str, event: TelephonyEvent) -> EventReceipt:
+def accept_event(
+    *,
+    webhook_id: str,
+    event: TelephonyEvent,
+    status_reason: str = "",
+    changed_by: Any = None,
+) -> EventReceipt:
     """Record `event` once per `webhook_id` and apply it at once, in one transaction: for a
-    phone system that waits for its answer. Durable on return; a repeated delivery changes
-    nothing."""
+    phone system that waits for its answer, and for Rapport's own ends of a call the phone
+    system forgot (`telephony.lost_calls`: `status_reason` and `changed_by` are then what the
+    agent's status change records). Durable on return; a repeated delivery changes nothing.
+
+    A stamp far ahead of Rapport's clock is taken as now: these senders cannot be asked to
+    send again (the signed webhook refuses such an event instead)."""
+    latest = timezone.now() + MAX_AHEAD_OF_CLOCK
+    if event.occurred_at > latest:
+        logger.warning(
+            "call %r: %s stamped %s, far ahead of Rapport's clock; taken as now",
+            event.call_id,
+            event.type,
+            event.occurred_at.isoformat(),
+        )
+        event = replace(event, occurred_at=timezone.now())
     with transaction.atomic():
         event_id = recording.record_event(webhook_id=webhook_id, event=event)
         if event_id is None:
             logger.debug("call %r: %s delivered again", event.call_id, event.type)
             return EventReceipt(duplicate=True)
-        return _apply(event_id, event)
+        return _apply(event_id, event, status_reason=status_reason, changed_by=changed_by)
 
 
-def _apply(event_id: int, event: TelephonyEvent) -> EventReceipt | None:
+def _apply(
+    event_id: int, event: TelephonyEvent, *, status_reason: str = "", changed_by: Any = None
+) -> EventReceipt | None:
     """Apply the recorded event `event_id` (`event`) to its call, locked here; None when it was
     already applied."""
     call, ringing_lookup = _lock_call(event)
     target, outcome = _state_move(call, event)
-    agent_before = call.agent_id
+    before = _Before(agent_id=call.agent_id, state=call.state, connected_at=call.connected_at)
     changed = _keep_details(call, event, moving=target is not None, ringing=ringing_lookup)
     if target is not None:
         changed |= _move(call, event, target)
@@ -110,11 +141,33 @@ def _apply(event_id: int, event: TelephonyEvent) -> EventReceipt | None:
     else:
         logger.info("call %r: %s kept, not applied: %s", event.call_id, event.type, outcome)
     if target is not None:
-        _tell_router(call, event, agent_before=agent_before)
-    elif call.agent_id != agent_before and call.state in TALKING_STATES:
+        _tell_router(call, event, before=before, status_reason=status_reason, changed_by=changed_by)
+    elif call.agent_id != before.agent_id and call.state in TALKING_STATES:
         # A late event named the agent the call is with now: the call changed hands.
-        router.call_transferred(call, from_agent_id=agent_before)
+        router.call_transferred(call, from_agent_id=before.agent_id)
+    elif _answered_before_the_end_applied(call, event, before):
+        # The end overtook this answer on the way: the agent talked to the caller after all.
+        router.call_answered_after_it_ended(call)
     return EventReceipt(duplicate=False, applied=target is not None)
+
+
+@dataclass(frozen=True)
+class _Before:
+    """What the router is told besides the call: how it stood before this event."""
+
+    agent_id: int | None
+    state: str
+    connected_at: datetime | None
+
+
+def lock_call(telephony_call_id: str) -> Call:
+    """The call, created if unknown, its row locked until the transaction ends: what serialises
+    the events of one call. One statement (`recording.call_upsert`)."""
+    upsert, defaults, field_names = recording.call_upsert()
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(upsert, {**defaults, "call_telephony_call_id": telephony_call_id})
+        row = cursor.fetchone()
+    return Call.from_db(connection.alias, field_names, row)
 
 
 @dataclass(frozen=True)
@@ -136,13 +189,10 @@ def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
     of one call, and returns the row; a ringing event reads the caller's customers and the
     queue in the same statement, as every call that comes in needs them.
     """
+    if event.type != CallEventType.RINGING:
+        return lock_call(event.call_id), None
     upsert, defaults, field_names = recording.call_upsert()
     params = {**defaults, "call_telephony_call_id": event.call_id}
-    if event.type != CallEventType.RINGING:
-        with rows.prepared_cursor() as cursor:
-            cursor.execute(upsert, params)
-            row = cursor.fetchone()
-        return Call.from_db(connection.alias, field_names, row), None
     from_e164 = normalise_phone_number(event.from_number) or ""
     sql = f"""
         WITH locked AS ({upsert})
@@ -215,7 +265,10 @@ def _call_assignments(call: Call, changed: set[str]) -> tuple[str, list]:
 
 def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
     """The state `event` moves the call to, or None and why it does not."""
-    if call.last_event_at is not None and event.occurred_at < call.last_event_at:
+    older = call.last_event_at is not None and event.occurred_at < call.last_event_at
+    # An end is final for a live call, whatever its stamp: kept unapplied, it would leave the
+    # call live and its agent busy for good, as no later event comes.
+    if older and not (event.type == CallEventType.ENDED and call.state not in FINAL_STATES):
         return None, "older than the call's latest applied event; its details were kept"
     if event.type == CallEventType.TRANSFERRED and not _known_agent(event.agent_identity):
         logger.warning(
@@ -298,27 +351,56 @@ def _move(call: Call, event: TelephonyEvent, target: str) -> set[str]:
     now = timezone.now()
     call.state = target
     call.state_changed_at = now
-    call.last_event_at = event.occurred_at
+    # Only an end moves a call with an older stamp: it ends no earlier than what it follows.
+    happened = max(event.occurred_at, call.last_event_at or event.occurred_at)
+    call.last_event_at = happened
     changed = {"state", "state_changed_at", "last_event_at"}
     if target == CallState.QUEUED:
         call.queued_at = now
         changed.add("queued_at")
     elif event.type == CallEventType.ENDED:
-        call.ended_at = event.occurred_at
+        call.ended_at = happened
         call.end_reason = event.reason
         changed |= {"ended_at", "end_reason"}
     return changed
 
 
-def _tell_router(call: Call, event: TelephonyEvent, *, agent_before: int | None) -> None:
+def _tell_router(
+    call: Call, event: TelephonyEvent, *, before: _Before, status_reason: str, changed_by: Any
+) -> None:
     if call.state == CallState.QUEUED:
         router.call_arrived(call)
+    elif event.type == CallEventType.ANSWERED and _handed_over(call, before):
+        # Answered by another agent while the call talked to the first (held with them, say):
+        # a hand-over, as a transfer, or the first agent stays busy with no call.
+        router.call_transferred(call, from_agent_id=before.agent_id)
     elif event.type == CallEventType.ANSWERED:
         router.call_answered(call)
     elif event.type == CallEventType.TRANSFERRED:
-        router.call_transferred(call, from_agent_id=agent_before)
+        router.call_transferred(call, from_agent_id=before.agent_id)
     elif event.type == CallEventType.ENDED:
-        router.call_ended(call)
+        router.call_ended(call, reason=status_reason or router.CALL_ENDED, changed_by=changed_by)
+
+
+def _answered_before_the_end_applied(call: Call, event: TelephonyEvent, before: _Before) -> bool:
+    """An answer, stamped no later than the end, that arrived after the end was applied."""
+    return (
+        event.type == CallEventType.ANSWERED
+        and call.state in FINAL_STATES
+        and before.connected_at is None
+        and call.connected_at is not None
+        and call.ended_at is not None
+        and event.occurred_at <= call.ended_at
+    )
+
+
+def _handed_over(call: Call, before: _Before) -> bool:
+    return (
+        before.state in TALKING_STATES
+        and before.agent_id is not None
+        and call.agent_id is not None
+        and call.agent_id != before.agent_id
+    )
 
 
 def _match_customers(call: Call, customer_ids: list[int]) -> set[str]:

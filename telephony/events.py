@@ -4,10 +4,18 @@ it to a call (docs/telephony.md, "Events")."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 END_REASONS = ("completed", "abandoned", "busy", "failed", "no-answer")
+# Rapport's own end reason, never sent by a phone system: the call was ended because the phone
+# system forgot it (its hang-up never came), by a supervisor or the sweep (telephony.lost_calls).
+LOST = "lost"
+
+# How far ahead of Rapport's clock an event may say it happened, as much as the signature's
+# timestamp may differ from it. Later than that is a clock gone wrong: it would sort after
+# every true event of the call, and the call would take none of them.
+MAX_AHEAD_OF_CLOCK = timedelta(minutes=5)
 
 # What a recorded event keeps, unmasked, until it is applied (`CallEvent.fields_to_apply`).
 FIELDS_TO_APPLY = ("from_number", "to_number", "queue_slug", "agent_identity", "reason")

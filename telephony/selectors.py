@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Case, Q, When
 
 from routing.models import Agent, Call, RoutingDecision
-from routing.states import OfferState
+from routing.states import WAITING_STATES, OfferState
 from telephony.models import CallEvent, CallEventType
 
 
@@ -30,6 +30,9 @@ def call_instruction(*, telephony_call_id: str) -> dict[str, Any] | None:
         .order_by("-decided_at", "-id")
         .first()
     )
+    if call.agent_id is None and call.state in WAITING_STATES:
+        # Waiting again: an agent who accepted it earlier is connected to it no more.
+        accepted = None
     agent = call.agent or (accepted.agent if accepted is not None else None)
     return {
         "call_id": call.telephony_call_id,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from routing.tasks import ON_A_DROPPED_CONNECTION
-from telephony import applying, connect
+from telephony import applying, connect, lost_calls
 from telephony.signed_events import connect_push
 from telephony.twilio import calls as twilio_calls
 
@@ -20,6 +20,12 @@ def apply_recorded_event(event_id: int) -> None:
 def apply_events_waiting_too_long() -> None:
     """Sent by beat while an event's task is lost."""
     applying.apply_events_waiting_too_long()
+
+
+@shared_task(name=lost_calls.END_SILENT_CALLS, ignore_result=True)
+def end_silent_calls() -> None:
+    """Sent by beat while a live call has gone silent longer than TELEPHONY_SILENT_CALL_SECONDS."""
+    lost_calls.end_silent_calls()
 
 
 @shared_task(name=connect.PUSH_CALL_CONNECT, bind=True, max_retries=None, ignore_result=True)

@@ -16,8 +16,11 @@ rings no card; it is logged against the customer.
 
 Generic CTI carries neither an event id nor a time: an event's idempotency key is its call id and
 kind (an answer's also who answered, so a second answer is a hand-over), and it happened when it
-arrived. Every event carries the caller, so a call whose `newCall` never arrived is recorded
-from its next event.
+was applied: the clock is read once the call's row is locked, so the events of one call are
+stamped in the order they are applied (a hang-up that waited for an answer's lock sorts after
+it). Every event carries the caller, so a call whose `newCall` never arrived is recorded from
+its next event. A hang-up the PBX never sends (it does not retry) is made up for by the sweep of
+silent calls (`telephony.lost_calls`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from django.utils.text import slugify
 
 from routing import screens
 from routing.models import Agent, Call
-from telephony.applying import accept_event
+from telephony.applying import accept_event, lock_call
 from telephony.events import EventReceipt, TelephonyEvent
 from telephony.models import CallEventType
 from telephony.selectors import agent_answering, agents_named, agents_rung_for
@@ -80,15 +83,11 @@ class CtiEvent:
 
 def accept_cti_event(cti: CtiEvent) -> EventReceipt:
     """Apply one Generic CTI event; durable on return. A repeated event changes nothing."""
-    now = timezone.now()
     with transaction.atomic():
-        known = (
-            Call.objects.select_for_update()
-            .filter(telephony_call_id=cti.call_id)
-            .values_list("ringing_at", "connected_at")
-            .first()
-        )
-        ringing_at, connected_at = known if known is not None else (None, None)
+        known = lock_call(cti.call_id)
+        # Read under the call's lock: an event that waited for another's sorts after it.
+        now = timezone.now()
+        ringing_at, connected_at = known.ringing_at, known.connected_at
         if cti.event != "newCall" and ringing_at is None:
             accept_event(webhook_id=_webhook_id(cti, "newCall"), event=_ringing(cti, now=now))
         if cti.event == "newCall":

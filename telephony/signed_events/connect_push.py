@@ -9,8 +9,8 @@ import logging
 import httpx
 from django.conf import settings
 
-from routing.models import Call, RoutingDecision
-from routing.states import FINAL_STATES
+from routing.models import Call, DecisionReason, RoutingDecision
+from routing.states import FINAL_STATES, WAITING_STATES
 from telephony.connect import connect_backoff_seconds
 from telephony.models import ConnectAttempt
 from telephony.signing import sign
@@ -34,6 +34,8 @@ def push_call_connect(*, call_pk: int, decision_pk: int | None) -> float | None:
         )
     agent = decision.agent if decision is not None else call.agent
     if agent is None:
+        return None
+    if decision is not None and _taken_back(call, decision):
         return None
     attempt = ConnectAttempt.objects.filter(call=call, decision=decision).count() + 1
     body = json.dumps(
@@ -68,3 +70,19 @@ def push_call_connect(*, call_pk: int, decision_pk: int | None) -> float | None:
         countdown,
     )
     return countdown
+
+
+# Decisions that take a call back from the agent who accepted it: their phone did not take it,
+# or the phone system connected them to another call as they accepted it (routing.offers).
+TAKEN_BACK = (DecisionReason.OFFER_TIMED_OUT, DecisionReason.AGENT_ON_ANOTHER_CALL)
+
+
+def _taken_back(call: Call, decision: RoutingDecision) -> bool:
+    """Whether `call` went back to waiting after `decision`'s agent accepted it: no longer
+    theirs to connect."""
+    return (
+        call.state in WAITING_STATES
+        and RoutingDecision.objects.filter(
+            call=call, pk__gt=decision.pk, agent_id=decision.agent_id, reason__in=TAKEN_BACK
+        ).exists()
+    )

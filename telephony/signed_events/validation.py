@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions, serializers, status
 
 from telephony.authentication import verified_signature
-from telephony.events import END_REASONS, TelephonyEvent
+from telephony.events import END_REASONS, MAX_AHEAD_OF_CLOCK, TelephonyEvent
 from telephony.models import CallEventType
 from telephony.payloads import EventSerializer, parse_json_object
 from telephony.signing import VerifiedRequest
@@ -74,6 +75,18 @@ class TelephonyEventSerializer(EventSerializer):
     reason = serializers.ChoiceField(choices=END_REASONS, required=False, allow_blank=True)
     metadata = serializers.DictField(required=False, help_text="Opaque, kept with the event.")
 
+    def validate_occurred_at(self, value):
+        """Refused when far in the future (docs/telephony.md, "Late and far-future events"):
+        the sender's clock is wrong, and stored, the event would freeze its call."""
+        ahead = value - timezone.now()
+        if ahead > MAX_AHEAD_OF_CLOCK:
+            minutes = int(MAX_AHEAD_OF_CLOCK.total_seconds() // 60)
+            raise serializers.ValidationError(
+                f"{value.isoformat()} is {_how_long(ahead)} ahead of Rapport's clock (at most"
+                f" {minutes} minutes are accepted): check the sending system's clock."
+            )
+        return value
+
 
 # Validation keeps no state in the serializer, so one instance (its fields built once) serves
 # every request instead of deep-copying the declared fields per event.
@@ -134,6 +147,15 @@ def validated_event(verified: VerifiedRequest, body: bytes) -> TelephonyEvent:
         reason=fields.get("reason", ""),
         payload=payload,
     )
+
+
+def _how_long(ahead) -> str:
+    seconds = int(ahead.total_seconds())
+    if seconds >= 2 * 86400:
+        return f"{seconds // 86400} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds // 3600} hours"
+    return f"{seconds // 60} minutes"
 
 
 def _is_json(content_type: str) -> bool:

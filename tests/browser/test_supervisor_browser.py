@@ -121,6 +121,54 @@ def test_a_supervisor_watches_a_call_arrive_wait_and_get_answered(
     assert errors == []
 
 
+def test_a_supervisor_ends_the_call_the_phone_system_forgot_and_the_agent_wraps_up(
+    web_server, chromium, team
+):
+    dana = team["agents"]["dana"]
+
+    def dana_on_a_call_whose_hang_up_never_comes():
+        call = Call.objects.create(
+            telephony_call_id="CA-forgotten",
+            queue=team["queue"],
+            customer=team["maya"],
+            agent=dana,
+            state="connected",
+            queued_at=timezone.now() - timedelta(seconds=12),
+            connected_at=timezone.now() - timedelta(seconds=10),
+        )
+        Call.objects.filter(id=call.id).update(created_at=call.queued_at)
+        Agent.objects.filter(id=dana.id).update(status="busy", status_changed_at=timezone.now())
+
+    in_a_thread(dana_on_a_call_whose_hang_up_never_comes)
+    context, page, errors = open_dashboard(chromium, web_server.base_url, "morgan", "pw-morgan-9")
+    dana_row = page.locator(f'[data-agent="{dana.id}"]')
+    sam_row = page.locator(f'[data-agent="{team["agents"]["sam"].id}"]')
+    end_call = dana_row.get_by_role("button", name="End the call the phone system forgot")
+    expect(end_call).to_be_visible()
+    expect(
+        sam_row.get_by_role("button", name="End the call the phone system forgot")
+    ).to_be_hidden()
+
+    page.once("dialog", lambda dialog: dialog.accept("PBX lost the hang-up"))
+    end_call.click()
+
+    expect(page.locator("[data-notice]")).to_have_text("Dana's call CA-forgotten ended as lost.")
+    expect(dana_row.locator(".sv-status-label")).to_have_text("Wrap-up")
+    expect(end_call).to_be_hidden()
+    change = in_a_thread(
+        lambda: AgentStatusChange.objects.select_related("changed_by").get(agent_id=dana.id)
+    )
+    assert (change.status, change.changed_by.username, change.reason) == (
+        "wrap_up",
+        "morgan",
+        "call_ended_by_supervisor: PBX lost the hang-up",
+    )
+    call = in_a_thread(lambda: Call.objects.get(telephony_call_id="CA-forgotten"))
+    assert (call.state, call.end_reason) == ("ended", "lost")
+    context.close()
+    assert errors == []
+
+
 def test_an_agent_is_turned_away_from_the_dashboard(
     web_server,
     chromium,

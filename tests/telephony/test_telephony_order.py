@@ -113,7 +113,9 @@ def test_it_tells_the_router_what_happened(phone_system, queue, make_agent, monk
     make_agent("dana", extension="1001")
     heard = []
     for name in ("call_arrived", "call_answered", "call_ended"):
-        monkeypatch.setattr(router, name, lambda call, name=name: heard.append((name, call.state)))
+        monkeypatch.setattr(
+            router, name, lambda call, name=name, **_: heard.append((name, call.state))
+        )
 
     send(
         phone_system,

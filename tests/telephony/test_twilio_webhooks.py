@@ -286,6 +286,36 @@ def test_a_leg_to_another_agent_answered_on_a_connected_call_is_a_transfer(
     assert statuses(dana, lee) == [AgentStatus.WRAP_UP, AgentStatus.BUSY]
 
 
+def test_an_answer_twilio_stamps_far_in_the_future_is_taken_as_now_and_freezes_nothing(
+    twilio, twilio_api, queue, make_agent
+):
+    """Twilio cannot be asked to send a callback again: a `Timestamp` far ahead of Rapport's
+    clock is taken as the moment it arrived, so the call's next events still apply."""
+    dana = make_agent("dana", extension="client:dana", status=AgentStatus.AVAILABLE)
+    lee = make_agent("lee", extension="+14155550177", status=AgentStatus.AVAILABLE)
+    call_sid = new_call_sid()
+    twilio.incoming_call(call_sid)
+    accepted_by(dana, call_sid, twilio_api)
+    dial = twilio_api.received[-1].twiml[0]
+    far_future = timezone.now().replace(year=2099)
+
+    assert twilio.agent_leg(dial[0], call_sid, new_call_sid(), "in-progress", at=far_future) == 204
+    answered = CallEvent.objects.get(call__telephony_call_id=call_sid, type="call.answered")
+    assert answered.occurred_at <= timezone.now()
+    transfer_leg = {
+        "CallSid": new_call_sid(),
+        "ParentCallSid": call_sid,
+        "CallStatus": "in-progress",
+        "To": "+14155550177",
+        "Timestamp": timestamp(timezone.now() + timedelta(seconds=60)),
+    }
+    response = twilio.request(f"{PUBLIC_BASE_URL}/api/telephony/twilio/agent-status/", transfer_leg)
+    assert response.status_code == 204
+
+    assert (the_call(call_sid).state, the_call(call_sid).agent) == (CallState.TRANSFERRED, lee)
+    assert statuses(dana, lee) == [AgentStatus.WRAP_UP, AgentStatus.BUSY]
+
+
 # --- a lost instruction --------------------------------------------------------------------
 
 

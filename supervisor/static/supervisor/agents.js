@@ -1,5 +1,6 @@
 // The agents: a row each with their status, for how long, why not ready today, their caller,
-// and a status the supervisor may set for them; and today's not-ready time per reason.
+// and a status the supervisor may set for them (or, for a busy agent, the call the phone system
+// forgot to end, with the reason they type); and today's not-ready time per reason.
 import { $, el, setText } from "../rapport/dom.js";
 import { setSince } from "./clock.js";
 import { spoken } from "./format.js";
@@ -30,6 +31,8 @@ export function drawAgents(agents, notReadyToday) {
     setSince($(".sv-for", tr), agent.status_changed_at);
     setText($(".sv-not-ready-today", tr), notReadyInWords(agent.not_ready_today_seconds, reasonLabels));
     setText($(".sv-caller", tr), agent.call ? agent.call.caller : "");
+    tr.dataset.callId = agent.call ? agent.call.call_id : "";
+    $(".sv-end-call", tr).hidden = !(agent.status === "busy" && agent.call);
     setText($(".sv-calls-today", tr), agent.calls_today);
     setText($(".sv-agent-queues", tr), agent.queues.join(", "));
   });
@@ -77,6 +80,25 @@ function agentRow(agent) {
       agent.display_name + " set to " + select.options[select.selectedIndex].textContent + "."
     );
   });
+  const endCall = el("button", {
+    type: "button",
+    class: "sv-small sv-end-call",
+    text: "End the call the phone system forgot",
+    hidden: true,
+  });
+  endCall.addEventListener("click", () => {
+    const callId = endCall.closest("tr").dataset.callId;
+    if (!callId) return;
+    const reason = window.prompt(
+      "End " + agent.display_name + "'s call " + callId + " as lost? Say why (kept with the call):"
+    );
+    if (!reason || !reason.trim()) return;
+    post(
+      root.dataset.endCallUrl.replace("{id}", encodeURIComponent(callId)),
+      { reason: reason.trim() },
+      agent.display_name + "'s call " + callId + " ended as lost."
+    );
+  });
   return el(
     "tr",
     { "data-agent": agent.id },
@@ -92,7 +114,7 @@ function agentRow(agent) {
     el("td", { class: "sv-caller" }),
     el("td", { class: "sv-calls-today sv-num" }),
     el("td", { class: "sv-agent-queues sv-sub" }),
-    el("td", { class: "sv-agent-action" }, form)
+    el("td", { class: "sv-agent-action" }, form, endCall)
   );
 }
 
