@@ -10,9 +10,6 @@ her session through the ASGI application."""
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
 from customers.models import CallNote, ContextAccess, Customer
@@ -22,7 +19,7 @@ from routing.states import AgentStatus, CallState, OfferState
 from telephony.twilio import calls as twilio_calls
 from tests.support.people import Person, request_connections_closed  # noqa: F401 (fixture)
 from tests.support.routing import past_call, tasks_published
-from tests.support.telephony import event, ringing
+from tests.support.telephony import at, event, ringing, send
 from tests.support.twilio import new_call_sid
 
 pytestmark = [
@@ -31,18 +28,6 @@ pytestmark = [
 ]
 
 NUMBER = "+14155550123"
-T0 = datetime.now(tz=UTC) - timedelta(minutes=5)
-_webhook_ids = itertools.count(1)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def send(phone_system, *events: dict) -> None:
-    for payload in events:
-        response = phone_system.post(payload, webhook_id=f"msg_access_{next(_webhook_ids)}")
-        assert response.status_code == 202, response.content
 
 
 @pytest.fixture

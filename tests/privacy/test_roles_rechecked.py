@@ -8,10 +8,8 @@ are real sockets over the Redis channel layer."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -27,7 +25,7 @@ from routing.states import AgentStatus, OfferState
 from tests.support.people import Person, request_connections_closed  # noqa: F401 (fixture)
 from tests.support.routing import past_call
 from tests.support.sockets import fresh_channel_layer  # noqa: F401 (fixture)
-from tests.support.telephony import event, ringing
+from tests.support.telephony import at, event, ringing, send
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -35,18 +33,6 @@ pytestmark = [
 ]
 
 NUMBER = "+14155550123"
-T0 = datetime.now(tz=UTC) - timedelta(minutes=5)
-_webhook_ids = itertools.count(1)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def send(phone_system, *events: dict) -> None:
-    for payload in events:
-        response = phone_system.post(payload, webhook_id=f"msg_roles_{next(_webhook_ids)}")
-        assert response.status_code == 202, response.content
 
 
 def out_of_the_group(name: str) -> Callable[[User], None]:

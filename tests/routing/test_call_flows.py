@@ -4,8 +4,7 @@ caller shown to an agent recorded in the access log."""
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -23,27 +22,13 @@ from routing.states import AgentStatus, CallState, OfferState
 from telephony.models import CallEvent
 from tests.support.routing import arrive, tasks_published
 from tests.support.sockets import fresh_channel_layer, socket_headers  # noqa: F401 (fixture)
-from tests.support.telephony import event, ringing
+from tests.support.telephony import at, event, ringing, send
 
 pytestmark = [
     pytest.mark.usefixtures("webhook_secret"),
     pytest.mark.timeout(120),
     pytest.mark.usefixtures("fast_logins"),
 ]
-
-T0 = datetime.now(tz=UTC) - timedelta(minutes=2)
-_webhook_ids = itertools.count(1)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def send(phone_system, *events: dict) -> None:
-    """The telephony system posts each event, signed, with a webhook id of its own."""
-    for payload in events:
-        response = phone_system.post(payload, webhook_id=f"msg_flows_{next(_webhook_ids)}")
-        assert response.status_code == 202, response.content
 
 
 def statuses(*agents: Agent) -> list[str]:

@@ -7,9 +7,7 @@ through the REST API."""
 
 from __future__ import annotations
 
-import itertools
 import threading
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -22,22 +20,9 @@ from routing.states import TALKING_STATES, WAITING_STATES, AgentStatus, CallStat
 from telephony.models import ConnectAttempt
 from telephony.selectors import call_instruction
 from telephony.signed_events.connect_push import push_call_connect
-from tests.support.telephony import event, ringing
+from tests.support.telephony import at, event, ringing, send
 
 pytestmark = [pytest.mark.usefixtures("webhook_secret", "fast_logins"), pytest.mark.timeout(120)]
-
-T0 = datetime.now(tz=UTC) - timedelta(minutes=10)
-_webhook_ids = itertools.count(1)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def send(phone_system, *events: dict) -> None:
-    for payload in events:
-        response = phone_system.post(payload, webhook_id=f"msg_elsewhere_{next(_webhook_ids)}")
-        assert response.status_code == 202, response.content
 
 
 def statuses(*agents: Agent) -> list[str]:

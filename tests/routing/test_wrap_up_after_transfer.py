@@ -7,9 +7,6 @@ socket with her session; the wrap-up limit is enforced by a real worker's sweepe
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
@@ -21,24 +18,12 @@ from routing.states import AgentStatus, CallState
 from tests.support.people import Person
 from tests.support.routing import past_call, running_workers, wait_until
 from tests.support.sockets import fresh_channel_layer  # noqa: F401 (fixture)
-from tests.support.telephony import event, ringing
+from tests.support.telephony import at, event, ringing, send
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("fast_logins")]
 
 MAYA_NUMBER = "+14155550123"
 LEO_NUMBER = "+14155550999"
-T0 = datetime.now(tz=UTC) - timedelta(minutes=5)
-_webhook_ids = itertools.count(1)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def send(phone_system, *events: dict) -> None:
-    for payload in events:
-        response = phone_system.post(payload, webhook_id=f"msg_wrap_up_{next(_webhook_ids)}")
-        assert response.status_code == 202, response.content
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 through the path every end takes, and says who did it and why, on the recorded event and on
 the agent's status change. The call's events come signed through the ASGI application."""
 
-import itertools
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
@@ -13,23 +10,11 @@ from rest_framework.test import APIClient
 from routing.models import Agent, AgentStatusChange, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.models import CallEvent
-from tests.support.telephony import event, ringing
+from tests.support.telephony import at, event, ringing, send
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret", "fast_logins")]
 
-T0 = datetime.now(tz=UTC) - timedelta(minutes=5)
-_webhook_ids = itertools.count(1)
 REASON = "PBX lost the hang-up; Dana confirmed the caller is gone"
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def send(phone_system, *events: dict) -> None:
-    for payload in events:
-        response = phone_system.post(payload, webhook_id=f"msg_forgot_{next(_webhook_ids)}")
-        assert response.status_code == 202, response.content
 
 
 def as_user(user: User) -> APIClient:

@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -234,3 +234,22 @@ class TelephonyControl(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+# Where a test's call story starts: minutes ago, so every moment the story names is past (a
+# moment ahead of Rapport's clock is refused).
+STORY_STARTS = datetime.now(tz=UTC) - timedelta(minutes=5)
+_story_webhook_ids = itertools.count(1)
+
+
+def at(seconds: float) -> datetime:
+    """The moment `seconds` into a test's call story."""
+    return STORY_STARTS + timedelta(seconds=seconds)
+
+
+def send(phone: PhoneSystem, *events: dict) -> None:
+    """The phone system posts each event, signed, with a webhook id of its own; each is
+    accepted."""
+    for payload in events:
+        response = phone.post(payload, webhook_id=f"msg_story_{next(_story_webhook_ids)}")
+        assert response.status_code == 202, response.content

@@ -3,7 +3,6 @@ is final for a live call whatever its stamp, an end that overtook its answer sti
 agent their wrap-up, and an event stamped far in the future is refused before it can freeze a
 call. Signed events through the ASGI application, applied as the worker applies them."""
 
-import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,22 +12,9 @@ from rest_framework.test import APIClient
 from routing.models import Agent, AgentStatusChange, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.models import CallEvent
-from tests.support.telephony import event, ringing
+from tests.support.telephony import at, event, ringing, send
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("webhook_secret", "fast_logins")]
-
-T0 = datetime.now(tz=UTC) - timedelta(minutes=5)
-_webhook_ids = itertools.count(1)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def send(phone_system, *events: dict) -> None:
-    for payload in events:
-        response = phone_system.post(payload, webhook_id=f"msg_late_{next(_webhook_ids)}")
-        assert response.status_code == 202, response.content
 
 
 def status(agent: Agent) -> str:

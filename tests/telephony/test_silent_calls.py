@@ -3,9 +3,8 @@ a sweep that beat runs, so nobody stays busy overnight: ended if it was connecte
 wraps up), abandoned if not (the agent who accepted it is free). The sweep runs as beat sends
 it (its task name), and once with a real worker and beat."""
 
-import itertools
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from django.conf import settings
@@ -17,22 +16,9 @@ from routing.models import Agent, AgentStatusChange, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.models import CallEvent
 from tests.support.routing import running_workers, wait_until
-from tests.support.telephony import event, ringing
+from tests.support.telephony import at, event, ringing, send
 
 pytestmark = [pytest.mark.usefixtures("webhook_secret", "fast_logins")]
-
-T0 = datetime.now(tz=UTC) - timedelta(minutes=5)
-_webhook_ids = itertools.count(1)
-
-
-def at(seconds: float) -> datetime:
-    return T0 + timedelta(seconds=seconds)
-
-
-def send(phone_system, *events: dict) -> None:
-    for payload in events:
-        response = phone_system.post(payload, webhook_id=f"msg_silent_{next(_webhook_ids)}")
-        assert response.status_code == 202, response.content
 
 
 def status(agent: Agent) -> str:
