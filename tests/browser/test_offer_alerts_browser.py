@@ -11,6 +11,7 @@ import pytest
 
 from customers.models import Consent
 from tests.support.browser import call_rings, go_available, ring, wait_for_offer
+from tests.support.routing import past_call
 
 pytestmark = [
     pytest.mark.browser,
@@ -193,14 +194,44 @@ def test_mute_and_volume_are_kept_for_the_agent(alerted_console, make_agent):
     assert page.input_value("[data-ring-volume]") == "30"
 
 
+def test_a_caller_newly_waiting_for_the_agent_notifies_once(
+    alerted_console, rapport_servers, make_agent, make_customer, queue
+):
+    dana = make_agent("dana", extension="1001")
+    ruth = make_customer("Ruth Fischer", consent=Consent.OPEN)
+    past_call(customer=ruth, agent=dana, queue=queue, days_ago=5)
+    page = alerted_console("dana")
+    go_available(page)
+    # Dana is on a stranger's call when Ruth rings: Ruth is held for her (5 s), a quiet line.
+    ring(page, rapport_servers, "CA-stranger", "+14155550999")
+    page.keyboard.press("a")
+    page.wait_for_selector('[data-card][data-mode="call"]')
+    rapport_servers.post_event("call.answered", "CA-stranger", agent="1001")
+    page.wait_for_selector('[data-status-label][data-status="busy"]')
+
+    behind_another_tab(page)
+    call_rings(rapport_servers, "CA-ruth", "+14155550123")
+    page.wait_for_selector('[data-waiting-call="CA-ruth"]', timeout=15000)
+    page.wait_for_function("() => window.__shown.length === 1")
+    assert shown(page) == [
+        {"title": "A caller is waiting for you", "body": "Ruth", "tag": "waiting-CA-ruth", "closed": False}
+    ]
+
+    # Her wait for Dana runs out: the line goes, and so does the notification, shown once.
+    page.wait_for_selector('[data-waiting-call="CA-ruth"]', state="detached", timeout=15000)
+    page.wait_for_function("() => window.__shown[0].closed === true")
+    assert len(shown(page)) == 1
+
+
 def test_with_notifications_denied_the_console_says_why_and_still_takes_the_offer(
     alerted_console, rapport_servers, make_agent, make_customer
 ):
     make_agent("dana", extension="1001")
     make_customer("Maya Chen", consent=Consent.OPEN)
     page = alerted_console("dana", notifications=False)
-    if page.is_visible("[data-notify-ask]"):
-        page.click("[data-notify-ask]")
+    # Nothing is asked on page load: the agent asks, with the button, and the browser says no.
+    assert page.evaluate("Notification.permission") == "default"
+    page.click("text=Turn on desktop notifications")
     page.wait_for_selector("[data-notify-state][data-permission='denied']")
     assert "Desktop notifications are blocked for this site" in page.inner_text(
         "[data-notify-state]"
