@@ -46,7 +46,8 @@ function renderPermission() {
   line.setAttribute("data-permission", permission);
   if (permission === "denied") {
     line.textContent =
-      "Desktop notifications are blocked for this site, so a call cannot reach you in another tab: allow them in the browser's site settings.";
+      "Desktop notifications are blocked for this site, so a call cannot reach you in another tab: " +
+      "allow them in the browser's site settings.";
   } else if (permission === "unsupported") {
     line.textContent = "This browser cannot show desktop notifications: keep the console in view.";
   } else {
