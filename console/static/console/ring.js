@@ -101,9 +101,7 @@ function renderSound() {
   document.body.dataset.sound = state;
   const line = $("[data-sound-line]");
   line.hidden = state !== "locked" && state !== "suspended";
-  const mute = $("[data-ring-mute]");
-  mute.setAttribute("aria-pressed", String(settings.muted));
-  mute.textContent = settings.muted ? "Ring muted" : "Ring on";
+  $("[data-ring-mute]").setAttribute("aria-pressed", String(settings.muted));
   $("[data-ring-volume]").value = String(Math.round(settings.volume * 100));
 }
 
