@@ -194,6 +194,19 @@ def hold_explanation_for(
     return hold_explanation(selectors.hold_story(call.id), agent_id=agent_id, caller=caller)
 
 
+def notification_name(customer: dict[str, Any] | None) -> str | None:
+    """The caller's first name on a desktop notification (`caller.customer`, or None). A lock
+    screen or a shared screen shows it to whoever is near, so like an onlooker they learn it
+    only with consent `conditional` or `open`; never a surname."""
+    if not customer or not named_to_onlookers(customer["consent"]):
+        return None
+    return first_name(customer["name"])
+
+
+def first_name(name: str | None) -> str | None:
+    return name.split()[0] if name and name.split() else None
+
+
 def offer_message(
     offer: Offer,
     *,
@@ -214,6 +227,7 @@ def offer_message(
         "reason": reason,
         "caller": caller,
         "hold_rule": hold_rule,
+        "notification_name": notification_name(caller.get("customer")),
     }
 
 
@@ -229,10 +243,12 @@ def caller_waiting_message(call: Call) -> dict[str, Any]:
     """The quiet line on the last agent's screen while `call` is held for them (not an offer).
     `call.customer` must be loaded with it."""
     since = call.queued_at or call.created_at
+    name = waiting_caller_name(call.customer)
     return {
         "type": "caller_waiting",
         "call_id": call.telephony_call_id,
-        "caller_name": waiting_caller_name(call.customer),
+        "caller_name": name,
+        "notification_name": first_name(name),
         "waiting_since": since.isoformat() if since else None,
         "wait_until": (
             call.last_agent_wait_until.isoformat() if call.last_agent_wait_until else None

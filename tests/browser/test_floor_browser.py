@@ -137,8 +137,9 @@ def test_reasons_the_abandoned_list_and_the_week_table_on_the_wall(
     agent_page.fill("input[name=password]", "pw-dana")
     agent_page.click("button[type=submit]")
     agent_page.wait_for_selector('[data-link-state="live"]')
-    agent_page.locator("[data-not-ready-reason]").select_option("training")
+    # The reason picker shows once Not ready is chosen.
     agent_page.locator('[data-set-status="break"]').click()
+    agent_page.locator("[data-not-ready-reason]").select_option("training")
     expect(agent_page.locator("[data-status-label]")).to_have_text("Not ready — Training")
     expect(agent_page.locator('[data-set-status="break"]')).to_have_attribute(
         "aria-checked", "true"

@@ -115,6 +115,7 @@ def test_a_held_caller_shows_on_their_agents_screen_and_goes_when_offered_to_the
     call = held["call"]
     assert waiting["call_id"] == call.telephony_call_id
     assert waiting["caller_name"] == "Ruth Fischer"
+    assert waiting["notification_name"] == "Ruth"
     assert waiting["waiting_since"] == call.queued_at.isoformat()
     assert waiting["wait_until"] == call.last_agent_wait_until.isoformat()
     assert ended == {
@@ -190,6 +191,7 @@ def test_with_consent_closed_the_line_names_nobody_and_records_no_look(team, que
     waiting = async_to_sync(scenario)()
 
     assert waiting["caller_name"] is None
+    assert waiting["notification_name"] is None
     assert not ContextAccess.objects.filter(customer=ruth, reason="waiting").exists()
 
 

@@ -1,10 +1,13 @@
 // The agent console: one WebSocket (docs/sockets.md), a few JSON requests, no framework, no
 // build: plain ES modules, one topic each. This one draws the page from the model and wires
 // the keys and buttons. Every piece of data reaches the page as text; nothing is parsed as HTML.
+import { renderAlerts, tickTitle } from "./alerts.js";
 import { connect } from "./connection.js";
+import { wireNotifications } from "./desktop.js";
 import { handle } from "./messages.js";
 import { focusNote, ready, renderSide, saveNote, wireSidePanel } from "./note.js";
 import { accept, decline, tickRing } from "./offer.js";
+import { wireSoundControls } from "./ring.js";
 import { renderStage } from "./stage.js";
 import { onChange } from "./state.js";
 import { renderStatus, wireStatusControl } from "./status.js";
@@ -15,6 +18,7 @@ function render() {
   renderWaiting();
   renderStage();
   renderSide();
+  renderAlerts();
 }
 
 const SHORTCUTS = {
@@ -47,8 +51,11 @@ function onKey(event) {
 onChange(render);
 wireStatusControl();
 wireSidePanel();
+wireSoundControls();
+wireNotifications();
 document.addEventListener("keydown", onKey);
 setInterval(tickRing, 250);
 setInterval(tickWaiting, 1000);
+setInterval(tickTitle, 1000);
 render();
 connect(handle);

@@ -13,10 +13,11 @@ export function renderStatus() {
   label.textContent = model.agent.status_label || labels.statuses[status] || status || "";
   label.setAttribute("data-status", status || "");
   const reason = $("[data-not-ready-reason]");
+  // The reason matters only to Not ready: chosen there, shown there.
+  reason.hidden = status !== "break";
   if (status === "break" && model.agent.not_ready_reason && reason.value !== model.agent.not_ready_reason) {
     reason.value = model.agent.not_ready_reason;
   }
-  document.title = (model.offer || model.ringing ? "Incoming call · " : "") + "Console · Rapport";
 }
 
 function setStatus(status) {
