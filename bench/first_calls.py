@@ -140,15 +140,9 @@ def main() -> None:
     with servers.migrated(STATE, **settings) as (urls, env):
         sessions = servers.fill(env, "--team", str(AGENTS))["sessions"]
         port, base_url = servers.local_port()
-        flags = ("--no-access-log", "--log-level", "warning", "--lifespan", "on")
-        processes = [
-            servers.start(
-                servers.uvicorn("rapport.asgi:application", port, *flags),
-                {**env, "DB_POOL_MAX_SIZE": "8"},
-            ),
-            servers.start(servers.celery_worker(processes=options.worker_processes), env),
-            servers.start(servers.celery_beat(servers.state_dir(STATE)), env),
-        ]
+        processes = servers.start_rapport(
+            env, port, state=STATE, worker_processes=options.worker_processes
+        )
         try:
             servers.wait_until_answering(base_url, processes[0])
             results = asyncio.run(drive(base_url, secret, sessions, options))

@@ -118,6 +118,20 @@ def celery_beat(state: Path) -> list[str]:
     ]
 
 
+def start_rapport(
+    env: dict[str, str], port: int, *, state: str, worker_processes: int
+) -> list[subprocess.Popen]:
+    """Rapport's processes as production runs them, started afresh: uvicorn on `port` (one
+    process, a pool of 8 database connections, lifespan on, so it opens its connections
+    before the first request), a Celery worker (prefork, `worker_processes`) and beat."""
+    flags = ("--no-access-log", "--log-level", "warning", "--lifespan", "on")
+    return [
+        start(uvicorn("rapport.asgi:application", port, *flags), {**env, "DB_POOL_MAX_SIZE": "8"}),
+        start(celery_worker(processes=worker_processes), env),
+        start(celery_beat(state_dir(state)), env),
+    ]
+
+
 def under_py_spy(out: str | None) -> list[str]:
     """The prefix that runs a command under py-spy, its samples (collapsed stacks) to `out`;
     nothing without `out`. Only samples holding the GIL (`--gil`): Python using the CPU."""
