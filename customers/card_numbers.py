@@ -10,8 +10,9 @@ logging configuration (which loads before the apps) and the telephony code can b
 from __future__ import annotations
 
 import itertools
-import logging
 import re
+
+from infrastructure.log_filters import RewritingFilter
 
 MASK = "*"
 
@@ -145,17 +146,8 @@ def _with_masked_keys(mapping: dict) -> dict:
     return copy
 
 
-class CardNumberFilter(logging.Filter):
+class CardNumberFilter(RewritingFilter):
     """Installed on the log handlers: a card number in a message or a traceback is masked."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_card_numbers(message)
-        if masked != message:
-            record.msg = masked
-            record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = mask_card_numbers(record.exc_text)
-        return True
+    def rewrite(self, text: str) -> str:
+        return mask_card_numbers(text)

@@ -21,6 +21,7 @@ import time
 from django.conf import settings
 from limits.errors import StorageError
 
+from infrastructure.log_filters import RewritingFilter
 from telephony.signed_events import rate_limit
 
 logger = logging.getLogger(__name__)
@@ -46,21 +47,12 @@ def token_problem(token: str) -> str | None:
     return None
 
 
-class TokenFilter(logging.Filter):
+class TokenFilter(RewritingFilter):
     """Installed on the log handlers: a Generic CTI URL is written with its token replaced, and
     the configured token, wherever it appears, too."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        hidden = _without_token(message)
-        if hidden != message:
-            record.msg = hidden
-            record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = _without_token(record.exc_text)
-        return True
+    def rewrite(self, text: str) -> str:
+        return _without_token(text)
 
 
 def _without_token(text: str) -> str:
