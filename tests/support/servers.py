@@ -41,6 +41,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def manage_check(**env: str) -> subprocess.CompletedProcess:
+    """`manage.py check` in a process of its own, with `env` added to this one's: the system
+    checks a server runs at start."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def stop_process(process: subprocess.Popen) -> None:
     if process.poll() is not None:
         return

@@ -15,6 +15,7 @@ from django.conf import settings
 from customers.card_numbers import CardNumberFilter
 from routing.models import Call
 from tests.support.generic_cti import TOKEN
+from tests.support.servers import manage_check
 from tests.support.telephony import request_application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,17 +87,6 @@ def test_guessing_the_token_is_stopped_with_429_and_retry_after():
     assert Call.objects.filter(telephony_call_id="cti-1").count() == 1
 
 
-def _manage_check(**env) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     "token",
     [
@@ -107,7 +97,7 @@ def _manage_check(**env) -> subprocess.CompletedProcess:
     ],
 )
 def test_a_weak_cti_token_fails_the_system_check_without_being_shown(token):
-    result = _manage_check(TELEPHONY_CTI_TOKEN=token)
+    result = manage_check(TELEPHONY_CTI_TOKEN=token)
 
     assert result.returncode != 0
     assert "TELEPHONY_CTI_TOKEN" in result.stderr
@@ -129,6 +119,6 @@ def test_the_web_server_refuses_to_start_with_a_weak_cti_token():
 
 
 def test_a_token_made_as_the_docs_say_passes_the_system_check():
-    result = _manage_check(TELEPHONY_CTI_TOKEN=secrets.token_urlsafe(32))
+    result = manage_check(TELEPHONY_CTI_TOKEN=secrets.token_urlsafe(32))
 
     assert result.returncode == 0, result.stderr

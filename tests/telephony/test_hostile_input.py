@@ -20,6 +20,7 @@ from routing.models import Call
 from telephony.models import CallEvent
 from telephony.signing import sign
 from tests.support.generic_cti import TOKEN
+from tests.support.servers import manage_check
 from tests.support.telephony import (
     as_test_client_headers,
     request_application,
@@ -241,17 +242,6 @@ def test_a_webhook_id_reused_for_another_call_leaves_no_call_behind(phone_system
     assert list(Call.objects.values_list("telephony_call_id", flat=True)) == ["CA-1"]
 
 
-def _manage_check(**env) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=settings.BASE_DIR,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     "secret",
     [
@@ -263,7 +253,7 @@ def _manage_check(**env) -> subprocess.CompletedProcess:
 def test_a_weak_or_malformed_webhook_secret_fails_the_system_check(secret):
     strong = "whsec_" + base64.b64encode(b"a-strong-secret-of-thirty-two-b!").decode()
 
-    result = _manage_check(TELEPHONY_WEBHOOK_SECRET=f"{strong},{secret}")
+    result = manage_check(TELEPHONY_WEBHOOK_SECRET=f"{strong},{secret}")
 
     assert result.returncode != 0
     assert "TELEPHONY_WEBHOOK_SECRET" in result.stderr
@@ -288,6 +278,6 @@ def test_the_web_server_refuses_to_start_with_a_weak_webhook_secret():
 def test_strong_webhook_secrets_pass_the_system_check():
     strong = "whsec_" + base64.b64encode(b"a-strong-secret-of-thirty-two-b!").decode()
 
-    result = _manage_check(TELEPHONY_WEBHOOK_SECRET=strong)
+    result = manage_check(TELEPHONY_WEBHOOK_SECRET=strong)
 
     assert result.returncode == 0, result.stderr
