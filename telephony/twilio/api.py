@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from twilio.twiml.voice_response import VoiceResponse
 
 from infrastructure.api_errors import RETRY_AFTER_SECONDS, UNREACHABLE
+from infrastructure.log_fields import call_fields
 from telephony.twilio import calls as twilio_calls
 from telephony.twilio import voice as twilio_voice
 from telephony.twilio.voice import CALL_SID, BadField, form_payload, optional, required
@@ -140,7 +141,11 @@ def wait(request: HttpRequest) -> HttpResponse:
     """The queue's wait loop: keep waiting, or leave the queue to be dialled to the agent."""
     call_sid = _call_sid(request.POST)
     if twilio_calls.waiting_caller_should_leave(call_sid=call_sid):
-        logger.warning("twilio call %r: agent accepted, REST update missing; <Leave/>", call_sid)
+        logger.warning(
+            "twilio call %r: agent accepted, REST update missing; <Leave/>",
+            call_sid,
+            extra=call_fields(call_sid),
+        )
         return _twiml(twilio_voice.leave())
     return _twiml(twilio_voice.waiting(base_url=twilio_voice.public_base_url(request)))
 
