@@ -306,6 +306,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AgentStatusEnum": "routing.states.AgentStatus",
         "TelephonyAcceptedStatusEnum": ["accepted"],
+        # The readiness probe's answer for PostgreSQL and for Redis (rapport/health.py).
+        "ServiceReachableEnum": ["ok", "unreachable"],
     },
 }
 
