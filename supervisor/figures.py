@@ -20,9 +20,8 @@ def day_start(now: datetime) -> datetime:
     return timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def wait_start(of: str = "") -> Coalesce:
-    """When a call's wait began; `of`: the path to the call (e.g. "calls__" from a queue)."""
-    return Coalesce(f"{of}queued_at", f"{of}ringing_at", f"{of}created_at")
+def wait_start() -> Coalesce:
+    return Coalesce("queued_at", "ringing_at", "created_at")
 
 
 def in_queue(queue_id: int | None, field: str = "queue_id") -> Q:

@@ -1,17 +1,18 @@
 """The floor now, for the monitoring's scraper: callers waiting and the longest wait per queue,
 agents by status. Read from PostgreSQL at scrape time, so the figures are right whichever
 process changed them, counted as the wall counts them (`supervisor.floor`: a caller waits in
-ringing, queued or offered, since `figures.wait_start`). Two statements, however many queues,
-calls or agents."""
+ringing, queued or offered, since `figures.wait_start`). Three statements, however many queues,
+calls or agents; the waiting calls are found by their state (its index), never by reading
+every call a queue ever had."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from routing.models import Agent, Queue
+from routing.models import Agent, Call, Queue
 from routing.states import WAITING_STATES, AgentStatus
 from supervisor.figures import wait_start
 
@@ -27,16 +28,18 @@ class FloorCollector(Collector):
             "How long the longest-waiting caller has waited, per queue (0: nobody waits).",
             labels=["queue"],
         )
-        in_wait = Q(calls__state__in=WAITING_STATES)
-        queues = (
-            Queue.objects.annotate(
-                waiting=Count("calls", filter=in_wait),
-                waiting_since=Min(wait_start(of="calls__"), filter=in_wait),
+        per_queue = {
+            queue_id: (count, since)
+            for queue_id, count, since in Call.objects.filter(
+                state__in=WAITING_STATES, queue__isnull=False
             )
-            .order_by("slug")
-            .values_list("slug", "waiting", "waiting_since")
-        )
-        for slug, count, since in queues:
+            .order_by()
+            .values("queue_id")
+            .annotate(count=Count("id"), since=Min(wait_start()))
+            .values_list("queue_id", "count", "since")
+        }
+        for queue_id, slug in Queue.objects.order_by("slug").values_list("id", "slug"):
+            count, since = per_queue.get(queue_id, (0, None))
             waiting.add_metric([slug], count)
             longest.add_metric([slug], max(0.0, (now - since).total_seconds()) if since else 0.0)
         agents = GaugeMetricFamily(
