@@ -61,13 +61,18 @@ def twilio_webhook(
             if not twilio_voice.is_configured():
                 return JsonResponse({"detail": "Twilio is not configured."}, status=404)
             if not twilio_voice.signature_is_valid(request):
+                # Unsigned: its CallSid is anyone's to write, so not a field of the line.
                 logger.warning("twilio request to %s refused: bad signature", request.path)
                 return JsonResponse(
                     {"detail": "X-Twilio-Signature is missing or does not match this request."},
                     status=403,
                 )
             if request.POST.get("AccountSid", "") != settings.TWILIO_ACCOUNT_SID:
-                logger.warning("twilio request to %s refused: another account", request.path)
+                logger.warning(
+                    "twilio request to %s refused: another account",
+                    request.path,
+                    extra=call_fields(request.POST.get("CallSid")),
+                )
                 return JsonResponse(
                     {"detail": "AccountSid is not this Rapport's account."}, status=403
                 )
@@ -84,6 +89,7 @@ def twilio_webhook(
                     request.path,
                     type(unreachable).__name__,
                     unreachable,
+                    extra=call_fields(request.POST.get("CallSid")),
                 )
                 return while_unreachable(request)
 
