@@ -117,3 +117,13 @@ def test_every_routing_and_telephony_line_of_a_call_names_its_call_and_agent(
     assert {line["call_id"] for line in lines} == {"CA-fields"}
     assert [line["agent_id"] for line in lines] == [None, dana.id, dana.id]
     assert offer.agent_id == dana.id
+
+
+def test_an_unknown_log_format_is_refused_at_start(settings):
+    from django.core import checks
+
+    settings.LOG_FORMAT = "yaml"
+
+    found = checks.run_checks(include_deployment_checks=True)
+
+    assert [error.id for error in found if error.id == "rapport.E008"] == ["rapport.E008"]
