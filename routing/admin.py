@@ -1,7 +1,25 @@
 from django.contrib import admin
 
 from customers.admin import AuditedCustomerViews
-from routing.models import Agent, AgentStatusChange, Call, Offer, Queue, RoutingDecision
+from routing.models import (
+    Agent,
+    AgentStatusChange,
+    Call,
+    Offer,
+    Queue,
+    RoutingDecision,
+    WrapUpCode,
+)
+
+
+class WrapUpCodeInline(admin.TabularInline):
+    """A queue's wrap-up codes, edited with the queue. Retire a code (untick active) rather than
+    delete it: calls keep its label either way."""
+
+    model = WrapUpCode
+    extra = 1
+    fields = ["key", "label", "promises_call_back", "active"]
+    ordering = ["-active", "key"]
 
 
 @admin.register(Queue)
@@ -12,8 +30,10 @@ class QueueAdmin(admin.ModelAdmin):
         "last_agent_wait_seconds",
         "hold_averse_wait_seconds",
         "offer_timeout_seconds",
+        "wrap_up_code_required",
     ]
     prepopulated_fields = {"slug": ["name"]}
+    inlines = [WrapUpCodeInline]
 
 
 @admin.register(Agent)
@@ -64,11 +84,12 @@ class CallAdmin(AuditedCustomerViews, admin.ModelAdmin):
         "customer",
         "agent",
         "state",
+        "wrap_up_label",
         "created_at",
     ]
-    list_filter = ["state", "queue"]
+    list_filter = ["state", "queue", "call_back_promised"]
     search_fields = ["telephony_call_id", "from_e164", "customer__name"]
-    raw_id_fields = ["customer", "agent", "last_agent", "candidates"]
+    raw_id_fields = ["customer", "agent", "last_agent", "candidates", "wrap_up_code"]
     list_select_related = ["queue", "customer", "agent"]
     inlines = [RoutingDecisionInline]
 
