@@ -180,3 +180,50 @@ def test_the_export_names_each_calls_wrap_up_code(wrapping_up, queue):
     assert [(c["wrap_up_code"], c["call_back_promised"]) for c in exported["calls"]] == [
         ("Call back promised", True)
     ]
+
+
+def _queue_form(queue: Queue, codes: list[WrapUpCode], new: dict[str, str]) -> dict[str, str]:
+    """The admin's queue page as posted: the queue's fields, its codes, and one code added."""
+    form = {
+        "slug": queue.slug,
+        "name": queue.name,
+        "numbers": ",".join(queue.numbers),
+        "last_agent_wait_seconds": queue.last_agent_wait_seconds,
+        "hold_averse_wait_seconds": queue.hold_averse_wait_seconds,
+        "offer_timeout_seconds": queue.offer_timeout_seconds,
+        "wrap_up_seconds": queue.wrap_up_seconds,
+        "last_agent_lookback_days": queue.last_agent_lookback_days,
+        "service_level_seconds": queue.service_level_seconds,
+        "wrap_up_code_required": "on",
+        "wrap_up_codes-TOTAL_FORMS": len(codes) + 1,
+        "wrap_up_codes-INITIAL_FORMS": len(codes),
+        "wrap_up_codes-MIN_NUM_FORMS": 0,
+        "wrap_up_codes-MAX_NUM_FORMS": 1000,
+    }
+    rows = [{"id": code.id, "key": code.key, "label": code.label, "active": "on"} for code in codes]
+    for n, row in enumerate([*rows, new]):
+        form.update({f"wrap_up_codes-{n}-{field}": value for field, value in row.items()})
+        form[f"wrap_up_codes-{n}-queue"] = queue.id
+    return form
+
+
+def test_an_administrator_edits_a_queues_codes_and_keys_stay_one_per_code(queue, client):
+    codes = list(codes_for(queue).values())
+    client.force_login(User.objects.create_superuser("root", password="pw-root"))
+    path = f"/admin/routing/queue/{queue.id}/change/"
+
+    clash = client.post(
+        path, _queue_form(queue, codes, {"key": 2, "label": "Gift card sent", "active": "on"})
+    )
+    added = client.post(
+        path, _queue_form(queue, codes, {"key": 5, "label": "Gift card sent", "active": "on"})
+    )
+
+    assert clash.status_code == 200
+    assert b"Gift card sent" in clash.content and b"errorlist" in clash.content
+    assert added.status_code == 302
+    assert [(code.key, code.label) for code in queue.wrap_up_codes.order_by("key")][-1] == (
+        5,
+        "Gift card sent",
+    )
+    assert Queue.objects.get(id=queue.id).wrap_up_code_required is True
