@@ -238,11 +238,10 @@ def add_note(
     shopping_for: str = "",
     sizes: str = "",
     open_matter: bool = False,
-    wrap_up_label: str = "",
 ) -> CallNote:
     """A note for the next colleague; card numbers are masked before anything is stored.
-    `call_id` is the routing Call it was written on (its caller checks the call is theirs);
-    `wrap_up_label` that call's wrap-up code, when chosen already (routing.wrap_up).
+    `call_id` is the routing Call it was written on (its caller checks the call is theirs and
+    gives the note that call's wrap-up code: routing.wrap_up.label_note).
     Written under the customer's lock, so a note racing an erase is refused (CustomerErased)
     or erased with the rest, never kept."""
     context = {"occasion": occasion, "intent": intent, "shopping_for": shopping_for, "sizes": sizes}
@@ -255,6 +254,5 @@ def add_note(
         call_id=call_id,
         text=mask_card_numbers(text),
         open_matter=open_matter,
-        wrap_up_label=wrap_up_label,
         **{field: mask_card_numbers(value.strip()) for field, value in context.items()},
     )

@@ -260,7 +260,6 @@ class CustomerNotesView(APIView):
         data = serializer.validated_data
         call_id = _call_of_note(data.get("call_id"), customer) if data.get("call_id") else None
         try:
-            # The call stays locked until the note is in: a code chosen meanwhile labels it.
             with transaction.atomic():
                 note = services.add_note(
                     customer=customer,
@@ -268,9 +267,9 @@ class CustomerNotesView(APIView):
                     text=data["text"],
                     call_id=call_id,
                     open_matter=data["open_matter"],
-                    wrap_up_label=wrap_up.label_for_note(call_id),
                     **data.get("context", {}),
                 )
+                wrap_up.label_note(note)
         except DjangoValidationError as error:
             raise _invalid(error) from error
         note = type(note).objects.select_related("author__agent").get(id=note.id)

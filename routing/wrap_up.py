@@ -106,19 +106,23 @@ def choose_code(*, agent_id: int, telephony_call_id: Any, code_id: Any) -> Call:
     return call
 
 
-def label_for_note(call_id: int | None) -> str:
-    """The wrap-up label a note written on `call_id` carries: its call's code, if chosen yet.
-    The call stays locked for the caller's transaction, so a code chosen at the same moment
-    waits and then labels the note too."""
-    if call_id is None:
-        return ""
+def label_note(note: CallNote) -> CallNote:
+    """A note just written on a call, in the same transaction, takes the call's code if one is
+    chosen already (`choose_code` labels the notes written before). The call's lock is taken
+    after the customer's (the order an erase takes them in), and a code being chosen at the
+    same moment is waited for, so the note cannot miss it."""
+    if note.call_id is None:
+        return note
     label = (
         Call.objects.select_for_update()
-        .filter(id=call_id)
+        .filter(id=note.call_id)
         .values_list("wrap_up_label", flat=True)
         .first()
     )
-    return label or ""
+    if label:
+        CallNote.objects.filter(id=note.id).update(wrap_up_label=label)
+        note.wrap_up_label = label
+    return note
 
 
 def check_ready(agent: Agent) -> None:
