@@ -7,13 +7,15 @@ from console import services
 from infrastructure.errors import Refused
 from infrastructure.groups import agent_group, session_group
 from infrastructure.metrics import SOCKETS_OPEN
-from routing import agent_status, offers, roles, status_choices
+from routing import agent_status, offers, roles, status_choices, wrap_up
 from routing import selectors as routing_selectors
 
 # Also the code for a session that ended: the console stops reconnecting and says so.
 REFUSED = 4403
 # Socket messages that carry a caller's context (docs/sockets.md).
-CUSTOMER_DATA_MESSAGES = frozenset({"offer", "call", "state", "caller_waiting", "ringing"})
+CUSTOMER_DATA_MESSAGES = frozenset(
+    {"offer", "call", "state", "caller_waiting", "ringing", "calling_back"}
+)
 
 
 @database_sync_to_async
@@ -41,6 +43,13 @@ def _ready(agent_id: int, message: dict[str, Any], user: Any) -> None:
     agent_status.ready(agent_id=agent_id, changed_by=user)
 
 
+@database_sync_to_async
+def _wrap_up_code(agent_id: int, message: dict[str, Any]) -> None:
+    wrap_up.choose_code(
+        agent_id=agent_id, telephony_call_id=message.get("call_id"), code_id=message.get("code")
+    )
+
+
 def _offer_id(message: dict[str, Any]) -> int:
     offer_id = message.get("offer_id")
     if isinstance(offer_id, bool) or not isinstance(offer_id, int):
@@ -50,8 +59,8 @@ def _offer_id(message: dict[str, Any]) -> int:
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
     """The agent's own stream: their state first (so a reconnect heals), then what happens.
-    Their actions (accept, decline, set_status, ready) go to the services; what changes comes
-    back through the agent's group like any other change."""
+    Their actions (accept, decline, set_status, ready, wrap_up_code) go to the services; what
+    changes comes back through the agent's group like any other change."""
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -94,6 +103,8 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 await _set_status(self.agent_id, content, self.user)
             elif kind == "ready":
                 await _ready(self.agent_id, content, self.user)
+            elif kind == "wrap_up_code":
+                await _wrap_up_code(self.agent_id, content)
             else:
                 await self.send_json({"type": "error", "message": f"Unknown message {kind!r}."})
         except Refused as refusal:

@@ -221,6 +221,7 @@ def offer_message(
         "offer_id": offer.id,
         "call_id": call.telephony_call_id,
         "queue": {"slug": queue.slug, "name": queue.name} if queue else None,
+        "queue_id": call.queue_id,
         "offered_at": offer.offered_at.isoformat(),
         "expires_at": offer.expires_at.isoformat(),
         "timeout_seconds": queue.offer_timeout_seconds if queue else None,
@@ -256,6 +257,25 @@ def caller_waiting_message(call: Call) -> dict[str, Any]:
     }
 
 
+def calling_back_message(call: Call, *, follow_up: dict[str, Any]) -> dict[str, Any]:
+    """The line telling a caller's last agent that the caller is calling back about what their
+    last call left to do (`selectors.follow_up`). `call.customer` must be loaded with it; the
+    caller is named by their first name, as on a notification (`waiting_caller_name`)."""
+    who = first_name(waiting_caller_name(call.customer)) or "Your caller"
+    text = f"{who} is calling back"
+    if follow_up["wrap_up_code"]:
+        text += f" about “{follow_up['wrap_up_code']}”"
+    if follow_up["open_matter"]:
+        text += " — still open" if follow_up["wrap_up_code"] else " about a matter still open"
+    return {
+        "type": "calling_back",
+        "call_id": call.telephony_call_id,
+        "caller_name": who if who != "Your caller" else None,
+        "text": text,
+        "follow_up": follow_up,
+    }
+
+
 def caller_waiting_ended_message(call: Call, *, why: str) -> dict[str, Any]:
     return {"type": "caller_waiting_ended", "call_id": call.telephony_call_id, "why": why}
 
@@ -268,6 +288,13 @@ def call_message(call: Call, *, caller: dict[str, Any], state: str | None = None
         "connected_at": call.connected_at.isoformat() if call.connected_at else None,
         "customer_id": call.customer_id,
         "caller": caller,
+        # The console's wrap-up panel offers this queue's codes (routing.wrap_up).
+        "queue_id": call.queue_id,
+        "wrap_up_code": (
+            {"id": call.wrap_up_code_id, "label": call.wrap_up_label}
+            if call.wrap_up_label
+            else None
+        ),
     }
 
 

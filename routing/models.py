@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -40,6 +41,10 @@ class Queue(models.Model):
     service_level_seconds = models.PositiveIntegerField(
         default=20, help_text="Target: answered within this many seconds."
     )
+    wrap_up_code_required = models.BooleanField(
+        default=False,
+        help_text="An agent chooses one of the queue's wrap-up codes before Ready.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -49,6 +54,54 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# What a queue starts with: label, key, whether it promises the caller a call back.
+DEFAULT_WRAP_UP_CODES = (
+    ("Exchange arranged", 1, False),
+    ("Refund", 2, False),
+    ("Question answered", 3, False),
+    ("Call back promised", 4, True),
+)
+
+
+class WrapUpCode(models.Model):
+    """One outcome an agent chooses at wrap-up, with a digit key on the console."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="wrap_up_codes")
+    label = models.CharField(max_length=60)
+    key = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(9)],
+        help_text="The digit (1-9) that chooses it on the console; also its place in the list.",
+    )
+    promises_call_back = models.BooleanField(
+        default=False,
+        help_text="The agent promised to call back: the caller's next call says so first.",
+    )
+    active = models.BooleanField(
+        default=True, help_text="Offered at wrap-up. Calls keep a retired code's label."
+    )
+
+    class Meta:
+        ordering = ["queue", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue", "key"],
+                condition=Q(active=True),
+                name="one_active_wrap_up_code_per_key",
+            ),
+            models.UniqueConstraint(
+                fields=["queue", "label"],
+                condition=Q(active=True),
+                name="one_active_wrap_up_code_per_label",
+            ),
+            models.CheckConstraint(
+                condition=Q(key__gte=1, key__lte=9), name="wrap_up_code_key_is_a_digit"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}. {self.label}"
 
 
 class Agent(models.Model):
@@ -172,6 +225,15 @@ class Call(models.Model):
         help_text="The agent of the caller's most recent connected call, when routing began.",
     )
     last_agent_wait_until = models.DateTimeField(null=True, blank=True)
+
+    # The outcome the agent chose at wrap-up. The label and the promise are kept on the call:
+    # a code retired or deleted later leaves the history, the day's counts and the next call's
+    # "call back promised" as they were.
+    wrap_up_code = models.ForeignKey(
+        WrapUpCode, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    wrap_up_label = models.CharField(max_length=60, blank=True)
+    call_back_promised = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

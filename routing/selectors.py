@@ -22,7 +22,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, NullIf
 
-from customers.models import Customer
+from customers.models import CallNote, Customer
 from infrastructure.database import rows
 from routing import roles
 from routing.models import (
@@ -180,7 +180,8 @@ def last_agent(
     *, customer_id: int | None, queue_id: int | None, now: datetime
 ) -> dict[str, Any] | None:
     """The caller's last agent: the agent of their most recent connected call within the look-back
-    of `queue_id` (no queue: however long ago), as `id`, `display_name` and `last_spoke_at`.
+    of `queue_id` (no queue: however long ago), as `id`, `display_name` and `last_spoke_at`,
+    with what that call left to do (`follow_up`, or None).
 
     The router offers the call to this agent and the caller card names the same one. One
     statement reading one indexed row (`call_customer_latest`), whatever the history; written
@@ -201,7 +202,10 @@ def _last_agent_sql(*, customer: str, since: str) -> str:
     since `since` (an expression; empty: however long ago), the latest."""
     lookback = f"AND prior.connected_at >= {since}" if since else ""
     return f"""
-        SELECT prior.agent_id, agent.display_name, prior.connected_at
+        SELECT prior.agent_id, agent.display_name, prior.connected_at, prior.wrap_up_label,
+            prior.call_back_promised,
+            EXISTS (SELECT 1 FROM "{CallNote._meta.db_table}" note
+                    WHERE note.call_id = prior.id AND note.open_matter) AS open_matter
         FROM "{Call._meta.db_table}" prior
         JOIN "{Agent._meta.db_table}" agent ON agent.id = prior.agent_id
         WHERE prior.customer_id = {customer} AND prior.connected_at IS NOT NULL {lookback}
@@ -249,11 +253,33 @@ def call_to_route_for_update(
 def _last_agent(values: Sequence[Any] | None) -> dict[str, Any] | None:
     if values is None or values[0] is None:
         return None
-    agent_id, display_name, last_spoke_at = values
+    agent_id, display_name, last_spoke_at, wrap_up_label, call_back_promised, open_matter = values
     return {
         "id": agent_id,
         "display_name": display_name,
         "last_spoke_at": last_spoke_at.isoformat(),
+        "follow_up": follow_up(
+            wrap_up_label=wrap_up_label,
+            call_back_promised=call_back_promised,
+            open_matter=open_matter,
+        ),
+    }
+
+
+def follow_up(
+    *, wrap_up_label: str, call_back_promised: bool, open_matter: bool
+) -> dict[str, Any] | None:
+    """What the caller's last call left to do, if anything ("the next call knows"): a call back
+    promised (its wrap-up code says so) or a matter left open (its note says so)."""
+    if not (call_back_promised or open_matter):
+        return None
+    what = "Call back promised" if call_back_promised else "Open matter"
+    label = wrap_up_label or None
+    return {
+        "call_back_promised": call_back_promised,
+        "open_matter": open_matter,
+        "wrap_up_code": label,
+        "text": what if label is None or label.lower() == what.lower() else f"{what} — {label}",
     }
 
 
@@ -262,7 +288,8 @@ _CALL_TO_ROUTE_SQL = f"""
         {rows.columns(Customer, "customer")},
         (SELECT latest.reason FROM "{RoutingDecision._meta.db_table}" latest
          WHERE latest.call_id = call.id ORDER BY latest.id DESC LIMIT 1),
-        last.agent_id, last.display_name, last.connected_at
+        last.agent_id, last.display_name, last.connected_at, last.wrap_up_label,
+        last.call_back_promised, last.open_matter
     FROM "{Call._meta.db_table}" call
     LEFT JOIN "{Queue._meta.db_table}" queue ON queue.id = call.queue_id
     LEFT JOIN "{Customer._meta.db_table}" customer ON customer.id = call.customer_id

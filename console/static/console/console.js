@@ -12,12 +12,14 @@ import { renderStage } from "./stage.js";
 import { onChange } from "./state.js";
 import { renderStatus, wireStatusControl } from "./status.js";
 import { renderWaiting, tickWaiting } from "./waiting.js";
+import { chooseCodeByKey, renderWrapUpCodes } from "./wrap_up_codes.js";
 
 function render() {
   renderStatus();
   renderWaiting();
   renderStage();
   renderSide();
+  renderWrapUpCodes();
   renderAlerts();
 }
 
@@ -42,6 +44,11 @@ function onKey(event) {
   }
   if (event.ctrlKey || event.metaKey || event.repeat) return;
   if (inField && !event.altKey) return;
+  const digit = /^(Digit|Numpad)([1-9])$/.exec(event.code);
+  if (digit && chooseCodeByKey(Number(digit[2]))) {
+    event.preventDefault();
+    return;
+  }
   const action = SHORTCUTS[event.code];
   if (!action) return;
   event.preventDefault();

@@ -4,6 +4,7 @@ import { notice } from "./notice.js";
 import { announce } from "./offer.js";
 import { changed, isIdleStatus, labels, model } from "./state.js";
 import { dropWaiting } from "./waiting.js";
+import { onCallingBack, onWrapUpCode } from "./wrap_up_codes.js";
 
 let missedCallNoticeShown = false;
 
@@ -52,6 +53,12 @@ export function handle(message) {
     case "status":
       onStatus(message);
       break;
+    case "wrap_up_code":
+      onWrapUpCode(message);
+      break;
+    case "calling_back":
+      onCallingBack(message);
+      break;
     case "error":
       model.pending = null;
       notice(message.message || "Something went wrong.");
@@ -89,6 +96,8 @@ function takeCall(offer) {
     call_id: offer.call_id,
     state: "connecting",
     queue: offer.queue,
+    queue_id: offer.queue_id,
+    wrap_up_code: null,
     connected_at: null,
     customer_id: offer.caller && offer.caller.customer ? offer.caller.customer.id : null,
     chosenCustomerId: offer.chosenCustomerId || null,

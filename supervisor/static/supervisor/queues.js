@@ -4,6 +4,7 @@ import { $, el, setText } from "../rapport/dom.js";
 import { setSince } from "./clock.js";
 import { percent } from "./format.js";
 import { labels, post, root } from "./page.js";
+import { drawWrapUpCodes, wrapUpCodesLine } from "./wrap_up_codes.js";
 
 export const STATUS_GLYPH = { available: "●", busy: "■", wrap_up: "◐", break: "‖", offline: "○" };
 export const STATUS_ORDER = ["available", "busy", "wrap_up", "break", "offline"];
@@ -105,6 +106,7 @@ function queueCard(queue) {
         ["reunion", "Own agent"],
       ].map((pair) => el("div", {}, el("dt", { text: pair[1] }), el("dd", { text: "–", "data-day": pair[0] })))
     ),
+    wrapUpCodesLine(),
     list
   );
   return { card: card, list: list, rows: new Map() };
@@ -129,6 +131,7 @@ function drawQueue(entry, queue) {
     today.average_speed_of_answer_seconds === null ? "–" : today.average_speed_of_answer_seconds + " s"
   );
   setText($("[data-day=reunion]", card), percent(queue.reunion.rate));
+  if (today.wrap_up_codes) drawWrapUpCodes($("[data-wrap-up-codes]", card), today.wrap_up_codes);
 
   const seen = new Set();
   queue.waiting_calls.forEach((call, index) => {
