@@ -228,6 +228,33 @@ def offer_message(
         "caller": caller,
         "hold_rule": hold_rule,
         "notification_name": notification_name(caller.get("customer")),
+        "handoff": handoff_of(offer),
+    }
+
+
+def handoff_of(offer: Offer) -> dict[str, Any] | None:
+    """What a colleague handing the call over wrote (`handoff` of docs/sockets.md), or None for
+    an offer the router made. `offer.handoff_from` is read with the offer."""
+    if offer.handoff_from_id is None:
+        return None
+    return {
+        "from_agent": {
+            "id": offer.handoff_from_id,
+            "display_name": offer.handoff_from.display_name,
+        },
+        "note": offer.handoff_note,
+    }
+
+
+def transfer_message(offer: Offer, *, state: str) -> dict[str, Any]:
+    """To the agent handing a call over: how their transfer stands (`state`: ringing, accepted,
+    declined, timed_out, withdrawn). `offer.agent` is read with the offer."""
+    return {
+        "type": "transfer",
+        "call_id": offer.call.telephony_call_id,
+        "offer_id": offer.id,
+        "to_agent": {"id": offer.agent_id, "display_name": offer.agent.display_name},
+        "state": state,
     }
 
 
@@ -306,7 +333,7 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
     offer = (
         selectors.open_offers()
         .filter(agent=agent)
-        .select_related("call__queue", "decision")
+        .select_related("call__queue", "decision", "handoff_from")
         .first()
     )
     offer_payload = None

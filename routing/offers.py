@@ -20,7 +20,7 @@ from customers.models import AccessReason, Customer
 from infrastructure import broadcast
 from infrastructure.database import rows
 from infrastructure.errors import Refused
-from routing import agent_status, calls, decisions, handoff, messages, selectors
+from routing import agent_status, calls, decisions, handoff, messages, selectors, transfers
 from routing.decisions import RoutingPass
 from routing.models import Agent, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState, OfferState, check_call_move, check_offer_move
@@ -257,7 +257,11 @@ def _lock_offer_with_call(*, offer_id: int, agent_id: int | None) -> tuple[Offer
 
 def refuse_offer(*, offer: Offer, call: Call, outcome: str, now: datetime) -> None:
     """The agent did not take the call, or can no longer: put it back in the queue and route
-    it on."""
+    it on. A hand-off (routing.transfers) is not in the queue: the caller stays with the agent
+    who offered it, who is told."""
+    if offer.handoff_from_id is not None:
+        _handoff_not_taken(offer=offer, call=call, outcome=outcome, now=now)
+        return
     close_offer(offer=offer, outcome=outcome, now=now)
     was_last_agent = offer.agent_id == call.last_agent_id
     if outcome == OfferState.WITHDRAWN:
@@ -280,6 +284,44 @@ def refuse_offer(*, offer: Offer, call: Call, outcome: str, now: datetime) -> No
     handoff.request_routing(call_id=call.id)
     calls.save_call(call)
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
+
+
+def _handoff_not_taken(*, offer: Offer, call: Call, outcome: str, now: datetime) -> None:
+    close_offer(offer=offer, outcome=outcome, now=now)
+    reason = (
+        DecisionReason.OFFER_TIMED_OUT
+        if outcome == OfferState.TIMED_OUT
+        else DecisionReason.OFFER_DECLINED
+        if outcome == OfferState.DECLINED
+        else DecisionReason.AGENT_ON_ANOTHER_CALL
+    )
+    decisions.record_decision(
+        call=call,
+        reason=reason,
+        agent_id=offer.agent_id,
+        now=now,
+        detail={"offer_id": offer.id, "handoff_from": offer.handoff_from_id},
+    )
+    broadcast.send_to_agent(offer.handoff_from_id, messages.transfer_message(offer, state=outcome))
+    broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
+
+
+def release_accepted_handoffs(*, call: Call) -> None:
+    """`call` (locked) ended, or went to someone else, before the phone system moved it to the
+    colleague who accepted its hand-off: that colleague, busy for it, is free again."""
+    waiting = list(
+        Offer.objects.filter(call=call, state=OfferState.ACCEPTED, handoff_from__isnull=False)
+        .exclude(agent_id=call.agent_id)
+        .values_list("agent_id", flat=True)
+    )
+    if not waiting:
+        return
+    for agent in selectors.agents_for_update(waiting).values():
+        if agent.status != AgentStatus.BUSY or selectors.calls_in_hand(agent.id).exists():
+            continue
+        agent_status.set_status(
+            agent=agent, status=AgentStatus.AVAILABLE, reason="transfer_not_completed"
+        )
 
 
 ON_ANOTHER_CALL = "You are already on a call; that offer was passed on."
@@ -324,9 +366,17 @@ def _accept_offer(*, offer_id: int, agent_id: int) -> tuple[Offer, bool]:
         refuse_offer(offer=offer, call=call, outcome=OfferState.WITHDRAWN, now=now)
         return offer, False
     close_offer(offer=offer, outcome=OfferState.ACCEPTED, now=now)
-    call.agent = agent
-    call.last_agent_wait_until = None
-    calls.save_call(call)
+    if offer.handoff_from_id is not None:
+        # The call stays with the agent handing it over until the phone system moves it.
+        offer.agent = agent
+        broadcast.send_to_agent(
+            offer.handoff_from_id, messages.transfer_message(offer, state=offer.state)
+        )
+        transfers.save_handoff_note(offer, call=call)
+    else:
+        call.agent = agent
+        call.last_agent_wait_until = None
+        calls.save_call(call)
     decision = getattr(offer, "decision", None)
     if decision is not None:
         decision.detail = {
@@ -335,7 +385,8 @@ def _accept_offer(*, offer_id: int, agent_id: int) -> tuple[Offer, bool]:
             "answered_in_ms": int((now - offer.offered_at).total_seconds() * 1000),
         }
         decision.save(update_fields=["detail"])
-    agent_status.set_status(agent=agent, status=AgentStatus.BUSY, reason="offer_accepted", now=now)
+    reason = "transfer_accepted" if offer.handoff_from_id is not None else "offer_accepted"
+    agent_status.set_status(agent=agent, status=AgentStatus.BUSY, reason=reason, now=now)
     return offer, True
 
 

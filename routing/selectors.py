@@ -43,6 +43,7 @@ from routing.states import (
     AgentStatus,
     CallState,
     OfferState,
+    status_label,
 )
 
 User = get_user_model()
@@ -549,3 +550,38 @@ def wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
         .alias(over_since=over_since)
         .filter(status_changed_at__lte=F("over_since"))
     )
+
+
+def transfer_colleagues(*, agent_id: int) -> list[dict[str, Any]]:
+    """Whom the agent could hand their call to (routing.transfers): everyone else who takes
+    calls and is signed in, the free ones first (available, nothing ringing, no call in hand),
+    with their status and queues. Two queries, however many colleagues."""
+    colleagues = (
+        Agent.objects.filter(roles.takes_calls())
+        .exclude(id=agent_id)
+        .exclude(status=AgentStatus.OFFLINE)
+        .annotate(
+            ringing=Exists(open_offers().filter(agent=OuterRef("pk"))),
+            in_hand=Exists(
+                Call.objects.filter(agent=OuterRef("pk"), state__in=TALKING_STATES | WAITING_STATES)
+            ),
+        )
+        .prefetch_related("queues")
+        .order_by("display_name", "id")
+    )
+    found = [
+        {
+            "id": colleague.id,
+            "display_name": colleague.display_name,
+            "status": colleague.status,
+            "status_label": status_label(colleague.status, colleague.not_ready_reason),
+            "queues": [
+                {"slug": queue.slug, "name": queue.name} for queue in colleague.queues.all()
+            ],
+            "free": colleague.status == AgentStatus.AVAILABLE
+            and not colleague.ringing
+            and not colleague.in_hand,
+        }
+        for colleague in colleagues
+    ]
+    return sorted(found, key=lambda colleague: not colleague["free"])

@@ -30,6 +30,7 @@ from routing.states import FINAL_STATES, TALKING_STATES, WAITING_STATES, OfferSt
 from telephony.applying import accept_event
 from telephony.connect import connect_backoff_seconds
 from telephony.events import TelephonyEvent
+from telephony.instructions import HANG_UP, TRANSFER
 from telephony.models import CallEventType, ConnectAttempt, TwilioCall, TwilioDialPath
 from telephony.twilio import voice
 from telephony.twilio.voice import NextStep, Step
@@ -273,6 +274,110 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
         countdown,
     )
     return countdown
+
+
+def transfer_by_rest_update(*, call_pk: int, decision_pk: int) -> float | None:
+    """Move the caller to the colleague who accepted a hand-off (routing.transfers): a REST
+    update of the live call to a `<Dial>` of them, with the dial action and agent-leg callbacks
+    of any dial, so their leg answered is the transfer (`agent_leg_answered`). Returns the
+    seconds to wait before trying again, or None when done or no longer wanted (the call ended,
+    was moved already, or the hand-off is no longer accepted)."""
+    with transaction.atomic():
+        twilio_call = (
+            TwilioCall.objects.select_for_update(of=("self",))
+            .select_related("call")
+            .filter(call_id=call_pk)
+            .first()
+        )
+        if twilio_call is None:
+            return None
+        call = twilio_call.call
+        decision = (
+            RoutingDecision.objects.select_related("agent")
+            .filter(
+                pk=decision_pk,
+                call=call,
+                offer__state=OfferState.ACCEPTED,
+                offer__handoff_from__isnull=False,
+            )
+            .first()
+        )
+        if (
+            decision is None
+            or call.state not in TALKING_STATES
+            or call.agent_id == decision.agent_id
+            or twilio_call.dialled_decision_id == decision.pk
+        ):
+            return None
+        attempt = (
+            ConnectAttempt.objects.filter(
+                call=call, decision=decision, instruction=TRANSFER
+            ).count()
+            + 1
+        )
+        response = voice.dial(
+            base_url=twilio_call.public_base_url,
+            agent_identity=decision.agent.telephony_identity,
+            decision_pk=decision.pk,
+        )
+        if response is None:
+            ConnectAttempt.objects.create(
+                call=call,
+                decision=decision,
+                instruction=TRANSFER,
+                attempt=attempt,
+                error=f"{decision.agent.telephony_identity!r} is not client:, sip: or +E.164",
+            )
+            logger.error(
+                "twilio call %r: cannot transfer to %s (telephony identity %r)",
+                call.telephony_call_id,
+                decision.agent,
+                decision.agent.telephony_identity,
+            )
+            return None
+        status_code, error = voice.update_live_call(
+            call_sid=call.telephony_call_id, response=response
+        )
+        ConnectAttempt.objects.create(
+            call=call,
+            decision=decision,
+            instruction=TRANSFER,
+            attempt=attempt,
+            status_code=status_code,
+            error=error,
+        )
+        if status_code is not None and 200 <= status_code < 300:
+            _mark_dialled(twilio_call, decision, via=TwilioDialPath.REST_UPDATE)
+            logger.info(
+                "twilio call %r: transferring to %s", call.telephony_call_id, decision.agent
+            )
+            return None
+    countdown = connect_backoff_seconds(attempt)
+    logger.warning(
+        "twilio call %r: transfer not delivered (attempt %d: %s); again in %g s",
+        call.telephony_call_id,
+        attempt,
+        error or status_code,
+        countdown,
+    )
+    return countdown
+
+
+def hang_up_by_rest_update(*, call_pk: int) -> float | None:
+    """End the caller's live call, as the agent asked from the console; Twilio's status callback
+    then ends it in Rapport as any hang-up. None when done or the call is over already."""
+    call = Call.objects.filter(pk=call_pk).first()
+    if call is None or call.state in FINAL_STATES:
+        return None
+    attempt = ConnectAttempt.objects.filter(call=call, instruction=HANG_UP).count() + 1
+    status_code, error = voice.end_live_call(call_sid=call.telephony_call_id)
+    ConnectAttempt.objects.create(
+        call=call, instruction=HANG_UP, attempt=attempt, status_code=status_code, error=error
+    )
+    if status_code is not None and 200 <= status_code < 300:
+        logger.info("twilio call %r: hung up from the console", call.telephony_call_id)
+        return None
+    return connect_backoff_seconds(attempt)
 
 
 # ---------------------------------------------------------------------------------------------
