@@ -208,8 +208,12 @@ class Offer(models.Model):
         related_name="+",
         help_text="With a transfer from the console: the agent handing the call over.",
     )
+    # A database default: the router inserts its offers in SQL of its own (routing.offers).
     handoff_note = models.CharField(
-        max_length=200, blank=True, help_text="The one-line hand-off the colleague reads first."
+        max_length=200,
+        blank=True,
+        db_default="",
+        help_text="The one-line hand-off the colleague reads first.",
     )
 
     class Meta:
