@@ -11,6 +11,7 @@ import { wireSoundControls } from "./ring.js";
 import { renderStage } from "./stage.js";
 import { onChange } from "./state.js";
 import { renderStatus, wireStatusControl } from "./status.js";
+import { renderCallControls, wireCallControls } from "./transfer.js";
 import { renderWaiting, tickWaiting } from "./waiting.js";
 
 function render() {
@@ -18,6 +19,7 @@ function render() {
   renderWaiting();
   renderStage();
   renderSide();
+  renderCallControls();
   renderAlerts();
 }
 
@@ -51,6 +53,7 @@ function onKey(event) {
 onChange(render);
 wireStatusControl();
 wireSidePanel();
+wireCallControls();
 wireSoundControls();
 wireNotifications();
 document.addEventListener("keydown", onKey);
