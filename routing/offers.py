@@ -23,7 +23,14 @@ from infrastructure.errors import Refused
 from routing import agent_status, calls, decisions, handoff, messages, selectors, transfers
 from routing.decisions import RoutingPass
 from routing.models import Agent, Call, DecisionReason, Offer, RoutingDecision
-from routing.states import AgentStatus, CallState, OfferState, check_call_move, check_offer_move
+from routing.states import (
+    TALKING_STATES,
+    AgentStatus,
+    CallState,
+    OfferState,
+    check_call_move,
+    check_offer_move,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -459,6 +466,59 @@ def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
         if agent.status == AgentStatus.BUSY:
             agent_status.not_ready_after_missed_call(agent, now=now)
         broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=agent_id)
+        return True
+
+
+def accepted_handoff_missed(*, call_id: int, agent_id: int, why: str) -> bool:
+    """The colleague accepted a hand-off of `call_id` but their phone did not take it (Twilio
+    dialled them: no answer, busy, failed): the caller stays with the agent who handed it over,
+    who is told, and the colleague is made not ready, as after any missed call. Does nothing
+    unless the call is still with that agent, or when this was reported already."""
+    with transaction.atomic():
+        call = (
+            Call.objects.select_for_update(of=("self",))
+            .filter(id=call_id, state__in=TALKING_STATES)
+            .first()
+        )
+        if call is None:
+            return False
+        offer = (
+            Offer.objects.select_related("decision")
+            .filter(
+                call=call,
+                agent_id=agent_id,
+                state=OfferState.ACCEPTED,
+                handoff_from_id=call.agent_id,
+            )
+            .order_by("-id")
+            .first()
+        )
+        reported = (
+            offer is not None
+            and RoutingDecision.objects.filter(
+                call=call,
+                agent_id=agent_id,
+                reason=DecisionReason.OFFER_TIMED_OUT,
+                detail__offer_id=offer.id,
+            ).exists()
+        )
+        if offer is None or reported:
+            return False
+        offer.call = call
+        agent = Agent.objects.select_for_update().get(id=agent_id)
+        now = timezone.now()
+        decisions.record_decision(
+            call=call,
+            reason=DecisionReason.OFFER_TIMED_OUT,
+            agent_id=agent_id,
+            now=now,
+            detail={"offer_id": offer.id, "handoff_from": offer.handoff_from_id, "why": why},
+        )
+        if agent.status == AgentStatus.BUSY and not selectors.calls_in_hand(agent_id).exists():
+            agent_status.not_ready_after_missed_call(agent, now=now)
+        broadcast.send_to_agent(
+            offer.handoff_from_id, messages.transfer_message(offer, state=OfferState.TIMED_OUT)
+        )
         return True
 
 

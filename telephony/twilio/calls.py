@@ -156,7 +156,9 @@ def dial_ended(
 ) -> NextStep:
     """The dial action: the agent talked to the caller (hang up: the conversation is over), or
     their phone did not take the call (they missed it; the caller waits again)."""
-    decision = RoutingDecision.objects.select_related("agent").filter(pk=decision_pk).first()
+    decision = (
+        RoutingDecision.objects.select_related("agent", "offer").filter(pk=decision_pk).first()
+    )
     if decision is None or decision.agent is None:
         raise voice.BadField("decision", "No such decision.")
     if dial_status in voice.DIAL_CONNECTED:
@@ -172,6 +174,8 @@ def dial_ended(
                 payload=payload,
             )
         return NextStep(Step.HANG_UP)
+    if decision.offer is not None and decision.offer.handoff_from_id is not None:
+        return _back_to_the_first_agent(call_sid, decision, dial_status=dial_status)
     with transaction.atomic():
         twilio_call = _lock_twilio_call(call_sid)
         if twilio_call is not None:
@@ -186,6 +190,42 @@ def dial_ended(
                     dial_status,
                 )
         return _next_step(call_sid)
+
+
+def _back_to_the_first_agent(
+    call_sid: str, decision: RoutingDecision, *, dial_status: str
+) -> NextStep:
+    """The colleague's phone did not take a hand-off: the caller is dialled back to the agent who
+    handed them over (still theirs, routing.offers `accepted_handoff_missed`)."""
+    with transaction.atomic():
+        twilio_call = _lock_twilio_call(call_sid)
+        if twilio_call is None:
+            return NextStep(Step.HANG_UP)
+        call = twilio_call.call
+        offers.accepted_handoff_missed(
+            call_id=call.pk, agent_id=decision.agent_id, why=f"dial_{dial_status}"
+        )
+        first_agent = Agent.objects.filter(id=call.agent_id).first()
+        if call.state not in TALKING_STATES or first_agent is None:
+            return _next_step(call_sid)
+        theirs = RoutingDecision.objects.filter(call=call, agent=first_agent).order_by("-id")
+        first_decision = theirs.filter(offer__state=OfferState.ACCEPTED).first() or theirs.first()
+        if first_decision is None or not voice.is_dialable(first_agent.telephony_identity):
+            return _next_step(call_sid)
+        _mark_dialled(twilio_call, first_decision, via=TwilioDialPath.ENQUEUE_ACTION)
+        logger.info(
+            "twilio call %r: %s did not take the hand-off (%s); back to %s",
+            call_sid,
+            decision.agent,
+            dial_status,
+            first_agent,
+        )
+        return NextStep(
+            Step.DIAL,
+            base_url=twilio_call.public_base_url,
+            agent_identity=first_agent.telephony_identity,
+            decision_pk=first_decision.pk,
+        )
 
 
 def call_ended(

@@ -111,3 +111,28 @@ def test_hang_up_from_the_console_completes_the_live_call_and_hold_is_not_offere
             agent_id=dana.id, message={"type": "hold", "call_id": call_sid}
         )
     assert refused.value.field == "type"
+
+
+def test_a_hand_off_lees_phone_does_not_answer_dials_the_caller_back_to_dana(
+    twilio, twilio_api, make_agent, dana_on_a_twilio_call
+):
+    dana, call_sid = dana_on_a_twilio_call
+    lee = make_agent("lee", extension="client:lee", status=AgentStatus.AVAILABLE)
+    offer = transfers.request_transfer(
+        agent_id=dana.id, telephony_call_id=call_sid, to_agent_id=lee.id, note=NOTE
+    )
+    console_services.accept_offer(offer_id=offer.id, agent_id=lee.id)
+    (dial,) = rest_updates(twilio_api, call_sid, 2)[1].twiml
+
+    after = twilio.dial_ended(dial, call_sid, "no-answer")
+
+    (back,) = after.root
+    (client,) = back
+    assert (back.tag, client.tag, client.text) == ("Dial", "Client", "dana")
+    call = Call.objects.get(telephony_call_id=call_sid)
+    assert (call.state, call.agent_id) == (CallState.CONNECTED, dana.id)
+    # Nobody on two calls or none: Dana keeps the caller; Lee missed a call.
+    assert (status_of(dana), status_of(lee)) == (AgentStatus.BUSY, AgentStatus.BREAK)
+    # Reported twice (Twilio retries), it changes nothing more.
+    twilio.dial_ended(dial, call_sid, "no-answer")
+    assert status_of(lee) == AgentStatus.BREAK
