@@ -350,6 +350,9 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
     call_payload = None
     if call is not None:
         state = CallState.WRAP_UP if agent.status == AgentStatus.WRAP_UP else None
+        if agent.status == AgentStatus.BUSY and call.agent_id != agent.id:
+            # A hand-off they accepted: being connected to them, as after any accept.
+            state = CallState.OFFERED
         call_payload = call_message(call, caller=caller_for_call(call), state=state)
     return {
         "type": "state",

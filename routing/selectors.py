@@ -511,10 +511,23 @@ def agent_current_call(agent: Agent) -> Call | None:
     """The call on the agent's screen: the one they talk on (or accepted), else during wrap-up
     the one they wrap up (`Agent.wrap_up_call`)."""
     if agent.status == AgentStatus.BUSY:
-        return (
+        theirs = (
             Call.objects.filter(
                 agent=agent, state__in=[*TALKING_STATES, CallState.OFFERED, CallState.QUEUED]
             )
+            .select_related("queue")
+            .order_by("-created_at")
+            .first()
+        )
+        if theirs is not None:
+            return theirs
+        # A hand-off they accepted, while the phone system moves the caller (routing.transfers).
+        handed_to_them = Offer.objects.filter(
+            agent=agent, state=OfferState.ACCEPTED, handoff_from_id=OuterRef("agent_id")
+        )
+        return (
+            Call.objects.filter(state__in=TALKING_STATES)
+            .filter(Exists(handed_to_them.filter(call=OuterRef("pk"))))
             .select_related("queue")
             .order_by("-created_at")
             .first()

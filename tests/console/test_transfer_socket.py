@@ -18,8 +18,10 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from standardwebhooks.webhooks import Webhook
 
+from console import services as console_services
 from customers.models import AccessReason, CallNote, ContextAccess
 from rapport.asgi import application
+from routing import transfers
 from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState
 from telephony.signing import sign
@@ -454,3 +456,29 @@ def test_resume_is_pushed_for_a_held_call_and_refused_for_one_that_is_not(dana_o
     async_to_sync(resume)()
     headers, body = wait_until(lambda: pushed("call.resume"), timeout=15)[0]
     Webhook(SECRET).verify(body, headers)
+
+
+def test_a_reconnect_heals_the_hand_off_ringing_and_the_one_accepted(dana_on_a_call):
+    dana, lee, call = dana_on_a_call
+    offer = transfers.request_transfer(
+        agent_id=dana.id, telephony_call_id=call.telephony_call_id, to_agent_id=lee.id, note=NOTE
+    )
+    lee_headers = socket_headers(lee.user)
+
+    async def first_message():
+        socket = WebsocketCommunicator(application, "/ws/agent/", headers=lee_headers)
+        connected, _ = await socket.connect()
+        assert connected
+        state = await socket.receive_json_from(timeout=5)
+        await socket.disconnect()
+        return state
+
+    ringing = async_to_sync(first_message)()
+    console_services.accept_offer(offer_id=offer.id, agent_id=lee.id)
+    accepted = async_to_sync(first_message)()
+
+    assert ringing["offer"]["handoff"]["note"] == NOTE
+    # Accepted, not yet moved by the phone system: Lee's screen keeps the caller.
+    assert accepted["offer"] is None
+    assert accepted["call"]["call_id"] == call.telephony_call_id
+    assert accepted["call"]["state"] == CallState.OFFERED
