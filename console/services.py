@@ -14,7 +14,7 @@ from customers.audit import record_context_access
 from customers.models import AccessReason, Customer
 from infrastructure.errors import Forbidden, Invalid, NotFound
 from routing import messages, offers, policy, selectors, transfers
-from routing.models import Agent, Call, Offer
+from routing.models import Agent, Call, Offer, Queue
 from routing.states import TALKING_STATES
 from telephony import connect, instructions
 
@@ -37,9 +37,18 @@ def transfer(*, agent_id: int, message: dict[str, Any]) -> Offer:
     call_id = message.get("call_id")
     if not isinstance(call_id, str) or not call_id:
         raise Invalid("call_id must be the call's id.", field="call_id")
-    to_agent = message.get("to_agent")
+    to_agent, to_queue = message.get("to_agent"), message.get("to_queue")
+    if to_queue is not None and to_agent is None:
+        if isinstance(to_queue, bool) or not isinstance(to_queue, int | str) or not to_queue:
+            raise Invalid("to_queue must be a queue's slug or id.", field="to_queue")
+        return transfers.request_transfer(
+            agent_id=agent_id,
+            telephony_call_id=call_id,
+            to_queue=to_queue,
+            note=message.get("note"),
+        )
     if isinstance(to_agent, bool) or not isinstance(to_agent, int):
-        raise Invalid("to_agent must be a colleague's id.", field="to_agent")
+        raise Invalid("to_agent must be a colleague's id (or give to_queue).", field="to_agent")
     return transfers.request_transfer(
         agent_id=agent_id, telephony_call_id=call_id, to_agent_id=to_agent, note=message.get("note")
     )
@@ -66,6 +75,7 @@ def transfer_options(*, agent: Agent, telephony_call_id: str) -> dict[str, Any]:
         "call_id": call.telephony_call_id,
         "controls": instructions.controls_for(call),
         "colleagues": selectors.transfer_colleagues(agent_id=agent.id),
+        "queues": list(Queue.objects.order_by("name").values("slug", "name")),
     }
 
 

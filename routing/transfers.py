@@ -25,7 +25,14 @@ from customers.services import CustomerErased, add_note
 from infrastructure import broadcast
 from infrastructure.errors import Forbidden, Invalid, NotFound, Refused
 from routing import decisions, messages, roles, selectors
-from routing.models import DEFAULT_OFFER_TIMEOUT_SECONDS, Agent, Call, DecisionReason, Offer
+from routing.models import (
+    DEFAULT_OFFER_TIMEOUT_SECONDS,
+    Agent,
+    Call,
+    DecisionReason,
+    Offer,
+    Queue,
+)
 from routing.states import TALKING_STATES, AgentStatus, OfferState
 
 # One line: what the colleague reads before they pick up.
@@ -43,14 +50,21 @@ def checked_note(note: object) -> str:
 
 
 def request_transfer(
-    *, agent_id: int, telephony_call_id: str, to_agent_id: int, note: str
+    *,
+    agent_id: int,
+    telephony_call_id: str,
+    note: object,
+    to_agent_id: int | None = None,
+    to_queue: str | int | None = None,
 ) -> Offer:
     """`agent_id` offers their connected call to the colleague `to_agent_id`, who must be free
-    (available, nothing ringing, no call in hand). Nothing changes when anything is wrong: the
-    refusal names the field."""
+    (available, nothing ringing, no call in hand), or to `to_queue`'s next agent (its slug or
+    id: the free agent of that queue idle longest, as the router would choose). Nothing changes
+    when anything is wrong: the refusal names the field."""
     note = checked_note(note)
     if to_agent_id == agent_id:
         raise Invalid("Choose a colleague, not yourself.", field="to_agent")
+    queue = None if to_queue is None else _queue_named(to_queue)
     with transaction.atomic():
         call = (
             Call.objects.select_for_update(of=("self",))
@@ -62,21 +76,41 @@ def request_transfer(
             raise Forbidden(NOT_YOUR_CALL, field="call_id")
         if selectors.open_offers().filter(call=call).exists():
             raise Refused("A transfer of this call is ringing already.", field="call_id")
-        colleague = (
-            Agent.objects.select_for_update(of=("self",))
-            .select_related("user")
-            .filter(roles.takes_calls(), id=to_agent_id)
-            .first()
-        )
-        if colleague is None:
-            raise NotFound("No such colleague.", field="to_agent")
-        if (
-            colleague.status != AgentStatus.AVAILABLE
-            or selectors.open_offers().filter(agent=colleague).exists()
-            or selectors.calls_in_hand(colleague.id).exists()
-        ):
-            raise Refused(f"{colleague.display_name} is not free to take a call.", field="to_agent")
+        if queue is not None:
+            colleague = selectors.longest_idle_agent_for_update(
+                queue_id=queue.id, excluded_agent_ids=[agent_id]
+            )
+            if colleague is None or selectors.calls_in_hand(colleague.id).exists():
+                raise Refused(f"Nobody in {queue.name} is free now.", field="to_queue")
+        else:
+            colleague = _free_colleague_for_update(to_agent_id)
         return _offer_to_colleague(call, colleague, from_agent_id=agent_id, note=note)
+
+
+def _queue_named(to_queue: str | int) -> Queue:
+    by_id = isinstance(to_queue, int) and not isinstance(to_queue, bool)
+    queue = Queue.objects.filter(**({"id": to_queue} if by_id else {"slug": str(to_queue)})).first()
+    if queue is None:
+        raise NotFound("No such queue.", field="to_queue")
+    return queue
+
+
+def _free_colleague_for_update(to_agent_id: int | None) -> Agent:
+    colleague = (
+        Agent.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(roles.takes_calls(), id=to_agent_id)
+        .first()
+    )
+    if colleague is None:
+        raise NotFound("No such colleague.", field="to_agent")
+    if (
+        colleague.status != AgentStatus.AVAILABLE
+        or selectors.open_offers().filter(agent=colleague).exists()
+        or selectors.calls_in_hand(colleague.id).exists()
+    ):
+        raise Refused(f"{colleague.display_name} is not free to take a call.", field="to_agent")
+    return colleague
 
 
 def _offer_to_colleague(call: Call, colleague: Agent, *, from_agent_id: int, note: str) -> Offer:

@@ -269,9 +269,38 @@ def test_an_unanswered_hand_off_rings_out_and_leaves_the_caller_with_dana(dana_o
     assert (status_of(dana), status_of(lee)) == (AgentStatus.BUSY, AgentStatus.BREAK)
 
 
+def test_a_hand_off_to_a_queue_rings_its_next_free_agent(dana_on_a_call, queue):
+    dana, lee, call = dana_on_a_call
+    dana_headers = socket_headers(dana.user)
+    lee_headers = socket_headers(lee.user)
+
+    async def scenario():
+        dana_socket, lee_socket = await opened(dana_headers), await opened(lee_headers)
+        await dana_socket.send_json_to(
+            {
+                "type": "transfer",
+                "call_id": call.telephony_call_id,
+                "to_queue": "loyalty",
+                "note": NOTE,
+            }
+        )
+        offer = await next_message(lee_socket, "offer")
+        await dana_socket.disconnect()
+        await lee_socket.disconnect()
+        return offer
+
+    offer = async_to_sync(scenario)()
+
+    assert offer["handoff"]["note"] == NOTE
+    assert Offer.objects.get(id=offer["offer_id"]).agent_id == lee.id
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
+        ({"to_agent": None, "to_queue": "no-such-queue"}, "to_queue"),
+        ({"to_agent": None, "to_queue": ["loyalty"]}, "to_queue"),
+        ("nobody_free_in_queue", "to_queue"),
         ({"to_agent": 999999}, "to_agent"),
         ({"to_agent": "lee"}, "to_agent"),
         ({"call_id": "CA-not-hers"}, "call_id"),
@@ -292,6 +321,9 @@ def test_a_bad_transfer_is_refused_naming_the_field_and_changes_nothing(
         Agent.objects.filter(id=lee.id).update(status=AgentStatus.WRAP_UP)
     elif change == "lee_offline":
         Agent.objects.filter(id=lee.id).update(status=AgentStatus.OFFLINE)
+    elif change == "nobody_free_in_queue":
+        Agent.objects.filter(id=lee.id).update(status=AgentStatus.BREAK)
+        message.update({"to_agent": None, "to_queue": "loyalty"})
     else:
         message.update(change)
 

@@ -67,22 +67,27 @@ function loadControls(callId) {
   return api("GET", config.calls_url + encodeURIComponent(callId) + "/controls/")
     .then((data) => {
       model.controls = data;
-      fillColleagues(data.colleagues);
+      fillColleagues(data);
       changed();
     })
     .catch((error) => notice("Could not load the transfer list: " + error.message));
 }
 
-function fillColleagues(colleagues) {
+// Colleagues by name (only the free ones can be chosen), then any queue's next free agent.
+function fillColleagues(data) {
   const select = $("[data-transfer-to]");
   const chosen = select.value;
-  const options = [el("option", { value: "", text: "Choose a colleague" })];
-  colleagues.forEach((colleague) => {
+  const people = el("optgroup", { label: "Colleague" });
+  data.colleagues.forEach((colleague) => {
     const queues = colleague.queues.map((queue) => queue.name).join(", ");
     const text = colleague.display_name + " — " + colleague.status_label + (queues ? " (" + queues + ")" : "");
-    options.push(el("option", { value: colleague.id, text: text, disabled: !colleague.free }));
+    people.append(el("option", { value: colleague.id, text: text, disabled: !colleague.free }));
   });
-  select.replaceChildren(...options);
+  const queues = el("optgroup", { label: "Next free agent in" });
+  data.queues.forEach((queue) => {
+    queues.append(el("option", { value: "queue:" + queue.slug, text: queue.name }));
+  });
+  select.replaceChildren(el("option", { value: "", text: "Choose a colleague" }), people, queues);
   select.value = chosen;
 }
 
@@ -90,11 +95,14 @@ function submitTransfer(event) {
   event.preventDefault();
   const call = talkingCall();
   if (!call) return;
-  const toAgent = Number($("[data-transfer-to]").value);
+  const to = $("[data-transfer-to]").value;
   const note = $("[data-transfer-note]").value.trim();
-  if (!toAgent) return notice("Choose a colleague to transfer to.");
+  if (!to) return notice("Choose a colleague to transfer to.");
   if (!note) return notice("Write a one-line hand-off for your colleague.");
-  send({ type: "transfer", call_id: call.call_id, to_agent: toAgent, note: note });
+  const message = { type: "transfer", call_id: call.call_id, note: note };
+  if (to.indexOf("queue:") === 0) message.to_queue = to.slice("queue:".length);
+  else message.to_agent = Number(to);
+  send(message);
 }
 
 function control(type) {
