@@ -247,8 +247,8 @@ def handoff_of(offer: Offer) -> dict[str, Any] | None:
 
 
 def transfer_message(offer: Offer, *, state: str) -> dict[str, Any]:
-    """To the agent handing a call over: how their transfer stands (`state`: ringing, accepted,
-    declined, timed_out, withdrawn). `offer.agent` is read with the offer."""
+    """To the agent handing a call over: how their hand-off stands (`state`: the offer's, offered
+    to timed_out; docs/sockets.md `transfer`)."""
     return {
         "type": "transfer",
         "call_id": offer.call.telephony_call_id,

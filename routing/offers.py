@@ -293,18 +293,19 @@ def refuse_offer(*, offer: Offer, call: Call, outcome: str, now: datetime) -> No
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
 
 
+# Why a hand-off was not taken, as its decision says.
+_HANDOFF_NOT_TAKEN = {
+    OfferState.DECLINED: DecisionReason.OFFER_DECLINED,
+    OfferState.TIMED_OUT: DecisionReason.OFFER_TIMED_OUT,
+    OfferState.WITHDRAWN: DecisionReason.AGENT_ON_ANOTHER_CALL,
+}
+
+
 def _handoff_not_taken(*, offer: Offer, call: Call, outcome: str, now: datetime) -> None:
     close_offer(offer=offer, outcome=outcome, now=now)
-    reason = (
-        DecisionReason.OFFER_TIMED_OUT
-        if outcome == OfferState.TIMED_OUT
-        else DecisionReason.OFFER_DECLINED
-        if outcome == OfferState.DECLINED
-        else DecisionReason.AGENT_ON_ANOTHER_CALL
-    )
     decisions.record_decision(
         call=call,
-        reason=reason,
+        reason=_HANDOFF_NOT_TAKEN[outcome],
         agent_id=offer.agent_id,
         now=now,
         detail={"offer_id": offer.id, "handoff_from": offer.handoff_from_id},
@@ -313,11 +314,14 @@ def _handoff_not_taken(*, offer: Offer, call: Call, outcome: str, now: datetime)
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
 
 
-def release_accepted_handoffs(*, call: Call) -> None:
+def release_accepted_handoffs(*, call: Call, from_agent_id: int | None) -> None:
     """`call` (locked) ended, or went to someone else, before the phone system moved it to the
-    colleague who accepted its hand-off: that colleague, busy for it, is free again."""
+    colleague who accepted `from_agent_id`'s hand-off: that colleague, busy for it, is free
+    again."""
+    if from_agent_id is None:
+        return
     waiting = list(
-        Offer.objects.filter(call=call, state=OfferState.ACCEPTED, handoff_from__isnull=False)
+        Offer.objects.filter(call=call, state=OfferState.ACCEPTED, handoff_from_id=from_agent_id)
         .exclude(agent_id=call.agent_id)
         .values_list("agent_id", flat=True)
     )
