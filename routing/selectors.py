@@ -598,3 +598,15 @@ def transfer_colleagues(*, agent_id: int) -> list[dict[str, Any]]:
         for colleague in colleagues
     ]
     return sorted(found, key=lambda colleague: not colleague["free"])
+
+
+def handoffs_accepted_not_done(*, accepted_before: datetime) -> QuerySet[Offer]:
+    """Hand-offs (routing.transfers) accepted before `accepted_before` that the phone system has
+    not carried out: the call still talks with the agent who handed it over."""
+    return Offer.objects.filter(
+        state=OfferState.ACCEPTED,
+        handoff_from__isnull=False,
+        responded_at__lt=accepted_before,
+        call__state__in=TALKING_STATES,
+        call__agent_id=F("handoff_from_id"),
+    )

@@ -21,7 +21,7 @@ from standardwebhooks.webhooks import Webhook
 from console import services as console_services
 from customers.models import AccessReason, CallNote, ContextAccess
 from rapport.asgi import application
-from routing import transfers
+from routing import offers, transfers
 from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState
 from telephony.signing import sign
@@ -74,6 +74,7 @@ def worker(django_db_setup, django_db_blocker, control_url, tmp_path_factory):
         "TELEPHONY_WEBHOOK_SECRET": SECRET,
         "TELEPHONY_CONTROL_URL": control_url,
         "TELEPHONY_CONNECT_RETRY_SECONDS": "0.2",
+        "TELEPHONY_CONNECT_TIMEOUT_SECONDS": "1",
     }
     with solo_worker(env, tmp_path_factory.mktemp("worker"), beat=True) as process:
         yield process
@@ -514,3 +515,20 @@ def test_a_reconnect_heals_the_hand_off_ringing_and_the_one_accepted(dana_on_a_c
     assert accepted["offer"] is None
     assert accepted["call"]["call_id"] == call.telephony_call_id
     assert accepted["call"]["state"] == CallState.OFFERED
+
+
+def test_a_call_transfer_whose_message_was_lost_is_pushed_by_the_worker_all_the_same(
+    dana_on_a_call,
+):
+    """The accept committed but its task never reached the broker (here: never published):
+    beat's look for lost instructions finds the hand-off not carried out and pushes it."""
+    dana, lee, call = dana_on_a_call
+    offer = transfers.request_transfer(
+        agent_id=dana.id, telephony_call_id=call.telephony_call_id, to_agent_id=lee.id, note=NOTE
+    )
+    offers.accept_offer(offer_id=offer.id, agent_id=lee.id)
+
+    headers, body = wait_until(lambda: pushed("call.transfer"), timeout=20)[0]
+
+    Webhook(SECRET).verify(body, headers)
+    assert json.loads(body)["decision_id"] == Offer.objects.get(id=offer.id).decision.id
