@@ -254,6 +254,10 @@ class DecisionReason(models.TextChoices):
     TELEPHONY_ANSWERED = "telephony_answered", "Answered at the telephony system"
     MOVED_BY_SUPERVISOR = "moved_by_supervisor", "Moved to another queue by a supervisor"
     TRANSFER_OFFERED = "transfer_offered", "Offered by the agent on the call (a hand-off)"
+    TRANSFER_NOT_TAKEN = (
+        "transfer_not_taken",
+        "Hand-off declined, not answered or withdrawn: the caller stays with the first agent",
+    )
 
 
 # After one of these the call no longer waits for its last agent: it is open to the queue.

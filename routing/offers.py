@@ -293,22 +293,16 @@ def refuse_offer(*, offer: Offer, call: Call, outcome: str, now: datetime) -> No
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
 
 
-# Why a hand-off was not taken, as its decision says.
-_HANDOFF_NOT_TAKEN = {
-    OfferState.DECLINED: DecisionReason.OFFER_DECLINED,
-    OfferState.TIMED_OUT: DecisionReason.OFFER_TIMED_OUT,
-    OfferState.WITHDRAWN: DecisionReason.AGENT_ON_ANOTHER_CALL,
-}
-
-
 def _handoff_not_taken(*, offer: Offer, call: Call, outcome: str, now: datetime) -> None:
+    # A reason of its own: a hand-off not taken is no routing of a waiting caller, and must not
+    # count as one (missed offers, missed reunions).
     close_offer(offer=offer, outcome=outcome, now=now)
     decisions.record_decision(
         call=call,
-        reason=_HANDOFF_NOT_TAKEN[outcome],
+        reason=DecisionReason.TRANSFER_NOT_TAKEN,
         agent_id=offer.agent_id,
         now=now,
-        detail={"offer_id": offer.id, "handoff_from": offer.handoff_from_id},
+        detail={"offer_id": offer.id, "handoff_from": offer.handoff_from_id, "outcome": outcome},
     )
     broadcast.send_to_agent(offer.handoff_from_id, messages.transfer_message(offer, state=outcome))
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
@@ -502,7 +496,7 @@ def accepted_handoff_missed(*, call_id: int, agent_id: int, why: str) -> bool:
             and RoutingDecision.objects.filter(
                 call=call,
                 agent_id=agent_id,
-                reason=DecisionReason.OFFER_TIMED_OUT,
+                reason=DecisionReason.TRANSFER_NOT_TAKEN,
                 detail__offer_id=offer.id,
             ).exists()
         )
@@ -513,10 +507,15 @@ def accepted_handoff_missed(*, call_id: int, agent_id: int, why: str) -> bool:
         now = timezone.now()
         decisions.record_decision(
             call=call,
-            reason=DecisionReason.OFFER_TIMED_OUT,
+            reason=DecisionReason.TRANSFER_NOT_TAKEN,
             agent_id=agent_id,
             now=now,
-            detail={"offer_id": offer.id, "handoff_from": offer.handoff_from_id, "why": why},
+            detail={
+                "offer_id": offer.id,
+                "handoff_from": offer.handoff_from_id,
+                "outcome": OfferState.TIMED_OUT,
+                "why": why,
+            },
         )
         if agent.status == AgentStatus.BUSY and not selectors.calls_in_hand(agent_id).exists():
             agent_status.not_ready_after_missed_call(agent, now=now)
