@@ -77,6 +77,7 @@ def test_dana_transfers_to_lee_with_a_note_lee_reads_first(
     )
     dana_page.select_option("[data-transfer-to]", str(lee.id))
     dana_page.fill("[data-transfer-note]", NOTE)
+    screenshot(dana_page, "console-transfer")
     dana_page.click("[data-transfer-send]")
 
     lee_page.wait_for_selector('[data-card][data-mode="offer"] [data-handoff-note]')
