@@ -54,7 +54,10 @@ def phone_system_of(call: Call) -> str:
 def controls_for(call: Call) -> dict[str, Any]:
     """What the console shows for `call`: how a transfer is made (`twilio`, `push`, or `phone`:
     by the agent on their phone, the note sent ahead), and whether hang-up and hold are offered."""
-    how = phone_system_of(call)
+    return _controls(phone_system_of(call))
+
+
+def _controls(how: str) -> dict[str, Any]:
     return {"transfer": how, "hangup": how != PHONE, "hold": how == PUSH}
 
 
@@ -82,13 +85,12 @@ def request_call_control(*, agent_id: int, telephony_call_id: str, action: str) 
         raise Refused("The call is not on hold.", field="type")
     if action == "hold" and call.state == CallState.HELD:
         raise Refused("The call is on hold already.", field="type")
-    controls = controls_for(call)
-    allowed = controls["hangup"] if action == "hangup" else controls["hold"]
-    if not allowed:
+    how = phone_system_of(call)
+    if not _controls(how)["hangup" if action == "hangup" else "hold"]:
         raise Refused(
             "Your phone system cannot be told that from here: use your phone.", field="type"
         )
-    if controls["transfer"] == TWILIO:
+    if how == TWILIO:
         dispatch.publish_on_commit(TWILIO_HANG_UP, call.pk)
     else:
         dispatch.publish_on_commit(PUSH_CALL_INSTRUCTION, call.pk, CONSOLE_ACTIONS[action], None)
