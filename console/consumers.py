@@ -29,6 +29,16 @@ def _decline(agent_id: int, message: dict[str, Any]) -> None:
 
 
 @database_sync_to_async
+def _transfer(agent_id: int, message: dict[str, Any]) -> None:
+    services.transfer(agent_id=agent_id, message=message)
+
+
+@database_sync_to_async
+def _control_call(agent_id: int, message: dict[str, Any]) -> None:
+    services.control_call(agent_id=agent_id, message=message)
+
+
+@database_sync_to_async
 def _set_status(agent_id: int, message: dict[str, Any], user: Any) -> None:
     status_choices.change_status(
         agent_id=agent_id,
@@ -59,8 +69,9 @@ def _offer_id(message: dict[str, Any]) -> int:
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
     """The agent's own stream: their state first (so a reconnect heals), then what happens.
-    Their actions (accept, decline, set_status, ready, wrap_up_code) go to the services; what
-    changes comes back through the agent's group like any other change."""
+    Their actions (accept, decline, set_status, ready, wrap_up_code, transfer, hangup, hold,
+    resume) go to the services; what changes comes back through the agent's group like any
+    other change."""
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -105,10 +116,16 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 await _ready(self.agent_id, content, self.user)
             elif kind == "wrap_up_code":
                 await _wrap_up_code(self.agent_id, content)
+            elif kind == "transfer":
+                await _transfer(self.agent_id, content)
+            elif kind in ("hangup", "hold", "resume"):
+                await _control_call(self.agent_id, content)
             else:
                 await self.send_json({"type": "error", "message": f"Unknown message {kind!r}."})
         except Refused as refusal:
-            await self.send_json({"type": "error", "message": refusal.message})
+            await self.send_json(
+                {"type": "error", "message": refusal.message, "field": refusal.field}
+            )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:

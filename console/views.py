@@ -3,7 +3,12 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 
-from console.labels import CALL_STATE_LABELS, OFFER_OUTCOME_LABELS, OFFER_REASON_LABELS
+from console.labels import (
+    CALL_STATE_LABELS,
+    HANDOFF_OUTCOME_LABELS,
+    OFFER_OUTCOME_LABELS,
+    OFFER_REASON_LABELS,
+)
 from routing import roles, selectors, wrap_up
 from routing.states import not_ready_choices, status_label, status_labels
 
@@ -39,6 +44,7 @@ def console(request: HttpRequest) -> HttpResponse:
                 "call_states": CALL_STATE_LABELS,
                 "offer_reasons": OFFER_REASON_LABELS,
                 "offer_outcomes": OFFER_OUTCOME_LABELS,
+                "handoff_outcomes": HANDOFF_OUTCOME_LABELS,
             },
         }
     return render(request, "console/console.html", context)

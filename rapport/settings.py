@@ -213,8 +213,9 @@ CELERY_BEAT_SCHEDULE: dict = {
         ),
         "options": {"expires": 60},
     },
-    # A `call.connect` push (or Twilio REST update) that was lost is sent again; asked only while
-    # a call waits to be connected to the agent who took it.
+    # A `call.connect` or `call.transfer` push (or Twilio REST update) that was lost is sent
+    # again; asked only while a call waits to be connected to the agent who took it, or to the
+    # colleague who accepted its hand-off.
     "telephony-lost-connects": {
         "task": "telephony.resend_lost_connects",
         "schedule": WhileAnythingToDo(

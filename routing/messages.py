@@ -229,6 +229,33 @@ def offer_message(
         "caller": caller,
         "hold_rule": hold_rule,
         "notification_name": notification_name(caller.get("customer")),
+        "handoff": handoff_of(offer),
+    }
+
+
+def handoff_of(offer: Offer) -> dict[str, Any] | None:
+    """What a colleague handing the call over wrote (`handoff` of docs/sockets.md), or None for
+    an offer the router made. `offer.handoff_from` is read with the offer."""
+    if offer.handoff_from_id is None:
+        return None
+    return {
+        "from_agent": {
+            "id": offer.handoff_from_id,
+            "display_name": offer.handoff_from.display_name,
+        },
+        "note": offer.handoff_note,
+    }
+
+
+def transfer_message(offer: Offer, *, state: str) -> dict[str, Any]:
+    """To the agent handing a call over: how their hand-off stands (`state`: the offer's, offered
+    to timed_out; docs/sockets.md `transfer`)."""
+    return {
+        "type": "transfer",
+        "call_id": offer.call.telephony_call_id,
+        "offer_id": offer.id,
+        "to_agent": {"id": offer.agent_id, "display_name": offer.agent.display_name},
+        "state": state,
     }
 
 
@@ -333,7 +360,7 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
     offer = (
         selectors.open_offers()
         .filter(agent=agent)
-        .select_related("call__queue", "decision")
+        .select_related("call__queue", "decision", "handoff_from")
         .first()
     )
     offer_payload = None
@@ -350,6 +377,9 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
     call_payload = None
     if call is not None:
         state = CallState.WRAP_UP if agent.status == AgentStatus.WRAP_UP else None
+        if agent.status == AgentStatus.BUSY and call.agent_id != agent.id:
+            # A hand-off they accepted: being connected to them, as after any accept.
+            state = CallState.OFFERED
         call_payload = call_message(call, caller=caller_for_call(call), state=state)
     return {
         "type": "state",

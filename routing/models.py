@@ -9,6 +9,7 @@ from routing.states import AgentStatus, CallState, OfferState
 
 # An agent whose last call's queue is gone still leaves wrap-up after this long.
 DEFAULT_WRAP_UP_SECONDS = 120
+DEFAULT_OFFER_TIMEOUT_SECONDS = 15
 
 
 class Queue(models.Model):
@@ -31,7 +32,8 @@ class Queue(models.Model):
         ),
     )
     offer_timeout_seconds = models.PositiveIntegerField(
-        default=15, help_text="How long an offer rings before it is taken back."
+        default=DEFAULT_OFFER_TIMEOUT_SECONDS,
+        help_text="How long an offer rings before it is taken back.",
     )
     wrap_up_seconds = models.PositiveIntegerField(
         default=DEFAULT_WRAP_UP_SECONDS,
@@ -258,6 +260,23 @@ class Offer(models.Model):
     offered_at = models.DateTimeField(db_default=Now())
     expires_at = models.DateTimeField()
     responded_at = models.DateTimeField(null=True, blank=True)
+    # A hand-off: the agent on the call offers it to this colleague (routing.transfers). The
+    # call stays with them until the phone system reports the transfer.
+    handoff_from = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="With a transfer from the console: the agent handing the call over.",
+    )
+    # A database default: the router inserts its offers in SQL of its own (routing.offers).
+    handoff_note = models.CharField(
+        max_length=200,
+        blank=True,
+        db_default="",
+        help_text="The one-line hand-off the colleague reads first.",
+    )
 
     class Meta:
         ordering = ["-offered_at", "-id"]
@@ -296,6 +315,11 @@ class DecisionReason(models.TextChoices):
     WAITING_FIFO = "waiting_fifo", "Longest-waiting caller offered to a freed agent"
     TELEPHONY_ANSWERED = "telephony_answered", "Answered at the telephony system"
     MOVED_BY_SUPERVISOR = "moved_by_supervisor", "Moved to another queue by a supervisor"
+    TRANSFER_OFFERED = "transfer_offered", "Offered by the agent on the call (a hand-off)"
+    TRANSFER_NOT_TAKEN = (
+        "transfer_not_taken",
+        "Hand-off declined, not answered or withdrawn: the caller stays with the first agent",
+    )
 
 
 # After one of these the call no longer waits for its last agent: it is open to the queue.

@@ -99,6 +99,7 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
         handoff.request_offer_for_agent(agent_id=agent_id)
+    offers.release_accepted_handoffs(call=call, from_agent_id=from_agent_id)
     _stop_waiting_for_last_agent(call, why="answered")
     # Both agents at once, in id order: another transfer between the same two agents locks
     # them in the same order.
@@ -193,6 +194,7 @@ def call_ended(call: Call, *, reason: str = CALL_ENDED, changed_by=None) -> None
     withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
         handoff.request_offer_for_agent(agent_id=agent_id)
+    offers.release_accepted_handoffs(call=call, from_agent_id=call.agent_id)
     _stop_waiting_for_last_agent(call, why="ended")
     if call.agent_id is None:
         return

@@ -43,6 +43,7 @@ from routing.states import (
     AgentStatus,
     CallState,
     OfferState,
+    status_label,
 )
 
 User = get_user_model()
@@ -537,10 +538,23 @@ def agent_current_call(agent: Agent) -> Call | None:
     """The call on the agent's screen: the one they talk on (or accepted), else during wrap-up
     the one they wrap up (`Agent.wrap_up_call`)."""
     if agent.status == AgentStatus.BUSY:
-        return (
+        theirs = (
             Call.objects.filter(
                 agent=agent, state__in=[*TALKING_STATES, CallState.OFFERED, CallState.QUEUED]
             )
+            .select_related("queue")
+            .order_by("-created_at")
+            .first()
+        )
+        if theirs is not None:
+            return theirs
+        # A hand-off they accepted, while the phone system moves the caller (routing.transfers).
+        handed_to_them = Offer.objects.filter(
+            agent=agent, state=OfferState.ACCEPTED, handoff_from_id=OuterRef("agent_id")
+        )
+        return (
+            Call.objects.filter(state__in=TALKING_STATES)
+            .filter(Exists(handed_to_them.filter(call=OuterRef("pk"))))
             .select_related("queue")
             .order_by("-created_at")
             .first()
@@ -575,4 +589,51 @@ def wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
         Agent.objects.filter(status=AgentStatus.WRAP_UP)
         .alias(over_since=over_since)
         .filter(status_changed_at__lte=F("over_since"))
+    )
+
+
+def transfer_colleagues(*, agent_id: int) -> list[dict[str, Any]]:
+    """Whom the agent could hand their call to (routing.transfers): everyone else who takes
+    calls and is signed in, the free ones first (available, nothing ringing, no call in hand),
+    with their status and queues. Two queries, however many colleagues."""
+    colleagues = (
+        Agent.objects.filter(roles.takes_calls())
+        .exclude(id=agent_id)
+        .exclude(status=AgentStatus.OFFLINE)
+        .annotate(
+            ringing=Exists(open_offers().filter(agent=OuterRef("pk"))),
+            in_hand=Exists(
+                Call.objects.filter(agent=OuterRef("pk"), state__in=TALKING_STATES | WAITING_STATES)
+            ),
+        )
+        .prefetch_related("queues")
+        .order_by("display_name", "id")
+    )
+    found = [
+        {
+            "id": colleague.id,
+            "display_name": colleague.display_name,
+            "status": colleague.status,
+            "status_label": status_label(colleague.status, colleague.not_ready_reason),
+            "queues": [
+                {"slug": queue.slug, "name": queue.name} for queue in colleague.queues.all()
+            ],
+            "free": colleague.status == AgentStatus.AVAILABLE
+            and not colleague.ringing
+            and not colleague.in_hand,
+        }
+        for colleague in colleagues
+    ]
+    return sorted(found, key=lambda colleague: not colleague["free"])
+
+
+def handoffs_accepted_not_done(*, accepted_before: datetime) -> QuerySet[Offer]:
+    """Hand-offs (routing.transfers) accepted before `accepted_before` that the phone system has
+    not carried out: the call still talks with the agent who handed it over."""
+    return Offer.objects.filter(
+        state=OfferState.ACCEPTED,
+        handoff_from__isnull=False,
+        responded_at__lt=accepted_before,
+        call__state__in=TALKING_STATES,
+        call__agent_id=F("handoff_from_id"),
     )

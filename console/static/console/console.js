@@ -11,6 +11,7 @@ import { wireSoundControls } from "./ring.js";
 import { renderStage } from "./stage.js";
 import { onChange } from "./state.js";
 import { renderStatus, wireStatusControl } from "./status.js";
+import { renderCallControls, wireCallControls } from "./transfer.js";
 import { renderWaiting, tickWaiting } from "./waiting.js";
 import { chooseCodeByKey, renderWrapUpCodes } from "./wrap_up_codes.js";
 
@@ -20,6 +21,7 @@ function render() {
   renderStage();
   renderSide();
   renderWrapUpCodes();
+  renderCallControls();
   renderAlerts();
 }
 
@@ -58,6 +60,7 @@ function onKey(event) {
 onChange(render);
 wireStatusControl();
 wireSidePanel();
+wireCallControls();
 wireSoundControls();
 wireNotifications();
 document.addEventListener("keydown", onKey);

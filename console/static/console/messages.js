@@ -3,6 +3,7 @@ import { resetNoteForm } from "./note.js";
 import { notice } from "./notice.js";
 import { announce } from "./offer.js";
 import { changed, isIdleStatus, labels, model } from "./state.js";
+import { onTransfer } from "./transfer.js";
 import { dropWaiting } from "./waiting.js";
 import { onCallingBack, onWrapUpCode } from "./wrap_up_codes.js";
 
@@ -28,13 +29,17 @@ export function handle(message) {
     case "offer_ended":
       if (model.offer && model.offer.offer_id === message.offer_id) {
         if (message.outcome === "accepted") takeCall(model.offer);
+        const outcomes = model.offer.handoff ? labels.handoff_outcomes : labels.offer_outcomes;
         model.offer = null;
         model.pending = null;
-        if (!missedCallNoticeShown) notice(labels.offer_outcomes[message.outcome] || "");
+        if (!missedCallNoticeShown) notice(outcomes[message.outcome] || "");
       }
       break;
     case "call":
       onCall(message);
+      break;
+    case "transfer":
+      onTransfer(message);
       break;
     case "caller_waiting":
       dropWaiting(message.call_id);
@@ -103,6 +108,7 @@ function takeCall(offer) {
     chosenCustomerId: offer.chosenCustomerId || null,
     caller: offer.caller,
     hold_rule: offer.hold_rule,
+    handoff: offer.handoff || null,
   };
 }
 
