@@ -60,7 +60,11 @@ def test_a_required_code_is_chosen_by_its_message_before_ready(make_agent, make_
 
     assert state["call"]["queue_id"] == queue.id
     assert state["call"]["wrap_up_code"] is None
-    assert refused == {"type": "error", "message": "Choose a wrap-up code before Ready."}
+    assert refused == {
+        "type": "error",
+        "message": "Choose a wrap-up code before Ready.",
+        "field": "wrap_up_code",
+    }
     assert chosen == {
         "type": "wrap_up_code",
         "call_id": call.telephony_call_id,
