@@ -261,6 +261,7 @@ class CustomerNotesView(APIView):
         call_id = _call_of_note(data.get("call_id"), customer) if data.get("call_id") else None
         try:
             with transaction.atomic():
+                wrap_up.hold_call_for_note(call_id)
                 note = services.add_note(
                     customer=customer,
                     author=request.user,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 
 from customers.models import CallNote
@@ -83,13 +83,22 @@ def choose_code(*, agent_id: int, telephony_call_id: Any, code_id: Any) -> Call:
     if not isinstance(telephony_call_id, str) or not telephony_call_id:
         raise Invalid("call_id must be the call's id.", field="call_id")
     agent = Agent.objects.only(*policy.AGENT_FIELDS_SEEING_CALLS).get(id=agent_id)
+    customer_id = (
+        Call.objects.filter(telephony_call_id=telephony_call_id)
+        .values_list("customer_id", flat=True)
+        .first()
+    )
+    _wait_for_notes_being_written(customer_id)
+    # No-key: a note being written on the call holds it key-share (`hold_call_for_note`).
     call = (
-        Call.objects.select_for_update(of=("self",))
+        Call.objects.select_for_update(of=("self",), no_key=True)
         .filter(telephony_call_id=telephony_call_id)
         .first()
     )
     if call is None:
         raise NotFound("No such call.", field="call_id")
+    if call.customer_id != customer_id:
+        _wait_for_notes_being_written(call.customer_id)
     seen = policy.why_agent_sees_call(agent=agent, among=Q(id=call.id))
     if seen is None or seen[0] != "call":
         raise Forbidden("This call is not yours to code.", field="call_id")
@@ -106,19 +115,37 @@ def choose_code(*, agent_id: int, telephony_call_id: Any, code_id: Any) -> Call:
     return call
 
 
+def _wait_for_notes_being_written(customer_id: int | None) -> None:
+    """A note is written under its customer's lock (customers.services.add_note): sharing that
+    lock waits for a note being written to commit, so the notes `choose_code` labels include
+    it. Taken before the call's, in the order an erase takes them."""
+    if customer_id is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM customers_customer WHERE id = %s FOR SHARE", [customer_id]
+            )
+
+
+def hold_call_for_note(call_id: int | None) -> None:
+    """Before a note on `call_id` takes its customer's lock (customers.services.add_note): the
+    note refers to the call, so its commit waits for whoever holds the call, and the router and
+    the phone system's events hold it while they read and write the caller. Waiting for the
+    call under the customer's lock closed a circle with them (a deadlock: "Not saved" in the
+    console); waiting for it first, holding nothing, does not."""
+    if call_id is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {Call._meta.db_table} WHERE id = %s FOR KEY SHARE", [call_id]
+            )
+
+
 def label_note(note: CallNote) -> CallNote:
     """A note just written on a call, in the same transaction, takes the call's code if one is
-    chosen already (`choose_code` labels the notes written before). The call's lock is taken
-    after the customer's (the order an erase takes them in), and a code being chosen at the
-    same moment is waited for, so the note cannot miss it."""
+    chosen already. A code chosen at the same moment waits for this note's customer lock and
+    then labels it (`choose_code`)."""
     if note.call_id is None:
         return note
-    label = (
-        Call.objects.select_for_update()
-        .filter(id=note.call_id)
-        .values_list("wrap_up_label", flat=True)
-        .first()
-    )
+    label = Call.objects.filter(id=note.call_id).values_list("wrap_up_label", flat=True).first()
     if label:
         CallNote.objects.filter(id=note.id).update(wrap_up_label=label)
         note.wrap_up_label = label

@@ -5,8 +5,13 @@ session, through the ASGI application."""
 
 from __future__ import annotations
 
+import threading
+import time
+
+import psycopg
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection
 
 from customers.models import CallNote
 from routing.models import Agent, AgentStatusChange, Call, Queue, WrapUpCode
@@ -227,3 +232,74 @@ def test_an_administrator_edits_a_queues_codes_and_keys_stay_one_per_code(queue,
         "Gift card sent",
     )
     assert Queue.objects.get(id=queue.id).wrap_up_code_required is True
+
+
+STAND_IN = "rapport-test-stand-in"
+
+
+def another_connection() -> dict:
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    return {**params, "autocommit": True, "application_name": STAND_IN}
+
+
+def _until_stand_ins_are_gone(timeout: float = 5) -> None:
+    """A closed connection's server process ends a moment later; the test database is dropped
+    only once none is left."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [STAND_IN]
+            )
+            if not cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
+
+
+def test_a_note_and_the_router_holding_its_call_both_commit(wrapping_up, queue):
+    """The router holds a call's lock while it reads and writes the caller; the agent saves a
+    note on that call meanwhile. Both commit, one after the other: the note waited for the call
+    under the customer's lock, the router then waited for the customer, and PostgreSQL broke
+    the circle by failing one of them (the console said "Not saved")."""
+    dana, maya, call = wrapping_up
+    codes_for(queue)
+    holding = threading.Event()
+    failed: list[BaseException] = []
+
+    def router_holds_the_call():
+        try:
+            with psycopg.connect(**another_connection()) as router, router.transaction():
+                router.execute("SELECT 1 FROM routing_call WHERE id = %s FOR UPDATE", [call.id])
+                holding.set()
+                _until_a_session_waits_for_a_lock()
+                router.execute("UPDATE customers_customer SET name = name WHERE id = %s", [maya.id])
+        except BaseException as error:
+            failed.append(error)
+            holding.set()
+
+    router = threading.Thread(target=router_holds_the_call)
+    router.start()
+    holding.wait(timeout=5)
+    saved = Person(dana.user).post(
+        f"/api/customers/{maya.id}/notes/",
+        {"text": "Swapped the boots", "call_id": call.telephony_call_id},
+    )
+    router.join(timeout=10)
+    _until_stand_ins_are_gone()
+
+    assert not failed, failed
+    assert saved.status_code == 201, saved.text
+
+
+def _until_a_session_waits_for_a_lock(timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(**another_connection()) as spy:
+        while time.monotonic() < deadline:
+            waiting = spy.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone()[0]
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the note never waited for the call")
