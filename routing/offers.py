@@ -188,6 +188,8 @@ class ClosedOffers:
     accepted_by: frozenset[int]
     # `messages.customer_ids_on_card`: the call's customer, else its candidates.
     customer_ids: list[int]
+    # Colleagues who accepted `handed_over_by`'s hand-off of the call and are not on it yet.
+    handoffs_accepted: list[int]
 
 
 # Every offer still ringing for a locked call closed (accepted for `accepting`, else
@@ -212,7 +214,12 @@ _CLOSE_OFFERS_OF_CALL_SQL = f"""
             FROM {Call.candidates.through._meta.db_table} on_number
             JOIN {Customer._meta.db_table} candidate ON candidate.id = on_number.customer_id
             WHERE on_number.call_id = %(call)s AND %(read_candidates)s::boolean
-            ORDER BY candidate.name, candidate.id)
+            ORDER BY candidate.name, candidate.id),
+        ARRAY(SELECT handed.agent_id FROM {Offer._meta.db_table} handed
+            WHERE handed.call_id = %(call)s AND handed.state = %(accepted)s
+                AND handed.handoff_from_id = %(handed_over_by)s::bigint
+                AND handed.agent_id IS DISTINCT FROM %(call_agent)s::bigint
+            ORDER BY handed.agent_id)
 """
 
 
@@ -222,10 +229,11 @@ def close_offers_of_call(
     now: datetime,
     outcome: str = OfferState.WITHDRAWN,
     accepting: int | None = None,
+    handed_over_by: int | None = None,
 ) -> ClosedOffers:
     """Close every offer ringing for `call` (locked by the caller): `accepting`'s accepted,
     the others `outcome`; each agent is told. Sends nothing else: the caller says what follows
-    for each agent."""
+    for each agent. `handed_over_by`: whose accepted hand-offs of the call to read too."""
     check_offer_move(OfferState.OFFERED, outcome)
     with rows.prepared_cursor() as cursor:
         cursor.execute(
@@ -238,9 +246,11 @@ def close_offers_of_call(
                 "offered": OfferState.OFFERED,
                 "now": now,
                 "read_candidates": call.customer_id is None,
+                "handed_over_by": handed_over_by,
+                "call_agent": call.agent_id,
             },
         )
-        closed_json, accepted_before, candidate_ids = cursor.fetchone()
+        closed_json, accepted_before, candidate_ids, handoffs_accepted = cursor.fetchone()
     offers = []
     for offer_id, agent_id, offered_at, expires_at, state in json.loads(closed_json):
         offer = Offer(
@@ -260,6 +270,7 @@ def close_offers_of_call(
         offers=offers,
         accepted_by=frozenset(accepted_before) | accepted_now,
         customer_ids=[call.customer_id] if call.customer_id is not None else candidate_ids,
+        handoffs_accepted=handoffs_accepted,
     )
 
 
@@ -324,17 +335,10 @@ def _handoff_not_taken(*, offer: Offer, call: Call, outcome: str, now: datetime)
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
 
 
-def release_accepted_handoffs(*, call: Call, from_agent_id: int | None) -> None:
-    """`call` (locked) ended, or went to someone else, before the phone system moved it to the
-    colleague who accepted `from_agent_id`'s hand-off: that colleague, busy for it, is free
-    again."""
-    if from_agent_id is None:
-        return
-    waiting = list(
-        Offer.objects.filter(call=call, state=OfferState.ACCEPTED, handoff_from_id=from_agent_id)
-        .exclude(agent_id=call.agent_id)
-        .values_list("agent_id", flat=True)
-    )
+def release_accepted_handoffs(*, waiting: list[int]) -> None:
+    """A call ended, or went to someone else, before the phone system moved it to the
+    colleagues `waiting` who accepted its hand-off (`withdraw_offers_of_call`): each, busy for
+    it, is free again."""
     if not waiting:
         return
     for agent in selectors.agents_for_update(waiting).values():
@@ -677,13 +681,25 @@ def withdraw_offers(*, call: Call, now: datetime, outcome: str = OfferState.WITH
 class WithdrawnOffers:
     freed: list[int]
     customer_ids: list[int]
+    handoffs_accepted: list[int]
 
 
 def withdraw_offers_of_call(
-    *, call: Call, now: datetime, outcome: str = OfferState.WITHDRAWN
+    *,
+    call: Call,
+    now: datetime,
+    outcome: str = OfferState.WITHDRAWN,
+    handed_over_by: int | None = None,
 ) -> WithdrawnOffers:
-    """`withdraw_offers`, with the customers on the call's card read in the same statement."""
-    closed = close_offers_of_call(call=call, now=now, outcome=outcome)
+    """`withdraw_offers`, with the customers on the call's card, and the colleagues who accepted
+    `handed_over_by`'s hand-off of it, read in the same statement."""
+    closed = close_offers_of_call(
+        call=call, now=now, outcome=outcome, handed_over_by=handed_over_by
+    )
     for offer in closed.offers:
         broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
-    return WithdrawnOffers([offer.agent_id for offer in closed.offers], closed.customer_ids)
+    return WithdrawnOffers(
+        [offer.agent_id for offer in closed.offers],
+        closed.customer_ids,
+        closed.handoffs_accepted,
+    )

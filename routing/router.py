@@ -96,10 +96,10 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     `call.agent`: the first agent's part is over, as if the call had ended for them; the new
     agent is on it and sees the caller."""
     now = timezone.now()
-    withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
+    withdrawn = offers.withdraw_offers_of_call(call=call, now=now, handed_over_by=from_agent_id)
     for agent_id in withdrawn.freed:
         handoff.request_offer_for_agent(agent_id=agent_id)
-    offers.release_accepted_handoffs(call=call, from_agent_id=from_agent_id)
+    offers.release_accepted_handoffs(waiting=withdrawn.handoffs_accepted)
     _stop_waiting_for_last_agent(call, why="answered")
     # Both agents at once, in id order: another transfer between the same two agents locks
     # them in the same order.
@@ -191,10 +191,10 @@ def call_ended(call: Call, *, reason: str = CALL_ENDED, changed_by=None) -> None
     `reason` and `changed_by`: what the agent's status change records (a supervisor who ended
     a call the telephony system forgot, telephony.lost_calls)."""
     now = timezone.now()
-    withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
+    withdrawn = offers.withdraw_offers_of_call(call=call, now=now, handed_over_by=call.agent_id)
     for agent_id in withdrawn.freed:
         handoff.request_offer_for_agent(agent_id=agent_id)
-    offers.release_accepted_handoffs(call=call, from_agent_id=call.agent_id)
+    offers.release_accepted_handoffs(waiting=withdrawn.handoffs_accepted)
     _stop_waiting_for_last_agent(call, why="ended")
     if call.agent_id is None:
         return
