@@ -16,7 +16,7 @@ from customers.selectors import (
     named_to_onlookers,
 )
 from routing import policy, selectors
-from routing.models import Agent, Call, DecisionReason, Offer
+from routing.models import Agent, Call, CallerChoice, DecisionReason, Offer
 from routing.states import AgentStatus, CallState, status_label
 
 # Not read yet: whoever shows the card reads it.
@@ -253,6 +253,8 @@ def caller_waiting_message(call: Call) -> dict[str, Any]:
         "wait_until": (
             call.last_agent_wait_until.isoformat() if call.last_agent_wait_until else None
         ),
+        # The caller pressed to keep waiting for this agent (routing.caller_choice).
+        "chose_to_wait": call.caller_choice == CallerChoice.WAIT,
     }
 
 

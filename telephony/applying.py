@@ -27,7 +27,7 @@ from customers.phone_numbers import normalise_phone_number
 from customers.selectors import CUSTOMERS_ON_NUMBER_SQL
 from infrastructure import dispatch
 from infrastructure.database import rows
-from routing import handoff, router
+from routing import callbacks, handoff, router
 from routing.models import Agent, Call, Queue
 from routing.states import (
     FINAL_STATES,
@@ -37,7 +37,12 @@ from routing.states import (
     can_move_call,
 )
 from telephony import recording, selectors
-from telephony.events import MAX_AHEAD_OF_CLOCK, EventReceipt, TelephonyEvent
+from telephony.events import (
+    CALLBACK_REQUESTED,
+    MAX_AHEAD_OF_CLOCK,
+    EventReceipt,
+    TelephonyEvent,
+)
 from telephony.models import CallEvent, CallEventType
 from telephony.queues import QUEUE_CHOSEN, default_queue, queue_wanted
 
@@ -277,6 +282,10 @@ def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
         return None, "transferred to an agent Rapport does not know; the call keeps its agent"
     if event.type == CallEventType.ENDED:
         target = _end_state(call, event.reason)
+    elif event.type == CallEventType.CALLBACK_REQUESTED:
+        if call.state not in WAITING_STATES or call.connected_at is not None:
+            return None, "only a caller still waiting can ask for a call back"
+        target = CallState.ENDED
     elif event.type == CallEventType.RINGING and call.state != CallState.RINGING:
         return None, f"the call is already {call.state}"
     elif event.type == CallEventType.RINGING and event.routed_by_telephony:
@@ -293,6 +302,10 @@ def _end_state(call: Call, reason: str) -> str:
     # A caller who hangs up before anyone answered abandoned the call, whatever the reason says,
     # unless the telephony system says it was completed (its answer may not have arrived yet).
     if call.state in WAITING_STATES and call.connected_at is None and reason != "completed":
+        # A call Rapport placed to call a customer back that nobody answered was not abandoned
+        # by a caller: it is tried again (routing.callbacks).
+        if call.callback_id is not None:
+            return CallState.ENDED
         return CallState.ABANDONED
     return CallState.ENDED
 
@@ -362,6 +375,10 @@ def _move(call: Call, event: TelephonyEvent, target: str) -> set[str]:
         call.ended_at = happened
         call.end_reason = event.reason
         changed |= {"ended_at", "end_reason"}
+    elif event.type == CallEventType.CALLBACK_REQUESTED:
+        call.ended_at = happened
+        call.end_reason = CALLBACK_REQUESTED
+        changed |= {"ended_at", "end_reason"}
     return changed
 
 
@@ -369,6 +386,7 @@ def _tell_router(
     call: Call, event: TelephonyEvent, *, before: _Before, status_reason: str, changed_by: Any
 ) -> None:
     if call.state == CallState.QUEUED:
+        callbacks.match_caller_ringing_again(call)
         router.call_arrived(call)
     elif event.type == CallEventType.ANSWERED and _handed_over(call, before):
         # Answered by another agent while the call talked to the first (held with them, say):
@@ -380,6 +398,11 @@ def _tell_router(
         router.call_transferred(call, from_agent_id=before.agent_id)
     elif event.type == CallEventType.ENDED:
         router.call_ended(call, reason=status_reason or router.CALL_ENDED, changed_by=changed_by)
+        if call.callback_id is not None:
+            callbacks.attempt_ended(call)
+    elif event.type == CallEventType.CALLBACK_REQUESTED:
+        router.call_ended(call)
+        callbacks.open_callback(call)
 
 
 def _answered_before_the_end_applied(call: Call, event: TelephonyEvent, before: _Before) -> bool:

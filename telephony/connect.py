@@ -14,6 +14,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from infrastructure import dispatch
+from routing import callbacks
 from routing.models import Call, RoutingDecision
 from routing.selectors import calls_accepted_not_answered
 from routing.states import OfferState
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 PUSH_CALL_CONNECT = "telephony.push_call_connect"
 TWILIO_DIAL_AGENT = "telephony.twilio_dial_agent"
+PLACE_CALLBACK = "telephony.place_callback"
 RESEND_LOST_CONNECTS = "telephony.resend_lost_connects"
 
 # A call accepted this long ago and still not answered may have lost its `call.connect`.
@@ -36,6 +38,11 @@ def request_connect(call: Call, decision: RoutingDecision | None) -> None:
     Twilio is bridged by Rapport itself, with a REST update of the live call.
     """
     decision_pk = decision.pk if decision is not None else None
+    if call.callback_id is not None:
+        # A call back: nobody is on the line yet; the phone system places the call.
+        callbacks.placing(call)
+        dispatch.publish_on_commit(PLACE_CALLBACK, call.pk, decision_pk)
+        return
     if TwilioCall.objects.filter(call_id=call.pk).exists():
         dispatch.publish_on_commit(TWILIO_DIAL_AGENT, call.pk, decision_pk)
         return
@@ -55,8 +62,16 @@ def resend_lost_connects() -> None:
             "call_id", flat=True
         )
     )
+    callback_tries = set(
+        Call.objects.filter(
+            pk__in=[call_pk for call_pk, _ in lost], callback__isnull=False
+        ).values_list("pk", flat=True)
+    )
     for call_pk, decision_pk in lost:
-        if call_pk in through_twilio:
+        if call_pk in callback_tries:
+            logger.warning("call pk %s: placing the call back was lost; again", call_pk)
+            dispatch.publish(PLACE_CALLBACK, call_pk, decision_pk)
+        elif call_pk in through_twilio:
             logger.warning("call pk %s: Twilio REST update was lost; sending it again", call_pk)
             dispatch.publish(TWILIO_DIAL_AGENT, call_pk, decision_pk)
         elif settings.TELEPHONY_CONTROL_URL:

@@ -137,6 +137,16 @@ class Twilio:
             {"CallSid": call_sid, "QueuePosition": "1", "QueueTime": "3", "CurrentQueueSize": "1"},
         )
 
+    def press(self, gather: ET.Element, call_sid: str, digits: str) -> TwiML:
+        """The caller pressed `digits` while the `<Gather>` listened: Twilio requests its
+        action with `Digits` (none pressed before the time-out: Twilio goes on instead)."""
+        assert gather.get("method") == "POST"
+        assert gather.get("numDigits") == "1"
+        return self.twiml(
+            gather.get("action"),
+            {"CallSid": call_sid, "Digits": digits, "From": CUSTOMER_NUMBER, "To": LOYALTY_NUMBER},
+        )
+
     def left_queue(self, enqueue: ET.Element, call_sid: str, result: str) -> TwiML:
         """The caller is out of the queue: Twilio requests the `<Enqueue>`'s action."""
         assert enqueue.get("method") == "POST"
@@ -200,6 +210,7 @@ class RestUpdate:
     path: str
     form: dict[str, list[str]]
     authorization: str
+    sid: str = ""
 
     @property
     def twiml(self) -> ET.Element:
@@ -226,13 +237,21 @@ def serve_twilio_api() -> tuple[TwilioApi, ThreadingHTTPServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["content-length"])).decode()
-            api.received.append(
-                RestUpdate(self.path, parse_qs(body), self.headers.get("authorization", ""))
-            )
             status = api.script.pop(0) if api.script else 200
-            sid = Path(self.path).stem
-            if status == 200:
-                payload = {"sid": sid, "account_sid": ACCOUNT_SID, "status": "in-progress"}
+            # Calls.json creates a call (a call back): Twilio names it; else the call updated.
+            creating = self.path.endswith("/Calls.json")
+            sid = new_call_sid() if creating else Path(self.path).stem
+            api.received.append(
+                RestUpdate(self.path, parse_qs(body), self.headers.get("authorization", ""), sid)
+            )
+            if creating and status == 200:
+                status = 201
+            if status in (200, 201):
+                payload = {
+                    "sid": sid,
+                    "account_sid": ACCOUNT_SID,
+                    "status": "queued" if creating else "in-progress",
+                }
             else:
                 payload = {"code": 20500, "message": "Internal Server Error", "status": status}
             content = json.dumps(payload).encode()

@@ -1,0 +1,200 @@
+"""The caller's choice while held for their busy last agent, the way Twilio plays it: the wait loop
+answers a `<Gather numDigits="1">`, the test posts `Digits` to its action (signed by the `twilio`
+package), and what the key means is seen in the call, the customer's hold preference, the last
+agent's screen and the queue. The router runs in this process; a whole call back with a real
+worker is tests/system/test_twilio_callbacks.py."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from customers.models import Customer, HoldTolerance, Provenance
+from routing import router
+from routing.models import Call, CallerChoice, Callback, CallbackState, DecisionReason, Offer
+from routing.states import AgentStatus, CallState, OfferState
+from tests.support.routing import past_call
+from tests.support.twilio import CUSTOMER_NUMBER, LOYALTY_NUMBER, new_call_sid
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("twilio_settings")]
+
+
+@pytest.fixture
+def team(make_agent, queue):
+    """Dana is on a call; Sam is free. A caller is held a minute for their busy last agent."""
+    queue.last_agent_wait_seconds = 60
+    queue.hold_averse_wait_seconds = 20
+    queue.save()
+    dana = make_agent("dana", extension="client:dana", status=AgentStatus.BUSY)
+    sam = make_agent("sam", extension="client:sam", status=AgentStatus.AVAILABLE)
+    return dana, sam
+
+
+@pytest.fixture
+def maya(make_customer, team, queue) -> Customer:
+    customer = make_customer("Maya Chen", phones=[CUSTOMER_NUMBER], consent="open")
+    past_call(customer=customer, agent=team[0], queue=queue, days_ago=3)
+    return customer
+
+
+def the_call(call_sid: str) -> Call:
+    return Call.objects.get(telephony_call_id=call_sid)
+
+
+def held_for_dana(twilio, call_sid: str):
+    """Maya rings; the router holds her for busy Dana; Twilio asks the wait loop what to play."""
+    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
+    router.route_call(the_call(call_sid).pk)
+    assert the_call(call_sid).last_agent_wait_until is not None
+    return enqueue, twilio.wait_round(enqueue, call_sid)
+
+
+def test_a_held_caller_is_asked_once_by_their_agents_first_name(twilio, maya, sent):
+    call_sid = new_call_sid()
+    enqueue, asked = held_for_dana(twilio, call_sid)
+
+    assert asked.verbs() == ["Gather", "Pause", "Redirect"]
+    gather = asked.root[0]
+    assert (gather.get("numDigits"), gather.get("method")) == ("1", "POST")
+    assert gather.get("action").endswith("/api/telephony/twilio/choice/")
+    prompt = gather.find("Say").text
+    assert prompt.startswith("Dana is on another call.")
+    assert "press 1" in prompt and "press 2" in prompt and "press 3" in prompt
+    assert asked.root[2].text == enqueue.get("waitUrl")
+
+    # No key before the time-out: Twilio goes on to the Redirect; the next round does not ask.
+    again = twilio.wait_round(enqueue, call_sid)
+    assert "Gather" not in again.verbs()
+    assert again.verbs()[-1] == "Redirect"
+
+
+def test_pressing_1_keeps_the_caller_waiting_records_it_and_tells_the_agent(
+    twilio, maya, team, sent
+):
+    dana, _ = team
+    call_sid = new_call_sid()
+    _, asked = held_for_dana(twilio, call_sid)
+    before = the_call(call_sid).last_agent_wait_until
+
+    answer = twilio.press(asked.root[0], call_sid, "1")
+
+    assert answer.verbs() == ["Say", "Redirect"]
+    call = the_call(call_sid)
+    assert (call.caller_choice, call.state) == (CallerChoice.WAIT, CallState.QUEUED)
+    assert call.last_agent_wait_until >= before
+    maya.refresh_from_db()
+    assert (maya.hold_tolerance, maya.hold_tolerance_source) == (
+        HoldTolerance.FINE,
+        Provenance.SAID_ON_KEYPAD,
+    )
+    assert maya.hold_tolerance_set_at is not None and maya.hold_tolerance_set_by is None
+    lines = [m for agent_id, m in sent if agent_id == dana.id and m["type"] == "caller_waiting"]
+    assert lines[-1]["chose_to_wait"] is True
+    assert lines[-1]["caller_name"] == "Maya Chen"
+    # Pressed again (Twilio retried the action): nothing more.
+    twilio.press(asked.root[0], call_sid, "1")
+    assert Customer.objects.get(pk=maya.pk).hold_tolerance_set_at == maya.hold_tolerance_set_at
+
+
+def test_a_caller_who_said_they_are_fine_on_hold_is_not_asked_again(twilio, maya):
+    first = new_call_sid()
+    _, asked = held_for_dana(twilio, first)
+    twilio.press(asked.root[0], first, "1")
+    twilio.call_status(first, "completed", at=timezone.now())
+
+    second = new_call_sid()
+    _, round_two = held_for_dana(twilio, second)
+
+    assert "Gather" not in round_two.verbs()
+    assert the_call(second).caller_asked_at is None
+
+
+def test_pressing_2_sends_the_caller_to_the_next_colleague_at_once(twilio, maya, team):
+    dana, sam = team
+    call_sid = new_call_sid()
+    _, asked = held_for_dana(twilio, call_sid)
+
+    answer = twilio.press(asked.root[0], call_sid, "2")
+    assert answer.verbs() == ["Say", "Redirect"]
+    router.route_call(the_call(call_sid).pk)
+
+    call = the_call(call_sid)
+    assert call.caller_choice == CallerChoice.NEXT_COLLEAGUE
+    assert call.last_agent_wait_until is None
+    assert call.decisions.filter(reason=DecisionReason.CALLER_CHOSE_NEXT).exists()
+    assert Offer.objects.get(call=call, state=OfferState.OFFERED).agent == sam
+    maya.refresh_from_db()
+    assert (maya.hold_tolerance, maya.hold_tolerance_source) == ("avoid", "keypad")
+
+
+def test_a_caller_who_avoids_holding_is_offered_only_the_colleague_and_a_call_back(
+    twilio, maya
+):
+    Customer.objects.filter(pk=maya.pk).update(
+        hold_tolerance=HoldTolerance.AVOID, hold_tolerance_source=Provenance.INFERRED_BY_AGENT
+    )
+    call_sid = new_call_sid()
+
+    _, asked = held_for_dana(twilio, call_sid)
+
+    prompt = asked.root[0].find("Say").text
+    assert "press 1" not in prompt and "press 2" in prompt and "press 3" in prompt
+    # 1 was not offered: as if nothing was pressed.
+    assert "Gather" not in twilio.press(asked.root[0], call_sid, "1").verbs()
+    assert the_call(call_sid).caller_choice == ""
+
+
+def test_on_a_shared_line_nobody_is_named_to_the_caller(twilio, make_customer, team, queue):
+    """Who is calling is not known: no last agent, no hold, and no agent's name said."""
+    for name in ("Maya Chen", "Leo Chen"):
+        customer = make_customer(name, phones=[CUSTOMER_NUMBER])
+        past_call(customer=customer, agent=team[0], queue=queue, days_ago=3)
+    call_sid = new_call_sid()
+    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
+    router.route_call(the_call(call_sid).pk)
+
+    round_one = twilio.wait_round(enqueue, call_sid)
+
+    assert "Gather" not in round_one.verbs()
+    assert "Dana" not in str(round_one.root.itertext())
+
+
+def test_another_key_or_an_unasked_call_changes_nothing(twilio, maya):
+    call_sid = new_call_sid()
+    _, asked = held_for_dana(twilio, call_sid)
+
+    assert "Gather" not in twilio.press(asked.root[0], call_sid, "9").verbs()
+    assert the_call(call_sid).caller_choice == ""
+
+    never_asked = new_call_sid()
+    twilio.incoming_call(never_asked)
+    assert "Leave" not in twilio.press(asked.root[0], never_asked, "3").verbs()
+    assert the_call(never_asked).state == CallState.QUEUED
+
+
+def test_pressing_3_ends_the_call_as_a_call_back_that_keeps_the_callers_place(
+    twilio, maya, team
+):
+    dana, _ = team
+    call_sid = new_call_sid()
+    enqueue, asked = held_for_dana(twilio, call_sid)
+    place = the_call(call_sid).queued_at
+
+    assert twilio.press(asked.root[0], call_sid, "3").verbs() == ["Leave"]
+    confirmed = twilio.left_queue(enqueue, call_sid, "leave")
+    assert confirmed.verbs() == ["Say", "Hangup"]
+    assert twilio.call_status(call_sid, "completed", at=timezone.now()) == 204
+
+    call = the_call(call_sid)
+    assert (call.state, call.end_reason) == (CallState.ENDED, "callback_requested")
+    assert call.caller_choice == CallerChoice.CALLBACK
+    callback = Callback.objects.get(requested_on=call)
+    assert (callback.state, callback.number, callback.from_number, callback.attempts) == (
+        CallbackState.WAITING,
+        CUSTOMER_NUMBER,
+        LOYALTY_NUMBER,
+        1,
+    )
+    assert callback.place == place
+    attempt = Call.objects.get(callback=callback)
+    assert (attempt.state, attempt.queued_at, attempt.customer) == (CallState.QUEUED, place, maya)
