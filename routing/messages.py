@@ -228,6 +228,20 @@ def offer_message(
         "caller": caller,
         "hold_rule": hold_rule,
         "notification_name": notification_name(caller.get("customer")),
+        "callback": callback_summary(call),
+    }
+
+
+def callback_summary(call: Call) -> dict[str, Any] | None:
+    """On a call back's card: that it is one, asked when, which try. Nothing of the customer
+    (the card's caller is filtered by consent like any call's)."""
+    if call.callback_id is None:
+        return None
+    callback = call.callback
+    return {
+        "id": callback.pk,
+        "requested_at": callback.requested_at.isoformat(),
+        "attempt": callback.attempts,
     }
 
 
@@ -270,6 +284,7 @@ def call_message(call: Call, *, caller: dict[str, Any], state: str | None = None
         "connected_at": call.connected_at.isoformat() if call.connected_at else None,
         "customer_id": call.customer_id,
         "caller": caller,
+        "callback": callback_summary(call),
     }
 
 

@@ -9,12 +9,29 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from console import services as console_services
 from customers.models import Customer, HoldTolerance, Provenance
-from routing import router
-from routing.models import Call, CallerChoice, Callback, CallbackState, DecisionReason, Offer
+from routing import agent_status, router
+from routing.models import (
+    Agent,
+    Call,
+    CallerChoice,
+    Callback,
+    CallbackState,
+    DecisionReason,
+    Offer,
+)
 from routing.states import AgentStatus, CallState, OfferState
-from tests.support.routing import past_call
-from tests.support.twilio import CUSTOMER_NUMBER, LOYALTY_NUMBER, new_call_sid
+from telephony import callbacks as telephony_callbacks
+from telephony import connect
+from tests.support.routing import past_call, tasks_published
+from tests.support.twilio import (
+    ACCOUNT_SID,
+    CUSTOMER_NUMBER,
+    LOYALTY_NUMBER,
+    PUBLIC_BASE_URL,
+    new_call_sid,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("twilio_settings")]
 
@@ -198,3 +215,142 @@ def test_pressing_3_ends_the_call_as_a_call_back_that_keeps_the_callers_place(
     assert callback.place == place
     attempt = Call.objects.get(callback=callback)
     assert (attempt.state, attempt.queued_at, attempt.customer) == (CallState.QUEUED, place, maya)
+
+
+# --- the call back -------------------------------------------------------------------------
+
+
+def free(agent) -> None:
+    """`agent` finished their call: the router offers them the caller that is theirs."""
+    agent_status.set_status(
+        agent=Agent.objects.get(pk=agent.pk), status=AgentStatus.AVAILABLE, reason="test"
+    )
+    router.offer_next_call(agent.pk)
+
+
+def asked_for_a_call_back(twilio, call_sid: str) -> Callback:
+    enqueue, asked = held_for_dana(twilio, call_sid)
+    twilio.press(asked.root[0], call_sid, "3")
+    twilio.left_queue(enqueue, call_sid, "leave")
+    twilio.call_status(call_sid, "completed", at=timezone.now())
+    callback = Callback.objects.get(requested_on__telephony_call_id=call_sid)
+    router.route_call(Call.objects.get(callback=callback).pk)
+    return callback
+
+
+def placed_for(agent, callback: Callback, twilio_api, sent):
+    """The try is offered to `agent` as a call back card; they accept; Rapport places it."""
+    callback.refresh_from_db()
+    attempt = Call.objects.filter(callback=callback).latest("id")
+    offer = Offer.objects.get(call=attempt, agent=agent, state=OfferState.OFFERED)
+    card = [m for agent_id, m in sent if agent_id == agent.pk and m["type"] == "offer"][-1]
+    assert card["callback"] == {
+        "id": callback.pk,
+        "requested_at": callback.requested_at.isoformat(),
+        "attempt": callback.attempts,
+    }
+    with tasks_published() as published:
+        console_services.accept_offer(offer_id=offer.id, agent_id=agent.pk)
+    assert published == [(connect.PLACE_CALLBACK, (attempt.pk, offer.decision.pk))]
+    assert telephony_callbacks.place_callback(call_pk=attempt.pk, decision_pk=None) is None
+    created = twilio_api.received[-1]
+    assert created.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls.json"
+    return created
+
+
+def test_a_call_back_goes_to_the_last_agent_first_and_is_placed_at_twilio_on_accept(
+    twilio, twilio_api, maya, team, sent
+):
+    dana, sam = team
+    callback = asked_for_a_call_back(twilio, new_call_sid())
+    # Dana is still busy: the call back waits for her, as a call would; Sam is not offered it.
+    attempt = Call.objects.get(callback=callback)
+    assert attempt.last_agent_wait_until is not None
+    assert not Offer.objects.filter(call=attempt).exists()
+
+    free(dana)
+    created = placed_for(dana, callback, twilio_api, sent)
+
+    assert created.form["To"] == [CUSTOMER_NUMBER]
+    assert created.form["From"] == [LOYALTY_NUMBER]
+    assert created.form["StatusCallback"] == [f"{PUBLIC_BASE_URL}/api/telephony/twilio/status/"]
+    dial = created.twiml[0]
+    assert (dial.tag, dial[0].tag, dial[0].text) == ("Dial", "Client", "dana")
+    assert Callback.objects.get(pk=callback.pk).state == CallbackState.DIALLING
+    placed_sid = created.sid
+    assert Call.objects.get(pk=attempt.pk).telephony_call_id == placed_sid
+
+    # Maya answers, Dana's leg answers: the try is Dana's call; when it ends she was reached.
+    leg_sid = new_call_sid()
+    assert twilio.agent_leg(dial[0], placed_sid, leg_sid, "in-progress", at=timezone.now()) == 204
+    assert Call.objects.get(pk=attempt.pk).state == CallState.CONNECTED
+    assert twilio.call_status(placed_sid, "completed", at=timezone.now()) == 204
+
+    callback.refresh_from_db()
+    assert (callback.state, callback.attempts) == (CallbackState.REACHED, 1)
+    assert Call.objects.get(pk=attempt.pk).agent == dana
+
+
+def test_a_call_back_not_answered_is_tried_again_then_listed_as_not_reached(
+    twilio, twilio_api, maya, team, queue, sent
+):
+    dana, _ = team
+    queue.callback_attempts = 2
+    queue.callback_retry_seconds = 600
+    queue.save()
+    callback = asked_for_a_call_back(twilio, new_call_sid())
+    free(dana)
+
+    for attempt_number in (1, 2):
+        created = placed_for(dana, callback, twilio_api, sent)
+        assert twilio.call_status(created.sid, "no-answer", at=timezone.now()) == 204
+        placed = Call.objects.get(telephony_call_id=created.sid)
+        assert (placed.state, placed.end_reason) == (CallState.ENDED, "no-answer")
+        callback.refresh_from_db()
+        assert callback.attempts == attempt_number
+        if attempt_number == 1:
+            assert callback.state == CallbackState.WAITING
+            assert callback.next_attempt_at > timezone.now()
+            # Not before the queue's wait: the sweep leaves it; once due, a second try queues.
+            router.sweep()
+            assert Call.objects.filter(callback=callback).count() == 1
+            Callback.objects.filter(pk=callback.pk).update(next_attempt_at=timezone.now())
+            assert router.sweep()["callbacks_retried"] == 1
+            again = Call.objects.filter(callback=callback).latest("id")
+            assert (again.state, again.queued_at) == (CallState.QUEUED, callback.place)
+            router.route_call(again.pk)
+            if not Offer.objects.filter(call=again, state=OfferState.OFFERED).exists():
+                router.offer_next_call(dana.pk)
+
+    assert (callback.state, callback.finished_at is not None) == (CallbackState.NOT_REACHED, True)
+    assert Agent.objects.get(pk=dana.pk).status == AgentStatus.AVAILABLE
+
+
+def test_a_caller_who_rings_again_while_their_call_back_waits_is_matched_to_it(
+    twilio, maya, team
+):
+    callback = asked_for_a_call_back(twilio, new_call_sid())
+    waiting_try = Call.objects.get(callback=callback)
+
+    again_sid = new_call_sid()
+    twilio.incoming_call(again_sid)
+
+    again = the_call(again_sid)
+    assert again.queued_at == callback.place
+    callback.refresh_from_db()
+    assert callback.state == CallbackState.MATCHED
+    waiting_try.refresh_from_db()
+    assert (waiting_try.state, waiting_try.end_reason) == (CallState.ENDED, "caller_rang_again")
+    assert Callback.objects.count() == 1
+
+
+def test_asking_twice_while_a_call_back_waits_makes_one_call_back(twilio, maya, team):
+    """Pressed 3 on two calls at once (two phones, one number): one call back, not two."""
+    first = asked_for_a_call_back(twilio, new_call_sid())
+    Callback.objects.filter(pk=first.pk).update(state=CallbackState.DIALLING)
+    second_sid = new_call_sid()
+    enqueue, asked = held_for_dana(twilio, second_sid)
+    twilio.press(asked.root[0], second_sid, "3")
+
+    assert Callback.objects.count() == 1
+    assert the_call(second_sid).end_reason == "callback_requested"

@@ -34,12 +34,23 @@ export function callerCard(source, ringing, onPhone) {
 
 function cardHead(source, ringing) {
   const queue = source.queue ? source.queue.name : "";
-  const label = ringing ? "Incoming call" : callStateLabel(source.state);
+  // A call back rings here like a call; nobody is on the line until Rapport places it.
+  const label = source.callback
+    ? ringing
+      ? "Call back"
+      : "Call back · " + callStateLabel(source.state)
+    : ringing
+      ? "Incoming call"
+      : callStateLabel(source.state);
   const reason = ringing ? labels.offer_reasons[source.reason] : null;
   const head = el(
     "header",
     { class: "card-head" },
-    el("span", { class: "tag " + (ringing ? "tag-ring" : "tag-call"), text: label }),
+    el("span", {
+      class: "tag " + (ringing ? "tag-ring" : "tag-call"),
+      text: label,
+      "data-callback": source.callback ? source.callback.id : null,
+    }),
     queue ? el("span", { class: "queue", text: queue }) : null,
     reason ? el("span", { class: "reason", text: reason }) : null
   );
