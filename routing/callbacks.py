@@ -22,6 +22,7 @@ import logging
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from infrastructure import broadcast
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # A try that left the queue because the caller rang in again (the call back is that call).
 CALLER_RANG_AGAIN = "caller_rang_again"
+# A try that left the queue because its customer was erased.
+ERASED = "erased"
 
 
 def attempt_call_id(callback: Callback) -> str:
@@ -98,7 +101,6 @@ def _queue_attempt(callback: Callback, *, now, shared_line_of: Call | None = Non
         state=CallState.QUEUED,
         ringing_at=now,
         queued_at=callback.place,
-        last_event_at=now,
     )
     if shared_line_of is not None and shared_line_of.customer_id is None:
         # A shared line: who will answer is for the agent to ask, as on the first call.
@@ -159,15 +161,8 @@ def match_caller_ringing_again(call: Call) -> Callback | None:
     if call.queue_id is None or not call.from_e164 or call.callback_id is not None:
         return None
     # The try waiting in the queue, locked before its call back (the module's lock order).
-    tries = list(
-        Call.objects.select_for_update()
-        .filter(
-            callback__queue_id=call.queue_id,
-            callback__number=call.from_e164,
-            callback__state=CallbackState.WAITING,
-            state__in=[CallState.QUEUED, CallState.OFFERED],
-        )
-        .order_by("id")
+    tries = _waiting_tries_for_update(
+        Q(callback__queue_id=call.queue_id, callback__number=call.from_e164)
     )
     callback = (
         Callback.objects.select_for_update()
@@ -183,13 +178,31 @@ def match_caller_ringing_again(call: Call) -> Callback | None:
     callback.finished_at = now
     callback.next_attempt_at = None
     callback.save(update_fields=["state", "finished_at", "next_attempt_at"])
+    _end_waiting_tries(tries, why=CALLER_RANG_AGAIN, now=now)
+    logger.info("call %r: matched to the waiting call back %s", call.telephony_call_id, callback.pk)
+    return callback
+
+
+def _waiting_tries_for_update(callbacks_wanted: Q) -> list[Call]:
+    """The tries of the pending call backs `callbacks_wanted` still in the queue (nobody has
+    accepted them), locked in id order."""
+    return list(
+        Call.objects.select_for_update()
+        .filter(callbacks_wanted, callback__state=CallbackState.WAITING)
+        .filter(state__in=[CallState.QUEUED, CallState.OFFERED], agent__isnull=True)
+        .order_by("id")
+    )
+
+
+def _end_waiting_tries(tries: list[Call], *, why: str, now) -> None:
+    """Tries (locked) leave the queue: their offers withdrawn, their waiting lines gone."""
     for waiting_try in tries:
         withdrawn = offers.withdraw_offers_of_call(call=waiting_try, now=now)
         for agent_id in withdrawn.freed:
             handoff.request_offer_for_agent(agent_id=agent_id)
         calls.move_call(waiting_try, CallState.ENDED, now=now)
         waiting_try.ended_at = now
-        waiting_try.end_reason = CALLER_RANG_AGAIN
+        waiting_try.end_reason = why
         screens.stop_waiting_for_last_agent(waiting_try, why="ended")
         waiting_try.save(
             update_fields=[
@@ -200,5 +213,20 @@ def match_caller_ringing_again(call: Call) -> Callback | None:
                 "last_agent_wait_until",
             ]
         )
-    logger.info("call %r: matched to the waiting call back %s", call.telephony_call_id, callback.pk)
-    return callback
+
+
+def erase_callbacks(*, customer_id: int, numbers: list[str]) -> int:
+    """The customer is erased (privacy.services): their call backs go, pending or done (each
+    holds their number), and a try waiting in the queue leaves it. A try being placed goes on
+    as the call it is, without its call back. Returns how many call backs went."""
+    theirs = Q(customer_id=customer_id) | Q(number__in=numbers, customer__isnull=True)
+    tries = _waiting_tries_for_update(
+        Q(callback__customer_id=customer_id)
+        | Q(callback__number__in=numbers, callback__customer__isnull=True)
+    )
+    _end_waiting_tries(tries, why=ERASED, now=timezone.now())
+    queue_ids = set(Callback.objects.filter(theirs).values_list("queue_id", flat=True))
+    deleted, _ = Callback.objects.filter(theirs).delete()
+    for queue_id in queue_ids:
+        broadcast.notify_supervisors(queue_id=queue_id)
+    return deleted

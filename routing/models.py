@@ -199,7 +199,8 @@ class Call(models.Model):
         "Callback",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        # The try stays a call the queue's figures count once its call back is erased.
+        on_delete=models.SET_NULL,
         related_name="attempts_made",
         help_text="Set on a call Rapport places to call a customer back (one per attempt).",
     )

@@ -7,17 +7,27 @@ worker is tests/system/test_twilio_callbacks.py."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from console import services as console_services
-from customers.models import Customer, HoldTolerance, Provenance
+from customers import services as customer_services
+from customers.models import (
+    AccessReason,
+    Consent,
+    ContextAccess,
+    Customer,
+    HoldTolerance,
+    Provenance,
+)
+from privacy.services import erase_customer
 from routing import agent_status, router
 from routing.models import (
     Agent,
     Call,
-    CallerChoice,
     Callback,
     CallbackState,
+    CallerChoice,
     DecisionReason,
     Offer,
 )
@@ -144,9 +154,7 @@ def test_pressing_2_sends_the_caller_to_the_next_colleague_at_once(twilio, maya,
     assert (maya.hold_tolerance, maya.hold_tolerance_source) == ("avoid", "keypad")
 
 
-def test_a_caller_who_avoids_holding_is_offered_only_the_colleague_and_a_call_back(
-    twilio, maya
-):
+def test_a_caller_who_avoids_holding_is_offered_only_the_colleague_and_a_call_back(twilio, maya):
     Customer.objects.filter(pk=maya.pk).update(
         hold_tolerance=HoldTolerance.AVOID, hold_tolerance_source=Provenance.INFERRED_BY_AGENT
     )
@@ -189,9 +197,7 @@ def test_another_key_or_an_unasked_call_changes_nothing(twilio, maya):
     assert the_call(never_asked).state == CallState.QUEUED
 
 
-def test_pressing_3_ends_the_call_as_a_call_back_that_keeps_the_callers_place(
-    twilio, maya, team
-):
+def test_pressing_3_ends_the_call_as_a_call_back_that_keeps_the_callers_place(twilio, maya, team):
     dana, _ = team
     call_sid = new_call_sid()
     enqueue, asked = held_for_dana(twilio, call_sid)
@@ -326,9 +332,7 @@ def test_a_call_back_not_answered_is_tried_again_then_listed_as_not_reached(
     assert Agent.objects.get(pk=dana.pk).status == AgentStatus.AVAILABLE
 
 
-def test_a_caller_who_rings_again_while_their_call_back_waits_is_matched_to_it(
-    twilio, maya, team
-):
+def test_a_caller_who_rings_again_while_their_call_back_waits_is_matched_to_it(twilio, maya, team):
     callback = asked_for_a_call_back(twilio, new_call_sid())
     waiting_try = Call.objects.get(callback=callback)
 
@@ -354,3 +358,42 @@ def test_asking_twice_while_a_call_back_waits_makes_one_call_back(twilio, maya, 
 
     assert Callback.objects.count() == 1
     assert the_call(second_sid).end_reason == "callback_requested"
+
+
+def test_a_closed_consent_callers_call_back_card_shows_what_the_call_needs_and_audits_it(
+    twilio, twilio_api, maya, team, sent
+):
+    dana, _ = team
+    Customer.objects.filter(pk=maya.pk).update(consent=Consent.CLOSED)
+    customer_services.add_note(customer=maya, author=dana.user, text="Buying for her new baby")
+    customer_services.add_note(
+        customer=maya, author=dana.user, text="Return pending", open_matter=True
+    )
+    callback = asked_for_a_call_back(twilio, new_call_sid())
+    attempt = Call.objects.get(callback=callback)
+
+    free(dana)
+
+    card = [m for agent_id, m in sent if agent_id == dana.pk and m["type"] == "offer"][-1]
+    assert card["call_id"] == attempt.telephony_call_id and card["callback"]["id"] == callback.pk
+    shown = card["caller"]["customer"]
+    assert shown["history_hidden"] is True
+    assert [note["text"] for note in shown["notes"]] == ["Return pending"]
+    assert ContextAccess.objects.filter(
+        customer=maya, user=dana.user, call_id=attempt.pk, reason=AccessReason.OFFER
+    ).exists()
+
+
+def test_erasing_the_customer_removes_their_call_backs_and_takes_a_waiting_try_off_the_queue(
+    twilio, maya, team
+):
+    callback = asked_for_a_call_back(twilio, new_call_sid())
+    waiting_try = Call.objects.get(callback=callback)
+    staff = User.objects.create_user("privacy-officer", is_staff=True)
+
+    erase_customer(customer=maya, erased_by=staff)
+
+    assert not Callback.objects.exists()
+    waiting_try.refresh_from_db()
+    assert (waiting_try.state, waiting_try.end_reason) == (CallState.ENDED, "erased")
+    assert (waiting_try.from_e164, waiting_try.callback_id) == ("", None)
