@@ -24,6 +24,7 @@ def figures(now: datetime | None = None, *, caller_names: bool = False) -> dict[
     )
     waiting = floor.waiting_calls(now)
     day = today.today_by_queue(now)
+    callbacks = today.callbacks_by_queue(now)
     reunions = reunion.reunion_by_queue(now)
     agent_counts = floor.agents_by_queue()
     slug_of = {queue["id"]: queue["slug"] for queue in queues}
@@ -39,6 +40,7 @@ def figures(now: datetime | None = None, *, caller_names: bool = False) -> dict[
             day=day.get(queue["id"]) or today.day_figures(),
             reunion=reunions.get(queue["id"], reunion.Tally()),
             agents=agent_counts.get(queue["id"]) or floor.empty_agent_counts(),
+            callbacks=callbacks.get(queue["id"]) or today.callback_figures(now=now),
         )
         for queue in queues
     ]
@@ -52,6 +54,7 @@ def figures(now: datetime | None = None, *, caller_names: bool = False) -> dict[
             "today": today.sum_day_figures([figures["today"] for figures in queue_figures]),
             "reunion": sum(reunions.values(), reunion.Tally()).day_figures(),
             "not_ready_today": floor.not_ready_totals(agents),
+            "callbacks": _callback_totals([figures["callbacks"] for figures in queue_figures], now),
         },
         "queues": queue_figures,
         "agents": agents,
@@ -78,6 +81,8 @@ def queue_stats(queue: Queue, now: datetime | None = None) -> dict[str, Any]:
         day=today.today_by_queue(now, queue_id=queue.id).get(queue.id) or today.day_figures(),
         reunion=reunion.reunion_by_queue(now, queue_id=queue.id).get(queue.id, reunion.Tally()),
         agents=floor.agents_by_queue(queue_id=queue.id).get(queue.id) or floor.empty_agent_counts(),
+        callbacks=today.callbacks_by_queue(now, queue_id=queue.id).get(queue.id)
+        or today.callback_figures(now=now),
     )
     figures["generated_at"] = now.isoformat()
     figures["series"] = today.day_series(now, queue_id=queue.id)
@@ -91,6 +96,7 @@ def _queue_figures(
     day: dict[str, Any],
     reunion: reunion.Tally,
     agents: dict[str, int],
+    callbacks: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "id": queue["id"],
@@ -104,4 +110,15 @@ def _queue_figures(
         "agents": agents,
         "today": day,
         "reunion": reunion.day_figures(),
+        "callbacks": callbacks,
     }
+
+
+def _callback_totals(per_queue: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    oldest = min((f["oldest_since"] for f in per_queue if f["oldest_since"]), default=None)
+    return today.callback_figures(
+        pending=sum(f["pending"] for f in per_queue),
+        oldest=datetime.fromisoformat(oldest) if oldest else None,
+        not_reached=sum(f["not_reached_today"] for f in per_queue),
+        now=now,
+    )

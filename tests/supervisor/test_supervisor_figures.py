@@ -206,6 +206,8 @@ def test_the_reunion_rate_says_how_many_reached_their_agent_and_why_not(queue, m
         "offline_or_break": 2,
         "declined": 1,
         "timed_out": 1,
+        "chose_next": 0,
+        "callback_not_by_own_agent": 0,
         "caller_hung_up": 1,
         "other": 0,
     }
