@@ -21,11 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
 from tests.support.routing import celery_queue, solo_worker
 
+SIGNATURE_HEADER = "X-Twilio-Signature"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = secrets.token_hex(16)
 PUBLIC_BASE_URL = "https://rapport.example.com"
@@ -193,6 +195,46 @@ class Twilio:
 @pytest.fixture
 def twilio(client) -> Twilio:
     return Twilio(client)
+
+
+class LiveTwilio(Twilio):
+    """Twilio's requests to a Rapport server of its own (tests/support/servers.py) over HTTP,
+    signed over the URL requested: the server has no TWILIO_PUBLIC_BASE_URL, so the URLs in its
+    TwiML are its own address."""
+
+    def __init__(self, base_url: str):
+        super().__init__(client=None)
+        self.base_url = base_url
+
+    def request(self, url: str, params: dict[str, str], **_):
+        params = {"AccountSid": self.account_sid, **params}
+        signature = self.validator.compute_signature(url, params)
+        response = httpx.post(url, data=params, headers={SIGNATURE_HEADER: signature}, timeout=10)
+        return _LiveResponse(response)
+
+    def incoming_call(self, call_sid: str, *, from_number: str = CUSTOMER_NUMBER) -> TwiML:
+        return self.twiml(
+            f"{self.base_url}/api/telephony/twilio/voice/",
+            {"CallSid": call_sid, "From": from_number, "To": LOYALTY_NUMBER},
+        )
+
+    def call_status(self, call_sid: str, status: str, at=None) -> int:
+        params = {"CallSid": call_sid, "CallStatus": status}
+        if at is not None:
+            params["Timestamp"] = timestamp(at)
+        return self.request(f"{self.base_url}/api/telephony/twilio/status/", params).status_code
+
+
+class _LiveResponse:
+    """An httpx response read like Django's test client's."""
+
+    def __init__(self, response):
+        self.status_code = response.status_code
+        self.content = response.content
+        self._headers = response.headers
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name]
 
 
 def to_of(noun: ET.Element) -> str:
