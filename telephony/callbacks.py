@@ -126,6 +126,9 @@ def call_dial_instruction(call: Call) -> dict[str, object]:
     callback = call.callback
     return {
         "type": "call.dial",
+        # Optional, beyond the contract's fields: the id Rapport gives the try, which a phone
+        # system may use as the `call_id` of the call it places (docs/telephony.md).
+        "call_id": call.telephony_call_id,
         "callback_id": callback.pk,
         "to": callback.number,
         "from": _from_number(callback),
