@@ -158,7 +158,7 @@ def match_caller_ringing_again(call: Call) -> Callback | None:
     """`call` (locked) has just reached the queue: when its caller's call back waits, this call
     is it. The call takes the original place, the waiting try leaves the queue, and the call
     back is closed (one call, not two)."""
-    if call.queue_id is None or not call.from_e164 or call.callback_id is not None:
+    if call.state != CallState.QUEUED or call.queue_id is None or not call.from_e164:
         return None
     # The try waiting in the queue, locked before its call back (the module's lock order).
     tries = _waiting_tries_for_update(

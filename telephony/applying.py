@@ -28,7 +28,7 @@ from customers.selectors import CUSTOMERS_ON_NUMBER_SQL
 from infrastructure import dispatch
 from infrastructure.database import rows
 from routing import callbacks, handoff, router
-from routing.models import Agent, Call, Queue
+from routing.models import Agent, Call, Callback, CallbackState, Queue
 from routing.states import (
     FINAL_STATES,
     TALKING_STATES,
@@ -146,6 +146,8 @@ def _apply(
     else:
         logger.info("call %r: %s kept, not applied: %s", event.call_id, event.type, outcome)
     if target is not None:
+        if ringing_lookup is not None and ringing_lookup.callback_waiting:
+            callbacks.match_caller_ringing_again(call)
         _tell_router(call, event, before=before, status_reason=status_reason, changed_by=changed_by)
     elif call.agent_id != before.agent_id and call.state in TALKING_STATES:
         # A late event named the agent the call is with now: the call changed hands.
@@ -184,6 +186,8 @@ class RingingLookup:
     from_e164: str
     customer_ids: list[int]
     queue: Queue | None
+    # A call back for this number waits in a queue (routing.callbacks): this call may be it.
+    callback_waiting: bool = False
 
 
 def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
@@ -201,28 +205,40 @@ def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
     from_e164 = normalise_phone_number(event.from_number) or ""
     sql = f"""
         WITH locked AS ({upsert})
-        SELECT locked.*, ARRAY({CUSTOMERS_ON_NUMBER_SQL}), chosen.*
+        SELECT locked.*, ARRAY({CUSTOMERS_ON_NUMBER_SQL}),
+            EXISTS (SELECT 1 FROM {Callback._meta.db_table} callback
+                    WHERE callback.number = %(number)s AND callback.state = %(callback_waiting)s),
+            chosen.*
         FROM locked
         LEFT JOIN LATERAL (
             SELECT {rows.columns(Queue, "queue")} FROM {Queue._meta.db_table} queue
             WHERE {QUEUE_CHOSEN}
         ) chosen ON true
     """
-    params.update(number=from_e164, **queue_wanted(event.queue_slug, event.to_number))
+    params.update(
+        number=from_e164,
+        callback_waiting=CallbackState.WAITING,
+        **queue_wanted(event.queue_slug, event.to_number),
+    )
     with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    call_values, (customer_ids,), queue_values = (
+    call_values, (customer_ids, callback_waiting), queue_values = (
         row[: len(field_names)],
-        row[len(field_names) : len(field_names) + 1],
-        row[len(field_names) + 1 :],
+        row[len(field_names) : len(field_names) + 2],
+        row[len(field_names) + 2 :],
     )
     queue = None
     if queue_values[0] is not None:
         queue = rows.instance(Queue, queue_values)
     return (
         Call.from_db(connection.alias, field_names, call_values),
-        RingingLookup(from_e164=from_e164, customer_ids=customer_ids, queue=queue),
+        RingingLookup(
+            from_e164=from_e164,
+            customer_ids=customer_ids,
+            queue=queue,
+            callback_waiting=callback_waiting,
+        ),
     )
 
 
@@ -386,7 +402,6 @@ def _tell_router(
     call: Call, event: TelephonyEvent, *, before: _Before, status_reason: str, changed_by: Any
 ) -> None:
     if call.state == CallState.QUEUED:
-        callbacks.match_caller_ringing_again(call)
         router.call_arrived(call)
     elif event.type == CallEventType.ANSWERED and _handed_over(call, before):
         # Answered by another agent while the call talked to the first (held with them, say):
