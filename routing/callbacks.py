@@ -48,7 +48,7 @@ def attempt_call_id(callback: Callback) -> str:
     return f"callback-{callback.pk}-{callback.attempts}"
 
 
-def open_callback(call: Call) -> Callback | None:
+def open_callback(call: Call, *, agent_dials: bool = False) -> Callback | None:
     """`call` (locked) has just ended because its caller asked to be called back: the call back
     waits in the queue at the caller's place. One per number and queue: a second request while
     one waits is the same call back."""
@@ -69,6 +69,7 @@ def open_callback(call: Call) -> Callback | None:
                 number=call.from_e164,
                 from_number=call.to_number,
                 place=call.queued_at or call.created_at,
+                agent_dials=agent_dials,
             )
     except IntegrityError:
         # The same number asked on another call at the same moment: theirs is the call back.

@@ -233,8 +233,8 @@ def offer_message(
 
 
 def callback_summary(call: Call) -> dict[str, Any] | None:
-    """On a call back's card: that it is one, asked when, which try. Nothing of the customer
-    (the card's caller is filtered by consent like any call's)."""
+    """On a call back's card: that it is one, asked when, which try, and, when the agent is to
+    dial it, the number (the card's caller is filtered by consent like any call's)."""
     if call.callback_id is None:
         return None
     callback = call.callback
@@ -242,6 +242,9 @@ def callback_summary(call: Call) -> dict[str, Any] | None:
         "id": callback.pk,
         "requested_at": callback.requested_at.isoformat(),
         "attempt": callback.attempts,
+        # No phone system places it: the agent dials this number (what the call needs).
+        "agent_dials": callback.agent_dials,
+        "number": callback.number if callback.agent_dials else None,
     }
 
 

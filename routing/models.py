@@ -340,6 +340,13 @@ class Callback(models.Model):
     state = models.CharField(
         max_length=16, choices=CallbackState.choices, default=CallbackState.WAITING
     )
+    agent_dials = models.BooleanField(
+        default=False,
+        help_text=(
+            "No phone system places it (a Generic CTI PBX, a phone system that pulls): the agent"
+            " dials the number their console shows and says whether they reached the customer."
+        ),
+    )
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     requested_at = models.DateTimeField(db_default=Now())

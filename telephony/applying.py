@@ -36,7 +36,7 @@ from routing.states import (
     CallState,
     can_move_call,
 )
-from telephony import recording, selectors
+from telephony import connect, recording, selectors
 from telephony.events import (
     CALLBACK_REQUESTED,
     MAX_AHEAD_OF_CLOCK,
@@ -417,7 +417,7 @@ def _tell_router(
             callbacks.attempt_ended(call)
     elif event.type == CallEventType.CALLBACK_REQUESTED:
         router.call_ended(call)
-        callbacks.open_callback(call)
+        callbacks.open_callback(call, agent_dials=not connect.rapport_places_callbacks_of(call))
 
 
 def _answered_before_the_end_applied(call: Call, event: TelephonyEvent, before: _Before) -> bool:

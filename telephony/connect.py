@@ -39,9 +39,11 @@ def request_connect(call: Call, decision: RoutingDecision | None) -> None:
     """
     decision_pk = decision.pk if decision is not None else None
     if call.callback_id is not None:
-        # A call back: nobody is on the line yet; the phone system places the call.
+        # A call back: nobody is on the line yet; the phone system places the call, or the
+        # agent dials it themselves.
         callbacks.placing(call)
-        dispatch.publish_on_commit(PLACE_CALLBACK, call.pk, decision_pk)
+        if not call.callback.agent_dials:
+            dispatch.publish_on_commit(PLACE_CALLBACK, call.pk, decision_pk)
         return
     if TwilioCall.objects.filter(call_id=call.pk).exists():
         dispatch.publish_on_commit(TWILIO_DIAL_AGENT, call.pk, decision_pk)
@@ -49,6 +51,14 @@ def request_connect(call: Call, decision: RoutingDecision | None) -> None:
     if not settings.TELEPHONY_CONTROL_URL:
         return
     dispatch.publish_on_commit(PUSH_CALL_CONNECT, call.pk, decision_pk)
+
+
+def rapport_places_callbacks_of(call: Call) -> bool:
+    """Whether Rapport can have a call back for `call`'s caller placed: through Twilio, for a
+    call that came in through it, or by a `call.dial` push. Otherwise the agent dials it."""
+    if settings.TELEPHONY_CONTROL_URL:
+        return True
+    return bool(settings.TWILIO_ACCOUNT_SID) and TwilioCall.objects.filter(call_id=call.pk).exists()
 
 
 def resend_lost_connects() -> None:
@@ -62,12 +72,14 @@ def resend_lost_connects() -> None:
             "call_id", flat=True
         )
     )
-    callback_tries = set(
+    callback_tries = dict(
         Call.objects.filter(
             pk__in=[call_pk for call_pk, _ in lost], callback__isnull=False
-        ).values_list("pk", flat=True)
+        ).values_list("pk", "callback__agent_dials")
     )
     for call_pk, decision_pk in lost:
+        if callback_tries.get(call_pk):
+            continue  # the agent dials it
         if call_pk in callback_tries:
             logger.warning("call pk %s: placing the call back was lost; again", call_pk)
             dispatch.publish(PLACE_CALLBACK, call_pk, decision_pk)

@@ -254,6 +254,9 @@ def placed_for(agent, callback: Callback, twilio_api, sent):
         "id": callback.pk,
         "requested_at": callback.requested_at.isoformat(),
         "attempt": callback.attempts,
+        # Twilio places it: the agent dials nothing, and is shown no number to dial.
+        "agent_dials": False,
+        "number": None,
     }
     with tasks_published() as published:
         console_services.accept_offer(offer_id=offer.id, agent_id=agent.pk)

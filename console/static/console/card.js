@@ -16,6 +16,7 @@ export function callerCard(source, ringing, onPhone) {
   if (hold && hold.text) {
     parts.push(el("p", { class: "hold-why", "data-hold-rule": hold.rule || "", text: hold.text }));
   }
+  if (!ringing && source.callback && source.callback.agent_dials) parts.push(callbackDial(source));
   parts.push(whoIsCalling(source, caller));
   if (caller.customer) {
     parts.push(...customerDetails(caller.customer, source));
@@ -127,4 +128,24 @@ function chooseCaller(source, customerId) {
       changed();
     })
     .catch((error) => notice("Could not set the caller: " + error.message));
+}
+
+// A call back no phone system places: the agent dials the number, then says how it went.
+function callbackDial(source) {
+  const callback = source.callback;
+  const say = (reached) => () =>
+    api("POST", "/api/callbacks/" + callback.id + "/called-back/", { reached: reached }).then(
+      () => notice(reached ? "Called back." : "Not answered: it will be tried again."),
+      (error) => notice(error.message)
+    );
+  return el(
+    "div",
+    { class: "banner neutral callback-dial", "data-callback-dial": callback.id },
+    el("span", { text: "Dial " }),
+    el("strong", { text: callback.number || "" }),
+    el("span", { text: " to call them back, then: " }),
+    el("button", { type: "button", "data-called-back": "reached", text: "Called back", onclick: say(true) }),
+    " ",
+    el("button", { type: "button", "data-called-back": "no-answer", text: "No answer", onclick: say(false) })
+  );
 }
