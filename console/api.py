@@ -86,7 +86,7 @@ def choose_caller(request: Request, call_id: str) -> Response:
     )
 
 
-class CalledBackSerializer(serializers.Serializer):
+class CallBackOutcomeSerializer(serializers.Serializer):
     reached = serializers.BooleanField()
 
 
@@ -97,16 +97,16 @@ class CalledBackSerializer(serializers.Serializer):
         " who accepted it says whether they reached the customer. Not reached: it is tried"
         " again later, up to the queue's tries."
     ),
-    request=CalledBackSerializer,
+    request=CallBackOutcomeSerializer,
     responses=inline_serializer(
-        "CalledBack",
+        "CallBackDialled",
         {"callback_id": serializers.IntegerField(), "call_id": serializers.CharField()},
     ),
 )
 @api_view(["POST"])
 def called_back(request: Request, callback_id: int) -> Response:
     agent_id = _own_agent_id(request)
-    answer = CalledBackSerializer(data=request.data)
+    answer = CallBackOutcomeSerializer(data=request.data)
     answer.is_valid(raise_exception=True)
     try:
         call = agent_dialled.agent_called_back(
