@@ -53,30 +53,24 @@ class Question:
 
 def question_for_held_caller(*, telephony_call_id: str) -> Question | None:
     """The question to ask the caller now, or None (not held for their last agent, asked
-    already, or fine on hold). Marks the call asked, so one round of the wait asks, once."""
-    with transaction.atomic():
-        call = (
-            Call.objects.select_for_update(of=("self",))
-            .select_related("customer", "last_agent")
-            .filter(telephony_call_id=telephony_call_id)
-            .first()
-        )
-        if (
-            call is None
-            or call.state != CallState.QUEUED
-            or call.last_agent_wait_until is None
-            or call.caller_asked_at is not None
-        ):
-            return None
-        keys = keys_offered(call.customer)
-        if not keys:
-            return None
-        call.caller_asked_at = timezone.now()
-        call.save(update_fields=["caller_asked_at"])
-        name = None
-        if call.customer is not None and call.last_agent is not None:
-            name = call.last_agent.display_name.split()[0]
-        return Question(keys=keys, agent_first_name=name)
+    already, or fine on hold). Marks the call asked, so one round of the wait asks, once: a
+    conditional update, so the wait loop, asked every few seconds, takes no lock on the call."""
+    held_unasked = Call.objects.filter(
+        telephony_call_id=telephony_call_id,
+        state=CallState.QUEUED,
+        last_agent_wait_until__isnull=False,
+        caller_asked_at__isnull=True,
+    )
+    call = held_unasked.select_related("customer", "last_agent").first()
+    if call is None:
+        return None
+    keys = keys_offered(call.customer)
+    if not keys or not held_unasked.update(caller_asked_at=timezone.now()):
+        return None
+    name = None
+    if call.customer is not None and call.last_agent is not None:
+        name = call.last_agent.display_name.split()[0]
+    return Question(keys=keys, agent_first_name=name)
 
 
 def keys_offered(customer: Customer | None) -> tuple[str, ...]:
