@@ -117,9 +117,35 @@ def called_back(request: Request, callback_id: int) -> Response:
     return Response({"callback_id": callback_id, "call_id": call.telephony_call_id})
 
 
+@extend_schema(
+    summary="What I can do with my call: transfer, hang up, hold",
+    description=(
+        "For the agent connected to the call: how its phone system is told of a transfer"
+        " (`twilio`, `push`, or `phone`: transfer on your phone, the note is sent ahead),"
+        " whether hang-up and hold are offered, and the colleagues it could be handed to (the"
+        " free ones first). The transfer itself is the socket's `transfer` message."
+    ),
+    responses=inline_serializer(
+        "TransferOptions",
+        {
+            "call_id": serializers.CharField(),
+            "controls": serializers.DictField(),
+            "colleagues": serializers.ListField(child=serializers.DictField()),
+        },
+    ),
+)
+@api_view(["GET"])
+def call_controls(request: Request, call_id: str) -> Response:
+    agent = selectors.agent_for_user(request.user)
+    if agent is None:
+        raise exceptions.PermissionDenied("Only agents do this.")
+    return Response(services.transfer_options(agent=agent, telephony_call_id=call_id))
+
+
 urlpatterns = [
     path("callbacks/<int:callback_id>/called-back/", called_back, name="callback-called-back"),
     path("offers/<int:offer_id>/accept/", accept_offer, name="offer-accept"),
     path("offers/<int:offer_id>/decline/", decline_offer, name="offer-decline"),
     path("calls/<str:call_id>/caller/", choose_caller, name="call-choose-caller"),
+    path("calls/<str:call_id>/controls/", call_controls, name="call-controls"),
 ]

@@ -6,13 +6,16 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from console import services
 from infrastructure.errors import Refused
 from infrastructure.groups import agent_group, session_group
-from routing import agent_status, offers, roles, status_choices
+from infrastructure.metrics import SOCKETS_OPEN
+from routing import agent_status, offers, roles, status_choices, wrap_up
 from routing import selectors as routing_selectors
 
 # Also the code for a session that ended: the console stops reconnecting and says so.
 REFUSED = 4403
 # Socket messages that carry a caller's context (docs/sockets.md).
-CUSTOMER_DATA_MESSAGES = frozenset({"offer", "call", "state", "caller_waiting", "ringing"})
+CUSTOMER_DATA_MESSAGES = frozenset(
+    {"offer", "call", "state", "caller_waiting", "ringing", "calling_back"}
+)
 
 
 @database_sync_to_async
@@ -23,6 +26,16 @@ def _accept(agent_id: int, message: dict[str, Any]) -> None:
 @database_sync_to_async
 def _decline(agent_id: int, message: dict[str, Any]) -> None:
     offers.decline_offer(offer_id=_offer_id(message), agent_id=agent_id)
+
+
+@database_sync_to_async
+def _transfer(agent_id: int, message: dict[str, Any]) -> None:
+    services.transfer(agent_id=agent_id, message=message)
+
+
+@database_sync_to_async
+def _control_call(agent_id: int, message: dict[str, Any]) -> None:
+    services.control_call(agent_id=agent_id, message=message)
 
 
 @database_sync_to_async
@@ -40,6 +53,13 @@ def _ready(agent_id: int, message: dict[str, Any], user: Any) -> None:
     agent_status.ready(agent_id=agent_id, changed_by=user)
 
 
+@database_sync_to_async
+def _wrap_up_code(agent_id: int, message: dict[str, Any]) -> None:
+    wrap_up.choose_code(
+        agent_id=agent_id, telephony_call_id=message.get("call_id"), code_id=message.get("code")
+    )
+
+
 def _offer_id(message: dict[str, Any]) -> int:
     offer_id = message.get("offer_id")
     if isinstance(offer_id, bool) or not isinstance(offer_id, int):
@@ -49,8 +69,9 @@ def _offer_id(message: dict[str, Any]) -> int:
 
 class AgentConsumer(AsyncJsonWebsocketConsumer):
     """The agent's own stream: their state first (so a reconnect heals), then what happens.
-    Their actions (accept, decline, set_status, ready) go to the services; what changes comes
-    back through the agent's group like any other change."""
+    Their actions (accept, decline, set_status, ready, wrap_up_code, transfer, hangup, hold,
+    resume) go to the services; what changes comes back through the agent's group like any
+    other change."""
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -63,12 +84,17 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.counted_open = SOCKETS_OPEN.labels(kind="agent")
+        self.counted_open.inc()
         snapshot = await database_sync_to_async(services.agent_state_on_connect)(
             agent_id=self.agent_id, user=self.user
         )
         await self.send_json(snapshot)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted_open", None) is not None:
+            self.counted_open.dec()
+            self.counted_open = None
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -88,10 +114,18 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
                 await _set_status(self.agent_id, content, self.user)
             elif kind == "ready":
                 await _ready(self.agent_id, content, self.user)
+            elif kind == "wrap_up_code":
+                await _wrap_up_code(self.agent_id, content)
+            elif kind == "transfer":
+                await _transfer(self.agent_id, content)
+            elif kind in ("hangup", "hold", "resume"):
+                await _control_call(self.agent_id, content)
             else:
                 await self.send_json({"type": "error", "message": f"Unknown message {kind!r}."})
         except Refused as refusal:
-            await self.send_json({"type": "error", "message": refusal.message})
+            await self.send_json(
+                {"type": "error", "message": refusal.message, "field": refusal.field}
+            )
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:

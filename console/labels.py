@@ -35,6 +35,7 @@ OFFER_REASON_LABELS: dict[str, str] = {
     DecisionReason.WAITING_FIFO: "Longest-waiting caller",
     DecisionReason.MOVED_BY_SUPERVISOR: "Moved here by a supervisor",
     DecisionReason.CALLER_CHOSE_NEXT: "They chose the next colleague",
+    DecisionReason.TRANSFER_OFFERED: "Handed over by a colleague",
 }
 
 # How an offer the agent was shown ended, when it did not become their call.
@@ -42,4 +43,13 @@ OFFER_OUTCOME_LABELS: dict[str, str] = {
     OfferState.DECLINED: "You declined the call; it went back to the queue.",
     OfferState.TIMED_OUT: "The call was not answered in time and went back to the queue.",
     OfferState.WITHDRAWN: "The call stopped ringing (the caller hung up or a colleague took it).",
+}
+
+# How a hand-off offered to this agent ended, when they did not take it: the caller stays with
+# the colleague who offered it.
+HANDOFF_OUTCOME_LABELS: dict[str, str] = {
+    OfferState.DECLINED: "You declined the hand-off; the caller stays with your colleague.",
+    OfferState.TIMED_OUT: "The hand-off was not answered in time; the caller stays with your"
+    " colleague.",
+    OfferState.WITHDRAWN: "The hand-off stopped ringing (the call ended or moved on).",
 }

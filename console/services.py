@@ -13,9 +13,10 @@ from django.db.models import Q
 from customers.audit import record_context_access
 from customers.models import AccessReason, Customer
 from infrastructure.errors import Forbidden, Invalid, NotFound
-from routing import messages, offers, policy
-from routing.models import Agent, Call, Offer
-from telephony import connect
+from routing import messages, offers, policy, selectors, transfers
+from routing.models import Agent, Call, Offer, Queue
+from routing.states import TALKING_STATES
+from telephony import connect, instructions
 
 
 def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
@@ -23,8 +24,59 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
     them. Asked for after the accept's own commit, so no failing screen message can skip it; a
     push the broker does not take is sent again by the router's sweeper."""
     offer = offers.accept_offer(offer_id=offer_id, agent_id=agent_id)
-    connect.request_connect(offer.call, getattr(offer, "decision", None))
+    if offer.handoff_from_id is not None:
+        instructions.request_transfer(offer.call, getattr(offer, "decision", None))
+    else:
+        connect.request_connect(offer.call, getattr(offer, "decision", None))
     return offer
+
+
+def transfer(*, agent_id: int, message: dict[str, Any]) -> Offer:
+    """The agent's `transfer` message (docs/sockets.md): their connected call offered to a
+    colleague with a one-line hand-off."""
+    call_id = message.get("call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise Invalid("call_id must be the call's id.", field="call_id")
+    to_agent, to_queue = message.get("to_agent"), message.get("to_queue")
+    if to_queue is not None and to_agent is None:
+        if isinstance(to_queue, bool) or not isinstance(to_queue, int | str) or not to_queue:
+            raise Invalid("to_queue must be a queue's slug or id.", field="to_queue")
+        return transfers.request_transfer(
+            agent_id=agent_id,
+            telephony_call_id=call_id,
+            to_queue=to_queue,
+            note=message.get("note"),
+        )
+    if isinstance(to_agent, bool) or not isinstance(to_agent, int):
+        raise Invalid("to_agent must be a colleague's id (or give to_queue).", field="to_agent")
+    return transfers.request_transfer(
+        agent_id=agent_id, telephony_call_id=call_id, to_agent_id=to_agent, note=message.get("note")
+    )
+
+
+def control_call(*, agent_id: int, message: dict[str, Any]) -> None:
+    """The agent's `hangup`, `hold` or `resume` message: the phone system is told, where it can
+    be (telephony.instructions)."""
+    call_id = message.get("call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise Invalid("call_id must be the call's id.", field="call_id")
+    instructions.request_call_control(
+        agent_id=agent_id, telephony_call_id=call_id, action=message["type"]
+    )
+
+
+def transfer_options(*, agent: Agent, telephony_call_id: str) -> dict[str, Any]:
+    """For the agent on `telephony_call_id`: what its phone system can be told (hang-up, hold,
+    how a transfer is made) and the colleagues they could hand it to."""
+    call = Call.objects.filter(telephony_call_id=telephony_call_id).first()
+    if call is None or call.agent_id != agent.id or call.state not in TALKING_STATES:
+        raise Forbidden("This call is not connected with you.", field="call_id")
+    return {
+        "call_id": call.telephony_call_id,
+        "controls": instructions.controls_for(call),
+        "colleagues": selectors.transfer_colleagues(agent_id=agent.id),
+        "queues": list(Queue.objects.order_by("name").values("slug", "name")),
+    }
 
 
 def agent_state_on_connect(*, agent_id: int, user: Any) -> dict[str, Any]:

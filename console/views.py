@@ -3,8 +3,13 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 
-from console.labels import CALL_STATE_LABELS, OFFER_OUTCOME_LABELS, OFFER_REASON_LABELS
-from routing import roles, selectors
+from console.labels import (
+    CALL_STATE_LABELS,
+    HANDOFF_OUTCOME_LABELS,
+    OFFER_OUTCOME_LABELS,
+    OFFER_REASON_LABELS,
+)
+from routing import roles, selectors, wrap_up
 from routing.states import not_ready_choices, status_label, status_labels
 
 
@@ -32,11 +37,14 @@ def console(request: HttpRequest) -> HttpResponse:
             "csrf_token": get_token(request),
             "customers_url": "/api/customers/",
             "calls_url": "/api/calls/",
+            # By queue id: the codes the wrap-up panel offers, and whether Ready needs one.
+            "wrap_up_codes": wrap_up.codes_by_queue(),
             "labels": {
                 "statuses": status_labels(),
                 "call_states": CALL_STATE_LABELS,
                 "offer_reasons": OFFER_REASON_LABELS,
                 "offer_outcomes": OFFER_OUTCOME_LABELS,
+                "handoff_outcomes": HANDOFF_OUTCOME_LABELS,
             },
         }
     return render(request, "console/console.html", context)

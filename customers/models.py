@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Now
 
 
@@ -149,12 +150,17 @@ class CallNote(models.Model):
         default=False,
         help_text="About something still unresolved (shown even with consent closed).",
     )
+    # The call's wrap-up code, as routing keeps it on the call (routing.wrap_up): the history
+    # shows it beside the note without reading calls.
+    wrap_up_label = models.CharField(max_length=60, blank=True)
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["customer", "-created_at", "-id"], name="note_customer_newest")
+            models.Index(fields=["customer", "-created_at", "-id"], name="note_customer_newest"),
+            # The router asks whether the caller's last call left an open matter.
+            models.Index(fields=["call_id"], name="note_call", condition=Q(call_id__isnull=False)),
         ]
 
     def __str__(self) -> str:

@@ -108,6 +108,7 @@ def note_data(note: CallNote) -> dict[str, Any]:
         "shopping_for": note.shopping_for,
         "sizes": note.sizes,
         "open_matter": note.open_matter,
+        "wrap_up_code": note.wrap_up_label or None,
     }
 
 

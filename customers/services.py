@@ -244,7 +244,8 @@ def add_note(
     open_matter: bool = False,
 ) -> CallNote:
     """A note for the next colleague; card numbers are masked before anything is stored.
-    `call_id` is the routing Call it was written on (its caller checks the call is theirs).
+    `call_id` is the routing Call it was written on (its caller checks the call is theirs and
+    gives the note that call's wrap-up code: routing.wrap_up.label_note).
     Written under the customer's lock, so a note racing an erase is refused (CustomerErased)
     or erased with the rest, never kept."""
     context = {"occasion": occasion, "intent": intent, "shopping_for": shopping_for, "sizes": sizes}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
@@ -21,7 +22,7 @@ from customers.models import AccessReason, Channel, Consent, Customer, Pace, Pro
 from customers.phone_numbers import normalise_phone_number
 from privacy import services as privacy_services
 from privacy.selectors import call_access_reason
-from routing import messages, roles
+from routing import messages, roles, wrap_up
 from routing.models import Call
 
 REASON_PARAMETER = OpenApiParameter(
@@ -259,14 +260,16 @@ class CustomerNotesView(APIView):
         data = serializer.validated_data
         call_id = _call_of_note(data.get("call_id"), customer) if data.get("call_id") else None
         try:
-            note = services.add_note(
-                customer=customer,
-                author=request.user,
-                text=data["text"],
-                call_id=call_id,
-                open_matter=data["open_matter"],
-                **data.get("context", {}),
-            )
+            with transaction.atomic():
+                note = services.add_note(
+                    customer=customer,
+                    author=request.user,
+                    text=data["text"],
+                    call_id=call_id,
+                    open_matter=data["open_matter"],
+                    **data.get("context", {}),
+                )
+                wrap_up.label_note(note)
         except DjangoValidationError as error:
             raise _invalid(error) from error
         note = type(note).objects.select_related("author__agent").get(id=note.id)

@@ -90,6 +90,8 @@ def export_customer(*, customer: Customer, exported_by: Any) -> dict[str, Any]:
                 "created_at": call.created_at.isoformat(),
                 "connected_at": call.connected_at.isoformat() if call.connected_at else None,
                 "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+                "wrap_up_code": call.wrap_up_label or None,
+                "call_back_promised": call.call_back_promised,
             }
             for call in calls
         ],

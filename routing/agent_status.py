@@ -14,7 +14,7 @@ from django.utils import timezone
 from infrastructure import broadcast
 from infrastructure.database import rows
 from infrastructure.errors import Refused
-from routing import handoff, messages, selectors
+from routing import handoff, messages, selectors, wrap_up
 from routing.models import Agent, AgentStatusChange, Call
 from routing.states import (
     MISSED_CALL,
@@ -134,12 +134,13 @@ def not_ready_after_missed_call(agent: Agent, *, now: datetime) -> None:
 
 @transaction.atomic
 def ready(*, agent_id: int, changed_by: Any = None) -> Agent:
-    """The agent ends their wrap-up."""
+    """The agent ends their wrap-up: with a wrap-up code first where the queue requires one."""
     agent = Agent.objects.select_for_update().get(id=agent_id)
     if agent.status == AgentStatus.AVAILABLE:
         return agent
     if agent.status != AgentStatus.WRAP_UP:
         raise Refused("You are not in wrap-up.", field="status")
+    wrap_up.check_ready(agent)
     set_status(agent=agent, status=AgentStatus.AVAILABLE, reason="ready", changed_by=changed_by)
     return agent
 

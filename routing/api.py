@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import PermissionDenied
@@ -23,8 +23,8 @@ from rest_framework.views import APIView
 from customers.audit import record_context_access
 from customers.models import AccessReason
 from customers.phone_numbers import normalise_phone_number
-from routing import agent_status, messages, policy, roles, selectors, status_choices
-from routing.models import Agent, Call, Queue
+from routing import agent_status, messages, policy, roles, selectors, status_choices, wrap_up
+from routing.models import Agent, Call, Queue, WrapUpCode
 from routing.states import AgentStatus, status_label
 
 
@@ -155,8 +155,23 @@ def agent_ready(request: Request, agent_id: int) -> Response:
 # --- queues --------------------------------------------------------------------------------
 
 
+class WrapUpCodeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WrapUpCode
+        fields = ["id", "key", "label", "promises_call_back"]
+
+
 class QueueSerializer(serializers.ModelSerializer):
     numbers = serializers.ListField(child=serializers.CharField(max_length=32), required=False)
+    wrap_up_codes = serializers.SerializerMethodField(
+        help_text="The active codes an agent chooses from at wrap-up (edited in the admin)."
+    )
+
+    @extend_schema_field(WrapUpCodeSerializer(many=True))
+    def get_wrap_up_codes(self, queue: Queue) -> list[dict[str, Any]]:
+        return WrapUpCodeSerializer(
+            [code for code in queue.wrap_up_codes.all() if code.active], many=True
+        ).data
 
     class Meta:
         model = Queue
@@ -171,6 +186,8 @@ class QueueSerializer(serializers.ModelSerializer):
             "wrap_up_seconds",
             "last_agent_lookback_days",
             "service_level_seconds",
+            "wrap_up_code_required",
+            "wrap_up_codes",
         ]
         read_only_fields = ["id"]
         extra_kwargs = {
@@ -194,7 +211,8 @@ class QueueSerializer(serializers.ModelSerializer):
 class QueueList(APIView):
     @extend_schema(summary="Queues and their routing policy", responses=QueueSerializer(many=True))
     def get(self, request: Request) -> Response:
-        return Response(QueueSerializer(Queue.objects.all(), many=True).data)
+        queues = Queue.objects.prefetch_related("wrap_up_codes")
+        return Response(QueueSerializer(queues, many=True).data)
 
     @extend_schema(
         summary="Create a queue", request=QueueSerializer, responses={201: QueueSerializer}
@@ -203,7 +221,9 @@ class QueueList(APIView):
         _require_supervisor(request)
         serializer = QueueSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        queue = serializer.save()
+        with transaction.atomic():
+            queue = serializer.save()
+            wrap_up.give_default_codes(queue)
         return Response(QueueSerializer(queue).data, status=status.HTTP_201_CREATED)
 
 
@@ -223,18 +243,34 @@ CallDetailResponse = inline_serializer(
         "queued_at": serializers.DateTimeField(allow_null=True),
         "connected_at": serializers.DateTimeField(allow_null=True),
         "ended_at": serializers.DateTimeField(allow_null=True),
+        "wrap_up_code": serializers.DictField(allow_null=True),
         "current_offer": serializers.DictField(allow_null=True),
         "decisions": serializers.ListField(child=serializers.DictField()),
     },
 )
 
 
+class WrapUpCodeChoiceSerializer(serializers.Serializer):
+    wrap_up_code = serializers.IntegerField(
+        help_text="The id of one of the call's queue's active codes (GET /api/queues/)."
+    )
+
+
 @extend_schema(
+    methods=["GET"],
     summary="A call, its ringing offer and every routing decision with its reason",
     responses=CallDetailResponse,
 )
-@api_view(["GET"])
+@extend_schema(
+    methods=["PATCH"],
+    summary="Choose the call's wrap-up code (the agent on the call or wrapping it up)",
+    request=WrapUpCodeChoiceSerializer,
+    responses=CallDetailResponse,
+)
+@api_view(["GET", "PATCH"])
 def call_detail(request: Request, call_id: str) -> Response:
+    if request.method == "PATCH":
+        return _choose_wrap_up_code(request, call_id)
     call = get_object_or_404(
         Call.objects.select_related("queue", "agent", "last_agent"), telephony_call_id=call_id
     )
@@ -248,6 +284,27 @@ def call_detail(request: Request, call_id: str) -> Response:
         customer_ids=messages.customer_ids_on_card(call),
         user=request.user,
         reason=reason,
+        call_id=call.id,
+    )
+    return Response(_routing_story(call))
+
+
+def _choose_wrap_up_code(request: Request, call_id: str) -> Response:
+    agent_id = selectors.agent_id_for_user(request.user)
+    if agent_id is None:
+        raise PermissionDenied("Only the agent on this call, or wrapping it up, codes it.")
+    choice = WrapUpCodeChoiceSerializer(data=request.data)
+    choice.is_valid(raise_exception=True)
+    call = wrap_up.choose_code(
+        agent_id=agent_id,
+        telephony_call_id=call_id,
+        code_id=choice.validated_data["wrap_up_code"],
+    )
+    call = Call.objects.select_related("queue", "agent", "last_agent").get(id=call.id)
+    record_context_access(
+        customer_ids=messages.customer_ids_on_card(call),
+        user=request.user,
+        reason=AccessReason.CALL,
         call_id=call.id,
     )
     return Response(_routing_story(call))
@@ -281,6 +338,11 @@ def _routing_story(call: Call) -> dict[str, Any]:
         "queued_at": _iso(call.queued_at),
         "connected_at": _iso(call.connected_at),
         "ended_at": _iso(call.ended_at),
+        "wrap_up_code": (
+            {"id": call.wrap_up_code_id, "label": call.wrap_up_label}
+            if call.wrap_up_label
+            else None
+        ),
         "current_offer": None
         if offer is None
         else {

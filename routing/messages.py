@@ -221,6 +221,7 @@ def offer_message(
         "offer_id": offer.id,
         "call_id": call.telephony_call_id,
         "queue": {"slug": queue.slug, "name": queue.name} if queue else None,
+        "queue_id": call.queue_id,
         "offered_at": offer.offered_at.isoformat(),
         "expires_at": offer.expires_at.isoformat(),
         "timeout_seconds": queue.offer_timeout_seconds if queue else None,
@@ -229,6 +230,33 @@ def offer_message(
         "hold_rule": hold_rule,
         "notification_name": notification_name(caller.get("customer")),
         "callback": callback_summary(call),
+        "handoff": handoff_of(offer),
+    }
+
+
+def handoff_of(offer: Offer) -> dict[str, Any] | None:
+    """What a colleague handing the call over wrote (`handoff` of docs/sockets.md), or None for
+    an offer the router made. `offer.handoff_from` is read with the offer."""
+    if offer.handoff_from_id is None:
+        return None
+    return {
+        "from_agent": {
+            "id": offer.handoff_from_id,
+            "display_name": offer.handoff_from.display_name,
+        },
+        "note": offer.handoff_note,
+    }
+
+
+def transfer_message(offer: Offer, *, state: str) -> dict[str, Any]:
+    """To the agent handing a call over: how their hand-off stands (`state`: the offer's, offered
+    to timed_out; docs/sockets.md `transfer`)."""
+    return {
+        "type": "transfer",
+        "call_id": offer.call.telephony_call_id,
+        "offer_id": offer.id,
+        "to_agent": {"id": offer.agent_id, "display_name": offer.agent.display_name},
+        "state": state,
     }
 
 
@@ -275,6 +303,25 @@ def caller_waiting_message(call: Call) -> dict[str, Any]:
     }
 
 
+def calling_back_message(call: Call, *, follow_up: dict[str, Any]) -> dict[str, Any]:
+    """The line telling a caller's last agent that the caller is calling back about what their
+    last call left to do (`selectors.follow_up`). `call.customer` must be loaded with it; the
+    caller is named by their first name, as on a notification (`waiting_caller_name`)."""
+    who = first_name(waiting_caller_name(call.customer)) or "Your caller"
+    text = f"{who} is calling back"
+    if follow_up["wrap_up_code"]:
+        text += f" about “{follow_up['wrap_up_code']}”"
+    if follow_up["open_matter"]:
+        text += " — still open" if follow_up["wrap_up_code"] else " about a matter still open"
+    return {
+        "type": "calling_back",
+        "call_id": call.telephony_call_id,
+        "caller_name": who if who != "Your caller" else None,
+        "text": text,
+        "follow_up": follow_up,
+    }
+
+
 def caller_waiting_ended_message(call: Call, *, why: str) -> dict[str, Any]:
     return {"type": "caller_waiting_ended", "call_id": call.telephony_call_id, "why": why}
 
@@ -288,6 +335,13 @@ def call_message(call: Call, *, caller: dict[str, Any], state: str | None = None
         "customer_id": call.customer_id,
         "caller": caller,
         "callback": callback_summary(call),
+        # The console's wrap-up panel offers this queue's codes (routing.wrap_up).
+        "queue_id": call.queue_id,
+        "wrap_up_code": (
+            {"id": call.wrap_up_code_id, "label": call.wrap_up_label}
+            if call.wrap_up_label
+            else None
+        ),
     }
 
 
@@ -326,7 +380,7 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
     offer = (
         selectors.open_offers()
         .filter(agent=agent)
-        .select_related("call__queue", "decision")
+        .select_related("call__queue", "decision", "handoff_from")
         .first()
     )
     offer_payload = None
@@ -343,6 +397,9 @@ def agent_state_message(agent_id: int) -> dict[str, Any]:
     call_payload = None
     if call is not None:
         state = CallState.WRAP_UP if agent.status == AgentStatus.WRAP_UP else None
+        if agent.status == AgentStatus.BUSY and call.agent_id != agent.id:
+            # A hand-off they accepted: being connected to them, as after any accept.
+            state = CallState.OFFERED
         call_payload = call_message(call, caller=caller_for_call(call), state=state)
     return {
         "type": "state",

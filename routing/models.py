@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -8,6 +9,7 @@ from routing.states import AgentStatus, CallState, OfferState
 
 # An agent whose last call's queue is gone still leaves wrap-up after this long.
 DEFAULT_WRAP_UP_SECONDS = 120
+DEFAULT_OFFER_TIMEOUT_SECONDS = 15
 
 
 class CallerChoice(models.TextChoices):
@@ -39,7 +41,8 @@ class Queue(models.Model):
         ),
     )
     offer_timeout_seconds = models.PositiveIntegerField(
-        default=15, help_text="How long an offer rings before it is taken back."
+        default=DEFAULT_OFFER_TIMEOUT_SECONDS,
+        help_text="How long an offer rings before it is taken back.",
     )
     wrap_up_seconds = models.PositiveIntegerField(
         default=DEFAULT_WRAP_UP_SECONDS,
@@ -56,6 +59,10 @@ class Queue(models.Model):
     callback_retry_seconds = models.PositiveIntegerField(
         default=300, help_text="How long after a call back not answered it is tried again."
     )
+    wrap_up_code_required = models.BooleanField(
+        default=False,
+        help_text="An agent chooses one of the queue's wrap-up codes before Ready.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -65,6 +72,54 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# What a queue starts with: label, key, whether it promises the caller a call back.
+DEFAULT_WRAP_UP_CODES = (
+    ("Exchange arranged", 1, False),
+    ("Refund", 2, False),
+    ("Question answered", 3, False),
+    ("Call back promised", 4, True),
+)
+
+
+class WrapUpCode(models.Model):
+    """One outcome an agent chooses at wrap-up, with a digit key on the console."""
+
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="wrap_up_codes")
+    label = models.CharField(max_length=60)
+    key = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(9)],
+        help_text="The digit (1-9) that chooses it on the console; also its place in the list.",
+    )
+    promises_call_back = models.BooleanField(
+        default=False,
+        help_text="The agent promised to call back: the caller's next call says so first.",
+    )
+    active = models.BooleanField(
+        default=True, help_text="Offered at wrap-up. Calls keep a retired code's label."
+    )
+
+    class Meta:
+        ordering = ["queue", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue", "key"],
+                condition=Q(active=True),
+                name="one_active_wrap_up_code_per_key",
+            ),
+            models.UniqueConstraint(
+                fields=["queue", "label"],
+                condition=Q(active=True),
+                name="one_active_wrap_up_code_per_label",
+            ),
+            models.CheckConstraint(
+                condition=Q(key__gte=1, key__lte=9), name="wrap_up_code_key_is_a_digit"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}. {self.label}"
 
 
 class Agent(models.Model):
@@ -204,6 +259,14 @@ class Call(models.Model):
         related_name="attempts_made",
         help_text="Set on a call Rapport places to call a customer back (one per attempt).",
     )
+    # The outcome the agent chose at wrap-up. The label and the promise are kept on the call:
+    # a code retired or deleted later leaves the history, the day's counts and the next call's
+    # "call back promised" as they were.
+    wrap_up_code = models.ForeignKey(
+        WrapUpCode, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    wrap_up_label = models.CharField(max_length=60, blank=True)
+    call_back_promised = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -228,6 +291,23 @@ class Offer(models.Model):
     offered_at = models.DateTimeField(db_default=Now())
     expires_at = models.DateTimeField()
     responded_at = models.DateTimeField(null=True, blank=True)
+    # A hand-off: the agent on the call offers it to this colleague (routing.transfers). The
+    # call stays with them until the phone system reports the transfer.
+    handoff_from = models.ForeignKey(
+        Agent,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="With a transfer from the console: the agent handing the call over.",
+    )
+    # A database default: the router inserts its offers in SQL of its own (routing.offers).
+    handoff_note = models.CharField(
+        max_length=200,
+        blank=True,
+        db_default="",
+        help_text="The one-line hand-off the colleague reads first.",
+    )
 
     class Meta:
         ordering = ["-offered_at", "-id"]
@@ -267,6 +347,11 @@ class DecisionReason(models.TextChoices):
     TELEPHONY_ANSWERED = "telephony_answered", "Answered at the telephony system"
     MOVED_BY_SUPERVISOR = "moved_by_supervisor", "Moved to another queue by a supervisor"
     CALLER_CHOSE_NEXT = "caller_chose_next", "The caller chose the next colleague"
+    TRANSFER_OFFERED = "transfer_offered", "Offered by the agent on the call (a hand-off)"
+    TRANSFER_NOT_TAKEN = (
+        "transfer_not_taken",
+        "Hand-off declined, not answered or withdrawn: the caller stays with the first agent",
+    )
 
 
 # After one of these the call no longer waits for its last agent: it is open to the queue.

@@ -20,10 +20,24 @@ from customers.models import AccessReason, Customer
 from infrastructure import broadcast
 from infrastructure.database import rows
 from infrastructure.errors import Refused
-from routing import agent_status, calls, decisions, handoff, messages, selectors
+from infrastructure.log_fields import call_fields
+from infrastructure.metrics import (
+    OFFERS,
+    SCREEN_POP_SECONDS,
+    count_on_commit,
+    observe_since_on_commit,
+)
+from routing import agent_status, calls, decisions, handoff, messages, selectors, transfers
 from routing.decisions import RoutingPass
 from routing.models import Agent, Call, DecisionReason, Offer, RoutingDecision
-from routing.states import AgentStatus, CallState, OfferState, check_call_move, check_offer_move
+from routing.states import (
+    TALKING_STATES,
+    AgentStatus,
+    CallState,
+    OfferState,
+    check_call_move,
+    check_offer_move,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +145,12 @@ def make_offer(
     broadcast.send_to_agent(
         agent.id, messages.offer_message(offer, reason=reason, caller=caller, hold_rule=hold_rule)
     )
+    count_on_commit(OFFERS.labels(outcome="made"))
+    if routing_pass is not None:
+        # The call's first routing: the screen-pop, timed from the statement that recorded the
+        # call's first event (it made the call's row: `created_at`) to the message handed to the
+        # agent's socket above (it leaves on commit, before this is observed).
+        observe_since_on_commit(SCREEN_POP_SECONDS, call.created_at)
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=agent.id)
     return offer
 
@@ -144,6 +164,9 @@ def close_offer(*, offer: Offer, outcome: str, now: datetime) -> None:
 
 
 def _tell_offer_ended(offer: Offer, *, call: Call) -> None:
+    """Every offer ends here, whichever way (its state: accepted, declined, timed_out,
+    withdrawn), and is counted here."""
+    count_on_commit(OFFERS.labels(outcome=offer.state))
     broadcast.send_to_agent(
         offer.agent_id,
         {
@@ -257,7 +280,11 @@ def _lock_offer_with_call(*, offer_id: int, agent_id: int | None) -> tuple[Offer
 
 def refuse_offer(*, offer: Offer, call: Call, outcome: str, now: datetime) -> None:
     """The agent did not take the call, or can no longer: put it back in the queue and route
-    it on."""
+    it on. A hand-off (routing.transfers) is not in the queue: the caller stays with the agent
+    who offered it, who is told."""
+    if offer.handoff_from_id is not None:
+        _handoff_not_taken(offer=offer, call=call, outcome=outcome, now=now)
+        return
     close_offer(offer=offer, outcome=outcome, now=now)
     was_last_agent = offer.agent_id == call.last_agent_id
     if outcome == OfferState.WITHDRAWN:
@@ -280,6 +307,42 @@ def refuse_offer(*, offer: Offer, call: Call, outcome: str, now: datetime) -> No
     handoff.request_routing(call_id=call.id)
     calls.save_call(call)
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
+
+
+def _handoff_not_taken(*, offer: Offer, call: Call, outcome: str, now: datetime) -> None:
+    # A reason of its own: a hand-off not taken is no routing of a waiting caller, and must not
+    # count as one (missed offers, missed reunions).
+    close_offer(offer=offer, outcome=outcome, now=now)
+    decisions.record_decision(
+        call=call,
+        reason=DecisionReason.TRANSFER_NOT_TAKEN,
+        agent_id=offer.agent_id,
+        now=now,
+        detail={"offer_id": offer.id, "handoff_from": offer.handoff_from_id, "outcome": outcome},
+    )
+    broadcast.send_to_agent(offer.handoff_from_id, messages.transfer_message(offer, state=outcome))
+    broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=offer.agent_id)
+
+
+def release_accepted_handoffs(*, call: Call, from_agent_id: int | None) -> None:
+    """`call` (locked) ended, or went to someone else, before the phone system moved it to the
+    colleague who accepted `from_agent_id`'s hand-off: that colleague, busy for it, is free
+    again."""
+    if from_agent_id is None:
+        return
+    waiting = list(
+        Offer.objects.filter(call=call, state=OfferState.ACCEPTED, handoff_from_id=from_agent_id)
+        .exclude(agent_id=call.agent_id)
+        .values_list("agent_id", flat=True)
+    )
+    if not waiting:
+        return
+    for agent in selectors.agents_for_update(waiting).values():
+        if agent.status != AgentStatus.BUSY or selectors.calls_in_hand(agent.id).exists():
+            continue
+        agent_status.set_status(
+            agent=agent, status=AgentStatus.AVAILABLE, reason="transfer_not_completed"
+        )
 
 
 ON_ANOTHER_CALL = "You are already on a call; that offer was passed on."
@@ -310,7 +373,11 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
     except Exception:
         if not committed:
             raise
-        logger.exception("offer %s: accepted, but a message after commit failed", offer_id)
+        logger.exception(
+            "offer %s: accepted, but a message after commit failed",
+            offer_id,
+            extra=call_fields(agent_id=agent_id),
+        )
     if not taken:
         raise Refused(ON_ANOTHER_CALL, field="offer_id")
     return offer
@@ -324,9 +391,17 @@ def _accept_offer(*, offer_id: int, agent_id: int) -> tuple[Offer, bool]:
         refuse_offer(offer=offer, call=call, outcome=OfferState.WITHDRAWN, now=now)
         return offer, False
     close_offer(offer=offer, outcome=OfferState.ACCEPTED, now=now)
-    call.agent = agent
-    call.last_agent_wait_until = None
-    calls.save_call(call)
+    if offer.handoff_from_id is not None:
+        # The call stays with the agent handing it over until the phone system moves it.
+        offer.agent = agent
+        broadcast.send_to_agent(
+            offer.handoff_from_id, messages.transfer_message(offer, state=offer.state)
+        )
+        transfers.save_handoff_note(offer, call=call)
+    else:
+        call.agent = agent
+        call.last_agent_wait_until = None
+        calls.save_call(call)
     decision = getattr(offer, "decision", None)
     if decision is not None:
         decision.detail = {
@@ -335,7 +410,8 @@ def _accept_offer(*, offer_id: int, agent_id: int) -> tuple[Offer, bool]:
             "answered_in_ms": int((now - offer.offered_at).total_seconds() * 1000),
         }
         decision.save(update_fields=["detail"])
-    agent_status.set_status(agent=agent, status=AgentStatus.BUSY, reason="offer_accepted", now=now)
+    reason = "transfer_accepted" if offer.handoff_from_id is not None else "offer_accepted"
+    agent_status.set_status(agent=agent, status=AgentStatus.BUSY, reason=reason, now=now)
     return offer, True
 
 
@@ -408,6 +484,64 @@ def accepted_call_missed(*, call_id: int, agent_id: int, why: str) -> bool:
         if agent.status == AgentStatus.BUSY:
             agent_status.not_ready_after_missed_call(agent, now=now)
         broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=agent_id)
+        return True
+
+
+def accepted_handoff_missed(*, call_id: int, agent_id: int, why: str) -> bool:
+    """The colleague accepted a hand-off of `call_id` but their phone did not take it (Twilio
+    dialled them: no answer, busy, failed): the caller stays with the agent who handed it over,
+    who is told, and the colleague is made not ready, as after any missed call. Does nothing
+    unless the call is still with that agent, or when this was reported already."""
+    with transaction.atomic():
+        call = (
+            Call.objects.select_for_update(of=("self",))
+            .filter(id=call_id, state__in=TALKING_STATES)
+            .first()
+        )
+        if call is None:
+            return False
+        offer = (
+            Offer.objects.select_related("decision")
+            .filter(
+                call=call,
+                agent_id=agent_id,
+                state=OfferState.ACCEPTED,
+                handoff_from_id=call.agent_id,
+            )
+            .order_by("-id")
+            .first()
+        )
+        reported = (
+            offer is not None
+            and RoutingDecision.objects.filter(
+                call=call,
+                agent_id=agent_id,
+                reason=DecisionReason.TRANSFER_NOT_TAKEN,
+                detail__offer_id=offer.id,
+            ).exists()
+        )
+        if offer is None or reported:
+            return False
+        offer.call = call
+        agent = Agent.objects.select_for_update().get(id=agent_id)
+        now = timezone.now()
+        decisions.record_decision(
+            call=call,
+            reason=DecisionReason.TRANSFER_NOT_TAKEN,
+            agent_id=agent_id,
+            now=now,
+            detail={
+                "offer_id": offer.id,
+                "handoff_from": offer.handoff_from_id,
+                "outcome": OfferState.TIMED_OUT,
+                "why": why,
+            },
+        )
+        if agent.status == AgentStatus.BUSY and not selectors.calls_in_hand(agent_id).exists():
+            agent_status.not_ready_after_missed_call(agent, now=now)
+        broadcast.send_to_agent(
+            offer.handoff_from_id, messages.transfer_message(offer, state=OfferState.TIMED_OUT)
+        )
         return True
 
 
@@ -507,6 +641,7 @@ def _return_accepted_call(call: Call, *, agent_id: int, now: datetime) -> None:
         " as they accepted it",
         call.telephony_call_id,
         agent_id,
+        extra=call_fields(call.telephony_call_id, agent_id),
     )
 
 

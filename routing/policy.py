@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import F, Q
 
 from customers.models import Customer, HoldTolerance, Pace, Provenance
 from routing.models import Agent, Call, DecisionReason, Offer, Queue
@@ -191,13 +191,15 @@ def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:
     - while it rings for them (an offer still ringing): "offer";
     - while it is theirs: they are its agent and it has not ended (accepted and being
       connected, connected, held, transferred to them): "call";
+    - while a hand-off of the call they accepted is carried out (the phone system is moving
+      the caller to them): "call";
     - during their wrap-up, the call they wrap up (`Agent.wrap_up_call`: the call that just
       ended, or the one they just handed to a colleague): "call".
 
     Nothing else: an offer they accepted counts only while the call is still theirs (not once
     it was answered at another agent, handed on, or sent back to the queue because their phone
     did not answer), and the wrap-up's call closes when the wrap-up ends. `agent` needs
-    AGENT_FIELDS_SEEING_CALLS. At most three small queries."""
+    AGENT_FIELDS_SEEING_CALLS. At most three small queries (four for a busy agent)."""
     calls = Call.objects.filter(among)
     ringing = (
         Offer.objects.filter(
@@ -218,6 +220,22 @@ def why_agent_sees_call(*, agent: Agent, among: Q) -> tuple[str, int] | None:
     )
     if theirs is not None:
         return ("call", theirs)
+    if agent.status == AgentStatus.BUSY:
+        # A hand-off they accepted, while the phone system moves the caller to them: the call
+        # is still the first agent's (routing.transfers).
+        handed_to_them = (
+            Offer.objects.filter(
+                agent_id=agent.id,
+                state=OfferState.ACCEPTED,
+                handoff_from__isnull=False,
+                call__agent_id=F("handoff_from_id"),
+                call_id__in=calls.exclude(state__in=FINAL_STATES).values("id"),
+            )
+            .values_list("call_id", flat=True)
+            .first()
+        )
+        if handed_to_them is not None:
+            return ("call", handed_to_them)
     if agent.status == AgentStatus.WRAP_UP and agent.wrap_up_call_id is not None:
         # The telephony side may end the call before the agent has finished their wrap-up.
         wrapping_up = calls.filter(id=agent.wrap_up_call_id).values_list("id", flat=True).first()

@@ -100,6 +100,7 @@ def call_transferred(call: Call, *, from_agent_id: int | None) -> None:
     withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
         handoff.request_offer_for_agent(agent_id=agent_id)
+    offers.release_accepted_handoffs(call=call, from_agent_id=from_agent_id)
     _stop_waiting_for_last_agent(call, why="answered")
     # Both agents at once, in id order: another transfer between the same two agents locks
     # them in the same order.
@@ -194,6 +195,7 @@ def call_ended(call: Call, *, reason: str = CALL_ENDED, changed_by=None) -> None
     withdrawn = offers.withdraw_offers_of_call(call=call, now=now)
     for agent_id in withdrawn.freed:
         handoff.request_offer_for_agent(agent_id=agent_id)
+    offers.release_accepted_handoffs(call=call, from_agent_id=call.agent_id)
     _stop_waiting_for_last_agent(call, why="ended")
     if call.agent_id is None:
         return
@@ -319,6 +321,8 @@ def _route_to_last_agent(
         )
 
     step = next_step()
+    if routing_pass is not None and step.action != policy.OFFER:
+        _tell_last_agent_of_a_call_back(call, routing_pass.last_agent, standing)
     if step.action == policy.OFFER:
         screens.stop_waiting_for_last_agent(call, why="offered")
         if offers.make_offer(
@@ -356,6 +360,24 @@ def _route_to_last_agent(
     )
     screens.stop_waiting_for_last_agent(call, why="queue")
     return False
+
+
+def _tell_last_agent_of_a_call_back(
+    call: Call, last_agent: dict | None, standing: selectors.AgentStanding | None
+) -> None:
+    """A caller whose last call left something to do (a call back promised, a matter open)
+    rings while their last agent is busy: at the router's first look the agent hears who is
+    calling back, and about what, whoever takes the call. An agent offered the call sees it
+    on the card instead; one away or no longer taking calls is not told."""
+    if last_agent is None or last_agent["follow_up"] is None:
+        return
+    if standing is not None and (
+        not standing.takes_calls or standing.status in (AgentStatus.OFFLINE, AgentStatus.BREAK)
+    ):
+        return
+    screens.tell_of_a_call_back(
+        call=call, agent_id=last_agent["id"], follow_up=last_agent["follow_up"]
+    )
 
 
 def offer_next_call(agent_id: int) -> None:

@@ -8,7 +8,9 @@ import logging
 
 from customers.audit import record_context_access, record_context_access_by_users
 from customers.models import AccessReason
+from customers.selectors import history_hidden
 from infrastructure import broadcast
+from infrastructure.log_fields import call_fields
 from routing import messages
 from routing.models import Agent, Call
 
@@ -28,6 +30,22 @@ def show_caller_waiting(*, call: Call, agent_id: int) -> None:
             reason=AccessReason.WAITING,
             call_id=call.id,
         )
+    broadcast.send_to_agent(agent_id, message)
+
+
+def tell_of_a_call_back(*, call: Call, agent_id: int, follow_up: dict) -> None:
+    """`call` (with its customer loaded) is from a caller whose last call with `agent_id` left
+    something to do: "Maya is calling back about “Exchange arranged”". Said only where the card
+    would show that history (not with consent closed); the name on it is a look at the
+    customer, recorded like the waiting line's."""
+    customer = call.customer
+    if customer is None or customer.erased_at is not None or history_hidden(customer):
+        return
+    message = messages.calling_back_message(call, follow_up=follow_up)
+    user = Agent.objects.select_related("user").get(id=agent_id).user
+    record_context_access(
+        customer_ids=[customer.id], user=user, reason=AccessReason.WAITING, call_id=call.id
+    )
     broadcast.send_to_agent(agent_id, message)
 
 
@@ -57,7 +75,12 @@ def show_call(
     `customer_ids`: `messages.customer_ids_on_card`, when the caller read it already."""
     theirs = handed_over or agent.id == call.agent_id
     if not theirs and not call.offers.filter(agent=agent).exists():
-        logger.warning("call %r: not shown to agent %s, not theirs", call.telephony_call_id, agent)
+        logger.warning(
+            "call %r: not shown to agent %s, not theirs",
+            call.telephony_call_id,
+            agent,
+            extra=call_fields(call.telephony_call_id, agent.id),
+        )
         return
     if customer_ids is None:
         customer_ids = messages.customer_ids_on_card(call)

@@ -22,7 +22,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, NullIf
 
-from customers.models import Customer
+from customers.models import CallNote, Customer
 from infrastructure.database import rows
 from routing import roles
 from routing.models import (
@@ -45,6 +45,7 @@ from routing.states import (
     AgentStatus,
     CallState,
     OfferState,
+    status_label,
 )
 
 User = get_user_model()
@@ -194,7 +195,8 @@ def last_agent(
     *, customer_id: int | None, queue_id: int | None, now: datetime
 ) -> dict[str, Any] | None:
     """The caller's last agent: the agent of their most recent connected call within the look-back
-    of `queue_id` (no queue: however long ago), as `id`, `display_name` and `last_spoke_at`.
+    of `queue_id` (no queue: however long ago), as `id`, `display_name` and `last_spoke_at`,
+    with what that call left to do (`follow_up`, or None).
 
     The router offers the call to this agent and the caller card names the same one. One
     statement reading one indexed row (`call_customer_latest`), whatever the history; written
@@ -215,7 +217,10 @@ def _last_agent_sql(*, customer: str, since: str) -> str:
     since `since` (an expression; empty: however long ago), the latest."""
     lookback = f"AND prior.connected_at >= {since}" if since else ""
     return f"""
-        SELECT prior.agent_id, agent.display_name, prior.connected_at
+        SELECT prior.agent_id, agent.display_name, prior.connected_at, prior.wrap_up_label,
+            prior.call_back_promised,
+            EXISTS (SELECT 1 FROM "{CallNote._meta.db_table}" note
+                    WHERE note.call_id = prior.id AND note.open_matter) AS open_matter
         FROM "{Call._meta.db_table}" prior
         JOIN "{Agent._meta.db_table}" agent ON agent.id = prior.agent_id
         WHERE prior.customer_id = {customer} AND prior.connected_at IS NOT NULL {lookback}
@@ -263,11 +268,33 @@ def call_to_route_for_update(
 def _last_agent(values: Sequence[Any] | None) -> dict[str, Any] | None:
     if values is None or values[0] is None:
         return None
-    agent_id, display_name, last_spoke_at = values
+    agent_id, display_name, last_spoke_at, wrap_up_label, call_back_promised, open_matter = values
     return {
         "id": agent_id,
         "display_name": display_name,
         "last_spoke_at": last_spoke_at.isoformat(),
+        "follow_up": follow_up(
+            wrap_up_label=wrap_up_label,
+            call_back_promised=call_back_promised,
+            open_matter=open_matter,
+        ),
+    }
+
+
+def follow_up(
+    *, wrap_up_label: str, call_back_promised: bool, open_matter: bool
+) -> dict[str, Any] | None:
+    """What the caller's last call left to do, if anything ("the next call knows"): a call back
+    promised (its wrap-up code says so) or a matter left open (its note says so)."""
+    if not (call_back_promised or open_matter):
+        return None
+    what = "Call back promised" if call_back_promised else "Open matter"
+    label = wrap_up_label or None
+    return {
+        "call_back_promised": call_back_promised,
+        "open_matter": open_matter,
+        "wrap_up_code": label,
+        "text": what if label is None or label.lower() == what.lower() else f"{what} — {label}",
     }
 
 
@@ -276,7 +303,8 @@ _CALL_TO_ROUTE_SQL = f"""
         {rows.columns(Customer, "customer")},
         (SELECT latest.reason FROM "{RoutingDecision._meta.db_table}" latest
          WHERE latest.call_id = call.id ORDER BY latest.id DESC LIMIT 1),
-        last.agent_id, last.display_name, last.connected_at
+        last.agent_id, last.display_name, last.connected_at, last.wrap_up_label,
+        last.call_back_promised, last.open_matter
     FROM "{Call._meta.db_table}" call
     LEFT JOIN "{Queue._meta.db_table}" queue ON queue.id = call.queue_id
     LEFT JOIN "{Customer._meta.db_table}" customer ON customer.id = call.customer_id
@@ -524,10 +552,23 @@ def agent_current_call(agent: Agent) -> Call | None:
     """The call on the agent's screen: the one they talk on (or accepted), else during wrap-up
     the one they wrap up (`Agent.wrap_up_call`)."""
     if agent.status == AgentStatus.BUSY:
-        return (
+        theirs = (
             Call.objects.filter(
                 agent=agent, state__in=[*TALKING_STATES, CallState.OFFERED, CallState.QUEUED]
             )
+            .select_related("queue")
+            .order_by("-created_at")
+            .first()
+        )
+        if theirs is not None:
+            return theirs
+        # A hand-off they accepted, while the phone system moves the caller (routing.transfers).
+        handed_to_them = Offer.objects.filter(
+            agent=agent, state=OfferState.ACCEPTED, handoff_from_id=OuterRef("agent_id")
+        )
+        return (
+            Call.objects.filter(state__in=TALKING_STATES)
+            .filter(Exists(handed_to_them.filter(call=OuterRef("pk"))))
             .select_related("queue")
             .order_by("-created_at")
             .first()
@@ -562,4 +603,51 @@ def wrap_ups_over(*, now: datetime) -> QuerySet[Agent]:
         Agent.objects.filter(status=AgentStatus.WRAP_UP)
         .alias(over_since=over_since)
         .filter(status_changed_at__lte=F("over_since"))
+    )
+
+
+def transfer_colleagues(*, agent_id: int) -> list[dict[str, Any]]:
+    """Whom the agent could hand their call to (routing.transfers): everyone else who takes
+    calls and is signed in, the free ones first (available, nothing ringing, no call in hand),
+    with their status and queues. Two queries, however many colleagues."""
+    colleagues = (
+        Agent.objects.filter(roles.takes_calls())
+        .exclude(id=agent_id)
+        .exclude(status=AgentStatus.OFFLINE)
+        .annotate(
+            ringing=Exists(open_offers().filter(agent=OuterRef("pk"))),
+            in_hand=Exists(
+                Call.objects.filter(agent=OuterRef("pk"), state__in=TALKING_STATES | WAITING_STATES)
+            ),
+        )
+        .prefetch_related("queues")
+        .order_by("display_name", "id")
+    )
+    found = [
+        {
+            "id": colleague.id,
+            "display_name": colleague.display_name,
+            "status": colleague.status,
+            "status_label": status_label(colleague.status, colleague.not_ready_reason),
+            "queues": [
+                {"slug": queue.slug, "name": queue.name} for queue in colleague.queues.all()
+            ],
+            "free": colleague.status == AgentStatus.AVAILABLE
+            and not colleague.ringing
+            and not colleague.in_hand,
+        }
+        for colleague in colleagues
+    ]
+    return sorted(found, key=lambda colleague: not colleague["free"])
+
+
+def handoffs_accepted_not_done(*, accepted_before: datetime) -> QuerySet[Offer]:
+    """Hand-offs (routing.transfers) accepted before `accepted_before` that the phone system has
+    not carried out: the call still talks with the agent who handed it over."""
+    return Offer.objects.filter(
+        state=OfferState.ACCEPTED,
+        handoff_from__isnull=False,
+        responded_at__lt=accepted_before,
+        call__state__in=TALKING_STATES,
+        call__agent_id=F("handoff_from_id"),
     )

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from infrastructure.errors import Invalid, NotFound, Refused
-from routing import agent_status, offers, selectors
+from routing import agent_status, offers, selectors, wrap_up
 from routing.models import Agent, Call, Offer
 from routing.states import (
     SELF_SERVICE_STATUSES,
@@ -37,7 +37,8 @@ def change_status(
     system's own reasons (missed_call) cannot be chosen.
 
     Leaving `available` while an offer rings declines it, so the caller is not kept waiting.
-    The agent choosing available during wrap-up is Ready. Busy follows the call: an agent on a
+    The agent choosing available during wrap-up is Ready (with a wrap-up code first where the
+    queue requires one: routing.wrap_up). Busy follows the call: an agent on a
     call keeps it until the call ends, except that a supervisor may release an agent shown busy
     with no live call (a lost hang-up, a closed browser).
     """
@@ -84,6 +85,7 @@ def change_status(
     if on_behalf:
         reason = _supervisor_reason(reason)
     elif status == AgentStatus.AVAILABLE and agent.status == AgentStatus.WRAP_UP:
+        wrap_up.check_ready(agent)
         reason = "ready"
     agent_status.set_status(
         agent=agent,

@@ -71,6 +71,8 @@ class BotAgent:
         self._offers_taken: set[int] = set()
         self._wrapping_up: set[str] = set()
         self._noted_calls: set[str] = set()
+        # Each queue's wrap-up code ids (GET /api/queues/), read once.
+        self._codes_by_queue: dict[int, list[int]] | None = None
         self._coming_back = False
 
     async def log_in(self) -> None:
@@ -194,7 +196,7 @@ class BotAgent:
         if call.get("state") != "wrap_up" or call_id in self._wrapping_up:
             return
         self._wrapping_up.add(call_id)
-        self._spawn(self._wrap_up(call_id, call.get("customer_id")))
+        self._spawn(self._wrap_up(call_id, call.get("customer_id"), call.get("queue_id")))
 
     async def _become_available(self, *, pause: bool) -> None:
         try:
@@ -215,14 +217,34 @@ class BotAgent:
             # The socket dropped: the `state` message of the next one offers it again.
             self._offers_taken.discard(offer_id)
 
-    async def _wrap_up(self, call_id: str, customer_id: int | None) -> None:
+    async def _wrap_up(self, call_id: str, customer_id: int | None, queue_id: int | None) -> None:
         await asyncio.sleep(self.pause.pick(self.rng))
         if customer_id is not None and call_id not in self._noted_calls:
             await self._write_note(call_id, customer_id)
+        codes = (await self._wrap_up_codes()).get(queue_id or 0)
+        if codes:
+            await self._send(
+                {"type": "wrap_up_code", "call_id": call_id, "code": self.rng.choice(codes)}
+            )
         if await self._send({"type": "ready"}):
             logger.info("%s ready after %s", self.username, call_id)
         else:
             self._wrapping_up.discard(call_id)
+
+    async def _wrap_up_codes(self) -> dict[int, list[int]]:
+        """The queues' wrap-up codes, so the wall counts how the bots' calls ended; none when
+        they cannot be read (the bot goes ready without, unless a queue requires one)."""
+        if self._codes_by_queue is None:
+            try:
+                response = await self.http.get("/api/queues/")
+                queues = response.json() if response.status_code == 200 else []
+            except (httpx.HTTPError, ValueError):
+                queues = []
+            self._codes_by_queue = {
+                queue["id"]: [code["id"] for code in queue.get("wrap_up_codes", [])]
+                for queue in queues
+            }
+        return self._codes_by_queue
 
     async def _write_note(self, call_id: str, customer_id: int) -> None:
         try:

@@ -68,6 +68,36 @@ def today_by_queue(now: datetime, *, queue_id: int | None = None) -> dict[int, d
     return figures
 
 
+def wrap_up_codes_by_queue(
+    now: datetime, *, queue_id: int | None = None
+) -> dict[int, dict[str, Any]]:
+    """How today's answered calls were wrapped up, per queue: each code chosen with its count
+    (most chosen first, then by label), and how many were left without one. One query. A code
+    retired since still counts under the label the call kept."""
+    rows = (
+        Call.objects.filter(
+            in_queue(queue_id), created_at__gte=day_start(now), connected_at__isnull=False
+        )
+        .values("queue_id", "wrap_up_label")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    counts: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        queue = counts.setdefault(row["queue_id"], empty_wrap_up_codes())
+        if row["wrap_up_label"]:
+            queue["codes"].append({"label": row["wrap_up_label"], "count": row["count"]})
+        else:
+            queue["uncoded"] = row["count"]
+    for queue in counts.values():
+        queue["codes"].sort(key=lambda code: (-code["count"], code["label"]))
+    return counts
+
+
+def empty_wrap_up_codes() -> dict[str, Any]:
+    return {"codes": [], "uncoded": 0}
+
+
 def day_figures(
     *,
     answered: int = 0,

@@ -25,6 +25,7 @@ def figures(now: datetime | None = None, *, caller_names: bool = False) -> dict[
     waiting = floor.waiting_calls(now)
     day = today.today_by_queue(now)
     callbacks = today.callbacks_by_queue(now)
+    codes = today.wrap_up_codes_by_queue(now)
     reunions = reunion.reunion_by_queue(now)
     agent_counts = floor.agents_by_queue()
     slug_of = {queue["id"]: queue["slug"] for queue in queues}
@@ -38,6 +39,7 @@ def figures(now: datetime | None = None, *, caller_names: bool = False) -> dict[
             queue,
             waiting=waiting_by_queue.get(queue["slug"], []),
             day=day.get(queue["id"]) or today.day_figures(),
+            wrap_up_codes=codes.get(queue["id"]) or today.empty_wrap_up_codes(),
             reunion=reunions.get(queue["id"], reunion.Tally()),
             agents=agent_counts.get(queue["id"]) or floor.empty_agent_counts(),
             callbacks=callbacks.get(queue["id"]) or today.callback_figures(now=now),
@@ -79,6 +81,8 @@ def queue_stats(queue: Queue, now: datetime | None = None) -> dict[str, Any]:
         },
         waiting=waiting,
         day=today.today_by_queue(now, queue_id=queue.id).get(queue.id) or today.day_figures(),
+        wrap_up_codes=today.wrap_up_codes_by_queue(now, queue_id=queue.id).get(queue.id)
+        or today.empty_wrap_up_codes(),
         reunion=reunion.reunion_by_queue(now, queue_id=queue.id).get(queue.id, reunion.Tally()),
         agents=floor.agents_by_queue(queue_id=queue.id).get(queue.id) or floor.empty_agent_counts(),
         callbacks=today.callbacks_by_queue(now, queue_id=queue.id).get(queue.id)
@@ -94,6 +98,7 @@ def _queue_figures(
     *,
     waiting: list[dict[str, Any]],
     day: dict[str, Any],
+    wrap_up_codes: dict[str, Any],
     reunion: reunion.Tally,
     agents: dict[str, int],
     callbacks: dict[str, Any],
@@ -108,7 +113,7 @@ def _queue_figures(
         "offered": sum(1 for call in waiting if call["state"] == CallState.OFFERED),
         "waiting_calls": waiting,
         "agents": agents,
-        "today": day,
+        "today": {**day, "wrap_up_codes": wrap_up_codes},
         "reunion": reunion.day_figures(),
         "callbacks": callbacks,
     }

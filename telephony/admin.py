@@ -31,5 +31,6 @@ class CallEventAdmin(admin.ModelAdmin):
 
 @admin.register(ConnectAttempt)
 class ConnectAttemptAdmin(admin.ModelAdmin):
-    list_display = ["call", "attempt", "sent_at", "status_code", "error"]
+    list_display = ["call", "instruction", "attempt", "sent_at", "status_code", "error"]
+    list_filter = ["instruction"]
     raw_id_fields = ["call", "decision"]

@@ -24,6 +24,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from routing.models import Call, Callback, RoutingDecision
 from routing.states import WAITING_STATES, OfferState
 from telephony.connect import connect_backoff_seconds
+from telephony.instructions import DIAL
 from telephony.models import ConnectAttempt, TwilioCall, TwilioDialPath
 from telephony.signing import sign
 from telephony.twilio import voice
@@ -52,7 +53,7 @@ def place_callback(*, call_pk: int, decision_pk: int | None) -> float | None:
         decision = decisions.order_by("-id").first()
         if decision is None:
             return None
-        tries = ConnectAttempt.objects.filter(call=call, decision=decision)
+        tries = ConnectAttempt.objects.filter(call=call, decision=decision, instruction=DIAL)
         if tries.filter(status_code__range=(200, 299)).exists():
             return None
         twilio_call = TwilioCall.objects.filter(call_id=call.callback.requested_on_id).first()
@@ -64,7 +65,12 @@ def place_callback(*, call_pk: int, decision_pk: int | None) -> float | None:
             return None
         attempt = tries.count() + 1
         ConnectAttempt.objects.create(
-            call=call, decision=decision, attempt=attempt, status_code=status_code, error=error
+            call=call,
+            decision=decision,
+            instruction=DIAL,
+            attempt=attempt,
+            status_code=status_code,
+            error=error,
         )
         if status_code is not None and 200 <= status_code < 300:
             logger.info("call back %s: placed for %s", call.callback_id, call.agent)

@@ -2,7 +2,9 @@
 `call.connect` pushed to `TELEPHONY_CONTROL_URL` (telephony.signed_events.connect_push), or for a
 call that came in through Twilio a REST update of the live call (telephony.twilio.calls). Each
 is retried with a backoff; one that was lost (the broker was away, a hook before it failed, a
-worker died mid-retry) is sent again while the call still waits for the agent who took it.
+worker died mid-retry) is sent again while the call still waits for the agent who took it. So
+is a hand-off's `call.transfer` (telephony.instructions) while the call is still with the agent
+who handed it over.
 A phone system that pulls asks `GET /api/telephony/calls/<id>/` instead."""
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from infrastructure import dispatch
 from routing import callbacks
 from routing.models import Call, RoutingDecision
-from routing.selectors import calls_accepted_not_answered
+from routing.selectors import calls_accepted_not_answered, handoffs_accepted_not_done
 from routing.states import OfferState
-from telephony.models import ConnectAttempt, TwilioCall
+from telephony.instructions import (
+    CONNECT,
+    DIAL,
+    PUSH_CALL_INSTRUCTION,
+    TRANSFER,
+    TWILIO_TRANSFER,
+)
+from telephony.models import CallEvent, ConnectAttempt, TwilioCall
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +73,13 @@ def rapport_places_callbacks_of(call: Call) -> bool:
 
 def resend_lost_connects() -> None:
     """Send again each `call.connect` push (for a Twilio call: the REST update) that was lost,
-    for a call still waiting to be connected to the agent who took it."""
+    for a call still waiting to be connected to the agent who took it; and each `call.transfer`
+    (Twilio: its REST update) lost for a hand-off accepted and not yet carried out."""
     if not settings.TELEPHONY_CONTROL_URL and not settings.TWILIO_ACCOUNT_SID:
         return
-    lost = connect_pushes_lost(now=timezone.now())
+    now = timezone.now()
+    _resend_lost_transfers(now=now)
+    lost = connect_pushes_lost(now=now)
     through_twilio = set(
         TwilioCall.objects.filter(call_id__in=[call_pk for call_pk, _ in lost]).values_list(
             "call_id", flat=True
@@ -92,9 +105,42 @@ def resend_lost_connects() -> None:
 
 
 def any_connect_pending(*, now: datetime) -> bool:
-    """Whether a call waits to be connected to the agent who took it (one query: beat asks
-    every second, and only then sends the task that looks for lost pushes)."""
-    return calls_accepted_not_answered(accepted_before=now - CONNECT_LOST_AFTER).exists()
+    """Whether a call waits to be connected to the agent who took it, or to the colleague who
+    accepted its hand-off (one query: beat asks every second, and only then sends the task that
+    looks for lost pushes)."""
+    accepted_before = now - CONNECT_LOST_AFTER
+    return Call.objects.filter(
+        Q(pk__in=calls_accepted_not_answered(accepted_before=accepted_before).values("pk"))
+        | Q(pk__in=_handoffs_to_tell(accepted_before=accepted_before).values("call_id"))
+    ).exists()
+
+
+def _handoffs_to_tell(*, accepted_before: datetime):
+    """Accepted hand-offs not yet carried out, on calls whose phone system is told of them (not
+    Generic CTI, where the agent transfers on the phone)."""
+    told_by_cti = CallEvent.objects.filter(call=OuterRef("call_id"), webhook_id__startswith="cti:")
+    return handoffs_accepted_not_done(accepted_before=accepted_before).exclude(Exists(told_by_cti))
+
+
+def _resend_lost_transfers(*, now: datetime) -> None:
+    patience = timedelta(seconds=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS + 2)
+    awaiting = _handoffs_to_tell(accepted_before=now - patience).values_list(
+        "call_id", "decision__id"
+    )
+    through_twilio = set(
+        TwilioCall.objects.filter(call_id__in=[call_pk for call_pk, _ in awaiting]).values_list(
+            "call_id", flat=True
+        )
+    )
+    for call_pk, decision_pk in awaiting:
+        if decision_pk is None or not _lost(call_pk, decision_pk, TRANSFER, now, patience):
+            continue
+        if call_pk in through_twilio:
+            logger.warning("call pk %s: Twilio transfer update was lost; sending it again", call_pk)
+            dispatch.publish(TWILIO_TRANSFER, call_pk, decision_pk)
+        elif settings.TELEPHONY_CONTROL_URL:
+            logger.warning("call pk %s: call.transfer was lost; pushing it again", call_pk)
+            dispatch.publish(PUSH_CALL_INSTRUCTION, call_pk, TRANSFER, decision_pk)
 
 
 def connect_backoff_seconds(attempt: int) -> float:
@@ -119,22 +165,33 @@ def connect_pushes_lost(*, now: datetime) -> list[tuple[int, int]]:
                 "dialled_decision"
             )
         )
-        .values_list("call_id", "id")
+        .values_list("call_id", "id", "call__callback_id")
     )
-    lost = []
-    for call_pk, decision_pk in awaiting:
-        latest = (
-            ConnectAttempt.objects.filter(call_id=call_pk, decision_id=decision_pk)
-            .order_by("-id")
-            .values_list("attempt", "status_code", "sent_at")
-            .first()
+    return [
+        (call_pk, decision_pk)
+        for call_pk, decision_pk, callback_id in awaiting
+        # A call back's try is placed (`call.dial`), not connected.
+        if _lost(call_pk, decision_pk, DIAL if callback_id else CONNECT, now, patience)
+    ]
+
+
+def _lost(
+    call_pk: int, decision_pk: int, instruction: str, now: datetime, patience: timedelta
+) -> bool:
+    """Whether `instruction` for the decision is neither delivered nor on its way: never tried,
+    or its next try is overdue (given its backoff, then its timeout and a moment more)."""
+    latest = (
+        ConnectAttempt.objects.filter(
+            call_id=call_pk, decision_id=decision_pk, instruction=instruction
         )
-        if latest is not None:
-            attempt, status_code, sent_at = latest
-            if status_code is not None and 200 <= status_code < 300:
-                continue
-            due = sent_at + timedelta(seconds=connect_backoff_seconds(attempt))
-            if due + patience > now:
-                continue
-        lost.append((call_pk, decision_pk))
-    return lost
+        .order_by("-id")
+        .values_list("attempt", "status_code", "sent_at")
+        .first()
+    )
+    if latest is None:
+        return True
+    attempt, status_code, sent_at = latest
+    if status_code is not None and 200 <= status_code < 300:
+        return False
+    due = sent_at + timedelta(seconds=connect_backoff_seconds(attempt))
+    return due + patience <= now

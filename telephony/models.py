@@ -43,12 +43,15 @@ class CallEvent(models.Model):
 
 
 class ConnectAttempt(models.Model):
-    """One push of a `call.connect` instruction to the telephony system."""
+    """One push of an instruction to the telephony system (`call.connect`, or one the console
+    asked for: `call.transfer`, `call.hangup`, `call.hold`, `call.resume`), or one REST update
+    of a Twilio call."""
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="connect_attempts")
     decision = models.ForeignKey(
         RoutingDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    instruction = models.CharField(max_length=16, default="call.connect")
     attempt = models.PositiveSmallIntegerField()
     sent_at = models.DateTimeField(db_default=Now())
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from routing.tasks import ON_A_DROPPED_CONNECTION
-from telephony import applying, callbacks, connect, lost_calls
+from telephony import applying, callbacks, connect, instructions, lost_calls
 from telephony.signed_events import connect_push
 from telephony.twilio import calls as twilio_calls
 
@@ -58,3 +58,31 @@ def place_callback(self, call_pk: int, decision_pk: int | None) -> None:
 def resend_lost_connects() -> None:
     """Sent by beat while a call waits to be connected to the agent who took it."""
     connect.resend_lost_connects()
+
+
+@shared_task(
+    name=instructions.PUSH_CALL_INSTRUCTION, bind=True, max_retries=None, ignore_result=True
+)
+def push_call_instruction(self, call_pk: int, instruction: str, decision_pk: int | None) -> None:
+    """A signed instruction the console asked for, until a 2xx or until it is no longer wanted."""
+    retry_in = connect_push.push_call_instruction(
+        call_pk=call_pk, instruction=instruction, decision_pk=decision_pk
+    )
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
+@shared_task(name=instructions.TWILIO_TRANSFER, bind=True, max_retries=None, ignore_result=True)
+def transfer_by_rest_update(self, call_pk: int, decision_pk: int) -> None:
+    """Update the live Twilio call to dial the colleague who accepted the hand-off."""
+    retry_in = twilio_calls.transfer_by_rest_update(call_pk=call_pk, decision_pk=decision_pk)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
+@shared_task(name=instructions.TWILIO_HANG_UP, bind=True, max_retries=10, ignore_result=True)
+def hang_up_by_rest_update(self, call_pk: int) -> None:
+    """End the live Twilio call, as the agent asked from the console."""
+    retry_in = twilio_calls.hang_up_by_rest_update(call_pk=call_pk)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)

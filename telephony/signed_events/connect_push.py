@@ -1,5 +1,7 @@
-"""The signed `call.connect` instruction, pushed to the telephony system's control URL
-(`TELEPHONY_CONTROL_URL`) once an agent took a call; every attempt is a `ConnectAttempt`."""
+"""The signed instructions pushed to the telephony system's control URL (`TELEPHONY_CONTROL_URL`):
+`call.connect` once an agent took a call, and what the console asks for on a connected call
+(`call.transfer`, `call.hangup`, `call.hold`, `call.resume`: telephony.instructions). One way
+to push them all (`push`); every attempt is a `ConnectAttempt`."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import logging
 import httpx
 from django.conf import settings
 
+from infrastructure.log_fields import call_fields
 from routing.models import Call, DecisionReason, RoutingDecision
-from routing.states import FINAL_STATES, WAITING_STATES
+from routing.states import FINAL_STATES, WAITING_STATES, OfferState
 from telephony.connect import connect_backoff_seconds
+from telephony.instructions import CONNECT, TRANSFER
 from telephony.models import ConnectAttempt
 from telephony.signing import sign
 
@@ -37,37 +41,102 @@ def push_call_connect(*, call_pk: int, decision_pk: int | None) -> float | None:
         return None
     if decision is not None and _taken_back(call, decision):
         return None
-    attempt = ConnectAttempt.objects.filter(call=call, decision=decision).count() + 1
-    body = json.dumps(
+    return push(
+        call,
         {
-            "type": "call.connect",
+            "type": CONNECT,
             "call_id": call.telephony_call_id,
             "agent": agent.telephony_identity,
             "decision_id": decision_pk,
-        }
+        },
+        decision=decision,
     )
+
+
+def push_call_instruction(
+    *, call_pk: int, instruction: str, decision_pk: int | None
+) -> float | None:
+    """An instruction the console asked for (telephony.instructions), pushed like `call.connect`:
+    None when it was delivered or is no longer wanted (the call ended; a transfer already done
+    or no longer accepted), else the seconds to wait before the next try."""
+    call = Call.objects.select_related("agent").filter(pk=call_pk).first()
+    if not settings.TELEPHONY_CONTROL_URL or call is None or call.state in FINAL_STATES:
+        return None
+    decision = None
+    if instruction == TRANSFER:
+        decision = (
+            RoutingDecision.objects.select_related("agent", "offer__handoff_from")
+            .filter(pk=decision_pk, call=call, offer__state=OfferState.ACCEPTED)
+            .first()
+        )
+        if decision is None or decision.agent is None or call.agent_id == decision.agent_id:
+            return None
+        handed_over_by = decision.offer.handoff_from
+        body = {
+            "type": TRANSFER,
+            "call_id": call.telephony_call_id,
+            "agent": decision.agent.telephony_identity,
+            "from_agent": handed_over_by.telephony_identity if handed_over_by else None,
+            "decision_id": decision.pk,
+        }
+    else:
+        if call.agent is None:
+            return None
+        body = {
+            "type": instruction,
+            "call_id": call.telephony_call_id,
+            "agent": call.agent.telephony_identity,
+        }
+    return push(call, body, decision=decision)
+
+
+def push(call: Call, instruction: dict, *, decision: RoutingDecision | None) -> float | None:
+    """POST one signed instruction once, recorded as a `ConnectAttempt`: None when the telephony
+    system took it (2xx), else the backoff before the next try."""
+    kind = instruction["type"]
+    agent_id = decision.agent_id if decision is not None else call.agent_id
+    attempt = (
+        ConnectAttempt.objects.filter(call=call, decision=decision, instruction=kind).count() + 1
+    )
+    body = json.dumps(instruction)
     headers = {"content-type": "application/json", **sign(body=body)}
     status_code, error = None, ""
     try:
         response = httpx.post(
-            url, content=body, headers=headers, timeout=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS
+            settings.TELEPHONY_CONTROL_URL,
+            content=body,
+            headers=headers,
+            timeout=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS,
         )
         status_code = response.status_code
     except httpx.HTTPError as failed:
         error = f"{type(failed).__name__}: {failed}"[:300]
     ConnectAttempt.objects.create(
-        call=call, decision=decision, attempt=attempt, status_code=status_code, error=error
+        call=call,
+        decision=decision,
+        instruction=kind,
+        attempt=attempt,
+        status_code=status_code,
+        error=error,
     )
     if status_code is not None and 200 <= status_code < 300:
-        logger.info("call %r: call.connect to %s delivered", call.telephony_call_id, agent)
+        logger.info(
+            "call %r: %s for %s delivered",
+            call.telephony_call_id,
+            kind,
+            instruction["agent"],
+            extra=call_fields(call.telephony_call_id, agent_id),
+        )
         return None
     countdown = connect_backoff_seconds(attempt)
     logger.warning(
-        "call %r: call.connect not delivered (attempt %d: %s); again in %g s",
+        "call %r: %s not delivered (attempt %d: %s); again in %g s",
         call.telephony_call_id,
+        kind,
         attempt,
         status_code or error,
         countdown,
+        extra=call_fields(call.telephony_call_id, agent_id),
     )
     return countdown
 

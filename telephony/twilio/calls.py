@@ -24,12 +24,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from infrastructure.log_fields import call_fields
 from routing import offers
 from routing.models import Agent, Call, RoutingDecision
 from routing.states import FINAL_STATES, TALKING_STATES, WAITING_STATES, OfferState
 from telephony.applying import accept_event
 from telephony.connect import connect_backoff_seconds
 from telephony.events import CALLBACK_REQUESTED, TelephonyEvent
+from telephony.instructions import HANG_UP, TRANSFER
 from telephony.models import CallEventType, ConnectAttempt, TwilioCall, TwilioDialPath
 from telephony.twilio import voice
 from telephony.twilio.voice import NextStep, Step
@@ -96,7 +98,10 @@ def caller_left_queue(*, call_sid: str, queue_result: str) -> NextStep:
         return NextStep(Step.HANG_UP)
     if queue_result in ("queue-full", "error", "system-error"):
         logger.error(
-            "twilio call %r: could not be queued (%s); queued again", call_sid, queue_result
+            "twilio call %r: could not be queued (%s); queued again",
+            call_sid,
+            queue_result,
+            extra=call_fields(call_sid),
         )
         with transaction.atomic():
             next_step = _next_step(call_sid)
@@ -125,6 +130,7 @@ def agent_leg_answered(
             "twilio call %r: leg to %r answered, not a known call and agent",
             call_sid,
             agent_identity,
+            extra=call_fields(call_sid),
         )
         return
     handed_over = (
@@ -155,7 +161,9 @@ def dial_ended(
 ) -> NextStep:
     """The dial action: the agent talked to the caller (hang up: the conversation is over), or
     their phone did not take the call (they missed it; the caller waits again)."""
-    decision = RoutingDecision.objects.select_related("agent").filter(pk=decision_pk).first()
+    decision = (
+        RoutingDecision.objects.select_related("agent", "offer").filter(pk=decision_pk).first()
+    )
     if decision is None or decision.agent is None:
         raise voice.BadField("decision", "No such decision.")
     if dial_status in voice.DIAL_CONNECTED:
@@ -171,6 +179,8 @@ def dial_ended(
                 payload=payload,
             )
         return NextStep(Step.HANG_UP)
+    if decision.offer is not None and decision.offer.handoff_from_id is not None:
+        return _back_to_the_first_agent(call_sid, decision, dial_status=dial_status)
     with transaction.atomic():
         twilio_call = _lock_twilio_call(call_sid)
         if twilio_call is not None:
@@ -183,8 +193,45 @@ def dial_ended(
                     call_sid,
                     decision.agent,
                     dial_status,
+                    extra=call_fields(call_sid, decision.agent_id),
                 )
         return _next_step(call_sid)
+
+
+def _back_to_the_first_agent(
+    call_sid: str, decision: RoutingDecision, *, dial_status: str
+) -> NextStep:
+    """The colleague's phone did not take a hand-off: the caller is dialled back to the agent who
+    handed them over (still theirs, routing.offers `accepted_handoff_missed`)."""
+    with transaction.atomic():
+        twilio_call = _lock_twilio_call(call_sid)
+        if twilio_call is None:
+            return NextStep(Step.HANG_UP)
+        call = twilio_call.call
+        offers.accepted_handoff_missed(
+            call_id=call.pk, agent_id=decision.agent_id, why=f"dial_{dial_status}"
+        )
+        first_agent = Agent.objects.filter(id=call.agent_id).first()
+        if call.state not in TALKING_STATES or first_agent is None:
+            return _next_step(call_sid)
+        theirs = RoutingDecision.objects.filter(call=call, agent=first_agent).order_by("-id")
+        first_decision = theirs.filter(offer__state=OfferState.ACCEPTED).first() or theirs.first()
+        if first_decision is None or not voice.is_dialable(first_agent.telephony_identity):
+            return _next_step(call_sid)
+        _mark_dialled(twilio_call, first_decision, via=TwilioDialPath.ENQUEUE_ACTION)
+        logger.info(
+            "twilio call %r: %s did not take the hand-off (%s); back to %s",
+            call_sid,
+            decision.agent,
+            dial_status,
+            first_agent,
+        )
+        return NextStep(
+            Step.DIAL,
+            base_url=twilio_call.public_base_url,
+            agent_identity=first_agent.telephony_identity,
+            decision_pk=first_decision.pk,
+        )
 
 
 def call_ended(
@@ -249,6 +296,7 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
                 call.telephony_call_id,
                 decision.agent,
                 decision.agent.telephony_identity,
+                extra=call_fields(call.telephony_call_id, decision.agent_id),
             )
             offers.accepted_call_missed(
                 call_id=call.pk, agent_id=decision.agent_id, why="identity_not_dialable"
@@ -262,7 +310,12 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
         )
         if status_code is not None and 200 <= status_code < 300:
             _mark_dialled(twilio_call, decision, via=TwilioDialPath.REST_UPDATE)
-            logger.info("twilio call %r: dialling %s", call.telephony_call_id, decision.agent)
+            logger.info(
+                "twilio call %r: dialling %s",
+                call.telephony_call_id,
+                decision.agent,
+                extra=call_fields(call.telephony_call_id, decision.agent_id),
+            )
             return None
     countdown = connect_backoff_seconds(attempt)
     logger.warning(
@@ -271,8 +324,113 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
         attempt,
         error or status_code,
         countdown,
+        extra=call_fields(call.telephony_call_id, decision.agent_id),
     )
     return countdown
+
+
+def transfer_by_rest_update(*, call_pk: int, decision_pk: int) -> float | None:
+    """Move the caller to the colleague who accepted a hand-off (routing.transfers): a REST
+    update of the live call to a `<Dial>` of them, with the dial action and agent-leg callbacks
+    of any dial, so their leg answered is the transfer (`agent_leg_answered`). Returns the
+    seconds to wait before trying again, or None when done or no longer wanted (the call ended,
+    was moved already, or the hand-off is no longer accepted)."""
+    with transaction.atomic():
+        twilio_call = (
+            TwilioCall.objects.select_for_update(of=("self",))
+            .select_related("call")
+            .filter(call_id=call_pk)
+            .first()
+        )
+        if twilio_call is None:
+            return None
+        call = twilio_call.call
+        decision = (
+            RoutingDecision.objects.select_related("agent")
+            .filter(
+                pk=decision_pk,
+                call=call,
+                offer__state=OfferState.ACCEPTED,
+                offer__handoff_from__isnull=False,
+            )
+            .first()
+        )
+        if (
+            decision is None
+            or call.state not in TALKING_STATES
+            or call.agent_id == decision.agent_id
+            or twilio_call.dialled_decision_id == decision.pk
+        ):
+            return None
+        attempt = (
+            ConnectAttempt.objects.filter(
+                call=call, decision=decision, instruction=TRANSFER
+            ).count()
+            + 1
+        )
+        response = voice.dial(
+            base_url=twilio_call.public_base_url,
+            agent_identity=decision.agent.telephony_identity,
+            decision_pk=decision.pk,
+        )
+        if response is None:
+            ConnectAttempt.objects.create(
+                call=call,
+                decision=decision,
+                instruction=TRANSFER,
+                attempt=attempt,
+                error=f"{decision.agent.telephony_identity!r} is not client:, sip: or +E.164",
+            )
+            logger.error(
+                "twilio call %r: cannot transfer to %s (telephony identity %r)",
+                call.telephony_call_id,
+                decision.agent,
+                decision.agent.telephony_identity,
+            )
+            return None
+        status_code, error = voice.update_live_call(
+            call_sid=call.telephony_call_id, response=response
+        )
+        ConnectAttempt.objects.create(
+            call=call,
+            decision=decision,
+            instruction=TRANSFER,
+            attempt=attempt,
+            status_code=status_code,
+            error=error,
+        )
+        if status_code is not None and 200 <= status_code < 300:
+            _mark_dialled(twilio_call, decision, via=TwilioDialPath.REST_UPDATE)
+            logger.info(
+                "twilio call %r: transferring to %s", call.telephony_call_id, decision.agent
+            )
+            return None
+    countdown = connect_backoff_seconds(attempt)
+    logger.warning(
+        "twilio call %r: transfer not delivered (attempt %d: %s); again in %g s",
+        call.telephony_call_id,
+        attempt,
+        error or status_code,
+        countdown,
+    )
+    return countdown
+
+
+def hang_up_by_rest_update(*, call_pk: int) -> float | None:
+    """End the caller's live call, as the agent asked from the console; Twilio's status callback
+    then ends it in Rapport as any hang-up. None when done or the call is over already."""
+    call = Call.objects.filter(pk=call_pk).first()
+    if call is None or call.state in FINAL_STATES:
+        return None
+    attempt = ConnectAttempt.objects.filter(call=call, instruction=HANG_UP).count() + 1
+    status_code, error = voice.end_live_call(call_sid=call.telephony_call_id)
+    ConnectAttempt.objects.create(
+        call=call, instruction=HANG_UP, attempt=attempt, status_code=status_code, error=error
+    )
+    if status_code is not None and 200 <= status_code < 300:
+        logger.info("twilio call %r: hung up from the console", call.telephony_call_id)
+        return None
+    return connect_backoff_seconds(attempt)
 
 
 # ---------------------------------------------------------------------------------------------

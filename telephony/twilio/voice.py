@@ -327,3 +327,14 @@ def update_live_call(*, call_sid: str, response: VoiceResponse) -> tuple[int | N
     except (TwilioException, requests.RequestException) as failed:
         return None, f"{type(failed).__name__}: {failed}"[:300]
     return 200, ""
+
+
+def end_live_call(*, call_sid: str) -> tuple[int | None, str]:
+    """Hang up the live call `call_sid` (every leg of it): (HTTP status, error)."""
+    try:
+        rest_client().calls(call_sid).update(status="completed")
+    except TwilioRestException as refused:
+        return refused.status, f"Twilio {refused.code}: {refused.msg}"[:300]
+    except (TwilioException, requests.RequestException) as failed:
+        return None, f"{type(failed).__name__}: {failed}"[:300]
+    return 200, ""

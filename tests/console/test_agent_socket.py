@@ -237,7 +237,11 @@ def test_it_answers_a_stale_or_malformed_action_with_an_error(dana, queue):
 
     replies = async_to_sync(scenario)()
 
-    assert replies[0] == {"type": "error", "message": "That offer is no longer ringing."}
+    assert replies[0] == {
+        "type": "error",
+        "message": "That offer is no longer ringing.",
+        "field": "offer_id",
+    }
     assert [reply["type"] for reply in replies] == ["error"] * 4
 
 

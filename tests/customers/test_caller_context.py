@@ -101,6 +101,7 @@ def test_a_known_caller_comes_with_name_preferences_notes_and_last_agent(
         "id": dana.id,
         "display_name": "Dana",
         "last_spoke_at": spoke_at.isoformat(),
+        "follow_up": None,
     }
     assert customer["history_hidden"] is False
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from customers.models import CallNote, ContextAccess, Customer
-from routing import router
+from routing import router, transfers
 from routing.models import Agent, Call, Offer
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.twilio import calls as twilio_calls
@@ -235,3 +235,39 @@ def test_after_handing_the_call_on_she_no_longer_says_who_is_on_it(
 
     assert refused.status_code == 403, refused.text
     assert Call.objects.get(telephony_call_id="CA-H").customer_id is None
+
+
+# --- a hand-off from the console ---------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hand_off_opens_the_customer_to_the_colleague_while_it_rings_and_once_he_accepted(
+    phone_system, queue, make_agent, maya
+):
+    dana = make_agent("dana", extension="1001", status="available")
+    lee = make_agent("lee", extension="1002", status="offline")
+    kim = make_agent("kim", extension="1003", status="offline")
+    send(phone_system, ringing("CA-H", at(0), **{"from": NUMBER}))
+    call = Call.objects.get(telephony_call_id="CA-H")
+    accepts_the_offer(Person(dana.user), call)
+    send(phone_system, event("call.answered", "CA-H", at(5), agent="1001"))
+    Agent.objects.filter(id__in=[lee.id, kim.id]).update(status=AgentStatus.AVAILABLE)
+    lee_person, kim_person = Person(lee.user), Person(kim.user)
+
+    # Kim's hand-off is declined: closed to him at once.
+    offer = transfers.request_transfer(
+        agent_id=dana.id, telephony_call_id="CA-H", to_agent_id=kim.id, note="size 9 too small"
+    )
+    assert kim_person.get(f"/api/customers/{maya.id}/").status_code == 200
+    assert kim_person.post(f"/api/offers/{offer.id}/decline/").status_code == 200
+    assert kim_person.get(f"/api/customers/{maya.id}/").status_code == 403
+
+    # Lee accepts his: open while the phone system moves the caller, and after.
+    offer = transfers.request_transfer(
+        agent_id=dana.id, telephony_call_id="CA-H", to_agent_id=lee.id, note="size 9 too small"
+    )
+    assert lee_person.post(f"/api/offers/{offer.id}/accept/").status_code == 200
+    assert lee_person.get(f"/api/customers/{maya.id}/").status_code == 200
+    send(phone_system, event("call.transferred", "CA-H", at(60), agent="1002"))
+    assert lee_person.get(f"/api/customers/{maya.id}/").status_code == 200
+    assert Agent.objects.get(id=dana.id).status == AgentStatus.WRAP_UP

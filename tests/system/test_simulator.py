@@ -29,6 +29,7 @@ from standardwebhooks import Webhook
 
 from customers.models import CallNote
 from development.management.commands.seed_demo import DEMO_PASSWORD
+from routing import wrap_up
 from routing.models import AgentStatusChange, Call, Callback, CallbackState
 from routing.states import CallState
 from simulator import BotLogin, Caller, SecondsRange, Simulation, SimulationConfig, phone_system
@@ -112,7 +113,10 @@ def system_test(function: Callable) -> Callable:
 
 
 @system_test
-def test_a_bot_answers_a_simulated_call_and_leaves_a_note(rapport, make_agent, make_customer):
+def test_a_bot_answers_a_simulated_call_and_leaves_a_note(
+    rapport, make_agent, make_customer, queue
+):
+    codes = {code.id: code.label for code in wrap_up.give_default_codes(queue)}
     sam = make_agent("sam", extension="1002")
     maya = make_customer("Maya Chen", phones=(MAYA,))
     config = simulation_config(
@@ -142,6 +146,8 @@ def test_a_bot_answers_a_simulated_call_and_leaves_a_note(rapport, make_agent, m
     assert ConnectAttempt.objects.filter(call=call, status_code=200).exists()
     note = CallNote.objects.get(customer=maya)
     assert (note.call_id, note.author_id) == (call.id, sam.user_id)
+    # The bot chose one of the queue's wrap-up codes before Ready, so the wall counts it.
+    assert codes[call.wrap_up_code_id] == call.wrap_up_label
     assert AgentStatusChange.objects.filter(agent=sam, status="available", reason="ready").exists()
     assert (report.placed, report.answered, report.abandoned) == (1, 1, 0)
     assert report.offers_measured == 1

@@ -11,11 +11,14 @@ from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from console import services as console_services
 from customers.models import CallNote, Consent, ContextAccess
+from infrastructure.errors import Refused
 from rapport.asgi import application
-from routing import handoff
+from routing import handoff, transfers
 from routing.models import Agent, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState
+from telephony import instructions
 from telephony.models import CallEvent
 from tests.support.generic_cti import (
     TOKEN,
@@ -367,3 +370,29 @@ def test_ringing_more_phones_costs_no_more_queries(client, make_agent, maya):
     assert queries_to_ring("cti-one", group[:1]) == queries_to_ring("cti-six", group)
     six = Call.objects.get(telephony_call_id="cti-six")
     assert ContextAccess.objects.filter(call_id=six.id).count() == 6
+
+
+def test_a_hand_off_on_a_cti_call_sends_the_note_ahead_and_nothing_to_the_pbx(
+    url, dana, sam, maya, settings
+):
+    """The PBX takes no instructions: the colleague's offer carries the note, his accept pushes
+    nothing (the agent transfers on the phone), and hang-up and hold are not offered."""
+    settings.TELEPHONY_CONTROL_URL = "http://127.0.0.1:9/never-called"
+    send(url, new_call("cti-h", caller=MAYA, user=["Dana"]))
+    send(url, answer("cti-h", caller=MAYA, answering_number="1001", user="Dana"))
+    call = Call.objects.get(telephony_call_id="cti-h")
+    assert instructions.controls_for(call) == {"transfer": "phone", "hangup": False, "hold": False}
+
+    with tasks_published() as published:
+        offer = transfers.request_transfer(
+            agent_id=dana.id, telephony_call_id="cti-h", to_agent_id=sam.id, note="wants a refund"
+        )
+        console_services.accept_offer(offer_id=offer.id, agent_id=sam.id)
+
+    assert not [name for name, _ in published if name.startswith("telephony.")]
+    assert Offer.objects.get(id=offer.id).handoff_note == "wants a refund"
+    with pytest.raises(Refused) as refused:
+        console_services.control_call(
+            agent_id=dana.id, message={"type": "hangup", "call_id": "cti-h"}
+        )
+    assert refused.value.field == "type"

@@ -12,6 +12,8 @@ import { changed, config, labels, model } from "./state.js";
 export function callerCard(source, ringing, onPhone) {
   const caller = source.caller || { kind: "unknown", number: "", customer: null, candidates: [] };
   const parts = [onPhone ? phoneRingingHead(source) : cardHead(source, ringing)];
+  // A colleague's hand-off is what the agent reads first, before the usual context.
+  if (source.handoff) parts.push(handoffNote(source.handoff));
   const hold = source.hold_rule;
   if (hold && hold.text) {
     parts.push(el("p", { class: "hold-why", "data-hold-rule": hold.rule || "", text: hold.text }));
@@ -31,6 +33,15 @@ export function callerCard(source, ringing, onPhone) {
   }
   if (ringing) parts.push(offerActions());
   return parts;
+}
+
+function handoffNote(handoff) {
+  return el(
+    "section",
+    { class: "handoff", "data-handoff": true },
+    el("p", { class: "handoff-from", text: "Hand-off from " + handoff.from_agent.display_name }),
+    el("p", { class: "handoff-note", "data-handoff-note": true, text: handoff.note })
+  );
 }
 
 function cardHead(source, ringing) {

@@ -11,13 +11,17 @@ import { wireSoundControls } from "./ring.js";
 import { renderStage } from "./stage.js";
 import { onChange } from "./state.js";
 import { renderStatus, wireStatusControl } from "./status.js";
+import { renderCallControls, wireCallControls } from "./transfer.js";
 import { renderWaiting, tickWaiting } from "./waiting.js";
+import { chooseCodeByKey, renderWrapUpCodes } from "./wrap_up_codes.js";
 
 function render() {
   renderStatus();
   renderWaiting();
   renderStage();
   renderSide();
+  renderWrapUpCodes();
+  renderCallControls();
   renderAlerts();
 }
 
@@ -42,6 +46,11 @@ function onKey(event) {
   }
   if (event.ctrlKey || event.metaKey || event.repeat) return;
   if (inField && !event.altKey) return;
+  const digit = /^(Digit|Numpad)([1-9])$/.exec(event.code);
+  if (digit && chooseCodeByKey(Number(digit[2]))) {
+    event.preventDefault();
+    return;
+  }
   const action = SHORTCUTS[event.code];
   if (!action) return;
   event.preventDefault();
@@ -51,6 +60,7 @@ function onKey(event) {
 onChange(render);
 wireStatusControl();
 wireSidePanel();
+wireCallControls();
 wireSoundControls();
 wireNotifications();
 document.addEventListener("keydown", onKey);

@@ -5,6 +5,7 @@ import { formatDay, parseDate } from "./format.js";
 import { notice } from "./notice.js";
 import { api } from "./server.js";
 import { changed, config, me, model } from "./state.js";
+import { codeBadge, followUpLine } from "./wrap_up_codes.js";
 
 const PACE = {
   brisk: ["In a rush — skip the chit-chat", "brisk"],
@@ -29,6 +30,8 @@ function isClosed(customer) {
 
 export function customerDetails(customer, source) {
   const parts = [];
+  const followUp = followUpLine(customer, isThisCall(customer.last_agent, source));
+  if (followUp) parts.push(followUp);
   if (isClosed(customer)) {
     parts.push(
       el(
@@ -229,7 +232,8 @@ function noteItem(note) {
       el("time", { datetime: note.created_at, text: formatDay(note.created_at) }),
       " · ",
       el("span", { class: "author", text: note.author || "Unknown agent" }),
-      note.open_matter ? el("span", { class: "badge", text: "Open matter" }) : null
+      note.open_matter ? el("span", { class: "badge", text: "Open matter" }) : null,
+      codeBadge(note)
     )
   );
   if (fields.length) {

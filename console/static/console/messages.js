@@ -3,7 +3,9 @@ import { resetNoteForm } from "./note.js";
 import { notice } from "./notice.js";
 import { announce } from "./offer.js";
 import { changed, isIdleStatus, labels, model } from "./state.js";
+import { onTransfer } from "./transfer.js";
 import { dropWaiting } from "./waiting.js";
+import { onCallingBack, onWrapUpCode } from "./wrap_up_codes.js";
 
 let missedCallNoticeShown = false;
 
@@ -27,13 +29,17 @@ export function handle(message) {
     case "offer_ended":
       if (model.offer && model.offer.offer_id === message.offer_id) {
         if (message.outcome === "accepted") takeCall(model.offer);
+        const outcomes = model.offer.handoff ? labels.handoff_outcomes : labels.offer_outcomes;
         model.offer = null;
         model.pending = null;
-        if (!missedCallNoticeShown) notice(labels.offer_outcomes[message.outcome] || "");
+        if (!missedCallNoticeShown) notice(outcomes[message.outcome] || "");
       }
       break;
     case "call":
       onCall(message);
+      break;
+    case "transfer":
+      onTransfer(message);
       break;
     case "caller_waiting":
       dropWaiting(message.call_id);
@@ -51,6 +57,12 @@ export function handle(message) {
       break;
     case "status":
       onStatus(message);
+      break;
+    case "wrap_up_code":
+      onWrapUpCode(message);
+      break;
+    case "calling_back":
+      onCallingBack(message);
       break;
     case "error":
       model.pending = null;
@@ -89,11 +101,14 @@ function takeCall(offer) {
     call_id: offer.call_id,
     state: "connecting",
     queue: offer.queue,
+    queue_id: offer.queue_id,
+    wrap_up_code: null,
     connected_at: null,
     customer_id: offer.caller && offer.caller.customer ? offer.caller.customer.id : null,
     chosenCustomerId: offer.chosenCustomerId || null,
     caller: offer.caller,
     hold_rule: offer.hold_rule,
+    handoff: offer.handoff || null,
   };
 }
 

@@ -5,6 +5,7 @@ import { send } from "./connection.js";
 import { formatTime } from "./format.js";
 import { api } from "./server.js";
 import { changed, config, currentCustomer, isIdleStatus, isTalking, me, model } from "./state.js";
+import { dropDraft, keepDraft, readyBlockedByCode, restoreDraft } from "./wrap_up_codes.js";
 
 export function renderSide() {
   const form = $("[data-note-form]");
@@ -12,6 +13,7 @@ export function renderSide() {
   form.hidden = !call;
   $("[data-wrapup]").hidden = model.agent.status !== "wrap_up";
   if (!call) return;
+  restoreDraft(form);
   const customer = call.caller && call.caller.customer;
   const forLine = $("[data-note-for]");
   if (customer) {
@@ -46,6 +48,7 @@ function newCallerNameInput() {
 }
 
 export function resetNoteForm() {
+  if (model.call) dropDraft(model.call.call_id);
   $("[data-note-form]").reset();
   model.noteDirty = false;
   $("[data-note-state]").textContent = "";
@@ -158,17 +161,30 @@ function recordSaid(field, value) {
 }
 
 // Wrap-up done: the note is saved first (if any), then the queue hears the agent is ready.
+// The call panel goes when the server says the agent is available: a Ready it refuses (a
+// wrap-up code still to choose) leaves everything in place.
 export function ready() {
   if (model.agent.status !== "wrap_up" && !(model.call && !isTalking(model.call))) return;
+  if (readyBlockedByCode()) return;
   const saving = model.noteDirty ? saveNote() : Promise.resolve(true);
   saving.then((saved) => {
     if (!saved) return;
-    if (send({ type: "ready" })) {
+    if (model.agent.status !== "wrap_up") {
+      // Nothing to end on the server (the wrap-up ran out meanwhile): just clear the panel.
       model.call = null;
       resetNoteForm();
       changed();
+      return;
     }
+    send({ type: "ready" });
   });
+}
+
+// Leaving wrap-up some other way (a break, offline): the note being written is saved first,
+// while the call is still the agent's to write on. Resolves to whether the change may go.
+export function saveNoteBeforeLeavingWrapUp() {
+  if (model.agent.status !== "wrap_up" || !model.noteDirty) return Promise.resolve(true);
+  return saveNote();
 }
 
 export function focusNote() {
@@ -188,6 +204,8 @@ export function wireSidePanel() {
     saveNote();
   });
   form.addEventListener("input", (event) => {
-    if (event.target.name !== "new_caller_name") model.noteDirty = true;
+    if (event.target.name === "new_caller_name") return;
+    model.noteDirty = true;
+    keepDraft(form);
   });
 }

@@ -21,6 +21,8 @@ export const model = {
   olderNotes: {}, // customer id -> {notes: [...], loading: bool}
   noteDirty: false,
   pending: null, // "accept" | "decline" while waiting for the server's answer
+  controls: null, // for the call: {call_id, controls: {transfer, hangup, hold}, colleagues}
+  transfer: null, // the agent's own hand-off of their call, as the `transfer` message said
 };
 
 // After a change to the model, every view draws again (the entry module subscribes the drawing).

@@ -2,7 +2,10 @@
 // router sets On a call and Wrap-up.
 import { $, $$ } from "../rapport/dom.js";
 import { send } from "./connection.js";
+import { saveNoteBeforeLeavingWrapUp } from "./note.js";
+import { notice } from "./notice.js";
 import { labels, model } from "./state.js";
+import { readyBlockedByCode } from "./wrap_up_codes.js";
 
 export function renderStatus() {
   const status = model.agent.status;
@@ -24,7 +27,11 @@ function setStatus(status) {
   const message = { type: "set_status", status: status };
   // The reason picked next to "Not ready"; "missed call" is the system's, never offered.
   if (status === "break") message.not_ready_reason = $("[data-not-ready-reason]").value;
-  send(message);
+  if (status === "available" && readyBlockedByCode()) return;
+  saveNoteBeforeLeavingWrapUp().then((saved) => {
+    if (saved) send(message);
+    else notice("Your note is not saved yet, so your status did not change.");
+  });
 }
 
 export function wireStatusControl() {

@@ -21,6 +21,7 @@ from customers.models import (
     ReturnBehaviour,
     SurveyTrust,
 )
+from routing import wrap_up
 from routing.models import Agent, Call, Queue
 from routing.states import CallState
 
@@ -176,6 +177,7 @@ def create_queues() -> dict[str, Queue]:
         queues[slug], _ = Queue.objects.update_or_create(
             slug=slug, defaults={"name": name, "numbers": numbers}
         )
+        wrap_up.give_default_codes(queues[slug])
     return queues
 
 

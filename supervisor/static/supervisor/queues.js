@@ -4,6 +4,7 @@ import { $, el, setText } from "../rapport/dom.js";
 import { setSince } from "./clock.js";
 import { percent } from "./format.js";
 import { labels, post, root } from "./page.js";
+import { drawWrapUpCodes, wrapUpCodesLine } from "./wrap_up_codes.js";
 
 export const STATUS_GLYPH = { available: "●", busy: "■", wrap_up: "◐", break: "‖", offline: "○" };
 export const STATUS_ORDER = ["available", "busy", "wrap_up", "break", "offline"];
@@ -109,6 +110,7 @@ function queueCard(queue) {
         ["callbacks", "Call backs to make"],
       ].map((pair) => el("div", {}, el("dt", { text: pair[1] }), el("dd", { text: "–", "data-day": pair[0] })))
     ),
+    wrapUpCodesLine(),
     list
   );
   return { card: card, list: list, rows: new Map() };
@@ -143,6 +145,7 @@ function drawQueue(entry, queue) {
       ? callbacks.pending + " (oldest " + Math.floor(callbacks.oldest_age_seconds / 60) + " min)"
       : "0"
   );
+  if (today.wrap_up_codes) drawWrapUpCodes($("[data-wrap-up-codes]", card), today.wrap_up_codes);
 
   const seen = new Set();
   queue.waiting_calls.forEach((call, index) => {
