@@ -7,6 +7,9 @@ Dana is busy; Maya, whose last agent she is, rings and is held for her. Dana's w
 so; Maya presses 1 and the line says she chose to wait; then Maya presses 3 on a second call and
 asks for a call back; once Dana is free the call back rings on her console as a call back card,
 and accepting it creates the outbound call at the stand-in Twilio.
+
+Set RAPPORT_SCREENSHOTS=1 to refresh docs/screenshots/console-chose-to-wait.png and
+console-callback-card.png while this runs.
 """
 
 from __future__ import annotations
