@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from console import services
-from routing import messages, offers, selectors
+from routing import agent_dialled, messages, offers, selectors
 
 
 def _own_agent_id(request: Request) -> int:
@@ -86,6 +86,37 @@ def choose_caller(request: Request, call_id: str) -> Response:
     )
 
 
+class CallBackOutcomeSerializer(serializers.Serializer):
+    reached = serializers.BooleanField()
+
+
+@extend_schema(
+    summary="Say how a call back I dialled myself went",
+    description=(
+        "For a call back no phone system places (its card shows the number to dial): the agent"
+        " who accepted it says whether they reached the customer. Not reached: it is tried"
+        " again later, up to the queue's tries."
+    ),
+    request=CallBackOutcomeSerializer,
+    responses=inline_serializer(
+        "CallBackDialled",
+        {"callback_id": serializers.IntegerField(), "call_id": serializers.CharField()},
+    ),
+)
+@api_view(["POST"])
+def called_back(request: Request, callback_id: int) -> Response:
+    agent_id = _own_agent_id(request)
+    answer = CallBackOutcomeSerializer(data=request.data)
+    answer.is_valid(raise_exception=True)
+    try:
+        call = agent_dialled.agent_called_back(
+            agent_id=agent_id, callback_id=callback_id, reached=answer.validated_data["reached"]
+        )
+    except agent_dialled.NotTheirCallBack as not_theirs:
+        raise exceptions.NotFound("No call back of yours to dial with this id.") from not_theirs
+    return Response({"callback_id": callback_id, "call_id": call.telephony_call_id})
+
+
 @extend_schema(
     summary="What I can do with my call: transfer, hang up, hold",
     description=(
@@ -112,6 +143,7 @@ def call_controls(request: Request, call_id: str) -> Response:
 
 
 urlpatterns = [
+    path("callbacks/<int:callback_id>/called-back/", called_back, name="callback-called-back"),
     path("offers/<int:offer_id>/accept/", accept_offer, name="offer-accept"),
     path("offers/<int:offer_id>/decline/", decline_offer, name="offer-decline"),
     path("calls/<str:call_id>/caller/", choose_caller, name="call-choose-caller"),

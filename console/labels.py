@@ -34,6 +34,7 @@ OFFER_REASON_LABELS: dict[str, str] = {
     DecisionReason.LONGEST_IDLE: "Next in the queue",
     DecisionReason.WAITING_FIFO: "Longest-waiting caller",
     DecisionReason.MOVED_BY_SUPERVISOR: "Moved here by a supervisor",
+    DecisionReason.CALLER_CHOSE_NEXT: "They chose the next colleague",
     DecisionReason.TRANSFER_OFFERED: "Handed over by a colleague",
 }
 

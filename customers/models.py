@@ -31,6 +31,9 @@ class Channel(models.TextChoices):
 
 class Provenance(models.TextChoices):
     SAID_BY_CALLER = "caller", "Said by the caller"
+    # Their answer to Rapport's question while they waited (routing.caller_choice): as good as
+    # said to an agent, and told apart on the card.
+    SAID_ON_KEYPAD = "keypad", "Said by the caller, on the keypad"
     INFERRED_BY_AGENT = "agent", "Inferred by an agent"
     UNKNOWN = "unknown", "Not recorded"
 

@@ -73,7 +73,11 @@ def _set_preference(
     if value not in RECORDABLE[preference]:
         choices = ", ".join(RECORDABLE[preference])
         raise ValidationError({preference: [f"{value!r} is not one of {choices}."]})
-    if source not in (Provenance.SAID_BY_CALLER, Provenance.INFERRED_BY_AGENT):
+    if source not in (
+        Provenance.SAID_BY_CALLER,
+        Provenance.SAID_ON_KEYPAD,
+        Provenance.INFERRED_BY_AGENT,
+    ):
         raise ValidationError({"source": ["Say who it came from: 'caller' or 'agent'."]})
     setattr(customer, preference, value)
     setattr(customer, f"{preference}_source", source)

@@ -30,6 +30,7 @@ from customers.models import (
 from customers.phone_numbers import normalise_phone_number
 from customers.selectors import access_log, note_data, preference_data
 from customers.services import RECORDABLE, CustomerErased
+from routing import callbacks
 from routing.models import Call
 from telephony.models import CallEvent
 
@@ -124,6 +125,7 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     )
     no_longer_held = [number for number in numbers if number not in still_held]
 
+    callbacks.erase_callbacks(customer_id=customer.id, numbers=no_longer_held)
     customer.phones.all().delete()
     CallNote.objects.filter(customer=customer).update(
         text="", occasion="", intent="", shopping_for="", sizes=""

@@ -16,7 +16,7 @@ from customers.selectors import (
     named_to_onlookers,
 )
 from routing import policy, selectors
-from routing.models import Agent, Call, DecisionReason, Offer
+from routing.models import Agent, Call, CallerChoice, DecisionReason, Offer
 from routing.states import AgentStatus, CallState, status_label
 
 # Not read yet: whoever shows the card reads it.
@@ -229,6 +229,7 @@ def offer_message(
         "caller": caller,
         "hold_rule": hold_rule,
         "notification_name": notification_name(caller.get("customer")),
+        "callback": callback_summary(call),
         "handoff": handoff_of(offer),
     }
 
@@ -259,6 +260,22 @@ def transfer_message(offer: Offer, *, state: str) -> dict[str, Any]:
     }
 
 
+def callback_summary(call: Call) -> dict[str, Any] | None:
+    """On a call back's card: that it is one, asked when, which try, and, when the agent is to
+    dial it, the number (the card's caller is filtered by consent like any call's)."""
+    if call.callback_id is None:
+        return None
+    callback = call.callback
+    return {
+        "id": callback.pk,
+        "requested_at": callback.requested_at.isoformat(),
+        "attempt": callback.attempts,
+        # No phone system places it: the agent dials this number (what the call needs).
+        "agent_dials": callback.agent_dials,
+        "number": callback.number if callback.agent_dials else None,
+    }
+
+
 def waiting_caller_name(customer: Customer | None) -> str | None:
     """The name on a waiting line: the agent is not serving this call (yet), so like an
     onlooker they learn it only with consent `conditional` or `open`."""
@@ -281,6 +298,8 @@ def caller_waiting_message(call: Call) -> dict[str, Any]:
         "wait_until": (
             call.last_agent_wait_until.isoformat() if call.last_agent_wait_until else None
         ),
+        # The caller pressed to keep waiting for this agent (routing.caller_choice).
+        "chose_to_wait": call.caller_choice == CallerChoice.WAIT,
     }
 
 
@@ -315,6 +334,7 @@ def call_message(call: Call, *, caller: dict[str, Any], state: str | None = None
         "connected_at": call.connected_at.isoformat() if call.connected_at else None,
         "customer_id": call.customer_id,
         "caller": caller,
+        "callback": callback_summary(call),
         # The console's wrap-up panel offers this queue's codes (routing.wrap_up).
         "queue_id": call.queue_id,
         "wrap_up_code": (

@@ -12,6 +12,15 @@ DEFAULT_WRAP_UP_SECONDS = 120
 DEFAULT_OFFER_TIMEOUT_SECONDS = 15
 
 
+class CallerChoice(models.TextChoices):
+    """What a caller held for their busy last agent chose (docs/telephony.md, "The caller's
+    choice")."""
+
+    WAIT = "wait", "Chose to wait for their agent"
+    NEXT_COLLEAGUE = "next", "Chose the next colleague"
+    CALLBACK = "callback", "Asked for a call back"
+
+
 class Queue(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=100)
@@ -42,6 +51,13 @@ class Queue(models.Model):
     last_agent_lookback_days = models.PositiveIntegerField(default=180)
     service_level_seconds = models.PositiveIntegerField(
         default=20, help_text="Target: answered within this many seconds."
+    )
+    callback_attempts = models.PositiveIntegerField(
+        default=3,
+        help_text="How often a call back is tried before it goes on the supervisor's list.",
+    )
+    callback_retry_seconds = models.PositiveIntegerField(
+        default=300, help_text="How long after a call back not answered it is tried again."
     )
     wrap_up_code_required = models.BooleanField(
         default=False,
@@ -228,6 +244,21 @@ class Call(models.Model):
     )
     last_agent_wait_until = models.DateTimeField(null=True, blank=True)
 
+    # The caller's own answer while held for their busy last agent (telephony: a keypad choice).
+    caller_asked_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the caller was asked whether to keep waiting."
+    )
+    caller_choice = models.CharField(max_length=16, choices=CallerChoice.choices, blank=True)
+    caller_choice_at = models.DateTimeField(null=True, blank=True)
+    callback = models.ForeignKey(
+        "Callback",
+        null=True,
+        blank=True,
+        # The try stays a call the queue's figures count once its call back is erased.
+        on_delete=models.SET_NULL,
+        related_name="attempts_made",
+        help_text="Set on a call Rapport places to call a customer back (one per attempt).",
+    )
     # The outcome the agent chose at wrap-up. The label and the promise are kept on the call:
     # a code retired or deleted later leaves the history, the day's counts and the next call's
     # "call back promised" as they were.
@@ -315,6 +346,7 @@ class DecisionReason(models.TextChoices):
     WAITING_FIFO = "waiting_fifo", "Longest-waiting caller offered to a freed agent"
     TELEPHONY_ANSWERED = "telephony_answered", "Answered at the telephony system"
     MOVED_BY_SUPERVISOR = "moved_by_supervisor", "Moved to another queue by a supervisor"
+    CALLER_CHOSE_NEXT = "caller_chose_next", "The caller chose the next colleague"
     TRANSFER_OFFERED = "transfer_offered", "Offered by the agent on the call (a hand-off)"
     TRANSFER_NOT_TAKEN = (
         "transfer_not_taken",
@@ -331,6 +363,7 @@ FALLBACK_REASONS = frozenset(
         DecisionReason.LAST_AGENT_BUSY_NOT_HELD,
         DecisionReason.OFFER_TIMED_OUT,
         DecisionReason.OFFER_DECLINED,
+        DecisionReason.CALLER_CHOSE_NEXT,
     }
 )
 # After one of these the call simply waits; any other latest decision means the router owes it one.
@@ -357,3 +390,66 @@ class RoutingDecision(models.Model):
 
     class Meta:
         ordering = ["decided_at", "id"]
+
+
+class CallbackState(models.TextChoices):
+    WAITING = "waiting", "Waiting in the queue"
+    DIALLING = "dialling", "Being placed"
+    REACHED = "reached", "Reached"
+    NOT_REACHED = "not_reached", "Not reached"
+    MATCHED = "matched", "The caller rang again"
+
+
+# A call back still to be made: one per number and queue (a caller who rings again is matched).
+PENDING_CALLBACK_STATES = frozenset({CallbackState.WAITING, CallbackState.DIALLING})
+
+
+class Callback(models.Model):
+    """A caller's request to be called back. Each try is a Call (`Call.callback`) that waits in
+    the queue at the caller's original place and is routed like any call."""
+
+    requested_on = models.OneToOneField(
+        Call, on_delete=models.CASCADE, related_name="callback_requested"
+    )
+    customer = models.ForeignKey(
+        "customers.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="callbacks",
+    )
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="callbacks")
+    number = models.CharField(max_length=32, help_text="The customer's number, E.164.")
+    from_number = models.CharField(max_length=64, blank=True, help_text="The number they dialled.")
+    place = models.DateTimeField(help_text="When the caller first reached the queue.")
+    state = models.CharField(
+        max_length=16, choices=CallbackState.choices, default=CallbackState.WAITING
+    )
+    agent_dials = models.BooleanField(
+        default=False,
+        help_text=(
+            "No phone system places it (a Generic CTI PBX, a phone system that pulls): the agent"
+            " dials the number their console shows and says whether they reached the customer."
+        ),
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    requested_at = models.DateTimeField(db_default=Now())
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["place", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["queue", "number"],
+                condition=Q(state__in=["waiting", "dialling"]),
+                name="one_pending_callback_per_number",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="callback_retry_due",
+                condition=Q(next_attempt_at__isnull=False),
+            )
+        ]

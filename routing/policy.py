@@ -31,7 +31,11 @@ UNKNOWN_HOLD = "unknown"
 HOLD_AVERSE_RULES = frozenset({AVOIDS_HOLDING, IN_A_RUSH})
 # What the caller said outranks what an agent inferred; a value of unknown origin (an import)
 # counts least.
-_PROVENANCE_RANK = {Provenance.SAID_BY_CALLER: 0, Provenance.INFERRED_BY_AGENT: 1}
+_PROVENANCE_RANK = {
+    Provenance.SAID_BY_CALLER: 0,
+    Provenance.SAID_ON_KEYPAD: 0,
+    Provenance.INFERRED_BY_AGENT: 1,
+}
 
 
 @dataclass(frozen=True)

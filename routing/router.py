@@ -22,6 +22,7 @@ from django.utils import timezone
 from infrastructure import broadcast
 from routing import (
     agent_status,
+    callbacks,
     calls,
     decisions,
     handoff,
@@ -436,6 +437,7 @@ def _sweep() -> dict[str, int]:
         "wrap_ups_ended": 0,
         "rerouted": 0,
         "matched": 0,
+        "callbacks_retried": 0,
     }
     done["withdrawn"] = offers.withdraw_offers_to_agents_on_a_call()
     done["returned"] = offers.return_calls_accepted_by_agents_on_another_call()
@@ -456,6 +458,7 @@ def _sweep() -> dict[str, int]:
     for agent_id in _free_agents_with_waiting_calls(waiting, now=now):
         offer_next_call(agent_id)
         done["matched"] += 1
+    done["callbacks_retried"] = callbacks.retry_due_callbacks(now=now)
     if any(done.values()):
         logger.info("router sweep: %s", done)
     return done

@@ -31,6 +31,8 @@ from routing.models import (
     WAITING_REASONS,
     Agent,
     Call,
+    Callback,
+    CallbackState,
     DecisionReason,
     Offer,
     Queue,
@@ -114,18 +116,30 @@ _OTHER_CALLS_OF_SQL = f"""
 def anything_to_sweep(*, now: datetime) -> bool:
     """Whether the router's sweeper could have work: an offer ringing, a call waiting (in its
     queue, ringing, or accepted and not yet answered) or an agent whose wrap-up ran over. Every
-    deadline and lost hand-off the sweep acts on belongs to one of these; a new one must be
-    added here. A wrap-up still within its limit is not work: agents wrapping up after the
-    last call of a rush would otherwise have the sweeper run every second for minutes. On a
+    deadline and lost hand-off the sweep acts on belongs to one of these (or is a call back due
+    to be tried again); a new one must be added here. A wrap-up still within its limit is not
+    work: agents wrapping up after the last call of a rush would otherwise have the sweeper run
+    every second for minutes. On a
     quiet line a sweep is this one query."""
     wrap_ups, wrap_up_params = wrap_ups_over(now=now).values("id").query.sql_with_params()
     sql = f"""
         SELECT EXISTS (SELECT 1 FROM {Offer._meta.db_table} WHERE state = %s)
             OR EXISTS (SELECT 1 FROM {Call._meta.db_table} WHERE state = ANY(%s))
             OR EXISTS ({wrap_ups})
+            OR EXISTS (SELECT 1 FROM {Callback._meta.db_table}
+                       WHERE next_attempt_at <= %s AND state = %s)
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [OfferState.OFFERED, sorted(WAITING_STATES), *wrap_up_params])
+        cursor.execute(
+            sql,
+            [
+                OfferState.OFFERED,
+                sorted(WAITING_STATES),
+                *wrap_up_params,
+                now,
+                CallbackState.WAITING,
+            ],
+        )
         return cursor.fetchone()[0]
 
 

@@ -57,6 +57,10 @@ class SimulationConfig:
     startup_seconds: float = 60.0
     # Where this line keeps the calls it still owes Rapport an end (simulator/journal.py).
     journal_path: Path | None = None
+    # Whether a caller whose patience runs out may ask for a call back instead of hanging up
+    # (`call.callback_requested`); off: they abandon, as before the choice. Needs a control URL,
+    # where Rapport pushes the `call.dial` of each call back an agent accepted.
+    choice: bool = True
 
     @property
     def control_url(self) -> str | None:

@@ -31,6 +31,8 @@ MAX_HEADERS = 100
 READ_TIMEOUT_SECONDS = 10.0
 
 ConnectHandler = Callable[[str, str, int | None], ConnectOutcome]
+# A call back to place: (call id, the customer's number, the agent).
+DialHandler = Callable[[str, str, str], ConnectOutcome]
 
 STATUS_BY_OUTCOME = {
     ConnectOutcome.CONNECTING: HTTPStatus.OK,
@@ -54,10 +56,18 @@ class ControlRequest:
 
 class ControlListener:
     def __init__(
-        self, *, webhook: Webhook, on_connect: ConnectHandler, host: str, port: int, path: str
+        self,
+        *,
+        webhook: Webhook,
+        on_connect: ConnectHandler,
+        host: str,
+        port: int,
+        path: str,
+        on_dial: DialHandler | None = None,
     ) -> None:
         self.webhook = webhook
         self.on_connect = on_connect
+        self.on_dial = on_dial
         self.host = host
         self.port = port
         self.path = path
@@ -98,7 +108,11 @@ class ControlListener:
             raise MalformedRequest("the body is not UTF-8") from not_utf8
         if not is_signed(self.webhook, text, request.headers):
             return HTTPStatus.UNAUTHORIZED, {"detail": "Missing or bad signature."}
-        call_id, agent, decision_id = _connect_instruction(text)
+        instruction = _instruction(text)
+        if instruction.get("type") == "call.dial" and self.on_dial is not None:
+            outcome = self.on_dial(*_dial_instruction(instruction))
+            return STATUS_BY_OUTCOME[outcome], {"status": outcome.value}
+        call_id, agent, decision_id = _connect_instruction(instruction)
         outcome = self.on_connect(call_id, agent, decision_id)
         return STATUS_BY_OUTCOME[outcome], {"status": outcome.value}
 
@@ -125,12 +139,32 @@ async def _read_request(reader: asyncio.StreamReader) -> ControlRequest:
     )
 
 
-def _connect_instruction(text: str) -> tuple[str, str, int | None]:
+def _instruction(text: str) -> dict[str, Any]:
     try:
         instruction = json.loads(text)
     except ValueError as not_json:
         raise MalformedRequest("the body is not JSON") from not_json
-    if not isinstance(instruction, dict) or instruction.get("type") != "call.connect":
+    if not isinstance(instruction, dict):
+        raise MalformedRequest("expected a JSON object")
+    return instruction
+
+
+def _dial_instruction(instruction: dict[str, Any]) -> tuple[str, str, str]:
+    """A `call.dial`: the call is placed under the id Rapport gave it (`call_id`), else one of
+    the phone system's own naming the call back."""
+    callback_id, to, agent = (instruction.get(name) for name in ("callback_id", "to", "agent"))
+    if not (isinstance(callback_id, int) and isinstance(to, str) and to):
+        raise MalformedRequest("callback_id and to are required")
+    if not (isinstance(agent, str) and agent):
+        raise MalformedRequest("agent is required")
+    call_id = instruction.get("call_id")
+    if not (isinstance(call_id, str) and call_id):
+        raise MalformedRequest("call_id is required: this phone system places calls under it")
+    return call_id, to, agent
+
+
+def _connect_instruction(instruction: dict[str, Any]) -> tuple[str, str, int | None]:
+    if instruction.get("type") != "call.connect":
         raise MalformedRequest("expected a call.connect object")
     call_id, agent = instruction.get("call_id"), instruction.get("agent")
     decision_id = instruction.get("decision_id")

@@ -4,7 +4,12 @@ lasts, talks, and hangs up, telling Rapport every step with a signed event.
 A call's life, one coroutine per call:
 
     ringing --(connect: push or pull)--> answered --(talk time, or stop)--> ended `completed`
+       ├------(patience runs out, asks to be called back)-----------------> callback_requested
        └------(patience runs out, or stop)--------------------------------> ended `abandoned`
+
+A call back (Rapport's signed `call.dial`, once an agent accepted it) is a call the phone system
+places, under the id Rapport gave it: the customer answers and talks to that agent, or does not
+answer (`no-answer`), and Rapport tries again later.
 
 Connects are idempotent: the first one for a waiting call connects it, any later one (a
 retried push, a pull that sees the same decision) changes nothing.
@@ -35,6 +40,13 @@ logger = logging.getLogger(__name__)
 
 # Calls that are over are remembered this long (in calls) to tell a late push "gone", not "who?".
 REMEMBERED_FINISHED_CALLS = 10_000
+# Of the callers whose patience runs out, the share by hold tolerance who ask for a call back
+# when they may (callers who avoid holding ask most); the others hang up.
+HOLD_TOLERANCES = {"fine": 0.35, "avoid": 0.35, "unknown": 0.3}
+ASKS_FOR_CALLBACK = {"fine": 0.3, "avoid": 0.7, "unknown": 0.5}
+# Of the call backs placed, the share the customer answers; how long the phone rings first.
+ANSWERS_CALLBACK = 0.8
+CALLBACK_RING_SECONDS = SecondsRange(2, 6)
 FINAL_STATES = ("ended", "abandoned")
 
 
@@ -51,6 +63,8 @@ class SimulatedCall:
     caller: Caller
     dialled: str
     patience_seconds: float
+    # A call back Rapport asked for (`call.dial`): placed by the phone system, not rung in.
+    callback_agent: str | None = None
     rang: bool = False
     agent: str | None = None
     hang_up_requested: bool = False
@@ -73,7 +87,9 @@ class PhoneSystem:
         talk: SecondsRange,
         last_agents: dict[str, str],
         journal: CallJournal | None = None,
+        choice: bool = True,
     ) -> None:
+        self.choice = choice
         self.api = api
         self.tally = tally
         self.rng = rng
@@ -117,6 +133,27 @@ class PhoneSystem:
         logger.debug("%s connect to %s (decision %s)", call_id, agent, decision_id)
         return ConnectOutcome.CONNECTING
 
+    def dial(self, call_id: str, number: str, agent: str) -> ConnectOutcome:
+        """Rapport asks the phone system to call a customer back for `agent` (`call.dial`)."""
+        if call_id in self.calls:
+            return ConnectOutcome.ALREADY_CONNECTED
+        if call_id in self._finished:
+            return ConnectOutcome.CALL_OVER
+        call = SimulatedCall(
+            call_id=call_id,
+            caller=Caller(number=number, kind=RETURNING),
+            dialled=number,
+            patience_seconds=0,
+            callback_agent=agent,
+        )
+        self.calls[call_id] = call
+        self._owe_end(call_id)
+        self.tally.callbacks_placed += 1
+        task = asyncio.create_task(self._play_callback(call), name=call_id)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return ConnectOutcome.CONNECTING
+
     async def end_leftover_calls(self, call_ids: list[str]) -> None:
         """Calls an earlier run could not end: their callers hang up now."""
         for call_id in call_ids:
@@ -155,14 +192,52 @@ class PhoneSystem:
             task.cancel()
 
     async def _play(self, call: SimulatedCall) -> None:
+        # Drawn whether or not callers may choose: the same seed places the same calls.
+        tolerance = self.rng.choices(list(HOLD_TOLERANCES), weights=list(HOLD_TOLERANCES.values()))[
+            0
+        ]
+        asks = self.rng.random() < ASKS_FOR_CALLBACK[tolerance]
         try:
             await self._ring(call)
             if call.rang:
                 await self._wait_woken(call, call.patience_seconds)
-                if call.agent is None:
-                    await self._abandon(call)
-                else:
+                if call.agent is not None:
                     await self._answer_and_talk(call, call.agent)
+                elif self.choice and asks and not call.hang_up_requested:
+                    await self._ask_for_callback(call)
+                else:
+                    await self._abandon(call)
+        finally:
+            self._forget(call)
+
+    async def _ask_for_callback(self, call: SimulatedCall) -> None:
+        asked = await self.api.post_event("call.callback_requested", call.call_id)
+        if asked:
+            self._settle(call.call_id)
+            self.tally.callbacks_asked += 1
+            logger.info("%s asked for a call back after %.0fs", call.call_id, call.patience_seconds)
+        else:
+            await self._abandon(call)
+
+    async def _play_callback(self, call: SimulatedCall) -> None:
+        agent = call.callback_agent
+        try:
+            await self._wait_woken(call, CALLBACK_RING_SECONDS.pick(self.rng))
+            answers = self.rng.random() < ANSWERS_CALLBACK
+            if call.hang_up_requested or not answers:
+                self.tally.callbacks_unanswered += 1
+                await self._send_end(call.call_id, reason="no-answer")
+                logger.info("%s: call back not answered", call.call_id)
+                return
+            await self.api.post_event("call.answered", call.call_id, agent=agent)
+            reunited = self.last_agents.get(call.caller.number) == agent
+            self.tally.callback_reached(reunited=reunited)
+            self.last_agents[call.caller.number] = agent
+            logger.info("%s: called back by %s", call.call_id, agent)
+            call.woken.clear()
+            if not call.hang_up_requested:
+                await self._wait_woken(call, self.talk.pick(self.rng))
+            await self._send_end(call.call_id, reason="completed")
         finally:
             self._forget(call)
 

@@ -24,6 +24,11 @@ class Tally:
     refused: int = 0
     returning_answered: int = 0
     reunited: int = 0
+    callbacks_asked: int = 0
+    callbacks_placed: int = 0
+    callbacks_unanswered: int = 0
+    callbacks_reached: int = 0
+    callbacks_reached_by_own_agent: int = 0
     ring_sent_at: dict[str, float] = field(default_factory=dict)
     ring_to_offer_ms: list[float] = field(default_factory=list)
 
@@ -41,8 +46,18 @@ class Tally:
         self.returning_answered += had_last_agent
         self.reunited += reunited
 
+    def callback_reached(self, *, reunited: bool) -> None:
+        """A call back the customer answered: with their last agent, a reunion too."""
+        self.callbacks_reached += 1
+        self.callbacks_reached_by_own_agent += reunited
+
     def report(self) -> Report:
         return Report(
+            callbacks_asked=self.callbacks_asked,
+            callbacks_placed=self.callbacks_placed,
+            callbacks_unanswered=self.callbacks_unanswered,
+            callbacks_reached=self.callbacks_reached,
+            callbacks_reached_by_own_agent=self.callbacks_reached_by_own_agent,
             placed=self.placed,
             answered=self.answered,
             abandoned=self.abandoned,
@@ -68,25 +83,44 @@ class Report:
     offers_measured: int
     ring_to_offer_p50_ms: float | None
     ring_to_offer_p99_ms: float | None
+    callbacks_asked: int = 0
+    callbacks_placed: int = 0
+    callbacks_unanswered: int = 0
+    callbacks_reached: int = 0
+    callbacks_reached_by_own_agent: int = 0
 
     @property
     def reunion_rate(self) -> float | None:
-        if not self.returning_answered:
+        """Of the returning callers who spoke to someone (answered, or reached by a call back),
+        the share who spoke to their last agent."""
+        served = self.returning_answered + self.callbacks_reached
+        if not served:
             return None
-        return self.reunited / self.returning_answered
+        return (self.reunited + self.callbacks_reached_by_own_agent) / served
+
+    @property
+    def abandoned_share(self) -> float | None:
+        return self.abandoned / self.placed if self.placed else None
 
     def lines(self) -> list[str]:
         rate = self.reunion_rate
         reunion = "n/a" if rate is None else f"{rate:.0%}"
+        share = self.abandoned_share
+        abandoned_share = "n/a" if share is None else f"{share:.0%} of calls placed"
         return [
             f"calls placed:          {self.placed}",
             f"answered:              {self.answered}",
-            f"abandoned (patience):  {self.abandoned}",
+            f"abandoned (patience):  {self.abandoned} ({abandoned_share})",
+            f"asked for a call back: {self.callbacks_asked}",
+            f"call backs placed:     {self.callbacks_placed} "
+            f"({self.callbacks_reached} reached, {self.callbacks_unanswered} not answered, "
+            f"{self.callbacks_reached_by_own_agent} by their own agent)",
             f"hung up at stop:       {self.hung_up_at_stop}",
             f"ringing not accepted:  {self.refused}",
             f"reunion rate:          {reunion} "
-            f"({self.reunited} of {self.returning_answered} answered returning callers "
-            "reached their last agent)",
+            f"({self.reunited + self.callbacks_reached_by_own_agent} of "
+            f"{self.returning_answered + self.callbacks_reached} returning callers answered or "
+            "called back reached their last agent)",
             f"ring -> offer p50:     {_milliseconds(self.ring_to_offer_p50_ms)}",
             f"ring -> offer p99:     {_milliseconds(self.ring_to_offer_p99_ms)} "
             f"({self.offers_measured} offers to bots)",

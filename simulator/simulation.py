@@ -59,6 +59,8 @@ class Simulation:
             talk=config.talk,
             last_agents=dict(config.callers.last_agents),
             journal=self.journal,
+            # Only a phone system that takes Rapport's pushes learns of a call back to place.
+            choice=config.choice and config.control_port is not None,
         )
         self.bots = [
             BotAgent(
@@ -75,6 +77,7 @@ class Simulation:
             self.control = ControlListener(
                 webhook=self.webhook,
                 on_connect=self.phone.connect,
+                on_dial=self.phone.dial,
                 host=config.control_host,
                 port=config.control_port,
                 path=config.control_path,

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from routing import roles, status_choices
 from routing.models import Queue
 from routing.states import SELF_SERVICE_STATUSES
-from supervisor import reunion, services, wall
+from supervisor import callbacks, reunion, services, wall
 
 BIGGEST_ID = 2**63 - 1
 
@@ -180,6 +180,18 @@ class ReunionDaysSerializer(serializers.Serializer):
 def abandoned_callers(request: Request) -> Response:
     abandoned = services.abandoned_callers_seen(user=request.user)
     return Response({"abandoned": abandoned})
+
+
+@extend_schema(
+    summary="Call backs waiting or not reached, oldest place first: queue, customer (as consent"
+    " allows), number, since when, their last agent, tries, state (each customer shown is"
+    " recorded in the access log, reason supervisor)",
+    responses=OpenApiTypes.OBJECT,
+)
+@api_view(["GET"])
+@permission_classes([IsSupervisor])
+def callbacks_list(request: Request) -> Response:
+    return Response({"callbacks": callbacks.callbacks_seen(user=request.user)})
 
 
 class CalledBackSerializer(serializers.Serializer):

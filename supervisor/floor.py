@@ -38,6 +38,7 @@ def waiting_calls(now: datetime, *, queue_id: int | None = None) -> list[dict[st
             "wait_start",
             "last_agent_wait_until",
             "last_agent__display_name",
+            "callback_id",
         )
     )
     return [
@@ -51,6 +52,8 @@ def waiting_calls(now: datetime, *, queue_id: int | None = None) -> list[dict[st
                 if row["last_agent_wait_until"] and row["last_agent_wait_until"] > now
                 else None
             ),
+            # A try at calling a caller back, waiting at the caller's original place.
+            "callback": row["callback_id"] is not None,
         }
         for row in rows
     ]

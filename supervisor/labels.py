@@ -10,6 +10,8 @@ NOT_REUNITED_LABELS: dict[str, str] = {
     "offline_or_break": "Agent offline or not ready",
     "declined": "Agent declined",
     "timed_out": "Offer not answered in time",
+    "chose_next": "Caller chose the next colleague",
+    "callback_not_by_own_agent": "Called back by a colleague, or not reached",
     "caller_hung_up": "Caller hung up first",
     "other": "Other (e.g. moved)",
 }

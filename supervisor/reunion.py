@@ -4,8 +4,10 @@ callers missed their agent) and the last days' table (per queue and per last age
 often the hold rule waited for the agent, sent the caller to the queue, or found them away).
 
 A returning caller is a call with a last agent. Each has one outcome: reunited (connected to
-that agent), else why not: the first routing decision that gave up on that agent, else still
-waiting, else hung up, else "other" (e.g. moved by a supervisor).
+that agent, or called back by them), else why not: the first routing decision that gave up on
+that agent, else still waiting (their call back too), else a call back made by a colleague or
+not reached, else hung up, else "other" (e.g. moved by a supervisor). The tries at calling a
+caller back are not callers of their own: they count with the call that asked for them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from routing.models import Agent, Call, DecisionReason, Queue, RoutingDecision
+from routing.models import (
+    PENDING_CALLBACK_STATES,
+    Agent,
+    Call,
+    Callback,
+    CallerChoice,
+    DecisionReason,
+    Queue,
+    RoutingDecision,
+)
 from routing.states import WAITING_STATES, CallState
 from supervisor.figures import day_start, ratio
 from supervisor.labels import NOT_REUNITED_LABELS
@@ -34,7 +45,10 @@ MISSED_REUNION_REASONS: dict[str, str] = {
     DecisionReason.LAST_AGENT_DECLINED: "declined",
     DecisionReason.OFFER_DECLINED: "declined",
     DecisionReason.OFFER_TIMED_OUT: "timed_out",
+    DecisionReason.CALLER_CHOSE_NEXT: "chose_next",
 }
+# A caller who asked for a call back that a colleague made, or that never reached them.
+CALLBACK_NOT_BY_OWN_AGENT = "callback_not_by_own_agent"
 NOT_REUNITED_KEYS = tuple(NOT_REUNITED_LABELS)
 # A declined or timed-out offer only explains a missed reunion when it was the last agent's offer.
 _REASONS_ABOUT_THE_LAST_AGENT_OFFER = [
@@ -91,6 +105,10 @@ class Tally:
             "sent_to_queue_share": ratio(counts["sent_to_queue"], counts["returning"]),
             "agent_unavailable_share": ratio(counts["agent_unavailable"], counts["returning"]),
             "waited_for_reached_rate": ratio(counts["waited_for_reunited"], counts["waited_for"]),
+            # The caller's own keypad choice, and call backs their own agent made.
+            "chose_to_wait": counts["chose_to_wait"],
+            "chose_to_wait_reunited": counts["chose_to_wait_reunited"],
+            "called_back_by_own_agent": counts["called_back_by_own_agent"],
         }
 
 
@@ -160,6 +178,8 @@ def tallies(
         "about_the_offer": _REASONS_ABOUT_THE_LAST_AGENT_OFFER,
         "waiting": sorted(WAITING_STATES),
         "abandoned": CallState.ABANDONED,
+        "pending_callback": sorted(PENDING_CALLBACK_STATES),
+        "chose_to_wait": CallerChoice.WAIT,
         **{f"missed_{n}": reason for n, reason in enumerate(MISSED_REUNION_REASONS)},
         **{f"missed_key_{n}": key for n, key in enumerate(MISSED_REUNION_REASONS.values())},
         **{f"hold_{name}": reason for name, reason in _HOLD_STORY.items()},
@@ -167,7 +187,17 @@ def tallies(
     with connection.cursor() as cursor:
         cursor.execute(_TALLY_SQL, params)
         rows = cursor.fetchall()
-    columns = ["returning", REUNITED, STILL_WAITING, *NOT_REUNITED_KEYS, *_HOLD_STORY]
+    columns = [
+        "returning",
+        REUNITED,
+        STILL_WAITING,
+        *NOT_REUNITED_KEYS,
+        *_HOLD_STORY,
+        "waited_for_reunited",
+        "chose_to_wait",
+        "chose_to_wait_reunited",
+        "called_back_by_own_agent",
+    ]
     return [
         TallyRow(
             queue={
@@ -178,14 +208,7 @@ def tallies(
                 "hold_averse_wait_seconds": averse_wait,
             },
             agent={"id": agent, "display_name": display_name},
-            tally=Tally(
-                Counter(
-                    {
-                        **dict(zip(columns, counts[:-1], strict=True)),
-                        "waited_for_reunited": counts[-1],
-                    }
-                )
-            ),
+            tally=Tally(Counter(dict(zip(columns, counts, strict=True)))),
         )
         for queue, slug, name, wait, averse_wait, agent, display_name, *counts in rows
     ]
@@ -205,11 +228,16 @@ _TALLY_SQL = f"""
             CASE
                 WHEN call.connected_at IS NOT NULL AND call.agent_id = call.last_agent_id
                     THEN '{REUNITED}'
+                WHEN callback.by_own_agent THEN '{REUNITED}'
                 WHEN miss.reason IS NOT NULL THEN CASE miss.reason {_MISSED_CASE} END
                 WHEN call.state = ANY(%(waiting)s) THEN '{STILL_WAITING}'
+                WHEN callback.state = ANY(%(pending_callback)s) THEN '{STILL_WAITING}'
+                WHEN callback.state IS NOT NULL THEN '{CALLBACK_NOT_BY_OWN_AGENT}'
                 WHEN call.state = %(abandoned)s THEN 'caller_hung_up'
                 ELSE 'other'
             END AS outcome,
+            call.caller_choice = %(chose_to_wait)s AS chose_to_wait,
+            coalesce(callback.by_own_agent, false) AS called_back_by_own_agent,
             {_HELD["waited_for"]} AS waited_for,
             {_HELD["sent_to_queue"]} AS sent_to_queue,
             {_HELD["agent_unavailable"]} AS agent_unavailable
@@ -222,7 +250,17 @@ _TALLY_SQL = f"""
             ORDER BY decision.decided_at, decision.id
             LIMIT 1
         ) miss ON true
-        WHERE call.last_agent_id IS NOT NULL AND call.created_at >= %(since)s
+        LEFT JOIN LATERAL (
+            SELECT requested.state, bool_or(
+                    try.connected_at IS NOT NULL AND try.agent_id = call.last_agent_id
+                ) AS by_own_agent
+            FROM {Callback._meta.db_table} requested
+            LEFT JOIN {Call._meta.db_table} try ON try.callback_id = requested.id
+            WHERE requested.requested_on_id = call.id
+            GROUP BY requested.id
+        ) callback ON true
+        WHERE call.last_agent_id IS NOT NULL AND call.callback_id IS NULL
+            AND call.created_at >= %(since)s
             AND (%(until)s::timestamptz IS NULL OR call.created_at <= %(until)s)
             AND (%(queue)s::bigint IS NULL OR call.queue_id = %(queue)s)
     )
@@ -235,7 +273,10 @@ _TALLY_SQL = f"""
         count(*) FILTER (WHERE waited_for),
         count(*) FILTER (WHERE sent_to_queue),
         count(*) FILTER (WHERE agent_unavailable),
-        count(*) FILTER (WHERE waited_for AND outcome = '{REUNITED}')
+        count(*) FILTER (WHERE waited_for AND outcome = '{REUNITED}'),
+        count(*) FILTER (WHERE chose_to_wait),
+        count(*) FILTER (WHERE chose_to_wait AND outcome = '{REUNITED}'),
+        count(*) FILTER (WHERE called_back_by_own_agent)
     FROM returning_calls
     LEFT JOIN {Queue._meta.db_table} queue ON queue.id = returning_calls.queue_id
     LEFT JOIN {Agent._meta.db_table} agent ON agent.id = returning_calls.last_agent_id

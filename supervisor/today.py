@@ -1,5 +1,6 @@
-"""The day so far: answered, abandoned, service level and speed of answer per queue, the
-waiting line and service level through the day, and who hung up before being answered."""
+"""The day so far: answered, abandoned, service level and speed of answer per queue, what held
+callers chose, the call backs still to make, the waiting line and service level through the day,
+and who hung up before being answered."""
 
 from __future__ import annotations
 
@@ -7,14 +8,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q, Value
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Min, Q, Value
 
-from routing.models import Call, Queue
+from routing.models import (
+    PENDING_CALLBACK_STATES,
+    Call,
+    Callback,
+    CallbackState,
+    CallerChoice,
+    Queue,
+)
 from routing.states import CallState
 from supervisor.figures import day_start, in_queue, iso, ratio, wait_start
 from supervisor.floor import caller_shown
 
 SERIES_BUCKET_MINUTES = 15
+
+
+CALLER_CHOICE_COUNTS = ("chose_to_wait", "chose_next_colleague", "asked_for_callback")
 
 
 def today_by_queue(now: datetime, *, queue_id: int | None = None) -> dict[int, dict[str, Any]]:
@@ -39,6 +50,9 @@ def today_by_queue(now: datetime, *, queue_id: int | None = None) -> dict[int, d
             ),
             abandoned=Count("id", filter=Q(state=CallState.ABANDONED)),
             average_wait=Avg("wait", filter=Q(connected_at__isnull=False)),
+            chose_to_wait=Count("id", filter=Q(caller_choice=CallerChoice.WAIT)),
+            chose_next_colleague=Count("id", filter=Q(caller_choice=CallerChoice.NEXT_COLLEAGUE)),
+            asked_for_callback=Count("id", filter=Q(caller_choice=CallerChoice.CALLBACK)),
         )
         .order_by()
     )
@@ -49,6 +63,7 @@ def today_by_queue(now: datetime, *, queue_id: int | None = None) -> dict[int, d
             answered_within_target=row["answered_within_target"],
             abandoned=row["abandoned"],
             average_wait=row["average_wait"],
+            choices={name: row[name] for name in CALLER_CHOICE_COUNTS},
         )
     return figures
 
@@ -89,8 +104,11 @@ def day_figures(
     answered_within_target: int = 0,
     abandoned: int = 0,
     average_wait: timedelta | None = None,
+    choices: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     return {
+        # What callers held for their busy last agent chose on the keypad (routing.caller_choice).
+        **{name: (choices or {}).get(name, 0) for name in CALLER_CHOICE_COUNTS},
         "answered": answered,
         "answered_within_target": answered_within_target,
         "abandoned": abandoned,
@@ -114,7 +132,45 @@ def sum_day_figures(per_queue: list[dict[str, Any]]) -> dict[str, Any]:
         answered_within_target=sum(f["answered_within_target"] for f in per_queue),
         abandoned=sum(f["abandoned"] for f in per_queue),
         average_wait=timedelta(seconds=weighted / answered) if answered else None,
+        choices={name: sum(f[name] for f in per_queue) for name in CALLER_CHOICE_COUNTS},
     )
+
+
+def callbacks_by_queue(now: datetime, *, queue_id: int | None = None) -> dict[int, dict[str, Any]]:
+    """Call backs still to make (waiting or being placed), with the oldest place among them,
+    and those not reached today, per queue. Counts only: the list is `/api/callbacks/`."""
+    wanted = Q() if queue_id is None else Q(queue_id=queue_id)
+    rows = (
+        Callback.objects.filter(wanted)
+        .filter(
+            Q(state__in=PENDING_CALLBACK_STATES)
+            | Q(state=CallbackState.NOT_REACHED, finished_at__gte=day_start(now))
+        )
+        .values("queue_id")
+        .annotate(
+            pending=Count("id", filter=Q(state__in=PENDING_CALLBACK_STATES)),
+            oldest=Min("place", filter=Q(state__in=PENDING_CALLBACK_STATES)),
+            not_reached=Count("id", filter=Q(state=CallbackState.NOT_REACHED)),
+        )
+        .order_by()
+    )
+    return {
+        row["queue_id"]: callback_figures(
+            pending=row["pending"], oldest=row["oldest"], not_reached=row["not_reached"], now=now
+        )
+        for row in rows
+    }
+
+
+def callback_figures(
+    *, pending: int = 0, oldest: datetime | None = None, not_reached: int = 0, now: datetime
+) -> dict[str, Any]:
+    return {
+        "pending": pending,
+        "oldest_since": iso(oldest),
+        "oldest_age_seconds": max(0, int((now - oldest).total_seconds())) if oldest else None,
+        "not_reached_today": not_reached,
+    }
 
 
 def day_series(now: datetime, *, queue_id: int | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/supervisor/calls/<str:call_id>/end/", api.end_call),
     path("api/supervisor/abandoned/", api.abandoned_callers),
     path("api/supervisor/reunion/", api.reunion_table),
+    path("api/callbacks/", api.callbacks_list, name="callbacks"),
 ]
 
 websocket_urlpatterns = [

@@ -24,6 +24,7 @@ def figures(now: datetime | None = None, *, caller_names: bool = False) -> dict[
     )
     waiting = floor.waiting_calls(now)
     day = today.today_by_queue(now)
+    callbacks = today.callbacks_by_queue(now)
     codes = today.wrap_up_codes_by_queue(now)
     reunions = reunion.reunion_by_queue(now)
     agent_counts = floor.agents_by_queue()
@@ -41,6 +42,7 @@ def figures(now: datetime | None = None, *, caller_names: bool = False) -> dict[
             wrap_up_codes=codes.get(queue["id"]) or today.empty_wrap_up_codes(),
             reunion=reunions.get(queue["id"], reunion.Tally()),
             agents=agent_counts.get(queue["id"]) or floor.empty_agent_counts(),
+            callbacks=callbacks.get(queue["id"]) or today.callback_figures(now=now),
         )
         for queue in queues
     ]
@@ -54,6 +56,7 @@ def figures(now: datetime | None = None, *, caller_names: bool = False) -> dict[
             "today": today.sum_day_figures([figures["today"] for figures in queue_figures]),
             "reunion": sum(reunions.values(), reunion.Tally()).day_figures(),
             "not_ready_today": floor.not_ready_totals(agents),
+            "callbacks": _callback_totals([figures["callbacks"] for figures in queue_figures], now),
         },
         "queues": queue_figures,
         "agents": agents,
@@ -82,6 +85,8 @@ def queue_stats(queue: Queue, now: datetime | None = None) -> dict[str, Any]:
         or today.empty_wrap_up_codes(),
         reunion=reunion.reunion_by_queue(now, queue_id=queue.id).get(queue.id, reunion.Tally()),
         agents=floor.agents_by_queue(queue_id=queue.id).get(queue.id) or floor.empty_agent_counts(),
+        callbacks=today.callbacks_by_queue(now, queue_id=queue.id).get(queue.id)
+        or today.callback_figures(now=now),
     )
     figures["generated_at"] = now.isoformat()
     figures["series"] = today.day_series(now, queue_id=queue.id)
@@ -96,6 +101,7 @@ def _queue_figures(
     wrap_up_codes: dict[str, Any],
     reunion: reunion.Tally,
     agents: dict[str, int],
+    callbacks: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "id": queue["id"],
@@ -109,4 +115,15 @@ def _queue_figures(
         "agents": agents,
         "today": {**day, "wrap_up_codes": wrap_up_codes},
         "reunion": reunion.day_figures(),
+        "callbacks": callbacks,
     }
+
+
+def _callback_totals(per_queue: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    oldest = min((f["oldest_since"] for f in per_queue if f["oldest_since"]), default=None)
+    return today.callback_figures(
+        pending=sum(f["pending"] for f in per_queue),
+        oldest=datetime.fromisoformat(oldest) if oldest else None,
+        not_reached=sum(f["not_reached_today"] for f in per_queue),
+        now=now,
+    )

@@ -29,8 +29,8 @@ from infrastructure import dispatch
 from infrastructure.database import rows
 from infrastructure.log_fields import call_fields
 from infrastructure.metrics import EVENT_APPLY_DELAY_SECONDS, observe_since_on_commit
-from routing import handoff, router
-from routing.models import Agent, Call, Queue
+from routing import callbacks, handoff, router
+from routing.models import Agent, Call, Callback, CallbackState, Queue
 from routing.states import (
     FINAL_STATES,
     TALKING_STATES,
@@ -38,8 +38,13 @@ from routing.states import (
     CallState,
     can_move_call,
 )
-from telephony import recording, selectors
-from telephony.events import MAX_AHEAD_OF_CLOCK, EventReceipt, TelephonyEvent
+from telephony import connect, recording, selectors
+from telephony.events import (
+    CALLBACK_REQUESTED,
+    MAX_AHEAD_OF_CLOCK,
+    EventReceipt,
+    TelephonyEvent,
+)
 from telephony.models import CallEvent, CallEventType
 from telephony.queues import QUEUE_CHOSEN, default_queue, queue_wanted
 
@@ -155,6 +160,8 @@ def _apply(
             "call %r: %s kept, not applied: %s", event.call_id, event.type, outcome, extra=logged
         )
     if target is not None:
+        if ringing_lookup is not None and ringing_lookup.callback_waiting:
+            callbacks.match_caller_ringing_again(call)
         _tell_router(call, event, before=before, status_reason=status_reason, changed_by=changed_by)
     elif call.agent_id != before.agent_id and call.state in TALKING_STATES:
         # A late event named the agent the call is with now: the call changed hands.
@@ -193,6 +200,8 @@ class RingingLookup:
     from_e164: str
     customer_ids: list[int]
     queue: Queue | None
+    # A call back for this number waits in a queue (routing.callbacks): this call may be it.
+    callback_waiting: bool = False
 
 
 def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
@@ -210,28 +219,40 @@ def _lock_call(event: TelephonyEvent) -> tuple[Call, RingingLookup | None]:
     from_e164 = normalise_phone_number(event.from_number) or ""
     sql = f"""
         WITH locked AS ({upsert})
-        SELECT locked.*, ARRAY({CUSTOMERS_ON_NUMBER_SQL}), chosen.*
+        SELECT locked.*, ARRAY({CUSTOMERS_ON_NUMBER_SQL}),
+            EXISTS (SELECT 1 FROM {Callback._meta.db_table} callback
+                    WHERE callback.number = %(number)s AND callback.state = %(callback_waiting)s),
+            chosen.*
         FROM locked
         LEFT JOIN LATERAL (
             SELECT {rows.columns(Queue, "queue")} FROM {Queue._meta.db_table} queue
             WHERE {QUEUE_CHOSEN}
         ) chosen ON true
     """
-    params.update(number=from_e164, **queue_wanted(event.queue_slug, event.to_number))
+    params.update(
+        number=from_e164,
+        callback_waiting=CallbackState.WAITING,
+        **queue_wanted(event.queue_slug, event.to_number),
+    )
     with rows.prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
-    call_values, (customer_ids,), queue_values = (
+    call_values, (customer_ids, callback_waiting), queue_values = (
         row[: len(field_names)],
-        row[len(field_names) : len(field_names) + 1],
-        row[len(field_names) + 1 :],
+        row[len(field_names) : len(field_names) + 2],
+        row[len(field_names) + 2 :],
     )
     queue = None
     if queue_values[0] is not None:
         queue = rows.instance(Queue, queue_values)
     return (
         Call.from_db(connection.alias, field_names, call_values),
-        RingingLookup(from_e164=from_e164, customer_ids=customer_ids, queue=queue),
+        RingingLookup(
+            from_e164=from_e164,
+            customer_ids=customer_ids,
+            queue=queue,
+            callback_waiting=callback_waiting,
+        ),
     )
 
 
@@ -294,6 +315,10 @@ def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
         return None, "transferred to an agent Rapport does not know; the call keeps its agent"
     if event.type == CallEventType.ENDED:
         target = _end_state(call, event.reason)
+    elif event.type == CallEventType.CALLBACK_REQUESTED:
+        if call.state not in WAITING_STATES or call.connected_at is not None:
+            return None, "only a caller still waiting can ask for a call back"
+        target = CallState.ENDED
     elif event.type == CallEventType.RINGING and call.state != CallState.RINGING:
         return None, f"the call is already {call.state}"
     elif event.type == CallEventType.RINGING and event.routed_by_telephony:
@@ -310,6 +335,10 @@ def _end_state(call: Call, reason: str) -> str:
     # A caller who hangs up before anyone answered abandoned the call, whatever the reason says,
     # unless the telephony system says it was completed (its answer may not have arrived yet).
     if call.state in WAITING_STATES and call.connected_at is None and reason != "completed":
+        # A call Rapport placed to call a customer back that nobody answered was not abandoned
+        # by a caller: it is tried again (routing.callbacks).
+        if call.callback_id is not None:
+            return CallState.ENDED
         return CallState.ABANDONED
     return CallState.ENDED
 
@@ -379,6 +408,10 @@ def _move(call: Call, event: TelephonyEvent, target: str) -> set[str]:
         call.ended_at = happened
         call.end_reason = event.reason
         changed |= {"ended_at", "end_reason"}
+    elif event.type == CallEventType.CALLBACK_REQUESTED:
+        call.ended_at = happened
+        call.end_reason = CALLBACK_REQUESTED
+        changed |= {"ended_at", "end_reason"}
     return changed
 
 
@@ -397,6 +430,11 @@ def _tell_router(
         router.call_transferred(call, from_agent_id=before.agent_id)
     elif event.type == CallEventType.ENDED:
         router.call_ended(call, reason=status_reason or router.CALL_ENDED, changed_by=changed_by)
+        if call.callback_id is not None:
+            callbacks.attempt_ended(call)
+    elif event.type == CallEventType.CALLBACK_REQUESTED:
+        router.call_ended(call)
+        callbacks.open_callback(call, agent_dials=not connect.rapport_places_callbacks_of(call))
 
 
 def _answered_before_the_end_applied(call: Call, event: TelephonyEvent, before: _Before) -> bool:

@@ -17,16 +17,24 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from infrastructure import dispatch
+from routing import callbacks
 from routing.models import Call, RoutingDecision
 from routing.selectors import calls_accepted_not_answered, handoffs_accepted_not_done
 from routing.states import OfferState
-from telephony.instructions import CONNECT, PUSH_CALL_INSTRUCTION, TRANSFER, TWILIO_TRANSFER
+from telephony.instructions import (
+    CONNECT,
+    DIAL,
+    PUSH_CALL_INSTRUCTION,
+    TRANSFER,
+    TWILIO_TRANSFER,
+)
 from telephony.models import CallEvent, ConnectAttempt, TwilioCall
 
 logger = logging.getLogger(__name__)
 
 PUSH_CALL_CONNECT = "telephony.push_call_connect"
 TWILIO_DIAL_AGENT = "telephony.twilio_dial_agent"
+PLACE_CALLBACK = "telephony.place_callback"
 RESEND_LOST_CONNECTS = "telephony.resend_lost_connects"
 
 # A call accepted this long ago and still not answered may have lost its `call.connect`.
@@ -40,12 +48,27 @@ def request_connect(call: Call, decision: RoutingDecision | None) -> None:
     Twilio is bridged by Rapport itself, with a REST update of the live call.
     """
     decision_pk = decision.pk if decision is not None else None
+    if call.callback_id is not None:
+        # A call back: nobody is on the line yet; the phone system places the call, or the
+        # agent dials it themselves.
+        callbacks.placing(call)
+        if not call.callback.agent_dials:
+            dispatch.publish_on_commit(PLACE_CALLBACK, call.pk, decision_pk)
+        return
     if TwilioCall.objects.filter(call_id=call.pk).exists():
         dispatch.publish_on_commit(TWILIO_DIAL_AGENT, call.pk, decision_pk)
         return
     if not settings.TELEPHONY_CONTROL_URL:
         return
     dispatch.publish_on_commit(PUSH_CALL_CONNECT, call.pk, decision_pk)
+
+
+def rapport_places_callbacks_of(call: Call) -> bool:
+    """Whether Rapport can have a call back for `call`'s caller placed: through Twilio, for a
+    call that came in through it, or by a `call.dial` push. Otherwise the agent dials it."""
+    if settings.TELEPHONY_CONTROL_URL:
+        return True
+    return bool(settings.TWILIO_ACCOUNT_SID) and TwilioCall.objects.filter(call_id=call.pk).exists()
 
 
 def resend_lost_connects() -> None:
@@ -62,8 +85,18 @@ def resend_lost_connects() -> None:
             "call_id", flat=True
         )
     )
+    callback_tries = dict(
+        Call.objects.filter(
+            pk__in=[call_pk for call_pk, _ in lost], callback__isnull=False
+        ).values_list("pk", "callback__agent_dials")
+    )
     for call_pk, decision_pk in lost:
-        if call_pk in through_twilio:
+        if callback_tries.get(call_pk):
+            continue  # the agent dials it
+        if call_pk in callback_tries:
+            logger.warning("call pk %s: placing the call back was lost; again", call_pk)
+            dispatch.publish(PLACE_CALLBACK, call_pk, decision_pk)
+        elif call_pk in through_twilio:
             logger.warning("call pk %s: Twilio REST update was lost; sending it again", call_pk)
             dispatch.publish(TWILIO_DIAL_AGENT, call_pk, decision_pk)
         elif settings.TELEPHONY_CONTROL_URL:
@@ -132,12 +165,13 @@ def connect_pushes_lost(*, now: datetime) -> list[tuple[int, int]]:
                 "dialled_decision"
             )
         )
-        .values_list("call_id", "id")
+        .values_list("call_id", "id", "call__callback_id")
     )
     return [
         (call_pk, decision_pk)
-        for call_pk, decision_pk in awaiting
-        if _lost(call_pk, decision_pk, CONNECT, now, patience)
+        for call_pk, decision_pk, callback_id in awaiting
+        # A call back's try is placed (`call.dial`), not connected.
+        if _lost(call_pk, decision_pk, DIAL if callback_id else CONNECT, now, patience)
     ]
 
 

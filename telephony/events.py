@@ -11,6 +11,8 @@ END_REASONS = ("completed", "abandoned", "busy", "failed", "no-answer")
 # Rapport's own end reason, never sent by a phone system: the call was ended because the phone
 # system forgot it (its hang-up never came), by a supervisor or the sweep (telephony.lost_calls).
 LOST = "lost"
+# Rapport's end reason for a caller who asked to be called back (`call.callback_requested`).
+CALLBACK_REQUESTED = "callback_requested"
 
 # How far ahead of Rapport's clock an event may say it happened, as much as the signature's
 # timestamp may differ from it. Later than that is a clock gone wrong: it would sort after

@@ -24,6 +24,8 @@ from routing.states import TALKING_STATES, CallState
 from telephony.models import CallEvent, TwilioCall
 
 CONNECT = "call.connect"
+# A call back to place, once an agent accepted it (telephony.callbacks).
+DIAL = "call.dial"
 TRANSFER = "call.transfer"
 HANG_UP = "call.hangup"
 HOLD = "call.hold"

@@ -11,6 +11,8 @@ class CallEventType(models.TextChoices):
     RESUMED = "call.resumed"
     TRANSFERRED = "call.transferred"
     ENDED = "call.ended"
+    # The caller asked to be called back: the call ends as such, not abandoned (routing.callbacks).
+    CALLBACK_REQUESTED = "call.callback_requested"
 
 
 class CallEvent(models.Model):
@@ -62,6 +64,7 @@ class ConnectAttempt(models.Model):
 class TwilioDialPath(models.TextChoices):
     REST_UPDATE = "rest_update", "REST update of the live call"
     ENQUEUE_ACTION = "enqueue_action", "Enqueue action after <Leave/>"
+    PLACED = "placed", "A call back, placed with Calls.create"
 
 
 class TwilioCall(models.Model):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from routing.tasks import ON_A_DROPPED_CONNECTION
-from telephony import applying, connect, instructions, lost_calls
+from telephony import applying, callbacks, connect, instructions, lost_calls
 from telephony.signed_events import connect_push
 from telephony.twilio import calls as twilio_calls
 
@@ -41,6 +41,15 @@ def dial_agent_by_rest_update(self, call_pk: int, decision_pk: int | None) -> No
     """Update the live Twilio call to dial the agent who accepted it, until Twilio takes it or
     it is no longer wanted."""
     retry_in = twilio_calls.dial_agent_by_rest_update(call_pk=call_pk, decision_pk=decision_pk)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in)
+
+
+@shared_task(name=connect.PLACE_CALLBACK, bind=True, max_retries=None, ignore_result=True)
+def place_callback(self, call_pk: int, decision_pk: int | None) -> None:
+    """Place the call back an agent accepted, until the phone system takes it or it is no
+    longer wanted."""
+    retry_in = callbacks.place_callback(call_pk=call_pk, decision_pk=decision_pk)
     if retry_in is not None:
         raise self.retry(countdown=retry_in)
 

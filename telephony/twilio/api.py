@@ -28,6 +28,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from infrastructure.api_errors import RETRY_AFTER_SECONDS, UNREACHABLE
 from infrastructure.log_fields import call_fields
 from telephony.twilio import calls as twilio_calls
+from telephony.twilio import choice as twilio_choice
 from telephony.twilio import voice as twilio_voice
 from telephony.twilio.voice import CALL_SID, BadField, form_payload, optional, required
 
@@ -153,7 +154,26 @@ def wait(request: HttpRequest) -> HttpResponse:
             extra=call_fields(call_sid),
         )
         return _twiml(twilio_voice.leave())
-    return _twiml(twilio_voice.waiting(base_url=twilio_voice.public_base_url(request)))
+    return _twiml(
+        twilio_choice.wait_round(call_sid=call_sid, base_url=twilio_voice.public_base_url(request))
+    )
+
+
+@twilio_webhook(while_unreachable=_another_round_of_the_wait)
+def choice(request: HttpRequest) -> HttpResponse:
+    """The wait loop's `<Gather>` action: the key the held caller pressed (1 keep waiting, 2 the
+    next colleague, 3 a call back); none or another: the wait goes on."""
+    form = request.POST
+    call_sid = _call_sid(form)
+    digits = optional(form, "Digits", max_length=32)
+    return _twiml(
+        twilio_choice.caller_pressed(
+            call_sid=call_sid,
+            digits=digits,
+            base_url=twilio_voice.public_base_url(request),
+            payload=form_payload(form),
+        )
+    )
 
 
 @twilio_webhook(while_unreachable=_hold_then_call_in_again)

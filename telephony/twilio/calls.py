@@ -30,7 +30,7 @@ from routing.models import Agent, Call, RoutingDecision
 from routing.states import FINAL_STATES, TALKING_STATES, WAITING_STATES, OfferState
 from telephony.applying import accept_event
 from telephony.connect import connect_backoff_seconds
-from telephony.events import TelephonyEvent
+from telephony.events import CALLBACK_REQUESTED, TelephonyEvent
 from telephony.instructions import HANG_UP, TRANSFER
 from telephony.models import CallEventType, ConnectAttempt, TwilioCall, TwilioDialPath
 from telephony.twilio import voice
@@ -475,6 +475,8 @@ def _next_step(call_sid: str) -> NextStep:
     call = twilio_call.call
     base_url = twilio_call.public_base_url
     if call.state in FINAL_STATES:
+        if call.end_reason == CALLBACK_REQUESTED:
+            return NextStep(Step.CALLBACK_CONFIRMED)
         return NextStep(Step.HANG_UP)
     if call.state in TALKING_STATES:
         return NextStep(Step.NOTHING)

@@ -161,6 +161,8 @@ class Step(StrEnum):
     ENQUEUE = "enqueue"
     DIAL = "dial"
     HANG_UP = "hang_up"
+    # The caller asked for a call back and left the queue: they hear it confirmed, then hang up.
+    CALLBACK_CONFIRMED = "callback_confirmed"
     NOTHING = "nothing"
 
 
@@ -197,6 +199,11 @@ def twiml(next_step: NextStep) -> VoiceResponse:
         )
         if dialled is not None:
             return dialled
+    if next_step.step == Step.CALLBACK_CONFIRMED:
+        response = VoiceResponse()
+        response.say("Thank you. We will call you back; you keep your place in the queue. Goodbye.")
+        response.hangup()
+        return response
     if next_step.step == Step.HANG_UP:
         response = VoiceResponse()
         response.hangup()

@@ -122,6 +122,8 @@ def test_reasons_the_abandoned_list_and_the_week_table_on_the_wall(
             "Agent offline or not ready",
             "Agent declined",
             "Offer not answered in time",
+            "Caller chose the next colleague",
+            "Called back by a colleague, or not reached",
             "Caller hung up first",
             "Other (e.g. moved)",
         ]

@@ -74,6 +74,8 @@ def test_the_dashboard_names_every_reason_its_figures_count(client, supervisor, 
         "Agent offline or not ready",
         "Agent declined",
         "Offer not answered in time",
+        "Caller chose the next colleague",
+        "Called back by a colleague, or not reached",
         "Caller hung up first",
         "Other (e.g. moved)",
     ]

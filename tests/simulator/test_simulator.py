@@ -42,12 +42,28 @@ def test_the_report_counts_each_first_offer_and_reads_percentiles_by_nearest_ran
         "calls placed": 4,
         "answered": 3,
         "abandoned (patience)": 1,
+        "asked for a call back": 0,
+        "call backs placed": 0,
         "hung up at stop": 0,
         "ringing not accepted": 0,
         "reunion rate": 50,
         "ring -> offer p50": 50,
         "ring -> offer p99": 99,
     }
+
+
+def test_the_reunion_rate_counts_call_backs_made_by_the_callers_own_agent():
+    tally = Tally(placed=4, abandoned=1, callbacks_asked=1)
+    tally.answered_call(had_last_agent=True, reunited=True)
+    tally.answered_call(had_last_agent=True, reunited=False)
+    tally.callback_reached(reunited=True)
+
+    report = tally.report()
+
+    assert report.reunion_rate == pytest.approx(2 / 3)
+    assert report.abandoned_share == 0.25
+    figures = report_figures("\n".join(report.lines()))
+    assert (figures["asked for a call back"], figures["reunion rate"]) == (1, 67)
 
 
 def test_the_control_url_refuses_a_bad_signature_and_unknown_calls():

@@ -21,11 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
 from tests.support.routing import celery_queue, solo_worker
 
+SIGNATURE_HEADER = "X-Twilio-Signature"
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = secrets.token_hex(16)
 PUBLIC_BASE_URL = "https://rapport.example.com"
@@ -137,6 +139,16 @@ class Twilio:
             {"CallSid": call_sid, "QueuePosition": "1", "QueueTime": "3", "CurrentQueueSize": "1"},
         )
 
+    def press(self, gather: ET.Element, call_sid: str, digits: str) -> TwiML:
+        """The caller pressed `digits` while the `<Gather>` listened: Twilio requests its
+        action with `Digits` (none pressed before the time-out: Twilio goes on instead)."""
+        assert gather.get("method") == "POST"
+        assert gather.get("numDigits") == "1"
+        return self.twiml(
+            gather.get("action"),
+            {"CallSid": call_sid, "Digits": digits, "From": CUSTOMER_NUMBER, "To": LOYALTY_NUMBER},
+        )
+
     def left_queue(self, enqueue: ET.Element, call_sid: str, result: str) -> TwiML:
         """The caller is out of the queue: Twilio requests the `<Enqueue>`'s action."""
         assert enqueue.get("method") == "POST"
@@ -185,6 +197,46 @@ def twilio(client) -> Twilio:
     return Twilio(client)
 
 
+class LiveTwilio(Twilio):
+    """Twilio's requests to a Rapport server of its own (tests/support/servers.py) over HTTP,
+    signed over the URL requested: the server has no TWILIO_PUBLIC_BASE_URL, so the URLs in its
+    TwiML are its own address."""
+
+    def __init__(self, base_url: str):
+        super().__init__(client=None)
+        self.base_url = base_url
+
+    def request(self, url: str, params: dict[str, str], **_):
+        params = {"AccountSid": self.account_sid, **params}
+        signature = self.validator.compute_signature(url, params)
+        response = httpx.post(url, data=params, headers={SIGNATURE_HEADER: signature}, timeout=10)
+        return _LiveResponse(response)
+
+    def incoming_call(self, call_sid: str, *, from_number: str = CUSTOMER_NUMBER) -> TwiML:
+        return self.twiml(
+            f"{self.base_url}/api/telephony/twilio/voice/",
+            {"CallSid": call_sid, "From": from_number, "To": LOYALTY_NUMBER},
+        )
+
+    def call_status(self, call_sid: str, status: str, at=None) -> int:
+        params = {"CallSid": call_sid, "CallStatus": status}
+        if at is not None:
+            params["Timestamp"] = timestamp(at)
+        return self.request(f"{self.base_url}/api/telephony/twilio/status/", params).status_code
+
+
+class _LiveResponse:
+    """An httpx response read like Django's test client's."""
+
+    def __init__(self, response):
+        self.status_code = response.status_code
+        self.content = response.content
+        self._headers = response.headers
+
+    def __getitem__(self, name: str) -> str:
+        return self._headers[name]
+
+
 def to_of(noun: ET.Element) -> str:
     """What Twilio reports as the agent leg's `To`."""
     if noun.tag == "Client":
@@ -200,6 +252,7 @@ class RestUpdate:
     path: str
     form: dict[str, list[str]]
     authorization: str
+    sid: str = ""
 
     @property
     def twiml(self) -> ET.Element:
@@ -226,13 +279,21 @@ def serve_twilio_api() -> tuple[TwilioApi, ThreadingHTTPServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["content-length"])).decode()
-            api.received.append(
-                RestUpdate(self.path, parse_qs(body), self.headers.get("authorization", ""))
-            )
             status = api.script.pop(0) if api.script else 200
-            sid = Path(self.path).stem
-            if status == 200:
-                payload = {"sid": sid, "account_sid": ACCOUNT_SID, "status": "in-progress"}
+            # Calls.json creates a call (a call back): Twilio names it; else the call updated.
+            creating = self.path.endswith("/Calls.json")
+            sid = new_call_sid() if creating else Path(self.path).stem
+            api.received.append(
+                RestUpdate(self.path, parse_qs(body), self.headers.get("authorization", ""), sid)
+            )
+            if creating and status == 200:
+                status = 201
+            if status in (200, 201):
+                payload = {
+                    "sid": sid,
+                    "account_sid": ACCOUNT_SID,
+                    "status": "queued" if creating else "in-progress",
+                }
             else:
                 payload = {"code": 20500, "message": "Internal Server Error", "status": status}
             content = json.dumps(payload).encode()

@@ -30,10 +30,10 @@ from standardwebhooks import Webhook
 from customers.models import CallNote
 from development.management.commands.seed_demo import DEMO_PASSWORD
 from routing import wrap_up
-from routing.models import AgentStatusChange, Call
+from routing.models import AgentStatusChange, Call, Callback, CallbackState
 from routing.states import CallState
-from simulator import BotLogin, Caller, SecondsRange, Simulation, SimulationConfig
-from simulator.callers import NEW, RETURNING
+from simulator import BotLogin, Caller, SecondsRange, Simulation, SimulationConfig, phone_system
+from simulator.callers import NEW, RETURNING, CallerDirectory
 from simulator.signing import signed_headers
 from telephony.models import CallEvent, ConnectAttempt
 from tests.support.routing import database_url_for_workers, wait_until
@@ -303,17 +303,82 @@ def test_the_command_runs_a_short_soak_and_reports_what_it_saw(
     assert figures["calls placed"] == (
         figures["answered"]
         + figures["abandoned (patience)"]
+        + figures["asked for a call back"]
         + figures["hung up at stop"]
         + figures["ringing not accepted"]
     )
     assert figures["ring -> offer p50"] <= figures["ring -> offer p99"] < 10_000
     assert re.search(
-        r"reunion rate: +(n/a|\d+%) \(\d+ of \d+ answered returning", output.getvalue()
+        r"reunion rate: +(n/a|\d+%) \(\d+ of \d+ returning callers answered or called back",
+        output.getvalue(),
     )
     simulated = Call.objects.filter(telephony_call_id__startswith="SIM-")
     assert simulated.count() == figures["calls placed"]
     assert set(simulated.values_list("state", flat=True)) <= {CallState.ENDED, CallState.ABANDONED}
     assert elapsed < 40
+
+
+@system_test
+def test_a_caller_who_asks_for_a_call_back_is_called_back_by_their_own_agent_a_bot(
+    rapport, queue, make_agent, make_customer, monkeypatch
+):
+    """Maya's patience runs out while nobody is free: she asks for a call back (the choice is
+    on). Sam, her last agent, logs in later as a bot: the call back is offered to him, he takes
+    it, Rapport pushes `call.dial`, and the simulator places the call under the try's id."""
+    monkeypatch.setattr(
+        phone_system, "ASKS_FOR_CALLBACK", dict.fromkeys(("fine", "avoid", "unknown"), 1.0)
+    )
+    monkeypatch.setattr(phone_system, "ANSWERS_CALLBACK", 1.0)
+    monkeypatch.setattr(phone_system, "CALLBACK_RING_SECONDS", SecondsRange(0.1, 0.2))
+    sam = make_agent("sam", extension="1002")
+    maya = make_customer("Maya Chen", phones=(MAYA,))
+    Call.objects.create(
+        telephony_call_id="earlier-maya",
+        from_e164=MAYA,
+        queue=queue,
+        customer=maya,
+        agent=sam,
+        state=CallState.ENDED,
+        connected_at=timezone.now() - timedelta(days=2),
+    )
+
+    async def asks():
+        config = simulation_config(rapport, control_port=rapport.control_port)
+        async with Simulation(config) as simulation:
+            call = simulation.place_call(Caller(MAYA, RETURNING), patience_seconds=1)
+            await asyncio.wait_for(call.over.wait(), 10)
+            return call.call_id, simulation.tally.report()
+
+    call_id, first = asyncio.run(asks())
+    events_applied()
+    asked = Call.objects.get(telephony_call_id=call_id)
+    assert (asked.state, asked.end_reason) == (CallState.ENDED, "callback_requested")
+    assert (first.callbacks_asked, first.abandoned) == (1, 0)
+    callback = Callback.objects.get(requested_on=asked)
+
+    async def called_back():
+        config = simulation_config(
+            rapport,
+            bots=(BotLogin("sam", "pw-sam"),),
+            control_port=rapport.control_port,
+            callers=CallerDirectory(returning=(MAYA,), last_agents={MAYA: "1002"}),
+        )
+        async with Simulation(config) as simulation:
+            await eventually(lambda: simulation.tally.callbacks_reached == 1, timeout=30)
+            await simulation.phone.wait_until_quiet(10)
+            return simulation.tally.report()
+
+    second = asyncio.run(called_back())
+    events_applied()
+
+    assert (second.callbacks_placed, second.callbacks_reached) == (1, 1)
+    assert second.callbacks_reached_by_own_agent == 1
+    assert second.reunion_rate == 1.0
+    callback.refresh_from_db()
+    assert (callback.state, callback.attempts) == (CallbackState.REACHED, 1)
+    placed = Call.objects.get(callback=callback)
+    assert (placed.agent, placed.end_reason) == (sam, "completed")
+    assert placed.queued_at == asked.queued_at
 
 
 @contextmanager

@@ -33,9 +33,11 @@ export function renderAlerts() {
     stopRing();
   }
   model.waiting.forEach((line) => {
-    const tag = "waiting-" + line.call_id;
+    // A caller who then chose to wait is news of its own: a second notification.
+    const tag = "waiting-" + line.call_id + (line.chose_to_wait ? "-chose" : "");
     wanted.add(tag);
-    notifyOnce(tag, "A caller is waiting for you", line.notification_name);
+    const title = line.chose_to_wait ? "A caller chose to wait for you" : "A caller is waiting for you";
+    notifyOnce(tag, title, line.notification_name);
   });
   openTags()
     .filter((tag) => !wanted.has(tag))

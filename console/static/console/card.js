@@ -18,6 +18,7 @@ export function callerCard(source, ringing, onPhone) {
   if (hold && hold.text) {
     parts.push(el("p", { class: "hold-why", "data-hold-rule": hold.rule || "", text: hold.text }));
   }
+  if (!ringing && source.callback && source.callback.agent_dials) parts.push(callbackDial(source));
   parts.push(whoIsCalling(source, caller));
   if (caller.customer) {
     parts.push(...customerDetails(caller.customer, source));
@@ -45,12 +46,23 @@ function handoffNote(handoff) {
 
 function cardHead(source, ringing) {
   const queue = source.queue ? source.queue.name : "";
-  const label = ringing ? "Incoming call" : callStateLabel(source.state);
+  // A call back rings here like a call; nobody is on the line until Rapport places it.
+  const label = source.callback
+    ? ringing
+      ? "Call back"
+      : "Call back · " + callStateLabel(source.state)
+    : ringing
+      ? "Incoming call"
+      : callStateLabel(source.state);
   const reason = ringing ? labels.offer_reasons[source.reason] : null;
   const head = el(
     "header",
     { class: "card-head" },
-    el("span", { class: "tag " + (ringing ? "tag-ring" : "tag-call"), text: label }),
+    el("span", {
+      class: "tag " + (ringing ? "tag-ring" : "tag-call"),
+      text: label,
+      "data-callback": source.callback ? source.callback.id : null,
+    }),
     queue ? el("span", { class: "queue", text: queue }) : null,
     reason ? el("span", { class: "reason", text: reason }) : null
   );
@@ -127,4 +139,24 @@ function chooseCaller(source, customerId) {
       changed();
     })
     .catch((error) => notice("Could not set the caller: " + error.message));
+}
+
+// A call back no phone system places: the agent dials the number, then says how it went.
+function callbackDial(source) {
+  const callback = source.callback;
+  const say = (reached) => () =>
+    api("POST", "/api/callbacks/" + callback.id + "/called-back/", { reached: reached }).then(
+      () => notice(reached ? "Called back." : "Not answered: it will be tried again."),
+      (error) => notice(error.message)
+    );
+  return el(
+    "div",
+    { class: "banner neutral callback-dial", "data-callback-dial": callback.id },
+    el("span", { text: "Dial " }),
+    el("strong", { text: callback.number || "" }),
+    el("span", { text: " to call them back, then: " }),
+    el("button", { type: "button", "data-called-back": "reached", text: "Called back", onclick: say(true) }),
+    " ",
+    el("button", { type: "button", "data-called-back": "no-answer", text: "No answer", onclick: say(false) })
+  );
 }

@@ -81,7 +81,12 @@ function prefCell(label, name, pref, table) {
 function provenance(pref) {
   if (!pref || !pref.source || pref.source === "unknown") return "not recorded yet";
   const when = formatDay(pref.set_at);
-  const who = pref.source === "caller" ? "said by the caller" : "inferred by " + firstName(pref.set_by);
+  const who =
+    pref.source === "caller"
+      ? "said by the caller"
+      : pref.source === "keypad"
+        ? "said by the caller, on the keypad"
+        : "inferred by " + firstName(pref.set_by);
   return when ? who + ", " + when : who;
 }
 

@@ -16,8 +16,12 @@ export function renderWaiting() {
         "li",
         { class: "waiting-line", "data-waiting-call": line.call_id },
         el("span", { class: "waiting-name", text: line.caller_name || "A caller" }),
-        " is waiting for you ",
-        el("span", { class: "waiting-secs", "data-waiting-since": line.waiting_since })
+        line.chose_to_wait ? " chose to wait for you " : " is waiting for you ",
+        el("span", {
+          class: "waiting-secs",
+          "data-waiting-since": line.waiting_since,
+          "data-waiting-clock": line.chose_to_wait ? "minutes" : "seconds",
+        })
       )
     )
   );
@@ -39,6 +43,10 @@ export function tickWaiting() {
   $$("[data-waiting-since]").forEach((node) => {
     const since = parseDate(node.getAttribute("data-waiting-since"));
     const seconds = since ? Math.max(0, Math.floor((Date.now() - since.getTime()) / 1000)) : 0;
-    node.textContent = "(" + seconds + " s)";
+    // A caller who chose to wait is told in minutes and seconds, like a phone's call timer.
+    node.textContent =
+      node.getAttribute("data-waiting-clock") === "minutes"
+        ? "(" + Math.floor(seconds / 60) + ":" + String(seconds % 60).padStart(2, "0") + ")"
+        : "(" + seconds + " s)";
   });
 }

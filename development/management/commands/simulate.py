@@ -78,6 +78,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--report", action="store_true", help="Print the figures of the run at the end."
         )
+        parser.add_argument(
+            "--no-choice",
+            action="store_true",
+            help="Callers whose patience runs out hang up, never asking for a call back (to "
+            "compare a run with the choice, same --seed). The choice needs --control-port.",
+        )
         self._add_range(parser, "--patience-seconds", (20, 90), "A caller waits this long.")
         self._add_range(parser, "--talk-seconds", (10, 60), "A connected call lasts this long.")
         self._add_range(
@@ -141,6 +147,7 @@ class Command(BaseCommand):
                 bot_pause=SecondsRange(*options["bot_pause_seconds"]),
                 drain_seconds=options["drain_seconds"],
                 journal_path=options["journal"],
+                choice=not options["no_choice"],
             )
         except ValueError as invalid:
             raise CommandError(str(invalid)) from invalid

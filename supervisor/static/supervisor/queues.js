@@ -104,6 +104,10 @@ function queueCard(queue) {
         ["service_level", "Service level"],
         ["asa", "Avg answer"],
         ["reunion", "Own agent"],
+        ["chose_to_wait", "Chose to wait"],
+        ["chose_next_colleague", "Chose next colleague"],
+        ["asked_for_callback", "Asked for a call back"],
+        ["callbacks", "Call backs to make"],
       ].map((pair) => el("div", {}, el("dt", { text: pair[1] }), el("dd", { text: "–", "data-day": pair[0] })))
     ),
     wrapUpCodesLine(),
@@ -131,6 +135,16 @@ function drawQueue(entry, queue) {
     today.average_speed_of_answer_seconds === null ? "–" : today.average_speed_of_answer_seconds + " s"
   );
   setText($("[data-day=reunion]", card), percent(queue.reunion.rate));
+  setText($("[data-day=chose_to_wait]", card), today.chose_to_wait);
+  setText($("[data-day=chose_next_colleague]", card), today.chose_next_colleague);
+  setText($("[data-day=asked_for_callback]", card), today.asked_for_callback);
+  const callbacks = queue.callbacks;
+  setText(
+    $("[data-day=callbacks]", card),
+    callbacks.pending
+      ? callbacks.pending + " (oldest " + Math.floor(callbacks.oldest_age_seconds / 60) + " min)"
+      : "0"
+  );
   if (today.wrap_up_codes) drawWrapUpCodes($("[data-wrap-up-codes]", card), today.wrap_up_codes);
 
   const seen = new Set();
@@ -144,7 +158,9 @@ function drawQueue(entry, queue) {
     if (entry.list.children[index] !== row) entry.list.insertBefore(row, entry.list.children[index] || null);
     setSince($(".sv-wait", row), call.waiting_since);
     const note =
-      call.state === "offered"
+      call.callback
+        ? "call back" + (call.state === "offered" ? ", ringing at an agent" : "")
+        : call.state === "offered"
         ? "ringing at an agent"
         : call.held_for_last_agent
           ? "held for " + call.held_for_last_agent
