@@ -86,10 +86,16 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         self.counted_open = SOCKETS_OPEN.labels(kind="agent")
         self.counted_open.inc()
+        self.offers_shown: set[int] = set()
+        await self._send_state()
+
+    async def _send_state(self) -> None:
         snapshot = await database_sync_to_async(services.agent_state_on_connect)(
             agent_id=self.agent_id, user=self.user
         )
         await self.send_json(snapshot)
+        if snapshot.get("offer"):
+            self.offers_shown.add(snapshot["offer"]["offer_id"])
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted_open", None) is not None:
@@ -143,6 +149,18 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=REFUSED)
             return
         await self.send_json(event["message"])
+        if event["message"].get("type") == "offer":
+            self.offers_shown.add(event["message"]["offer_id"])
+
+    async def offer_check(self, event: dict) -> None:
+        """An offer rang for this agent a while ago (routing.unseen_offers): a socket that never
+        showed it lost its message, and heals as a reconnect would, from the agent's state."""
+        if event["offer_id"] in self.offers_shown:
+            return
+        if not await self._still_an_agent():
+            await self.close(code=REFUSED)
+            return
+        await self._send_state()
 
     async def _still_an_agent(self) -> bool:
         return await roles.still_signed_in_on_loop(

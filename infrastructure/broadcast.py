@@ -107,6 +107,15 @@ def send_to_agent(agent_id: int, message: dict[str, Any]) -> None:
     )
 
 
+def ask_agent_screens_about_offer(*, agent_id: int, offer_id: int) -> None:
+    """Ask the agent's sockets whether they showed offer `offer_id` (routing.unseen_offers); one
+    that did not sends the agent's state again."""
+    transaction.on_commit(
+        lambda: _group_send(agent_group(agent_id), {"type": "offer.check", "offer_id": offer_id}),
+        robust=True,
+    )
+
+
 def notify_supervisors(*, queue_id: int | None = None, agent_id: int | None = None) -> None:
     """Tell supervisor screens that figures changed; they coalesce bursts into a few frames."""
     transaction.on_commit(

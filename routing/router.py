@@ -31,6 +31,7 @@ from routing import (
     roles,
     screens,
     selectors,
+    unseen_offers,
 )
 from routing.decisions import RoutingPass
 from routing.models import WAITING_REASONS, Agent, Call, DecisionReason
@@ -459,6 +460,7 @@ def _sweep() -> dict[str, int]:
         offer_next_call(agent_id)
         done["matched"] += 1
     done["callbacks_retried"] = callbacks.retry_due_callbacks(now=now)
+    done["screens_asked"] = unseen_offers.ask_screens_about_ringing_offers(now=now)
     if any(done.values()):
         logger.info("router sweep: %s", done)
     return done

@@ -9,10 +9,12 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from customers.models import ContextAccess
+from infrastructure import broadcast
 from rapport.asgi import application
-from routing import router
+from routing import router, unseen_offers
 from routing.models import Agent, Offer
 from routing.states import AgentStatus, OfferState
 from tests.support.routing import arrive, tasks_published
@@ -260,3 +262,62 @@ def test_hundreds_of_sockets_leaving_at_once_wait_for_a_connection_instead_of_fa
     results = async_to_sync(scenario)()
 
     assert [result for result in results if isinstance(result, Exception)] == []
+
+
+def test_a_socket_that_never_showed_a_ringing_offer_heals_from_the_state(dana, queue, monkeypatch):
+    """The worker that made the offer was killed before its message went out: the sweep asks
+    the agent's socket, which sends the state with the ringing offer, as a reconnect would."""
+    headers = socket_headers(dana.user)
+
+    def ring_with_its_message_lost():
+        with monkeypatch.context() as lost:
+            lost.setattr(broadcast, "send_to_agent", lambda agent_id, message: None)
+            return ring(queue)
+
+    async def scenario():
+        socket = socket_for(headers)
+        await socket.connect()
+        await next_message(socket, "state")
+        offer = await database_sync_to_async(ring_with_its_message_lost)()
+        assert await socket.receive_nothing(timeout=0.3)
+        later = timezone.now() + unseen_offers.ASK_AFTER
+        asked = await database_sync_to_async(unseen_offers.ask_screens_about_ringing_offers)(
+            now=later
+        )
+        healed = await next_message(socket, "state")
+        again = await database_sync_to_async(unseen_offers.ask_screens_about_ringing_offers)(
+            now=later
+        )
+        quiet = await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+        return offer, asked, healed, again, quiet
+
+    offer, asked, healed, again, quiet = async_to_sync(scenario)()
+
+    assert asked == 1
+    assert healed["offer"]["offer_id"] == offer.id
+    assert again == 0
+    assert quiet
+
+
+def test_a_socket_that_showed_the_offer_is_asked_and_stays_quiet(dana, queue):
+    headers = socket_headers(dana.user)
+
+    async def scenario():
+        socket = socket_for(headers)
+        await socket.connect()
+        await next_message(socket, "state")
+        offer = await database_sync_to_async(ring)(queue)
+        shown = await next_message(socket, "offer")
+        asked = await database_sync_to_async(unseen_offers.ask_screens_about_ringing_offers)(
+            now=timezone.now() + unseen_offers.ASK_AFTER
+        )
+        quiet = await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+        return offer, shown, asked, quiet
+
+    offer, shown, asked, quiet = async_to_sync(scenario)()
+
+    assert shown["offer_id"] == offer.id
+    assert asked == 1
+    assert quiet
