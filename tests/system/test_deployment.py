@@ -26,6 +26,7 @@ import os
 import random
 import re
 import secrets
+import shelve
 import shlex
 import shutil
 import signal
@@ -37,6 +38,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from fnmatch import fnmatch
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -128,23 +130,38 @@ class Site:
         line = line.replace(STATE_DIR, str(self.root / "state"))
         return shlex.split(line)
 
-    def process_environment(self) -> dict[str, str]:
-        """The environment systemd gives a unit: the file's variables, and little else."""
-        return {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(self.root), **self.env}
+    def process_environment(self, unit: str | None = None) -> dict[str, str]:
+        """The environment systemd gives `unit`: its Environment= lines, then the file's
+        variables (they win), and little else."""
+        own = {}
+        for assignment in unit_service(unit).get("Environment", []) if unit else []:
+            name, _, value = assignment.partition("=")
+            own[name] = value
+        return {
+            "PATH": os.environ["PATH"],
+            "LANG": "C.UTF-8",
+            "HOME": str(self.root),
+            **own,
+            **self.env,
+        }
 
-    def run_unit_commands(self, unit: str, key: str, *, instance: str = "") -> None:
+    def run_unit_commands(self, unit: str, key: str, *, instance: str = "") -> list[str]:
+        """Each of the unit's `key` lines, run in turn as systemd runs them; their output."""
         service = unit_service(unit)
         assert service["WorkingDirectory"] == [APP_DIR]
+        outputs = []
         for line in service.get(key, []):
             done = subprocess.run(
                 self.command(line, instance=instance, unit=unit.split("@")[0].split(".")[0]),
                 cwd=REPO,
-                env=self.process_environment(),
+                env=self.process_environment(unit),
                 capture_output=True,
                 text=True,
                 timeout=180,
             )
             assert done.returncode == 0, f"{unit} {key}={line}:\n{done.stdout}\n{done.stderr}"
+            outputs.append(done.stdout + done.stderr)
+        return outputs
 
     def start_unit(self, unit: str, *, instance: str = "", log_name: str = "") -> subprocess.Popen:
         """The unit's ExecStart in a process group of its own, output to a log (the journal)."""
@@ -161,12 +178,54 @@ class Site:
         return subprocess.Popen(
             self.command(line, instance=instance, unit=unit.split("@")[0].split(".")[0]),
             cwd=REPO,
-            env=self.process_environment(),
+            env=self.process_environment(unit),
             stdin=subprocess.DEVNULL,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+def verify_units(root: Path) -> None:
+    """`systemd-analyze verify` finds nothing to say of the units, paths made this machine's
+    (systemd need not be running; skipped where its tools are not installed)."""
+    if not shutil.which("systemd-analyze"):
+        return
+    rendered = root / "units"
+    rendered.mkdir()
+    (rendered / "rapport.env").touch()
+    names = []
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        text = unit.read_text().replace(VENV_PYTHON, sys.executable)
+        text = text.replace(APP_DIR, str(REPO))
+        text = text.replace("/etc/rapport/rapport.env", str(rendered / "rapport.env"))
+        name = unit.name.replace("@.", "@1.")
+        (rendered / name).write_text(text)
+        names.append(f"./{name}")
+    done = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", *names],
+        cwd=rendered,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and not done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def logs_are_rotated() -> None:
+    """Rapport's processes write to the journal (no unit sends its output elsewhere), which
+    rotates itself; nginx's logs for the site are where Debian's logrotate rule for nginx
+    rotates them."""
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        service = unit_service(unit.name)
+        assert not {"StandardOutput", "StandardError"} & set(service), unit.name
+    rule = Path("/etc/logrotate.d/nginx").read_text()
+    rotated = re.findall(r"^(/\S+)\s*\{", rule, flags=re.MULTILINE)
+    logs = re.findall(
+        r"^\s*(?:access|error)_log (/\S+?);",
+        (DEPLOY / "nginx/rapport.conf").read_text(),
+        flags=re.MULTILINE,
+    )
+    assert logs and all(any(fnmatch(log, pattern) for pattern in rotated) for log in logs), logs
 
 
 def nginx_site(replacements: dict[str, str]) -> str:
@@ -526,7 +585,7 @@ def deployment_root():
 
 
 def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
-    deployment_root, control_url
+    deployment_root, control_url, capsys
 ):
     root = deployment_root
     started = time.monotonic()
@@ -563,8 +622,11 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
         site = Site(root=root, env=env)
         (root / "rapport.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
 
+        verify_units(root)
+        logs_are_rotated()
         # Migrations, static files and `check --deploy` (the unit fails on any warning).
-        site.run_unit_commands("rapport-migrate.service", "ExecStart")
+        _, _, checked = site.run_unit_commands("rapport-migrate.service", "ExecStart")
+        assert "System check identified no issues" in checked, checked
         setup = time.monotonic() - started
         fixture = subprocess.run(
             [
@@ -664,11 +726,17 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
 
         with psycopg.connect(database_url) as db:
             figures.update(final_figures(db))
-        print(
-            f"\ndeployment: set-up {setup:.0f} s, ready {ready_at:.0f} s, "
-            f"run {figures.pop('run_seconds'):.0f} s; "
-            + ", ".join(f"{name} {value}" for name, value in figures.items())
-        )
+        run_seconds = figures.pop("run_seconds")
+        # Shown in every run's output (not only with -s), and kept in .rapport/ (git-ignored).
+        with capsys.disabled():
+            print(
+                f"\ndeployment: set-up {setup:.0f} s, ready {ready_at:.0f} s, "
+                f"run {run_seconds:.0f} s; "
+                + ", ".join(f"{name} {value}" for name, value in figures.items())
+            )
+        results = REPO / ".rapport" / "figures"
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "deployment.json").write_text(json.dumps(figures, indent=2) + "\n")
         assert figures["calls"] == CALLS
         assert figures["offers lost"] == 0
         assert figures["calls stuck"] == 0
@@ -834,9 +902,11 @@ async def call_centre(*, agents, origin, tls, webhook_secret, site, processes, w
             lambda: all(c.status == "available" for c in consoles), "agents available again", 30
         )
         figures["run_seconds"] = time.monotonic() - run_started
-        for name in ("beat", "beat2", "worker1", "worker2", "web8002"):
+        for name in ("beat", "beat2", "worker1", "worker2", "web8002", "nginx"):
             assert processes[name].poll() is None, f"{name} exited"
         figures.update(recoveries(site.root / "logs"))
+        figures["sweeps sent by the second beat"] = sweeps_sent(processes["beat2"], site, "state2")
+        assert figures["sweeps sent by the second beat"] > 0
         figures["events posted"] = phone.posted
         return figures
     finally:
@@ -887,6 +957,13 @@ def recoveries(logs: Path) -> dict:
     }
 
 
+def sweeps_sent(beat: subprocess.Popen, site: Site, state: str) -> int:
+    """How many router sweeps `beat` sent, as its schedule file records (read once it stops)."""
+    stop_group(beat)
+    with shelve.open(str(site.root / state / "celerybeat-schedule"), flag="r") as schedule:
+        return schedule["entries"]["routing-sweep"].total_run_count
+
+
 def start_second_beat(site: Site) -> subprocess.Popen:
     (site.root / "state2").mkdir(exist_ok=True)
     (line,) = unit_service("rapport-beat.service")["ExecStart"]
@@ -897,7 +974,7 @@ def start_second_beat(site: Site) -> subprocess.Popen:
     return subprocess.Popen(
         command,
         cwd=REPO,
-        env=site.process_environment(),
+        env=site.process_environment("rapport-beat.service"),
         stdin=subprocess.DEVNULL,
         stdout=(site.root / "logs" / "beat-second.log").open("w"),
         stderr=subprocess.STDOUT,
@@ -946,7 +1023,13 @@ def connected_to() -> dict[str, set[str]]:
 
 
 def backup_and_restore(servers: Servers, root: Path, database_url: str) -> None:
-    """deploy/backup/rapport-backup, then its restore instructions into a new database."""
+    """deploy/backup/rapport-backup, then its restore instructions into a new database. The
+    script keeps KEEP_DAYS (14) days of dumps."""
+    (root / "bk").mkdir()
+    too_old = root / "bk" / "rapport-20000101T000000Z.dump"
+    too_old.touch()
+    a_month_ago = time.time() - 30 * 86400
+    os.utime(too_old, (a_month_ago, a_month_ago))
     done = subprocess.run(
         [str(DEPLOY / "backup" / "rapport-backup"), str(root / "rapport.env"), str(root / "bk")],
         capture_output=True,
@@ -956,6 +1039,7 @@ def backup_and_restore(servers: Servers, root: Path, database_url: str) -> None:
     assert done.returncode == 0, done.stderr
     dump = Path(done.stdout.strip().splitlines()[-1])
     assert dump.exists() and oct(dump.stat().st_mode & 0o777) == "0o600"
+    assert not too_old.exists()
     servers.psql_as_postgres("createdb", "-O", "rapport", "rapport_restored")
     restored_url = database_url.rsplit("/", 1)[0] + "/rapport_restored"
     subprocess.run(
