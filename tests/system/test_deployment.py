@@ -125,7 +125,10 @@ class Site:
         """An Exec line of a unit as systemd runs it: specifiers, then ${VAR} from the
         environment file, then the paths of this run."""
         line = line.replace("%i", instance).replace("%H", "deploytest").replace("%p", unit)
+        dollar = "\0"
+        line = line.replace("$$", dollar)
         line = re.sub(r"\$\{(\w+)\}", lambda m: self.env[m.group(1)], line)
+        line = line.replace(dollar, "$")
         line = line.replace(VENV_PYTHON, sys.executable)
         line = line.replace(STATE_DIR, str(self.root / "state"))
         return shlex.split(line)
