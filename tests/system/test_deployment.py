@@ -125,6 +125,7 @@ class Site:
         """An Exec line of a unit as systemd runs it: specifiers, then ${VAR} from the
         environment file, then the paths of this run."""
         line = line.replace("%i", instance).replace("%H", "deploytest").replace("%p", unit)
+        # systemd's `$$` is a dollar sign left for the command (a shell) to expand.
         dollar = "\0"
         line = line.replace("$$", dollar)
         line = re.sub(r"\$\{(\w+)\}", lambda m: self.env[m.group(1)], line)
@@ -636,6 +637,11 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
         _, _, checked = site.run_unit_commands("rapport-migrate.service", "ExecStart")
         assert "System check identified no issues" in checked, checked
         setup = time.monotonic() - started
+        with psycopg.connect(database_url) as db:
+            # No demo data in production: not one person or customer before the administrator's.
+            people = db.execute("SELECT count(*) FROM auth_user").fetchone()[0]
+            customers = db.execute("SELECT count(*) FROM customers_customer").fetchone()[0]
+            assert (people, customers) == (0, 0)
         fixture = subprocess.run(
             [
                 sys.executable,
