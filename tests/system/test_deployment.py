@@ -785,6 +785,7 @@ def check_what_nginx_does(
     assert plain.headers["location"] == f"https://{HOST}/accounts/login/"
     login = https.get("/accounts/login/")
     assert login.status_code == 200, login.text[:500]
+    assert "max-age=31536000" in login.headers["strict-transport-security"]
     static = sorted((root / "static").rglob("*.css"))[0].relative_to(root / "static")
     css = https.get(f"/static/{static}")
     assert css.status_code == 200 and "public" in css.headers["cache-control"]
@@ -893,6 +894,16 @@ async def call_centre(*, agents, origin, tls, webhook_secret, site, processes, w
         for console in consoles:
             console.holding = False
             await console.settle()
+        # systemd's Restart=always: the instance is back, started once it answers again.
+        processes["web8001"] = site.start_unit(
+            "rapport-web@.service", instance=str(web_ports[8001]), log_name="web-"
+        )
+        await asyncio.to_thread(
+            site.run_unit_commands,
+            "rapport-web@.service",
+            "ExecStartPost",
+            instance=str(web_ports[8001]),
+        )
 
         while placed < CALLS:
             placed += 1
@@ -913,7 +924,7 @@ async def call_centre(*, agents, origin, tls, webhook_secret, site, processes, w
             lambda: all(c.status == "available" for c in consoles), "agents available again", 30
         )
         figures["run_seconds"] = time.monotonic() - run_started
-        for name in ("beat", "beat2", "worker1", "worker2", "web8002", "nginx"):
+        for name in ("beat", "beat2", "worker1", "worker2", "web8001", "web8002", "nginx"):
             assert processes[name].poll() is None, f"{name} exited"
         figures.update(recoveries(site.root / "logs"))
         figures["sweeps sent by the second beat"] = sweeps_sent(processes["beat2"], site, "state2")
@@ -1009,6 +1020,9 @@ def final_figures(db: psycopg.Connection, *, seen: set[int]) -> dict:
             "GROUP BY call_id HAVING count(*) > 1) twice"
         )
         + sum(1 for agents in connected_to().values() if len(agents) > 1),
+        # The same `call.connect` pushed again (its delivery unconfirmed): the phone system
+        # recognises it by its decision id.
+        "connects repeated": repeated_connects(),
         "agents who took calls": one(
             "SELECT count(DISTINCT agent_id) FROM routing_offer WHERE state = 'accepted'"
         ),
@@ -1025,6 +1039,12 @@ def connected_to() -> dict[str, set[str]]:
         for connect in PhoneSystemControl.received:
             told.setdefault(connect["call_id"], set()).add(connect["agent"])
     return told
+
+
+def repeated_connects() -> int:
+    with PhoneSystemControl.lock:
+        pushes = [(c["call_id"], c["decision_id"]) for c in PhoneSystemControl.received]
+    return len(pushes) - len(set(pushes))
 
 
 def backup_and_restore(servers: Servers, root: Path, database_url: str) -> None:
