@@ -134,20 +134,17 @@ class Site:
         line = line.replace(STATE_DIR, str(self.root / "state"))
         return shlex.split(line)
 
-    def process_environment(self, unit: str | None = None) -> dict[str, str]:
+    def process_environment(self, unit: str) -> dict[str, str]:
         """The environment systemd gives `unit`: its Environment= lines, then the file's
-        variables (they win), and little else."""
-        own = {}
-        for assignment in unit_service(unit).get("Environment", []) if unit else []:
-            name, _, value = assignment.partition("=")
-            own[name] = value
-        return {
-            "PATH": os.environ["PATH"],
-            "LANG": "C.UTF-8",
-            "HOME": str(self.root),
-            **own,
-            **self.env,
-        }
+        variables (they win), less its UnsetEnvironment= ones, and little else."""
+        service = unit_service(unit)
+        own = dict(assignment.partition("=")[::2] for assignment in service.get("Environment", []))
+        env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(self.root)}
+        env |= own | self.env
+        for names in service.get("UnsetEnvironment", []):
+            for name in names.split():
+                env.pop(name, None)
+        return env
 
     def run_unit_commands(self, unit: str, key: str, *, instance: str = "") -> list[str]:
         """Each of the unit's `key` lines, run in turn as systemd runs them; their output."""
@@ -650,7 +647,8 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
                 % {"number": QUEUE_NUMBER, "timeout": OFFER_TIMEOUT_SECONDS, "agents": AGENTS},
             ],
             cwd=REPO,
-            env=site.process_environment(),
+            # A one-off command, as docs/deploy.md runs one: the migrations' environment.
+            env=site.process_environment("rapport-migrate.service"),
             capture_output=True,
             text=True,
             check=True,
