@@ -736,6 +736,19 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
             )
         )
 
+        # nginx logs a socket when it closes: which instances it passed them to.
+        access_log = root / "logs" / "rapport.access.log"
+        opened = AGENTS + figures["agents reconnected"]
+        wait_for(
+            lambda: sum(socket_handshakes(access_log).values()) >= opened,
+            "nginx to log the closed sockets",
+            timeout=10,
+        )
+        handshakes = socket_handshakes(access_log)
+        assert set(handshakes) == {str(port) for port in web_ports.values()}, handshakes
+        figures["socket handshakes per instance (nginx log)"] = "/".join(
+            str(handshakes[str(port)]) for port in web_ports.values()
+        )
         with psycopg.connect(database_url) as db:
             figures.update(final_figures(db, seen=figures.pop("offers seen")))
         run_seconds = figures.pop("run_seconds")
@@ -953,6 +966,17 @@ async def until(check, what: str, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def socket_handshakes(access_log: Path) -> dict[str, int]:
+    """The agents' socket handshakes nginx passed on, counted by the port of the instance that
+    took each one (the last address tried)."""
+    taken: dict[str, int] = {}
+    for line in access_log.read_text().splitlines():
+        if '"GET /ws/agent/ HTTP/1.1" 101 ' in line:
+            port = re.search(r"upstream=(?:\S+, )*[\d.]+:(\d+)", line).group(1)
+            taken[port] = taken.get(port, 0) + 1
+    return taken
 
 
 def recoveries(logs: Path) -> dict:
