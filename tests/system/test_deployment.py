@@ -935,6 +935,7 @@ async def call_centre(*, agents, origin, tls, webhook_secret, site, processes, w
             lambda: all(c.status == "available" for c in consoles), "agents available again", 30
         )
         figures["run_seconds"] = time.monotonic() - run_started
+        figures["rolling restart"] = await rolling_restart(site, processes, web_ports, consoles)
         for name in ("beat", "beat2", "worker1", "worker2", "web8001", "web8002", "nginx"):
             assert processes[name].poll() is None, f"{name} exited"
         figures.update(recoveries(site.root / "logs"))
@@ -952,6 +953,31 @@ async def call_centre(*, agents, origin, tls, webhook_secret, site, processes, w
                     await console.ws.close()
         await asyncio.gather(*running, acting, return_exceptions=True)
         await phone_client.aclose()
+
+
+async def rolling_restart(site, processes, web_ports, consoles) -> str:
+    """docs/deploy.md's upgrade: `systemctl restart` of the instance holding every socket now
+    (SIGTERM, then the new one waited for). Its agents are back, on the other, meanwhile."""
+    reconnects = {c.agent_id: len(c.reconnect_seconds) for c in consoles}
+    stopped_at = time.monotonic()
+    await asyncio.to_thread(stop_group, processes["web8002"])
+    stopped = time.monotonic() - stopped_at
+    await until(
+        lambda: all(len(c.reconnect_seconds) > reconnects[c.agent_id] for c in consoles),
+        "the sockets back after a restart",
+        30,
+    )
+    moved = time.monotonic() - stopped_at
+    processes["web8002"] = site.start_unit(
+        "rapport-web@.service", instance=str(web_ports[8002]), log_name="web-"
+    )
+    await asyncio.to_thread(
+        site.run_unit_commands,
+        "rapport-web@.service",
+        "ExecStartPost",
+        instance=str(web_ports[8002]),
+    )
+    return f"stopped in {stopped:.1f} s, every socket back in {moved:.1f} s"
 
 
 async def keep_acting(phone: PhoneSystem, stop: asyncio.Event) -> None:
