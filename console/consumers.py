@@ -6,6 +6,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from console import services
 from infrastructure.errors import Refused
 from infrastructure.groups import agent_group, session_group
+from infrastructure.metrics import SOCKETS_OPEN
 from routing import agent_status, offers, roles, status_choices
 from routing import selectors as routing_selectors
 
@@ -63,12 +64,17 @@ class AgentConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.counted_open = SOCKETS_OPEN.labels(kind="agent")
+        self.counted_open.inc()
         snapshot = await database_sync_to_async(services.agent_state_on_connect)(
             agent_id=self.agent_id, user=self.user
         )
         await self.send_json(snapshot)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted_open", None) is not None:
+            self.counted_open.dec()
+            self.counted_open = None
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 

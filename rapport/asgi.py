@@ -18,17 +18,21 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 from console.urls import websocket_urlpatterns as agent_sockets  # noqa: E402
 from infrastructure.lifespan import Lifespan  # noqa: E402
+from infrastructure.metrics import process_exited  # noqa: E402
 from infrastructure.request_limits import RequestBodyLimit  # noqa: E402
 from rapport.warm_up import warm_server  # noqa: E402
 from supervisor.urls import websocket_urlpatterns as supervisor_sockets  # noqa: E402
 from telephony.signed_events.intake import TelephonyEventIntake  # noqa: E402
+from telephony.webhook_answers import CountWebhookAnswers  # noqa: E402
 
 
 def http_application():
-    """Every HTTP request: the body capped, the telephony webhook answered on the event loop,
-    static files, then Django. Built once for the server; the tests build their own the same
-    way."""
-    return RequestBodyLimit(TelephonyEventIntake(ASGIStaticFilesHandler(django_asgi_app)))
+    """Every HTTP request: the telephony systems' answers counted, the body capped, the
+    telephony webhook answered on the event loop, static files, then Django. Built once for the
+    server; the tests build their own the same way."""
+    return CountWebhookAnswers(
+        RequestBodyLimit(TelephonyEventIntake(ASGIStaticFilesHandler(django_asgi_app)))
+    )
 
 
 application = Lifespan(
@@ -41,6 +45,7 @@ application = Lifespan(
         }
     ),
     on_startup=warm_server,
+    on_shutdown=process_exited,
 )
 
 # Everything loaded so far lives as long as the process: the garbage collector's full passes

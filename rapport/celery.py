@@ -84,6 +84,14 @@ def send_queued_screen_messages(**kwargs) -> None:
     broadcast.flush(timeout=5)
 
 
+@worker_process_shutdown.connect
+def stop_counting_this_process(pid: int | None = None, **kwargs) -> None:
+    """A pool process's live gauges no longer count once it exits (infrastructure.metrics)."""
+    from infrastructure.metrics import process_exited
+
+    process_exited(pid)
+
+
 @setup_logging.connect
 def log_through_django_settings(logfile: str | None = None, **kwargs) -> None:
     """Workers and beat log as the web server does (LOG_LEVEL, the card-number filter, Celery's

@@ -306,6 +306,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AgentStatusEnum": "routing.states.AgentStatus",
         "TelephonyAcceptedStatusEnum": ["accepted"],
+        # The readiness probe's answer for PostgreSQL and for Redis (rapport/health.py).
+        "ServiceReachableEnum": ["ok", "unreachable"],
     },
 }
 
@@ -337,10 +339,21 @@ NOT_READY_REASONS = env.list(
 )
 # --- end of not-ready reasons ----------------------------------------------------------------
 
+# LOG_FORMAT=json: one JSON object a line, for a machine to read (docs/monitoring.md). Every
+# line has `call_id` and `agent_id` fields, null where a line is about no call or agent.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {
+            "()": "infrastructure.json_logs.JsonLinesFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "defaults": {"call_id": None, "agent_id": None},
+        },
+    },
     # Card numbers never reach the logs: the filter masks them in every record a handler writes;
     # nor does the Generic CTI token, which is in its endpoint's URL.
     "filters": {
@@ -350,7 +363,7 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
             "filters": ["card_numbers", "cti_token"],
         }
     },
@@ -390,7 +403,13 @@ SECURE_PROXY_SSL_HEADER = (
     )
     or None
 )
-SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+# A load balancer's probes and the monitoring's scraper speak plain HTTP on an internal address.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$", r"^api/health/(live|ready)/$", r"^metrics$"]
+
+# --- Monitoring (docs/monitoring.md) ---------------------------------------------------------
+# `GET /metrics` answers only a request carrying `Authorization: Bearer <METRICS_TOKEN>`; unset,
+# it answers 404. At least 24 random characters, or the server refuses to start.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Twilio Programmable Voice ---------------------------------------------------------------
 # docs/telephony.md "Twilio". Without an account SID the Twilio

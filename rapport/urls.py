@@ -3,7 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from rapport.health import health
+from rapport import health
+from rapport.metrics import metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,7 +16,10 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="schema"),
         name="api-docs",
     ),
-    path("api/health/", health, name="health"),
+    path("api/health/", health.health, name="health"),
+    path("api/health/live/", health.live, name="health-live"),
+    path("api/health/ready/", health.ready, name="health-ready"),
+    path("metrics", metrics, name="metrics"),
     path("api/telephony/", include("telephony.urls")),
     path("", include("supervisor.urls")),
     path("api/", include("privacy.urls")),

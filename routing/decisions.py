@@ -1,5 +1,6 @@
 """Routing decisions: every choice the router makes about a call, with its reason, is a row
-(`RoutingDecision`), and one log line."""
+(`RoutingDecision`), one log line, and, when it is about a returning caller's last agent, a
+count of reunion outcomes (`rapport_reunions_total`, docs/monitoring.md)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,29 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from infrastructure.database import rows
-from routing.models import Call, Offer, RoutingDecision
+from infrastructure.log_fields import call_fields
+from infrastructure.metrics import REUNIONS, count_on_commit
+from routing.models import Call, DecisionReason, Offer, RoutingDecision
 
 logger = logging.getLogger(__name__)
+
+# What the router decided about a returning caller's last agent, each counted under its own
+# reason: offered to them at once or once they were free; held for them while busy; or gone
+# past them (busy and not held, away, the hold expired, they declined or let it ring out).
+REUNION_OUTCOMES = frozenset(
+    {
+        DecisionReason.LAST_AGENT,
+        DecisionReason.WAITING_LAST_AGENT_FREED,
+        DecisionReason.LAST_AGENT_BUSY_WAITED,
+        DecisionReason.LAST_AGENT_BUSY_NOT_HELD,
+        DecisionReason.LAST_AGENT_UNAVAILABLE,
+        DecisionReason.LAST_AGENT_WAIT_EXPIRED,
+        DecisionReason.LAST_AGENT_DECLINED,
+    }
+)
+# An offer that rang out, or a phone that did not take the call, is the last agent's miss
+# when it was theirs.
+LAST_AGENT_TIMED_OUT = "last_agent_timed_out"
 
 
 @dataclass
@@ -100,15 +121,39 @@ def log_decision(
     offered: bool,
     routing_pass: RoutingPass | None = None,
 ) -> None:
-    """The decision's log line; noted in the `routing_pass` it was made in. It says "offered to"
+    """The decision's log line and its reunion count; noted in the `routing_pass` it was made
+    in. It says "offered to"
     only for a decision that made an offer: an operator reading "offered to agent 1" twice for
     one call would take it for a call offered to two agents."""
     if routing_pass is not None:
         routing_pass.decisions.append(reason)
+    outcome = reunion_outcome(call, reason, agent_id)
+    if outcome is not None:
+        count_on_commit(REUNIONS.labels(outcome=outcome))
     if agent_id is None:
         about = ""
     elif offered:
         about = f", offered to agent {agent_id}"
     else:
         about = f", about agent {agent_id}"
-    logger.info("call %r: routed, %s%s", call.telephony_call_id, reason, about)
+    logger.info(
+        "call %r: routed, %s%s",
+        call.telephony_call_id,
+        reason,
+        about,
+        extra=call_fields(call.telephony_call_id, agent_id),
+    )
+
+
+def reunion_outcome(call: Call, reason: str, agent_id: int | None) -> str | None:
+    """The `rapport_reunions_total` outcome a decision counts as; None: not about the caller's
+    last agent."""
+    if reason in REUNION_OUTCOMES:
+        return str(reason)
+    if (
+        reason == DecisionReason.OFFER_TIMED_OUT
+        and agent_id is not None
+        and agent_id == call.last_agent_id
+    ):
+        return LAST_AGENT_TIMED_OUT
+    return None

@@ -20,6 +20,13 @@ from customers.models import AccessReason, Customer
 from infrastructure import broadcast
 from infrastructure.database import rows
 from infrastructure.errors import Refused
+from infrastructure.log_fields import call_fields
+from infrastructure.metrics import (
+    OFFERS,
+    SCREEN_POP_SECONDS,
+    count_on_commit,
+    observe_since_on_commit,
+)
 from routing import agent_status, calls, decisions, handoff, messages, selectors
 from routing.decisions import RoutingPass
 from routing.models import Agent, Call, DecisionReason, Offer, RoutingDecision
@@ -131,6 +138,12 @@ def make_offer(
     broadcast.send_to_agent(
         agent.id, messages.offer_message(offer, reason=reason, caller=caller, hold_rule=hold_rule)
     )
+    count_on_commit(OFFERS.labels(outcome="made"))
+    if routing_pass is not None:
+        # The call's first routing: the screen-pop, timed from the statement that recorded the
+        # call's first event (it made the call's row: `created_at`) to the message handed to the
+        # agent's socket above (it leaves on commit, before this is observed).
+        observe_since_on_commit(SCREEN_POP_SECONDS, call.created_at)
     broadcast.notify_supervisors(queue_id=call.queue_id, agent_id=agent.id)
     return offer
 
@@ -144,6 +157,9 @@ def close_offer(*, offer: Offer, outcome: str, now: datetime) -> None:
 
 
 def _tell_offer_ended(offer: Offer, *, call: Call) -> None:
+    """Every offer ends here, whichever way (its state: accepted, declined, timed_out,
+    withdrawn), and is counted here."""
+    count_on_commit(OFFERS.labels(outcome=offer.state))
     broadcast.send_to_agent(
         offer.agent_id,
         {
@@ -310,7 +326,11 @@ def accept_offer(*, offer_id: int, agent_id: int) -> Offer:
     except Exception:
         if not committed:
             raise
-        logger.exception("offer %s: accepted, but a message after commit failed", offer_id)
+        logger.exception(
+            "offer %s: accepted, but a message after commit failed",
+            offer_id,
+            extra=call_fields(agent_id=agent_id),
+        )
     if not taken:
         raise Refused(ON_ANOTHER_CALL, field="offer_id")
     return offer
@@ -507,6 +527,7 @@ def _return_accepted_call(call: Call, *, agent_id: int, now: datetime) -> None:
         " as they accepted it",
         call.telephony_call_id,
         agent_id,
+        extra=call_fields(call.telephony_call_id, agent_id),
     )
 
 

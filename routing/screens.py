@@ -9,6 +9,7 @@ import logging
 from customers.audit import record_context_access, record_context_access_by_users
 from customers.models import AccessReason
 from infrastructure import broadcast
+from infrastructure.log_fields import call_fields
 from routing import messages
 from routing.models import Agent, Call
 
@@ -57,7 +58,12 @@ def show_call(
     `customer_ids`: `messages.customer_ids_on_card`, when the caller read it already."""
     theirs = handed_over or agent.id == call.agent_id
     if not theirs and not call.offers.filter(agent=agent).exists():
-        logger.warning("call %r: not shown to agent %s, not theirs", call.telephony_call_id, agent)
+        logger.warning(
+            "call %r: not shown to agent %s, not theirs",
+            call.telephony_call_id,
+            agent,
+            extra=call_fields(call.telephony_call_id, agent.id),
+        )
         return
     if customer_ids is None:
         customer_ids = messages.customer_ids_on_card(call)

@@ -16,6 +16,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from customers.audit import record_first_sight
 from customers.models import AccessReason
 from infrastructure.groups import SUPERVISORS_GROUP, session_group
+from infrastructure.metrics import SOCKETS_OPEN
 from routing import roles
 from supervisor import floor, wall
 
@@ -40,10 +41,15 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        self.counted_open = SOCKETS_OPEN.labels(kind="supervisor")
+        self.counted_open.inc()
         await self._send_figures("snapshot")
         self.refresher = asyncio.create_task(self._refresh_now_and_then())
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted_open", None) is not None:
+            self.counted_open.dec()
+            self.counted_open = None
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
         for task in (getattr(self, "pending", None), getattr(self, "refresher", None)):

@@ -27,6 +27,8 @@ from customers.phone_numbers import normalise_phone_number
 from customers.selectors import CUSTOMERS_ON_NUMBER_SQL
 from infrastructure import dispatch
 from infrastructure.database import rows
+from infrastructure.log_fields import call_fields
+from infrastructure.metrics import EVENT_APPLY_DELAY_SECONDS, observe_since_on_commit
 from routing import handoff, router
 from routing.models import Agent, Call, Queue
 from routing.states import (
@@ -76,13 +78,16 @@ def apply_events_waiting_too_long() -> None:
 def apply_recorded_event(event_id: int) -> EventReceipt | None:
     """Apply the recorded event to its call; None when it is already applied (a repeated task,
     the sweeper and a task at once) or gone."""
-    event = recording.recorded_event(event_id)
-    if event is None:
+    recorded = recording.recorded_event(event_id)
+    if recorded is None:
         return None
+    event, received_at = recorded
     with transaction.atomic():
         receipt = _apply(event_id, event)
         if receipt is None:
             transaction.set_rollback(True)
+        else:
+            observe_since_on_commit(EVENT_APPLY_DELAY_SECONDS, received_at)
         return receipt
 
 
@@ -107,12 +112,18 @@ def accept_event(
             event.call_id,
             event.type,
             event.occurred_at.isoformat(),
+            extra=call_fields(event.call_id),
         )
         event = replace(event, occurred_at=timezone.now())
     with transaction.atomic():
         event_id = recording.record_event(webhook_id=webhook_id, event=event)
         if event_id is None:
-            logger.debug("call %r: %s delivered again", event.call_id, event.type)
+            logger.debug(
+                "call %r: %s delivered again",
+                event.call_id,
+                event.type,
+                extra=call_fields(event.call_id),
+            )
             return EventReceipt(duplicate=True)
         return _apply(event_id, event, status_reason=status_reason, changed_by=changed_by)
 
@@ -136,10 +147,13 @@ def _apply(
         from_number=event.from_number,
     ):
         return None
+    logged = call_fields(event.call_id, call.agent_id)
     if target is not None:
-        logger.info("call %r: %s, now %s", event.call_id, event.type, target)
+        logger.info("call %r: %s, now %s", event.call_id, event.type, target, extra=logged)
     else:
-        logger.info("call %r: %s kept, not applied: %s", event.call_id, event.type, outcome)
+        logger.info(
+            "call %r: %s kept, not applied: %s", event.call_id, event.type, outcome, extra=logged
+        )
     if target is not None:
         _tell_router(call, event, before=before, status_reason=status_reason, changed_by=changed_by)
     elif call.agent_id != before.agent_id and call.state in TALKING_STATES:
@@ -272,7 +286,10 @@ def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
         return None, "older than the call's latest applied event; its details were kept"
     if event.type == CallEventType.TRANSFERRED and not _known_agent(event.agent_identity):
         logger.warning(
-            "call %r: transferred to unknown agent %r", event.call_id, event.agent_identity
+            "call %r: transferred to unknown agent %r",
+            event.call_id,
+            event.agent_identity,
+            extra=call_fields(event.call_id, call.agent_id),
         )
         return None, "transferred to an agent Rapport does not know; the call keeps its agent"
     if event.type == CallEventType.ENDED:

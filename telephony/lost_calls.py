@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from infrastructure.log_fields import call_fields
 from routing import screens
 from routing.models import Call
 from routing.states import FINAL_STATES, CallState
@@ -118,6 +119,7 @@ def end_silent_calls(*, limit: int = 200) -> int:
             call.telephony_call_id,
             settings.TELEPHONY_SILENT_CALL_SECONDS,
             call.state,
+            extra=call_fields(call.telephony_call_id, call.agent_id),
         )
         ended += 1
     return ended

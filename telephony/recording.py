@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
@@ -57,22 +58,26 @@ async def is_stored_as_on_loop(*, webhook_id: str, event: TelephonyEvent) -> boo
     )
 
 
-def recorded_event(event_id: int) -> TelephonyEvent | None:
-    """The recorded event, still to apply, as it was validated; None once applied (or gone)."""
+def recorded_event(event_id: int) -> tuple[TelephonyEvent, datetime] | None:
+    """The recorded event, still to apply, as it was validated, and when it was recorded (the
+    webhook's 202 followed); None once applied (or gone)."""
     row = (
         CallEvent.objects.filter(pk=event_id, fields_to_apply__isnull=False)
-        .values_list("type", "occurred_at", "fields_to_apply", "call__telephony_call_id")
+        .values_list(
+            "type", "occurred_at", "fields_to_apply", "call__telephony_call_id", "received_at"
+        )
         .first()
     )
     if row is None:
         return None
-    type_, occurred_at, fields, call_id = row
-    return TelephonyEvent(
+    type_, occurred_at, fields, call_id, received_at = row
+    event = TelephonyEvent(
         type=type_,
         call_id=call_id,
         occurred_at=occurred_at,
         **{name: fields.get(name, "") for name in FIELDS_TO_APPLY},
     )
+    return event, received_at
 
 
 @functools.cache

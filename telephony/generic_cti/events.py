@@ -33,6 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from infrastructure.log_fields import call_fields
 from routing import screens
 from routing.models import Agent, Call
 from telephony.applying import accept_event, lock_call
@@ -156,6 +157,7 @@ def _answering_agent(cti: CtiEvent) -> Agent | None:
             cti.call_id,
             cti.answering_number,
             list(cti.users),
+            extra=call_fields(cti.call_id),
         )
     return agent
 

@@ -1,7 +1,8 @@
 """The Generic CTI token (`TELEPHONY_CTI_TOKEN`): the endpoint's only credential, and it travels
 in the URL, `/api/telephony/cti/<token>/`. So:
 
-- it must be long and random (`token_problem`; telephony.checks refuses to start without);
+- it must be long and random (`token_problem`: URL-safe, and as strong as any token must be,
+  infrastructure.tokens; telephony.checks refuses to start without);
 - no URL of the endpoint is logged with its token (`TokenFilter`, on the log handler: Django
   logs the path of every refused request, "Bad Request: /api/telephony/cti/<token>/");
 - guessing it is slowed to `TELEPHONY_CTI_GUESS_LIMIT` wrong tokens per client address
@@ -22,12 +23,11 @@ from django.conf import settings
 from limits.errors import StorageError
 
 from infrastructure.log_filters import RewritingFilter
+from infrastructure.tokens import weak_token_problem
 from telephony.signed_events import rate_limit
 
 logger = logging.getLogger(__name__)
 
-MIN_CHARACTERS = 24
-MIN_DISTINCT_CHARACTERS = 10
 # What a URL path segment carries as written (RFC 3986's unreserved characters).
 URL_SAFE = frozenset(string.ascii_letters + string.digits + "-._~")
 SHOWN_INSTEAD = "<TELEPHONY_CTI_TOKEN>"
@@ -40,11 +40,7 @@ def token_problem(token: str) -> str | None:
     """Why `token` may not guard the endpoint, or None when it may. Never names the token."""
     if not set(token) <= URL_SAFE:
         return "may hold only letters, digits and - . _ ~ (it is a URL path segment)"
-    if len(token) < MIN_CHARACTERS:
-        return f"is {len(token)} characters long; use at least {MIN_CHARACTERS} random ones"
-    if len(set(token)) < MIN_DISTINCT_CHARACTERS:
-        return f"repeats too few characters to be random (fewer than {MIN_DISTINCT_CHARACTERS})"
-    return None
+    return weak_token_problem(token)
 
 
 class TokenFilter(RewritingFilter):

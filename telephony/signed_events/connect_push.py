@@ -9,6 +9,7 @@ import logging
 import httpx
 from django.conf import settings
 
+from infrastructure.log_fields import call_fields
 from routing.models import Call, DecisionReason, RoutingDecision
 from routing.states import FINAL_STATES, WAITING_STATES
 from telephony.connect import connect_backoff_seconds
@@ -59,7 +60,12 @@ def push_call_connect(*, call_pk: int, decision_pk: int | None) -> float | None:
         call=call, decision=decision, attempt=attempt, status_code=status_code, error=error
     )
     if status_code is not None and 200 <= status_code < 300:
-        logger.info("call %r: call.connect to %s delivered", call.telephony_call_id, agent)
+        logger.info(
+            "call %r: call.connect to %s delivered",
+            call.telephony_call_id,
+            agent,
+            extra=call_fields(call.telephony_call_id, agent.id),
+        )
         return None
     countdown = connect_backoff_seconds(attempt)
     logger.warning(
@@ -68,6 +74,7 @@ def push_call_connect(*, call_pk: int, decision_pk: int | None) -> float | None:
         attempt,
         status_code or error,
         countdown,
+        extra=call_fields(call.telephony_call_id, agent.id),
     )
     return countdown
 

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from twilio.twiml.voice_response import VoiceResponse
 
 from infrastructure.api_errors import RETRY_AFTER_SECONDS, UNREACHABLE
+from infrastructure.log_fields import call_fields
 from telephony.twilio import calls as twilio_calls
 from telephony.twilio import voice as twilio_voice
 from telephony.twilio.voice import CALL_SID, BadField, form_payload, optional, required
@@ -60,13 +61,18 @@ def twilio_webhook(
             if not twilio_voice.is_configured():
                 return JsonResponse({"detail": "Twilio is not configured."}, status=404)
             if not twilio_voice.signature_is_valid(request):
+                # Unsigned: its CallSid is anyone's to write, so not a field of the line.
                 logger.warning("twilio request to %s refused: bad signature", request.path)
                 return JsonResponse(
                     {"detail": "X-Twilio-Signature is missing or does not match this request."},
                     status=403,
                 )
             if request.POST.get("AccountSid", "") != settings.TWILIO_ACCOUNT_SID:
-                logger.warning("twilio request to %s refused: another account", request.path)
+                logger.warning(
+                    "twilio request to %s refused: another account",
+                    request.path,
+                    extra=call_fields(request.POST.get("CallSid")),
+                )
                 return JsonResponse(
                     {"detail": "AccountSid is not this Rapport's account."}, status=403
                 )
@@ -83,6 +89,7 @@ def twilio_webhook(
                     request.path,
                     type(unreachable).__name__,
                     unreachable,
+                    extra=call_fields(request.POST.get("CallSid")),
                 )
                 return while_unreachable(request)
 
@@ -140,7 +147,11 @@ def wait(request: HttpRequest) -> HttpResponse:
     """The queue's wait loop: keep waiting, or leave the queue to be dialled to the agent."""
     call_sid = _call_sid(request.POST)
     if twilio_calls.waiting_caller_should_leave(call_sid=call_sid):
-        logger.warning("twilio call %r: agent accepted, REST update missing; <Leave/>", call_sid)
+        logger.warning(
+            "twilio call %r: agent accepted, REST update missing; <Leave/>",
+            call_sid,
+            extra=call_fields(call_sid),
+        )
         return _twiml(twilio_voice.leave())
     return _twiml(twilio_voice.waiting(base_url=twilio_voice.public_base_url(request)))
 

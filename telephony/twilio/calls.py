@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from infrastructure.log_fields import call_fields
 from routing import offers
 from routing.models import Agent, Call, RoutingDecision
 from routing.states import FINAL_STATES, TALKING_STATES, WAITING_STATES, OfferState
@@ -96,7 +97,10 @@ def caller_left_queue(*, call_sid: str, queue_result: str) -> NextStep:
         return NextStep(Step.HANG_UP)
     if queue_result in ("queue-full", "error", "system-error"):
         logger.error(
-            "twilio call %r: could not be queued (%s); queued again", call_sid, queue_result
+            "twilio call %r: could not be queued (%s); queued again",
+            call_sid,
+            queue_result,
+            extra=call_fields(call_sid),
         )
         with transaction.atomic():
             next_step = _next_step(call_sid)
@@ -125,6 +129,7 @@ def agent_leg_answered(
             "twilio call %r: leg to %r answered, not a known call and agent",
             call_sid,
             agent_identity,
+            extra=call_fields(call_sid),
         )
         return
     handed_over = (
@@ -183,6 +188,7 @@ def dial_ended(
                     call_sid,
                     decision.agent,
                     dial_status,
+                    extra=call_fields(call_sid, decision.agent_id),
                 )
         return _next_step(call_sid)
 
@@ -249,6 +255,7 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
                 call.telephony_call_id,
                 decision.agent,
                 decision.agent.telephony_identity,
+                extra=call_fields(call.telephony_call_id, decision.agent_id),
             )
             offers.accepted_call_missed(
                 call_id=call.pk, agent_id=decision.agent_id, why="identity_not_dialable"
@@ -262,7 +269,12 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
         )
         if status_code is not None and 200 <= status_code < 300:
             _mark_dialled(twilio_call, decision, via=TwilioDialPath.REST_UPDATE)
-            logger.info("twilio call %r: dialling %s", call.telephony_call_id, decision.agent)
+            logger.info(
+                "twilio call %r: dialling %s",
+                call.telephony_call_id,
+                decision.agent,
+                extra=call_fields(call.telephony_call_id, decision.agent_id),
+            )
             return None
     countdown = connect_backoff_seconds(attempt)
     logger.warning(
@@ -271,6 +283,7 @@ def dial_agent_by_rest_update(*, call_pk: int, decision_pk: int | None) -> float
         attempt,
         error or status_code,
         countdown,
+        extra=call_fields(call.telephony_call_id, decision.agent_id),
     )
     return countdown
 
