@@ -894,8 +894,10 @@ async def call_centre(
         # the agent never sees it ring until a reconnect's `state`, and it times out.
         await until(
             lambda: all(c.ringing is not None for c in consoles),
-            "every agent's offer ringing on their console "
-            + str({c.agent_id: (c.status, c.ringing) for c in consoles}),
+            lambda: (
+                "every agent's offer ringing on their console: "
+                + str({c.agent_id: (c.status, c.ringing) for c in consoles})
+            ),
             40,
         )
         ringing_before = {c.agent_id: c.ringing for c in consoles}
@@ -1009,11 +1011,12 @@ async def keep_acting(phone: PhoneSystem, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.05)
 
 
-async def until(check, what: str, timeout: float) -> None:
+async def until(check, what, timeout: float) -> None:
+    """Until `check()`; `what` (or what it returns when called) names it if it never is."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
         await asyncio.sleep(0.05)
 
 
