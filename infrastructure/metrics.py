@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
@@ -89,6 +90,7 @@ def scrape(collectors: Iterable[Collector] = ()) -> tuple[bytes, str]:
     one's), and those `collectors` read at scrape time."""
     registry = CollectorRegistry(auto_describe=False)
     if multiprocess_directory():
+        _forget_processes_gone(multiprocess_directory())
         multiprocess.MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
@@ -102,6 +104,26 @@ def process_exited(pid: int | None = None) -> None:
     Its counters and histograms stay in the directory, so totals do not fall."""
     if multiprocess_directory():
         multiprocess.mark_process_dead(pid or os.getpid())
+
+
+def _forget_processes_gone(directory: str) -> None:
+    """A process killed outright (`kill -9`, the OOM killer) never said it stopped: its live
+    gauges would count its sockets for ever. Each scrape forgets the processes no longer
+    running (the directory is one machine's, so its process ids are this machine's)."""
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _running(int(pid)):
+            multiprocess.mark_process_dead(int(pid), directory)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _ThisProcess(Collector):

@@ -223,41 +223,48 @@ def test_sockets_open_are_counted_while_open(make_agent, request_connections_clo
 
 
 _COUNT_IN_A_PROCESS = """
-import os
+import os, sys
 from infrastructure.metrics import OFFERS, SOCKETS_OPEN
 OFFERS.labels(outcome="made").inc()
 SOCKETS_OPEN.labels(kind="agent").inc()
-print(os.getpid())
+print(os.getpid(), flush=True)
+sys.stdin.read()
 """
 
 
 @pytest.mark.usefixtures("metrics_on")
 def test_with_a_multiprocess_directory_every_process_is_summed(tmp_path, monkeypatch):
-    """Two other processes (as two web servers or pool processes) count into the directory;
-    this process's /metrics sums them. One exits: its open sockets no longer count, its offers
-    still do."""
+    """Three other processes (as web servers or pool processes) count into the directory;
+    this process's /metrics sums them. One stops and says so, one is killed outright: neither's
+    open sockets count any more, and their offers still do."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    pids = [
-        int(
-            subprocess.run(
-                [sys.executable, "-c", _COUNT_IN_A_PROCESS],
-                cwd=BASE_DIR,
-                env=environment,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _COUNT_IN_A_PROCESS],
+            cwd=BASE_DIR,
+            env=environment,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        for _ in range(2)
+        for _ in range(3)
     ]
+    try:
+        pids = [int(process.stdout.readline()) for process in processes]
 
-    summed = samples()
-    metrics.process_exited(pids[0])
-    after_exit = samples()
+        summed = samples()
+        metrics.process_exited(pids[0])
+        processes[1].kill()
+        processes[1].wait(timeout=10)
+        after_exits = samples()
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(timeout=10)
 
-    assert value(summed, "rapport_offers_total", outcome="made") == 2
-    assert value(summed, "rapport_sockets_open", kind="agent") == 2
-    assert value(after_exit, "rapport_offers_total", outcome="made") == 2
-    assert value(after_exit, "rapport_sockets_open", kind="agent") == 1
+    assert value(summed, "rapport_offers_total", outcome="made") == 3
+    assert value(summed, "rapport_sockets_open", kind="agent") == 3
+    assert value(after_exits, "rapport_offers_total", outcome="made") == 3
+    assert value(after_exits, "rapport_sockets_open", kind="agent") == 1
     assert ("rapport_agents", frozenset({("status", "available")})) in summed

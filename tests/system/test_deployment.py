@@ -958,6 +958,8 @@ async def call_centre(
         figures["offers made in /metrics"] = metric(scraped, 'rapport_offers_total{outcome="made"}')
         figures["agent sockets in /metrics"] = metric(scraped, 'rapport_sockets_open{kind="agent"}')
         assert figures["offers made in /metrics"] > 0
+        # The killed instance never said it stopped: the scrape forgets it all the same.
+        assert figures["agent sockets in /metrics"] == len(consoles)
         for name in ("beat", "beat2", "worker1", "worker2", "web8001", "web8002", "nginx"):
             assert processes[name].poll() is None, f"{name} exited"
         figures.update(recoveries(site.root / "logs"))
