@@ -199,6 +199,8 @@ def _queue_form(queue: Queue, codes: list[WrapUpCode], new: dict[str, str]) -> d
         "wrap_up_seconds": queue.wrap_up_seconds,
         "last_agent_lookback_days": queue.last_agent_lookback_days,
         "service_level_seconds": queue.service_level_seconds,
+        "callback_attempts": queue.callback_attempts,
+        "callback_retry_seconds": queue.callback_retry_seconds,
         "wrap_up_code_required": "on",
         "wrap_up_codes-TOTAL_FORMS": len(codes) + 1,
         "wrap_up_codes-INITIAL_FORMS": len(codes),

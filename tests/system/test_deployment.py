@@ -50,6 +50,7 @@ from standardwebhooks import Webhook
 
 from telephony.signing import signature_headers
 from tests.support.browser_skips import REQUIRED
+from tests.support.deployment import nginx_site, self_signed_certificate
 from tests.support.servers import REPO, free_port
 from tests.support.telephony import new_secret
 
@@ -229,15 +230,6 @@ def logs_are_rotated() -> None:
     assert logs and all(any(fnmatch(log, pattern) for pattern in rotated) for log in logs), logs
 
 
-def nginx_site(replacements: dict[str, str]) -> str:
-    """deploy/nginx/rapport.conf with this run's values for the example's: each one is there."""
-    text = (DEPLOY / "nginx" / "rapport.conf").read_text()
-    for example, value in replacements.items():
-        assert example in text, f"{example!r} is not in deploy/nginx/rapport.conf"
-        text = text.replace(example, value)
-    return text
-
-
 # --- Debian's servers, in a directory of this run ------------------------------------------
 
 
@@ -359,20 +351,6 @@ class Servers:
             ),
             "redis",
         )
-
-
-def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
-    certificate, key = directory / "rapport.pem", directory / "rapport.key"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(certificate), "-subj", f"/CN={HOST}"),
-            *("-addext", f"subjectAltName=DNS:{HOST}"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return certificate, key
 
 
 # --- The people and the phone system -------------------------------------------------------
@@ -668,7 +646,7 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
             # ExecStartPost: the unit is started once the instance answers its health check.
             site.run_unit_commands("rapport-web@.service", "ExecStartPost", instance=str(port))
 
-        certificate, key = self_signed_certificate(root)
+        certificate, key = self_signed_certificate(root, host=HOST)
         conf = nginx_site(
             {
                 "listen 80;": f"listen 127.0.0.1:{http_port};",
