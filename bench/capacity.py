@@ -2,8 +2,9 @@
 Rapport in one web process and for Rapport behind nginx in several, on the same machine in one
 run.
 
-Two layouts, started in turn on the same embedded PostgreSQL and Redis (emptied and filled once:
-a queue, AGENTS agents with sessions, callers with 1 previous call and callers with 10,000):
+Two layouts, started in turn on the same embedded PostgreSQL and Redis (emptied and filled before
+each: a queue, `--agents` agents with sessions, callers with 1 previous call and callers with
+10,000):
 
 - `single`: uvicorn (one process, a pool of 8 connections), one Celery worker (prefork,
   `--worker-processes`) and beat; the agents and the phone system talk to uvicorn directly;
@@ -210,9 +211,10 @@ def main() -> None:
         f"{'max ms':>9}"
     )
     with servers.migrated(STATE, **settings) as (_urls, env):
-        sessions = servers.fill(env, "--team", str(options.agents))["sessions"]
         for layout in ("single", "nginx"):
             if options.only in (None, layout):
+                # Filled afresh: the agents start offline, as sign_in expects.
+                sessions = servers.fill(env, "--team", str(options.agents))["sessions"]
                 results["layouts"][layout] = run_layout(layout, env, sessions, secret, options)
     results["cpus"] = os.cpu_count()
     results["taken_at"] = datetime.now(tz=UTC).isoformat()

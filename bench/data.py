@@ -89,9 +89,10 @@ def team(agents: int) -> list[str]:
                 """
                 INSERT INTO routing_call (telephony_call_id, from_number, from_e164, to_number,
                     queue_id, customer_id, agent_id, state, identity_verified, end_reason,
+                    caller_choice, wrap_up_label, call_back_promised,
                     created_at, connected_at, state_changed_at)
                 SELECT 'heavy-past-' || %s || '-' || g, '', %s, '', %s, %s, %s, 'ended', false,
-                    '', now(), now() - make_interval(mins => g), now()
+                    '', '', '', false, now(), now() - make_interval(mins => g), now()
                 FROM generate_series(1, %s) AS g
                 """,
                 [
