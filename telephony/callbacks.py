@@ -11,10 +11,8 @@ it placed in `metadata.callback_id`; tying those events back to the try is not d
 
 from __future__ import annotations
 
-import json
 import logging
 
-import httpx
 import requests
 from django.conf import settings
 from django.db import transaction
@@ -26,7 +24,7 @@ from routing.states import WAITING_STATES, OfferState
 from telephony.connect import connect_backoff_seconds
 from telephony.instructions import DIAL
 from telephony.models import ConnectAttempt, TwilioCall, TwilioDialPath
-from telephony.signing import sign
+from telephony.signed_events.connect_push import post_signed
 from telephony.twilio import voice
 
 logger = logging.getLogger(__name__)
@@ -143,15 +141,4 @@ def call_dial_instruction(call: Call) -> dict[str, object]:
 
 
 def _push_call_dial(call: Call) -> tuple[int | None, str]:
-    body = json.dumps(call_dial_instruction(call))
-    headers = {"content-type": "application/json", **sign(body=body)}
-    try:
-        response = httpx.post(
-            settings.TELEPHONY_CONTROL_URL,
-            content=body,
-            headers=headers,
-            timeout=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS,
-        )
-    except httpx.HTTPError as failed:
-        return None, f"{type(failed).__name__}: {failed}"[:300]
-    return response.status_code, ""
+    return post_signed(call_dial_instruction(call))

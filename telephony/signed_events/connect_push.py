@@ -90,6 +90,23 @@ def push_call_instruction(
     return push(call, body, decision=decision)
 
 
+def post_signed(instruction: dict) -> tuple[int | None, str]:
+    """POST one instruction, signed, to `TELEPHONY_CONTROL_URL`: the status code the telephony
+    system answered (None if none), or what went wrong on the way."""
+    body = json.dumps(instruction)
+    headers = {"content-type": "application/json", **sign(body=body)}
+    try:
+        response = httpx.post(
+            settings.TELEPHONY_CONTROL_URL,
+            content=body,
+            headers=headers,
+            timeout=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS,
+        )
+    except httpx.HTTPError as failed:
+        return None, f"{type(failed).__name__}: {failed}"[:300]
+    return response.status_code, ""
+
+
 def push(call: Call, instruction: dict, *, decision: RoutingDecision | None) -> float | None:
     """POST one signed instruction once, recorded as a `ConnectAttempt`: None when the telephony
     system took it (2xx), else the backoff before the next try."""
@@ -98,19 +115,7 @@ def push(call: Call, instruction: dict, *, decision: RoutingDecision | None) -> 
     attempt = (
         ConnectAttempt.objects.filter(call=call, decision=decision, instruction=kind).count() + 1
     )
-    body = json.dumps(instruction)
-    headers = {"content-type": "application/json", **sign(body=body)}
-    status_code, error = None, ""
-    try:
-        response = httpx.post(
-            settings.TELEPHONY_CONTROL_URL,
-            content=body,
-            headers=headers,
-            timeout=settings.TELEPHONY_CONNECT_TIMEOUT_SECONDS,
-        )
-        status_code = response.status_code
-    except httpx.HTTPError as failed:
-        error = f"{type(failed).__name__}: {failed}"[:300]
+    status_code, error = post_signed(instruction)
     ConnectAttempt.objects.create(
         call=call,
         decision=decision,
