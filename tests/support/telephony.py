@@ -236,6 +236,26 @@ class TelephonyControl(BaseHTTPRequestHandler):
         pass
 
 
+class PhoneSystemControl(BaseHTTPRequestHandler):
+    """The phone system's control URL for the system tests that run many calls (soak,
+    deployment): each instruction Rapport pushes, as it came, answered 200. A test empties
+    `received` when it starts serving it."""
+
+    received: list[dict] = []
+    lock = threading.Lock()
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        with type(self).lock:
+            type(self).received.append(body)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 # Where a test's call story starts: minutes ago, so every moment the story names is past (a
 # moment ahead of Rapport's clock is refused).
 STORY_STARTS = datetime.now(tz=UTC) - timedelta(minutes=5)

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fnmatch import fnmatch
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -52,7 +52,7 @@ from telephony.signing import signature_headers
 from tests.support.browser_skips import REQUIRED
 from tests.support.deployment import nginx_site, self_signed_certificate
 from tests.support.servers import REPO, free_port
-from tests.support.telephony import new_secret
+from tests.support.telephony import PhoneSystemControl, new_secret
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -384,24 +384,6 @@ for n in range(%(agents)d):
                    "session": session.session_key})
 print(json.dumps(agents))
 """
-
-
-class PhoneSystemControl(BaseHTTPRequestHandler):
-    """The phone system's control URL: each `call.connect` Rapport pushes, as it came."""
-
-    received: list[dict] = []
-    lock = threading.Lock()
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        with type(self).lock:
-            type(self).received.append(body)
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 @dataclass

@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from itertools import count
 from unittest import mock
 
@@ -52,7 +52,7 @@ from routing.states import (
 )
 from tests.support.dedicated_redis import DedicatedRedis
 from tests.support.routing import FAST_PASSWORD_HASHERS, Workers, running_workers, wait_until
-from tests.support.telephony import PhoneSystem, new_secret, signed_headers
+from tests.support.telephony import PhoneSystem, PhoneSystemControl, new_secret, signed_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True), pytest.mark.timeout(420)]
 
@@ -68,24 +68,6 @@ SILENT_CALL_SECONDS = 15
 WAITING_AT_MOST = 20
 QUEUE_NUMBER = "+18005550100"
 SECRET = new_secret()
-
-
-class PhoneSystemControl(BaseHTTPRequestHandler):
-    """The phone system's control URL: records each `call.connect` it is told."""
-
-    received: list[dict] = []
-    lock = threading.Lock()
-
-    def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-        with type(self).lock:
-            type(self).received.append(body)
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
 
 
 @dataclass
