@@ -118,6 +118,13 @@ async def next_message(socket: WebsocketCommunicator, kind: str, timeout: float 
     raise AssertionError(f"no {kind!r} message")
 
 
+async def ask_to_transfer(socket: WebsocketCommunicator, call: Call, *, to: Agent) -> None:
+    """The agent on `call` hands it to `to` with the usual note."""
+    await socket.send_json_to(
+        {"type": "transfer", "call_id": call.telephony_call_id, "to_agent": to.id, "note": NOTE}
+    )
+
+
 def pushed(kind: str) -> list[tuple[dict, bytes]]:
     return [
         (headers, body)
@@ -149,14 +156,7 @@ def test_an_accepted_hand_off_tells_the_phone_system_and_dana_wraps_up_once_it_m
 
     async def scenario():
         dana_socket, lee_socket = await opened(dana_headers), await opened(lee_headers)
-        await dana_socket.send_json_to(
-            {
-                "type": "transfer",
-                "call_id": call.telephony_call_id,
-                "to_agent": lee.id,
-                "note": NOTE,
-            }
-        )
+        await ask_to_transfer(dana_socket, call, to=lee)
         offer = await next_message(lee_socket, "offer")
         ringing = await next_message(dana_socket, "transfer")
         await lee_socket.send_json_to({"type": "accept", "offer_id": offer["offer_id"]})
@@ -207,14 +207,7 @@ def test_a_declined_hand_off_leaves_the_caller_with_dana_who_is_told(dana_on_a_c
 
     async def scenario():
         dana_socket, lee_socket = await opened(dana_headers), await opened(lee_headers)
-        await dana_socket.send_json_to(
-            {
-                "type": "transfer",
-                "call_id": call.telephony_call_id,
-                "to_agent": lee.id,
-                "note": NOTE,
-            }
-        )
+        await ask_to_transfer(dana_socket, call, to=lee)
         offer = await next_message(lee_socket, "offer")
         await next_message(dana_socket, "transfer")
         await lee_socket.send_json_to({"type": "decline", "offer_id": offer["offer_id"]})
@@ -244,14 +237,7 @@ def test_an_unanswered_hand_off_rings_out_and_leaves_the_caller_with_dana(dana_o
 
     async def scenario():
         dana_socket, lee_socket = await opened(dana_headers), await opened(lee_headers)
-        await dana_socket.send_json_to(
-            {
-                "type": "transfer",
-                "call_id": call.telephony_call_id,
-                "to_agent": lee.id,
-                "note": NOTE,
-            }
-        )
+        await ask_to_transfer(dana_socket, call, to=lee)
         await next_message(lee_socket, "offer")
         await next_message(dana_socket, "transfer")
         # Nobody answers: the worker's sweeper takes the offer back.
@@ -351,14 +337,7 @@ def test_only_the_agent_on_the_call_can_transfer_it(dana_on_a_call, make_agent):
 
     async def scenario():
         socket = await opened(kim_headers)
-        await socket.send_json_to(
-            {
-                "type": "transfer",
-                "call_id": call.telephony_call_id,
-                "to_agent": lee.id,
-                "note": NOTE,
-            }
-        )
+        await ask_to_transfer(socket, call, to=lee)
         error = await next_message(socket, "error")
         await socket.disconnect()
         return error
@@ -381,14 +360,7 @@ def test_a_closed_consent_callers_hand_off_card_shows_the_note_but_no_history(
 
     async def scenario():
         dana_socket, lee_socket = await opened(dana_headers), await opened(lee_headers)
-        await dana_socket.send_json_to(
-            {
-                "type": "transfer",
-                "call_id": call.telephony_call_id,
-                "to_agent": lee.id,
-                "note": NOTE,
-            }
-        )
+        await ask_to_transfer(dana_socket, call, to=lee)
         offer = await next_message(lee_socket, "offer")
         await dana_socket.disconnect()
         await lee_socket.disconnect()
@@ -412,14 +384,7 @@ def test_the_caller_hanging_up_while_the_hand_off_was_being_made_frees_lee(dana_
 
     async def scenario():
         dana_socket, lee_socket = await opened(dana_headers), await opened(lee_headers)
-        await dana_socket.send_json_to(
-            {
-                "type": "transfer",
-                "call_id": call.telephony_call_id,
-                "to_agent": lee.id,
-                "note": NOTE,
-            }
-        )
+        await ask_to_transfer(dana_socket, call, to=lee)
         offer = await next_message(lee_socket, "offer")
         await lee_socket.send_json_to({"type": "accept", "offer_id": offer["offer_id"]})
         await next_message(dana_socket, "transfer")

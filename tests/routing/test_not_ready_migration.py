@@ -10,15 +10,6 @@ BEFORE = [("routing", "0003_hold_preference_waits")]
 AFTER = [("routing", "0004_not_ready_reason")]
 
 
-@pytest.fixture
-def latest_migrations_after():
-    """The test database as every other test expects it afterwards: all migrations applied
-    (going back to routing 0003 also took back what depends on routing's later ones)."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("latest_migrations_after")
 def test_breaks_before_reasons_get_one():

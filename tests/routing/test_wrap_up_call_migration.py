@@ -12,14 +12,6 @@ BEFORE = [("routing", "0005_decision_reason_not_ready_wording")]
 AFTER = [("routing", "0006_agent_wrap_up_call")]
 
 
-@pytest.fixture
-def latest_migrations_after():
-    """The test database as every other test expects it afterwards: all migrations applied."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("latest_migrations_after")
 def test_agents_in_wrap_up_are_given_the_call_that_ended_last():

@@ -9,14 +9,6 @@ BEFORE = [("routing", "0006_agent_wrap_up_call")]
 AFTER = [("routing", "0007_wrap_up_codes")]
 
 
-@pytest.fixture
-def latest_migrations_after():
-    """The test database as every other test expects it afterwards: all migrations applied."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("latest_migrations_after")
 def test_queues_already_there_get_the_default_codes():
