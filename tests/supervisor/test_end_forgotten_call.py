@@ -4,7 +4,7 @@ through the path every end takes, and says who did it and why, on the recorded e
 the agent's status change. The call's events come signed through the ASGI application."""
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from routing.models import Agent, AgentStatusChange, Call, Offer
@@ -25,13 +25,6 @@ def as_user(user: User) -> APIClient:
 
 def end(client: APIClient, call_id: str = "CA1", **body):
     return client.post(f"/api/supervisor/calls/{call_id}/end/", body, format="json")
-
-
-@pytest.fixture
-def supervisor(db) -> User:
-    user = User.objects.create_user(username="morgan")
-    user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
-    return user
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -13,20 +13,6 @@ from routing.states import OfferState
 from tests.support.routing import tasks_published
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def supervisor(db) -> User:
-    user = User.objects.create_user(username="morgan", password="pw-morgan")
-    user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
-    return user
-
-
-@pytest.fixture
-def as_supervisor(supervisor) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(supervisor)
-    return client
 
 
 def waiting_call(queue: Queue, call_id: str = "CA-wait", *, seconds_ago: int = 30) -> Call:

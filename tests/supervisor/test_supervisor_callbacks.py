@@ -5,9 +5,7 @@ backs still to make, the supervisor's list of call backs (`/api/callbacks/`, aud
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from customers.models import AccessReason, Consent, ContextAccess
 from routing.models import Call, Callback, CallbackState, CallerChoice
@@ -15,20 +13,6 @@ from routing.states import CallState
 from supervisor import reunion, wall
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def supervisor(db) -> User:
-    user = User.objects.create_user(username="morgan", password="pw-morgan")
-    user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
-    return user
-
-
-@pytest.fixture
-def as_supervisor(supervisor) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(supervisor)
-    return client
 
 
 _ids = iter(range(1, 10_000))

@@ -9,7 +9,6 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -26,20 +25,6 @@ pytestmark = pytest.mark.django_db
 
 NOON = day_start(timezone.now()) + timedelta(hours=12)
 _serial = iter(range(1, 100_000))
-
-
-@pytest.fixture
-def supervisor(db) -> User:
-    user = User.objects.create_user(username="morgan")
-    user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
-    return user
-
-
-@pytest.fixture
-def as_supervisor(supervisor) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(supervisor)
-    return client
 
 
 def changed(agent: Agent, status: str, at, *, not_ready_reason: str = "") -> None:

@@ -8,7 +8,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from infrastructure.broadcast import notify_supervisors
@@ -22,13 +22,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
 def communicator_with(headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
     return WebsocketCommunicator(application, "/ws/supervisor/", headers=headers)
-
-
-@pytest.fixture
-def supervisor(db) -> User:
-    user = User.objects.create_user(username="morgan", password="pw-morgan")
-    user.groups.add(Group.objects.get_or_create(name="supervisor")[0])
-    return user
 
 
 async def frames_within(communicator: WebsocketCommunicator, seconds: float) -> list[dict]:
