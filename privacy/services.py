@@ -30,9 +30,10 @@ from customers.models import (
 from customers.phone_numbers import normalise_phone_number
 from customers.selectors import access_log, note_data, preference_data
 from customers.services import RECORDABLE, CustomerErased
-from routing import callbacks
+from routing import callbacks, voicemails
 from routing.models import Call
 from telephony.models import CallEvent
+from telephony.twilio import recordings as twilio_recordings
 
 ERASED_NAME = "(erased)"
 # What an erased customer's call events keep: the contract's fields that say nothing about the
@@ -104,9 +105,10 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     """Remove the customer's personal data, keep the anonymous rows that queue figures count.
 
     Gone: name, email, external id, phone numbers, notes' text and context, preferences, trust
-    answers, the caller's number on their calls, everything but the routing fields of their
-    call events (and of events from their numbers still to apply), their name and numbers in
-    the admin's history, and the typed reasons in the access log. Kept: the customer row
+    answers, the caller's number on their calls, their messages (deleted at Twilio too),
+    everything but the routing fields of their call events (and of events from their numbers
+    still to apply), their name and numbers in the admin's history, and the typed reasons in
+    the access log. Kept: the customer row
     (anonymous), its calls (queue, agent, state, times) and the access log's rows. Afterwards
     their number belongs to nobody, so a call from it is a new caller.
 
@@ -126,6 +128,9 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     no_longer_held = [number for number in numbers if number not in still_held]
 
     callbacks.erase_callbacks(customer_id=customer.id, numbers=no_longer_held)
+    # Before their calls lose the caller's number, which finds an unknown caller's messages.
+    recording_sids = voicemails.erase_voicemails(customer_id=customer.id, numbers=no_longer_held)
+    twilio_recordings.delete_recordings(recording_sids)
     customer.phones.all().delete()
     CallNote.objects.filter(customer=customer).update(
         text="", occasion="", intent="", shopping_for="", sizes=""

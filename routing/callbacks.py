@@ -54,6 +54,20 @@ def open_callback(call: Call, *, agent_dials: bool = False) -> Callback | None:
     one waits is the same call back."""
     now = timezone.now()
     caller_choice.record_callback_choice(call, now=now)
+    return _open(call, agent_dials=agent_dials, now=now)
+
+
+def callback_for_message(call: Call, *, agent_dials: bool = False) -> Callback | None:
+    """The call back a message left on `call` (locked, over) belongs to: the one the caller
+    asked for on it, or their number's waiting in the queue; else one opens, as when they ask
+    (routing.voicemails)."""
+    asked = Callback.objects.filter(requested_on=call).first()
+    if asked is not None:
+        return asked
+    return _open(call, agent_dials=agent_dials, now=timezone.now())
+
+
+def _open(call: Call, *, agent_dials: bool, now) -> Callback | None:
     if call.queue_id is None or not call.from_e164:
         logger.warning("call %r: call back asked, but no queue or number", call.telephony_call_id)
         return None

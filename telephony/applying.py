@@ -42,6 +42,7 @@ from telephony import connect, recording, selectors
 from telephony.events import (
     CALLBACK_REQUESTED,
     MAX_AHEAD_OF_CLOCK,
+    VOICEMAIL,
     EventReceipt,
     TelephonyEvent,
 )
@@ -334,6 +335,8 @@ def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
 def _end_state(call: Call, reason: str) -> str:
     # A caller who hangs up before anyone answered abandoned the call, whatever the reason says,
     # unless the telephony system says it was completed (its answer may not have arrived yet).
+    if call.state in WAITING_STATES and call.connected_at is None and reason == VOICEMAIL:
+        return CallState.ENDED
     if call.state in WAITING_STATES and call.connected_at is None and reason != "completed":
         # A call Rapport placed to call a customer back that nobody answered was not abandoned
         # by a caller: it is tried again (routing.callbacks).
