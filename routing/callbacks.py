@@ -64,7 +64,37 @@ def callback_for_message(call: Call, *, agent_dials: bool = False) -> Callback |
     asked = Callback.objects.filter(requested_on=call).first()
     if asked is not None:
         return asked
-    return _open(call, agent_dials=agent_dials, now=timezone.now())
+    now = timezone.now()
+    matched = _matched_by(call)
+    if matched is not None:
+        # The caller rang again while their call back waited, so this call was to be it; nobody
+        # could answer and they left a message instead: the call back waits again, same place.
+        matched.finished_at = None
+        matched.save(update_fields=["finished_at"])
+        _queue_attempt(matched, now=now)
+        broadcast.notify_supervisors(queue_id=matched.queue_id)
+        return matched
+    return _open(call, agent_dials=agent_dials, now=now)
+
+
+def _matched_by(call: Call) -> Callback | None:
+    """The call back `call` was matched to when it reached the queue (closed then, at or after
+    the call came in), unless another is pending for the number since."""
+    if call.queue_id is None or not call.from_e164:
+        return None
+    if pending_callback(queue_id=call.queue_id, number=call.from_e164) is not None:
+        return None
+    return (
+        Callback.objects.select_for_update()
+        .filter(
+            queue_id=call.queue_id,
+            number=call.from_e164,
+            state=CallbackState.MATCHED,
+            finished_at__gte=call.created_at,
+        )
+        .order_by("-finished_at")
+        .first()
+    )
 
 
 def _open(call: Call, *, agent_dials: bool, now) -> Callback | None:
