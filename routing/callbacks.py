@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # A try that left the queue because the caller rang in again (the call back is that call).
 CALLER_RANG_AGAIN = "caller_rang_again"
+# A try that left the queue because an earlier try's answer came late: it had reached them.
+REACHED_ALREADY = "reached_already"
 # A try that left the queue because its customer was erased.
 ERASED = "erased"
 
@@ -171,6 +173,23 @@ def attempt_ended(call: Call) -> None:
     else:
         callback.state = CallbackState.WAITING
         callback.next_attempt_at = now + timedelta(seconds=callback.queue.callback_retry_seconds)
+    callback.save(update_fields=["state", "finished_at", "next_attempt_at"])
+    broadcast.notify_supervisors(queue_id=callback.queue_id)
+
+
+def attempt_answered_after_it_ended(call: Call) -> None:
+    """The answer of the try `call` (locked) arrived after its end, stamped before it: the
+    customer was reached after all. A call back that was to be tried again, or not reached,
+    is reached; a next try waiting in the queue leaves it."""
+    tries = _waiting_tries_for_update(Q(callback_id=call.callback_id))
+    callback = Callback.objects.select_for_update().get(pk=call.callback_id)
+    if callback.state not in (CallbackState.WAITING, CallbackState.NOT_REACHED):
+        return
+    now = timezone.now()
+    _end_waiting_tries(tries, why=REACHED_ALREADY, now=now)
+    callback.state = CallbackState.REACHED
+    callback.finished_at = now
+    callback.next_attempt_at = None
     callback.save(update_fields=["state", "finished_at", "next_attempt_at"])
     broadcast.notify_supervisors(queue_id=callback.queue_id)
 

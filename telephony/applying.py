@@ -170,6 +170,8 @@ def _apply(
     elif _answered_before_the_end_applied(call, event, before):
         # The end overtook this answer on the way: the agent talked to the caller after all.
         router.call_answered_after_it_ended(call)
+        if call.callback_id is not None:
+            callbacks.attempt_answered_after_it_ended(call)
     return EventReceipt(duplicate=False, applied=target is not None)
 
 

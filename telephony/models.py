@@ -93,3 +93,13 @@ class RecordingDeletion(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(db_default=Now())
+
+
+class PlacedCall(models.Model):
+    """A call back's try as the phone system placed it, under a call id of its own choosing
+    (`metadata.callback_id` named the call back): its events are the try's
+    (telephony.placed_calls)."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="placed_as")
+    placed_call_id = models.CharField(max_length=128, unique=True)
+    created_at = models.DateTimeField(db_default=Now())
