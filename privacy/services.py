@@ -31,7 +31,7 @@ from customers.phone_numbers import normalise_phone_number
 from customers.selectors import access_log, note_data, preference_data
 from customers.services import RECORDABLE, CustomerErased
 from routing import callbacks, voicemails
-from routing.models import Call
+from routing.models import Call, Voicemail
 from telephony.models import CallEvent
 from telephony.twilio import recordings as twilio_recordings
 
@@ -95,6 +95,16 @@ def export_customer(*, customer: Customer, exported_by: Any) -> dict[str, Any]:
                 "call_back_promised": call.call_back_promised,
             }
             for call in calls
+        ],
+        # The audio stays with the phone system: where it is, and how long.
+        "voicemails": [
+            {
+                "call_id": voicemail.call.telephony_call_id,
+                "created_at": voicemail.created_at.isoformat(),
+                "duration_seconds": voicemail.duration_seconds,
+                "recording_url": voicemail.recording_url,
+            }
+            for voicemail in Voicemail.objects.filter(customer=customer).select_related("call")
         ],
         "context_accesses": access_log(customer.id),
     }
