@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from customers.models import AccessReason, ContextAccess, Customer
+from customers.models import AccessReason, Consent, ContextAccess, Customer
 from privacy.services import erase_customer
 from routing import agent_status, offers, router
 from routing.models import (
@@ -310,3 +310,19 @@ def test_a_recording_twilio_no_longer_has_counts_as_deleted(twilio, twilio_api, 
 
     assert recordings.delete_pending_recordings() == 0
     assert not RecordingDeletion.objects.exists()
+
+
+def test_a_closed_consent_callers_card_shows_their_message_as_what_the_call_needs(
+    twilio, maya, team, sent
+):
+    dana, _ = team
+    Customer.objects.filter(pk=maya.pk).update(consent=Consent.CLOSED)
+    left_a_message(twilio, new_call_sid(), seconds=42)
+    voicemail = Voicemail.objects.get()
+    router.route_call(Call.objects.get(callback=voicemail.callback).pk)
+
+    online(dana)
+
+    card = card_of(sent, dana)
+    assert card["callback"]["message"] == {"id": voicemail.pk, "duration_seconds": 42}
+    assert card["caller"]["customer"]["history_hidden"] is True
