@@ -15,9 +15,9 @@ from django.db.models import Q
 
 from customers.audit import record_context_access
 from customers.models import AccessReason
-from routing import callbacks, policy, roles, selectors
+from routing import callbacks, policy, roles, screens, selectors
 from routing.models import Agent, Call, Voicemail
-from routing.states import AgentStatus
+from routing.states import FINAL_STATES, AgentStatus
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,8 @@ def message_left(*, telephony_call_id: str, recording: Recording, agent_dials: b
                 )
         except IntegrityError:
             return Voicemail.objects.get(recording_sid=recording.sid)
+        if callback is not None:
+            _show_on_the_agents_card(callback.pk)
     logger.info(
         "call %r: a message of %d s, call back %s",
         telephony_call_id,
@@ -69,6 +71,18 @@ def message_left(*, telephony_call_id: str, recording: Recording, agent_dials: b
         callback.pk if callback else None,
     )
     return voicemail
+
+
+def _show_on_the_agents_card(callback_id: int) -> None:
+    """A try an agent has already taken (the message came after they accepted it): their card
+    is drawn again, with the message."""
+    taken = (
+        Call.objects.select_related("agent__user", "callback", "queue", "customer")
+        .filter(callback_id=callback_id, agent__isnull=False)
+        .exclude(state__in=FINAL_STATES)
+    )
+    for attempt in taken:
+        screens.show_call(call=attempt, agent=attempt.agent)
 
 
 class NotTheirs(Exception):

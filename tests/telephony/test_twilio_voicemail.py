@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from console import services as console_services
 from customers.models import AccessReason, Consent, ContextAccess, Customer
 from privacy.services import erase_customer
 from routing import agent_status, offers, router
@@ -326,3 +327,33 @@ def test_a_closed_consent_callers_card_shows_their_message_as_what_the_call_need
     card = card_of(sent, dana)
     assert card["callback"]["message"] == {"id": voicemail.pk, "duration_seconds": 42}
     assert card["caller"]["customer"]["history_hidden"] is True
+
+
+def test_a_message_that_comes_after_the_agent_took_the_call_back_is_drawn_on_their_card(
+    twilio, maya, team, sent
+):
+    dana, sam = team
+    agent_status.set_status(agent=dana, status=AgentStatus.BUSY, reason="test")
+    agent_status.set_status(agent=sam, status=AgentStatus.AVAILABLE, reason="test")
+    call_sid = new_call_sid()
+    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
+    router.route_call(the_call(call_sid).pk)
+    asked = twilio.wait_round(enqueue, call_sid)
+    twilio.press(asked.root[0], call_sid, "3")
+    confirmed = twilio.left_queue(enqueue, call_sid, "leave")
+    attempt = Call.objects.get(callback=Callback.objects.get())
+    router.route_call(attempt.pk)
+    online(dana)
+    offer = Offer.objects.get(call=attempt, agent=dana, state=OfferState.OFFERED)
+    assert card_of(sent, dana)["callback"]["message"] is None
+    console_services.accept_offer(offer_id=offer.pk, agent_id=dana.pk)
+
+    _, code, sid = twilio.record(confirmed.root[1], call_sid, seconds=31)
+
+    assert code == 204
+    drawn = [m for agent_id, m in sent if agent_id == dana.pk and m["type"] == "call"][-1]
+    assert drawn["call_id"] == attempt.telephony_call_id
+    assert drawn["callback"]["message"] == {
+        "id": Voicemail.objects.get(recording_sid=sid).pk,
+        "duration_seconds": 31,
+    }
