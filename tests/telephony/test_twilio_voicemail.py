@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 
 from console import services as console_services
 from customers.models import AccessReason, Consent, ContextAccess, Customer
-from privacy.services import erase_customer
+from privacy.services import erase_customer, export_customer
 from routing import agent_status, offers, router
 from routing.models import (
     Agent,
@@ -357,3 +357,19 @@ def test_a_message_that_comes_after_the_agent_took_the_call_back_is_drawn_on_the
         "id": Voicemail.objects.get(recording_sid=sid).pk,
         "duration_seconds": 31,
     }
+
+
+def test_the_customers_export_lists_their_messages(twilio, maya, team):
+    call_sid = new_call_sid()
+    _, sid = left_a_message(twilio, call_sid, seconds=17)
+
+    exported = export_customer(customer=maya, exported_by=User.objects.create_user("officer"))
+
+    assert exported["voicemails"] == [
+        {
+            "call_id": call_sid,
+            "created_at": Voicemail.objects.get().created_at.isoformat(),
+            "duration_seconds": 17,
+            "recording_url": recording_url(sid),
+        }
+    ]
