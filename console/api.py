@@ -1,6 +1,7 @@
 """REST for what an agent does from the console: the same actions the agent socket offers (for
 scripts), and saying who is on a shared line."""
 
+from django.http import StreamingHttpResponse
 from django.urls import path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -9,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from console import services
-from routing import agent_dialled, messages, offers, selectors
+from routing import agent_dialled, messages, offers, selectors, voicemails
+from telephony.twilio import recordings as twilio_recordings
 
 
 def _own_agent_id(request: Request) -> int:
@@ -142,7 +144,38 @@ def call_controls(request: Request, call_id: str) -> Response:
     return Response(services.transfer_options(agent=agent, telephony_call_id=call_id))
 
 
+@extend_schema(
+    summary="Hear a message a caller left",
+    description=(
+        "The audio of a caller's message (WAV), fetched from the phone system by Rapport, which"
+        " holds the credentials. For the agent while the call back it belongs to rings for them"
+        " or is their call, and for supervisors; 404 for anyone else. Every listen is written"
+        " to the access log."
+    ),
+    responses={(200, "audio/x-wav"): bytes},
+)
+@api_view(["GET"])
+def voicemail_audio(request: Request, voicemail_id: int) -> StreamingHttpResponse:
+    try:
+        voicemail = voicemails.voicemail_to_hear(voicemail_id=voicemail_id, user=request.user)
+    except voicemails.NotTheirs as not_theirs:
+        raise exceptions.NotFound("No message of yours to hear with this id.") from not_theirs
+    try:
+        chunks, content_type = twilio_recordings.audio_chunks(voicemail)
+    except twilio_recordings.AudioUnavailable as unavailable:
+        raise ServiceUnavailable(f"No audio from the phone system: {unavailable}") from unavailable
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "The phone system cannot be reached just now."
+
+
 urlpatterns = [
+    path("voicemails/<int:voicemail_id>/audio/", voicemail_audio, name="voicemail-audio"),
     path("callbacks/<int:callback_id>/called-back/", called_back, name="callback-called-back"),
     path("offers/<int:offer_id>/accept/", accept_offer, name="offer-accept"),
     path("offers/<int:offer_id>/decline/", decline_offer, name="offer-decline"),

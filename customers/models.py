@@ -176,6 +176,7 @@ class AccessReason(models.TextChoices):
     ADMIN = "admin", "Admin site"
     SUPERVISOR = "supervisor", "Supervising (dashboard, a call's routing story)"
     WAITING = "waiting", "Their caller waiting for them (waiting line)"
+    VOICEMAIL = "voicemail", "Listened to their voicemail"
 
 
 # What a typed reason reads once its customer is erased: the reason may name them.

@@ -30,9 +30,10 @@ from customers.models import (
 from customers.phone_numbers import normalise_phone_number
 from customers.selectors import access_log, note_data, preference_data
 from customers.services import RECORDABLE, CustomerErased
-from routing import callbacks
-from routing.models import Call
+from routing import callbacks, voicemails
+from routing.models import Call, Voicemail
 from telephony.models import CallEvent
+from telephony.twilio import recordings as twilio_recordings
 
 ERASED_NAME = "(erased)"
 # What an erased customer's call events keep: the contract's fields that say nothing about the
@@ -95,6 +96,16 @@ def export_customer(*, customer: Customer, exported_by: Any) -> dict[str, Any]:
             }
             for call in calls
         ],
+        # The audio stays with the phone system: where it is, and how long.
+        "voicemails": [
+            {
+                "call_id": voicemail.call.telephony_call_id,
+                "created_at": voicemail.created_at.isoformat(),
+                "duration_seconds": voicemail.duration_seconds,
+                "recording_url": voicemail.recording_url,
+            }
+            for voicemail in Voicemail.objects.filter(customer=customer).select_related("call")
+        ],
         "context_accesses": access_log(customer.id),
     }
 
@@ -104,9 +115,10 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     """Remove the customer's personal data, keep the anonymous rows that queue figures count.
 
     Gone: name, email, external id, phone numbers, notes' text and context, preferences, trust
-    answers, the caller's number on their calls, everything but the routing fields of their
-    call events (and of events from their numbers still to apply), their name and numbers in
-    the admin's history, and the typed reasons in the access log. Kept: the customer row
+    answers, the caller's number on their calls, their messages (deleted at Twilio too),
+    everything but the routing fields of their call events (and of events from their numbers
+    still to apply), their name and numbers in the admin's history, and the typed reasons in
+    the access log. Kept: the customer row
     (anonymous), its calls (queue, agent, state, times) and the access log's rows. Afterwards
     their number belongs to nobody, so a call from it is a new caller.
 
@@ -126,6 +138,9 @@ def erase_customer(*, customer: Customer, erased_by: Any) -> Customer:
     no_longer_held = [number for number in numbers if number not in still_held]
 
     callbacks.erase_callbacks(customer_id=customer.id, numbers=no_longer_held)
+    # Before their calls lose the caller's number, which finds an unknown caller's messages.
+    recording_sids = voicemails.erase_voicemails(customer_id=customer.id, numbers=no_longer_held)
+    twilio_recordings.delete_recordings(recording_sids)
     customer.phones.all().delete()
     CallNote.objects.filter(customer=customer).update(
         text="", occasion="", intent="", shopping_for="", sizes=""

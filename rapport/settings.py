@@ -216,6 +216,15 @@ CELERY_BEAT_SCHEDULE: dict = {
     # A `call.connect` or `call.transfer` push (or Twilio REST update) that was lost is sent
     # again; asked only while a call waits to be connected to the agent who took it, or to the
     # colleague who accepted its hand-off.
+    # A recording of an erased customer Twilio could not delete is tried again, while one is.
+    "telephony-twilio-recording-deletions": {
+        "task": "telephony.delete_twilio_recordings",
+        "schedule": WhileAnythingToDo(
+            timedelta(seconds=env.float("TWILIO_RECORDING_DELETE_RETRY_SECONDS", default=60.0)),
+            check="telephony.twilio.recordings.any_deletion_pending",
+        ),
+        "options": {"expires": 60},
+    },
     "telephony-lost-connects": {
         "task": "telephony.resend_lost_connects",
         "schedule": WhileAnythingToDo(

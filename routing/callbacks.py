@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 # A try that left the queue because the caller rang in again (the call back is that call).
 CALLER_RANG_AGAIN = "caller_rang_again"
+# A try that left the queue because an earlier try's answer came late: it had reached them.
+REACHED_ALREADY = "reached_already"
 # A try that left the queue because its customer was erased.
 ERASED = "erased"
 
@@ -54,6 +56,50 @@ def open_callback(call: Call, *, agent_dials: bool = False) -> Callback | None:
     one waits is the same call back."""
     now = timezone.now()
     caller_choice.record_callback_choice(call, now=now)
+    return _open(call, agent_dials=agent_dials, now=now)
+
+
+def callback_for_message(call: Call, *, agent_dials: bool = False) -> Callback | None:
+    """The call back a message left on `call` (locked, over) belongs to: the one the caller
+    asked for on it, or their number's waiting in the queue; else one opens, as when they ask
+    (routing.voicemails)."""
+    asked = Callback.objects.filter(requested_on=call).first()
+    if asked is not None:
+        return asked
+    now = timezone.now()
+    matched = _matched_by(call)
+    if matched is not None:
+        # The caller rang again while their call back waited, so this call was to be it; nobody
+        # could answer and they left a message instead: the call back waits again, same place.
+        matched.finished_at = None
+        matched.save(update_fields=["finished_at"])
+        _queue_attempt(matched, now=now)
+        broadcast.notify_supervisors(queue_id=matched.queue_id)
+        return matched
+    return _open(call, agent_dials=agent_dials, now=now)
+
+
+def _matched_by(call: Call) -> Callback | None:
+    """The call back `call` was matched to when it reached the queue (closed then, at or after
+    the call came in), unless another is pending for the number since."""
+    if call.queue_id is None or not call.from_e164:
+        return None
+    if pending_callback(queue_id=call.queue_id, number=call.from_e164) is not None:
+        return None
+    return (
+        Callback.objects.select_for_update()
+        .filter(
+            queue_id=call.queue_id,
+            number=call.from_e164,
+            state=CallbackState.MATCHED,
+            finished_at__gte=call.created_at,
+        )
+        .order_by("-finished_at")
+        .first()
+    )
+
+
+def _open(call: Call, *, agent_dials: bool, now) -> Callback | None:
     if call.queue_id is None or not call.from_e164:
         logger.warning("call %r: call back asked, but no queue or number", call.telephony_call_id)
         return None
@@ -127,6 +173,23 @@ def attempt_ended(call: Call) -> None:
     else:
         callback.state = CallbackState.WAITING
         callback.next_attempt_at = now + timedelta(seconds=callback.queue.callback_retry_seconds)
+    callback.save(update_fields=["state", "finished_at", "next_attempt_at"])
+    broadcast.notify_supervisors(queue_id=callback.queue_id)
+
+
+def attempt_answered_after_it_ended(call: Call) -> None:
+    """The answer of the try `call` (locked) arrived after its end, stamped before it: the
+    customer was reached after all. A call back that was to be tried again, or not reached,
+    is reached; a next try waiting in the queue leaves it."""
+    tries = _waiting_tries_for_update(Q(callback_id=call.callback_id))
+    callback = Callback.objects.select_for_update().get(pk=call.callback_id)
+    if callback.state not in (CallbackState.WAITING, CallbackState.NOT_REACHED):
+        return
+    now = timezone.now()
+    _end_waiting_tries(tries, why=REACHED_ALREADY, now=now)
+    callback.state = CallbackState.REACHED
+    callback.finished_at = now
+    callback.next_attempt_at = None
     callback.save(update_fields=["state", "finished_at", "next_attempt_at"])
     broadcast.notify_supervisors(queue_id=callback.queue_id)
 

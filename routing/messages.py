@@ -16,7 +16,7 @@ from customers.selectors import (
     named_to_onlookers,
 )
 from routing import policy, selectors
-from routing.models import Agent, Call, CallerChoice, DecisionReason, Offer
+from routing.models import Agent, Call, CallerChoice, DecisionReason, Offer, Voicemail
 from routing.states import AgentStatus, CallState, status_label
 
 # Not read yet: whoever shows the card reads it.
@@ -273,7 +273,19 @@ def callback_summary(call: Call) -> dict[str, Any] | None:
         # No phone system places it: the agent dials this number (what the call needs).
         "agent_dials": callback.agent_dials,
         "number": callback.number if callback.agent_dials else None,
+        # The reason for the call back, so what the call needs: shown whatever the consent.
+        "message": message_summary(callback.pk),
     }
+
+
+def message_summary(callback_id: int) -> dict[str, int] | None:
+    """The latest message left for the call back (routing.voicemails), to play from Rapport."""
+    return (
+        Voicemail.objects.filter(callback_id=callback_id)
+        .order_by("-created_at", "-id")
+        .values("id", "duration_seconds")
+        .first()
+    )
 
 
 def waiting_caller_name(customer: Customer | None) -> str | None:

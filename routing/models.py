@@ -453,3 +453,28 @@ class Callback(models.Model):
                 condition=Q(next_attempt_at__isnull=False),
             )
         ]
+
+
+class Voicemail(models.Model):
+    """A message the caller left when nobody could answer, or after asking for a call back:
+    customer data (docs/privacy.md). The audio stays with the phone system; Rapport keeps where
+    it is and serves it to whoever may hear it (telephony.voicemails)."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="voicemails")
+    customer = models.ForeignKey(
+        "customers.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="voicemails",
+    )
+    callback = models.ForeignKey(
+        Callback, null=True, blank=True, on_delete=models.SET_NULL, related_name="voicemails"
+    )
+    recording_sid = models.CharField(max_length=64, unique=True)
+    recording_url = models.URLField(max_length=300)
+    duration_seconds = models.PositiveIntegerField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["created_at", "id"]

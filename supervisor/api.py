@@ -184,8 +184,8 @@ def abandoned_callers(request: Request) -> Response:
 
 @extend_schema(
     summary="Call backs waiting or not reached, oldest place first: queue, customer (as consent"
-    " allows), number, since when, their last agent, tries, state (each customer shown is"
-    " recorded in the access log, reason supervisor)",
+    " allows), number, since when, their last agent, tries, state, the message they left (each"
+    " customer shown is recorded in the access log, reason supervisor)",
     responses=OpenApiTypes.OBJECT,
 )
 @api_view(["GET"])

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from customers.audit import record_first_sight
 from customers.models import AccessReason
-from routing.models import PENDING_CALLBACK_STATES, Callback, CallbackState
+from routing.models import PENDING_CALLBACK_STATES, Callback, CallbackState, Voicemail
 from supervisor.figures import iso
 from supervisor.floor import caller_shown
 
@@ -21,10 +22,19 @@ LISTED_STATES = sorted({*PENDING_CALLBACK_STATES, CallbackState.NOT_REACHED})
 
 def callbacks_listed() -> list[dict[str, Any]]:
     now = timezone.now()
+    latest_message = Voicemail.objects.filter(callback=OuterRef("pk")).order_by(
+        "-created_at", "-id"
+    )
     rows = (
         Callback.objects.filter(state__in=LISTED_STATES)
+        .annotate(
+            message_id=Subquery(latest_message.values("id")[:1]),
+            message_seconds=Subquery(latest_message.values("duration_seconds")[:1]),
+        )
         .order_by("place", "id")
         .values(
+            "message_id",
+            "message_seconds",
             "id",
             "state",
             "number",
@@ -68,6 +78,12 @@ def callbacks_listed() -> list[dict[str, Any]]:
             "attempts": row["attempts"],
             "attempts_allowed": row["queue__callback_attempts"],
             "next_attempt_at": iso(row["next_attempt_at"]),
+            # The caller left a message (routing.voicemails): heard at /api/voicemails/<id>/audio/.
+            "message": (
+                {"id": row["message_id"], "duration_seconds": row["message_seconds"]}
+                if row["message_id"] is not None
+                else None
+            ),
             "_seen": (row["customer_id"], row["requested_on_id"]),
         }
         for row in rows

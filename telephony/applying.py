@@ -42,6 +42,7 @@ from telephony import connect, recording, selectors
 from telephony.events import (
     CALLBACK_REQUESTED,
     MAX_AHEAD_OF_CLOCK,
+    VOICEMAIL,
     EventReceipt,
     TelephonyEvent,
 )
@@ -169,6 +170,8 @@ def _apply(
     elif _answered_before_the_end_applied(call, event, before):
         # The end overtook this answer on the way: the agent talked to the caller after all.
         router.call_answered_after_it_ended(call)
+        if call.callback_id is not None:
+            callbacks.attempt_answered_after_it_ended(call)
     return EventReceipt(duplicate=False, applied=target is not None)
 
 
@@ -334,6 +337,8 @@ def _state_move(call: Call, event: TelephonyEvent) -> tuple[str | None, str]:
 def _end_state(call: Call, reason: str) -> str:
     # A caller who hangs up before anyone answered abandoned the call, whatever the reason says,
     # unless the telephony system says it was completed (its answer may not have arrived yet).
+    if call.state in WAITING_STATES and call.connected_at is None and reason == VOICEMAIL:
+        return CallState.ENDED
     if call.state in WAITING_STATES and call.connected_at is None and reason != "completed":
         # A call Rapport placed to call a customer back that nobody answered was not abandoned
         # by a caller: it is tried again (routing.callbacks).

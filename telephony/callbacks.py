@@ -5,8 +5,9 @@ agent (the same `<Dial>` as a caller's bridge); through a phone system of our ow
 retried with the same backoff, and sent again by beat when lost (telephony.connect).
 
 The placed call comes back with its own id: Twilio's CallSid becomes the try's call id here, so
-its status callbacks and agent leg are the try's. (A phone system of our own format names the call
-it placed in `metadata.callback_id`; tying those events back to the try is not done yet.)
+its status callbacks and agent leg are the try's. A phone system of our own format reports the
+call it placed under an id of its choosing with `metadata.callback_id`: those events are the
+try's too (telephony.placed_calls).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ END_REASONS = ("completed", "abandoned", "busy", "failed", "no-answer")
 LOST = "lost"
 # Rapport's end reason for a caller who asked to be called back (`call.callback_requested`).
 CALLBACK_REQUESTED = "callback_requested"
+# Rapport's end reason for a caller who heard that nobody could answer and was asked to leave a
+# message (routing.voicemails): not abandoned, they were let go.
+VOICEMAIL = "voicemail"
 
 # How far ahead of Rapport's clock an event may say it happened, as much as the signature's
 # timestamp may differ from it. Later than that is a clock gone wrong: it would sort after

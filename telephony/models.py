@@ -82,3 +82,24 @@ class TwilioCall(models.Model):
     )
     dialled_via = models.CharField(max_length=16, choices=TwilioDialPath.choices, blank=True)
     dialled_at = models.DateTimeField(null=True, blank=True)
+
+
+class RecordingDeletion(models.Model):
+    """A recording of an erased customer still to delete at Twilio: only its ids, nothing about
+    the customer, kept until Twilio answers 2xx or 404 (telephony.voicemails)."""
+
+    account_sid = models.CharField(max_length=64)
+    recording_sid = models.CharField(max_length=64, unique=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+
+class PlacedCall(models.Model):
+    """A call back's try as the phone system placed it, under a call id of its own choosing
+    (`metadata.callback_id` named the call back): its events are the try's
+    (telephony.placed_calls)."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="placed_as")
+    placed_call_id = models.CharField(max_length=128, unique=True)
+    created_at = models.DateTimeField(db_default=Now())

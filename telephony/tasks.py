@@ -9,6 +9,7 @@ from routing.tasks import ON_A_DROPPED_CONNECTION
 from telephony import applying, callbacks, connect, instructions, lost_calls
 from telephony.signed_events import connect_push
 from telephony.twilio import calls as twilio_calls
+from telephony.twilio import recordings as twilio_recordings
 
 
 @shared_task(name=applying.APPLY_RECORDED_EVENT, ignore_result=True, **ON_A_DROPPED_CONNECTION)
@@ -86,3 +87,10 @@ def hang_up_by_rest_update(self, call_pk: int) -> None:
     retry_in = twilio_calls.hang_up_by_rest_update(call_pk=call_pk)
     if retry_in is not None:
         raise self.retry(countdown=retry_in)
+
+
+@shared_task(name=twilio_recordings.DELETE_RECORDINGS, ignore_result=True)
+def delete_twilio_recordings() -> None:
+    """Sent once an erasure is committed, and by beat while a recording is still to delete at
+    Twilio (Twilio could not be reached)."""
+    twilio_recordings.delete_pending_recordings()

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from infrastructure import dispatch
-from telephony import applying, recording
+from telephony import applying, placed_calls, recording
 from telephony.authentication import authorise_pull
 from telephony.openapi import ERROR_DETAIL, FIELD_ERRORS, SIGNATURE_PARAMETERS
 from telephony.selectors import call_instruction
@@ -92,7 +92,7 @@ class TelephonyEventsView(APIView):
         wait = rate_limit.seconds_to_wait(signer=verified.signer)
         if wait is not None:
             self.throttled(request, wait)
-        event = validated_event(verified, body)
+        event = placed_calls.as_placed_try(validated_event(verified, body))
         event_id = recording.record_event(webhook_id=verified.webhook_id, event=event)
         if event_id is None:
             if not recording.is_stored_as(webhook_id=verified.webhook_id, event=event):

@@ -30,7 +30,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 
 from infrastructure import dispatch
-from telephony import applying, recording
+from telephony import applying, placed_calls, recording
 from telephony.signed_events import rate_limit
 from telephony.signed_events.validation import (
     DUPLICATE_ANSWER,
@@ -90,7 +90,7 @@ class TelephonyEventIntake:
         wait = await rate_limit.seconds_to_wait_on_loop(signer=verified.signer)
         if wait is not None:
             raise exceptions.Throttled(wait)
-        event = validated_event(verified, body)
+        event = await placed_calls.as_placed_try_on_loop(validated_event(verified, body))
         event_id = await recording.record_event_on_loop(webhook_id=verified.webhook_id, event=event)
         if event_id is None:
             if not await recording.is_stored_as_on_loop(

@@ -27,8 +27,10 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from infrastructure.api_errors import RETRY_AFTER_SECONDS, UNREACHABLE
 from infrastructure.log_fields import call_fields
+from routing.models import Call
 from telephony.twilio import calls as twilio_calls
 from telephony.twilio import choice as twilio_choice
+from telephony.twilio import recordings as twilio_recordings
 from telephony.twilio import voice as twilio_voice
 from telephony.twilio.voice import CALL_SID, BadField, form_payload, optional, required
 
@@ -97,6 +99,10 @@ def twilio_webhook(
         return checked
 
     return decorate
+
+
+def _hang_up_after_thanks(request: HttpRequest) -> HttpResponse:
+    return _twiml(twilio_voice.message_recorded())
 
 
 def _twiml(response: VoiceResponse) -> HttpResponse:
@@ -227,3 +233,47 @@ def agent_status(request: HttpRequest) -> HttpResponse:
             payload=form_payload(form),
         )
     return HttpResponse(status=204)
+
+
+@twilio_webhook(while_unreachable=_hang_up_after_thanks)
+def recorded(request: HttpRequest) -> HttpResponse:
+    """The `<Record>`'s action, once the caller's message is over: thanks, and hang up (what
+    the message means comes with its status callback)."""
+    _call_sid(request.POST)
+    return _twiml(twilio_voice.message_recorded())
+
+
+@twilio_webhook()
+def recording(request: HttpRequest) -> HttpResponse:
+    """The `<Record>`'s recording status callback: a completed message is kept and offered as
+    a call back (telephony.twilio.recordings). 204 once kept, or when there was nothing to
+    keep; 404 naming CallSid for a call Rapport does not know (nothing is kept)."""
+    form = request.POST
+    call_sid = _call_sid(form)
+    duration = required(form, "RecordingDuration", max_length=6)
+    if not duration.isdigit():
+        raise BadField("RecordingDuration", "Expected whole seconds.")
+    try:
+        twilio_recordings.recording_completed(
+            call_sid=call_sid,
+            sid=required(form, "RecordingSid", pattern=twilio_voice.RECORDING_SID),
+            url=_recording_url(form),
+            duration_seconds=int(duration),
+            status=twilio_voice.one_of(form, "RecordingStatus", twilio_voice.RECORDING_STATUSES),
+        )
+    except Call.DoesNotExist:
+        return JsonResponse(
+            {"detail": "No call with this CallSid.", "errors": {"CallSid": ["Unknown call."]}},
+            status=404,
+        )
+    return HttpResponse(status=204)
+
+
+def _recording_url(form) -> str:
+    """Where Twilio keeps the recording: on its REST API, for this account, never elsewhere
+    (Rapport fetches it with the account's credentials)."""
+    value = required(form, "RecordingUrl", max_length=300)
+    expected = f"/2010-04-01/Accounts/{settings.TWILIO_ACCOUNT_SID}/Recordings/"
+    if expected not in value or not value.startswith("https://"):
+        raise BadField("RecordingUrl", "Expected this account's recording on Twilio's API.")
+    return value

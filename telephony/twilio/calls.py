@@ -25,12 +25,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from infrastructure.log_fields import call_fields
-from routing import offers
+from routing import offers, voicemails
 from routing.models import Agent, Call, RoutingDecision
 from routing.states import FINAL_STATES, TALKING_STATES, WAITING_STATES, OfferState
 from telephony.applying import accept_event
 from telephony.connect import connect_backoff_seconds
-from telephony.events import CALLBACK_REQUESTED, TelephonyEvent
+from telephony.events import CALLBACK_REQUESTED, VOICEMAIL, TelephonyEvent
 from telephony.instructions import HANG_UP, TRANSFER
 from telephony.models import CallEventType, ConnectAttempt, TwilioCall, TwilioDialPath
 from telephony.twilio import voice
@@ -476,7 +476,9 @@ def _next_step(call_sid: str) -> NextStep:
     base_url = twilio_call.public_base_url
     if call.state in FINAL_STATES:
         if call.end_reason == CALLBACK_REQUESTED:
-            return NextStep(Step.CALLBACK_CONFIRMED)
+            return NextStep(
+                Step.CALLBACK_CONFIRMED, base_url=base_url, message_for=_message_for(call)
+            )
         return NextStep(Step.HANG_UP)
     if call.state in TALKING_STATES:
         return NextStep(Step.NOTHING)
@@ -490,8 +492,35 @@ def _next_step(call_sid: str) -> NextStep:
             agent_identity=decision.agent.telephony_identity,
             decision_pk=decision.pk,
         )
+    if decision is None and voicemails.nobody_can_answer(call.queue_id):
+        _end_for_voicemail(call_sid)
+        return NextStep(Step.VOICEMAIL, base_url=base_url)
     queue_name = call.queue.slug if call.queue is not None else settings.TELEPHONY_DEFAULT_QUEUE
     return NextStep(Step.ENQUEUE, base_url=base_url, queue_name=queue_name)
+
+
+def _end_for_voicemail(call_sid: str) -> None:
+    """Nobody can answer: the call leaves the queue now, ended as a message asked for (the
+    event id of Twilio's own end, whose callback then changes nothing)."""
+    accept_event(
+        webhook_id=f"twilio:{call_sid}:ended",
+        event=TelephonyEvent(
+            type=CallEventType.ENDED,
+            call_id=call_sid,
+            occurred_at=voice.whole_second(timezone.now()),
+            reason=VOICEMAIL,
+        ),
+    )
+    logger.info("twilio call %r: nobody can answer; asked to leave a message", call_sid)
+
+
+def _message_for(call: Call) -> str:
+    """Whom the caller's message is for, as they hear it: their last agent's first name only
+    when we know who is calling (never on a shared line), else "us"."""
+    if call.customer_id is None or call.last_agent_id is None:
+        return "us"
+    agent = Agent.objects.filter(pk=call.last_agent_id).only("display_name").first()
+    return agent.display_name.split()[0] if agent is not None and agent.display_name else "us"
 
 
 def _mark_dialled(twilio_call: TwilioCall, decision: RoutingDecision, *, via: str) -> None:

@@ -10,4 +10,6 @@ urlpatterns = [
     path("enqueue-action/", api.enqueue_action, name="twilio-enqueue-action"),
     path("dial-action/", api.dial_action, name="twilio-dial-action"),
     path("agent-status/", api.agent_status, name="twilio-agent-status"),
+    path("recorded/", api.recorded, name="twilio-recorded"),
+    path("recording/", api.recording, name="twilio-recording"),
 ]

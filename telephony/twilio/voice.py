@@ -42,6 +42,11 @@ ANSWERED_CALL_STATUS = "in-progress"
 # <Dial>'s DialCallStatus: the agent talked to the caller, or their phone did not take the call.
 DIAL_CONNECTED = frozenset({"completed", "answered"})
 DIAL_MISSED = frozenset({"no-answer", "busy", "failed", "canceled"})
+# The longest message a caller may leave, in seconds.
+VOICEMAIL_MAX_SECONDS = 120
+RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
+# <Record>'s RecordingStatus values: only a completed recording is a message.
+RECORDING_STATUSES = frozenset({"in-progress", "completed", "absent", "failed"})
 # <Enqueue>'s QueueResult values.
 QUEUE_RESULTS = frozenset(
     {
@@ -163,6 +168,8 @@ class Step(StrEnum):
     HANG_UP = "hang_up"
     # The caller asked for a call back and left the queue: they hear it confirmed, then hang up.
     CALLBACK_CONFIRMED = "callback_confirmed"
+    # Nobody of the queue is online: the caller may leave a message (telephony.voicemails).
+    VOICEMAIL = "voicemail"
     NOTHING = "nothing"
 
 
@@ -175,6 +182,8 @@ class NextStep:
     decision_pk: int | None = None
     # Before queueing the caller again after Twilio failed to queue them: no tight loop.
     pause_seconds: int = 0
+    # Whom a message is for, as the caller hears it: their agent's first name, or "us".
+    message_for: str = "us"
 
 
 def url(base_url: str, name: str, **query: object) -> str:
@@ -201,9 +210,18 @@ def twiml(next_step: NextStep) -> VoiceResponse:
             return dialled
     if next_step.step == Step.CALLBACK_CONFIRMED:
         response = VoiceResponse()
-        response.say("Thank you. We will call you back; you keep your place in the queue. Goodbye.")
-        response.hangup()
-        return response
+        response.say(
+            "Thank you. We'll call you back; you keep your place in the queue. After the tone,"
+            f" leave a message for {next_step.message_for} if you like, or just hang up."
+        )
+        return record_message(response, base_url=next_step.base_url)
+    if next_step.step == Step.VOICEMAIL:
+        response = VoiceResponse()
+        response.say(
+            "Sorry, nobody can take your call just now. After the tone, leave a message and"
+            " we'll call you back."
+        )
+        return record_message(response, base_url=next_step.base_url)
     if next_step.step == Step.HANG_UP:
         response = VoiceResponse()
         response.hangup()
@@ -222,6 +240,30 @@ def enqueue(*, base_url: str, queue_name: str, pause_seconds: int = 0) -> VoiceR
         wait_url=url(base_url, "twilio-wait"),
         wait_url_method="POST",
     )
+    return response
+
+
+def record_message(response: VoiceResponse, *, base_url: str) -> VoiceResponse:
+    """`<Record>` the caller's message: once it is over Twilio requests the action (thanks and
+    hang up), and posts the recording, once stored, to the status callback."""
+    response.record(
+        max_length=VOICEMAIL_MAX_SECONDS,
+        play_beep=True,
+        action=url(base_url, "twilio-recorded"),
+        method="POST",
+        recording_status_callback=url(base_url, "twilio-recording"),
+        recording_status_callback_method="POST",
+        recording_status_callback_event="completed",
+    )
+    # Twilio goes on here only when the caller said nothing at all.
+    response.hangup()
+    return response
+
+
+def message_recorded() -> VoiceResponse:
+    response = VoiceResponse()
+    response.say("Thank you for your message. Goodbye.")
+    response.hangup()
     return response
 
 

@@ -15,13 +15,14 @@ console-callback-card.png while this runs.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
 from django.utils import timezone
 
-from customers.models import Consent
-from routing.models import Call, Callback, CallbackState, Queue
+from customers.models import AccessReason, Consent, ContextAccess
+from routing.models import Call, Callback, CallbackState, Queue, Voicemail
 from tests.support.browser import call_rings, go_available, screenshot
 from tests.support.routing import past_call, wait_until
 from tests.support.servers import RapportServers, served
@@ -123,7 +124,7 @@ def test_the_last_agent_sees_their_caller_choose_to_wait_and_later_takes_their_c
     page.wait_for_selector(f'[data-waiting-call="{second}"]', timeout=15000)
     asked = twilio.wait_round(enqueue, second)
     assert twilio.press(asked.root[0], second, "3").verbs() == ["Leave"]
-    assert twilio.left_queue(enqueue, second, "leave").verbs() == ["Say", "Hangup"]
+    assert twilio.left_queue(enqueue, second, "leave").verbs() == ["Say", "Record", "Hangup"]
     callback = wait_until(
         lambda: Callback.objects.filter(requested_on__telephony_call_id=second).first()
     )
@@ -151,4 +152,46 @@ def test_the_last_agent_sees_their_caller_choose_to_wait_and_later_takes_their_c
     assert "<Number" in created.form["Twiml"][0] and DANA_PHONE in created.form["Twiml"][0]
     wait_until(
         lambda: Callback.objects.get(pk=callback.pk).state == CallbackState.DIALLING, timeout=10
+    )
+
+
+def test_nobody_online_the_caller_leaves_a_message_their_agent_hears_from_the_callback_card(
+    open_console, twilio_servers, twilio_api, make_agent, make_customer, queue
+):
+    """Maya rings while Dana, the queue's one agent and her last, is offline: she leaves a
+    message. Dana comes online; the message's call back rings on her console with the message,
+    which she plays: the audio comes from Rapport, which fetched it from the stand-in Twilio,
+    and the access log has the listen."""
+    twilio_api.reset()
+    dana = make_agent("dana", extension=DANA_PHONE)
+    maya = make_customer("Maya Chen", phones=[CUSTOMER_NUMBER], consent=Consent.OPEN)
+    past_call(customer=maya, agent=dana, queue=queue, days_ago=4)
+    twilio = LiveTwilio(twilio_servers.base_url)
+    page = open_console("dana", on=twilio_servers)
+
+    call_sid = new_call_sid()
+    answer = twilio.incoming_call(call_sid)
+    assert answer.verbs() == ["Say", "Record", "Hangup"]
+    go_available(page)
+    started = time.monotonic()
+    after, code, recording_sid = twilio.record(answer.root[1], call_sid, seconds=23)
+    assert (after.verbs(), code) == (["Say", "Hangup"], 204)
+    note = page.wait_for_selector('[data-card][data-mode="offer"] [data-voicemail]', timeout=15000)
+    print(f"recording callback to the call back card on screen: {time.monotonic() - started:.3f} s")
+    voicemail = Voicemail.objects.get(recording_sid=recording_sid)
+    assert note.get_attribute("data-voicemail") == str(voicemail.pk)
+    assert note.inner_text().startswith("Left a message (0:23)")
+    assert "Maya Chen" in page.inner_text('[data-card][data-mode="offer"]')
+
+    with page.expect_response(lambda r: "/api/voicemails/" in r.url) as heard:
+        page.click("[data-play-voicemail]")
+    assert heard.value.status == 200
+    assert heard.value.url.endswith(f"/api/voicemails/{voicemail.pk}/audio/")
+    assert heard.value.headers["content-type"] == "audio/x-wav"
+    fetched = wait_until(lambda: [r for r in twilio_api.received if r.method == "GET"])
+    assert fetched[-1].path.endswith(f"/Recordings/{recording_sid}.wav")
+    assert wait_until(
+        lambda: ContextAccess.objects.filter(
+            customer=maya, user=dana.user, reason=AccessReason.VOICEMAIL
+        ).exists()
     )

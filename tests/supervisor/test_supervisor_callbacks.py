@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from customers.models import AccessReason, Consent, ContextAccess
-from routing.models import Call, Callback, CallbackState, CallerChoice
+from routing.models import Call, Callback, CallbackState, CallerChoice, Voicemail
 from routing.states import CallState
 from supervisor import reunion, wall
 
@@ -120,7 +120,15 @@ def test_supervisors_list_call_backs_waiting_or_not_reached_named_as_consent_all
     maya = make_customer("Maya Chen", consent=Consent.OPEN)
     leo = make_customer("Leo Brandt", phones=["+14155550124"], consent=Consent.CLOSED)
     first = a_call(queue, last_agent=dana, customer=maya)
-    a_callback(first, customer=maya, attempts=1)
+    maya_callback = a_callback(first, customer=maya, attempts=1)
+    message = Voicemail.objects.create(
+        call=first,
+        customer=maya,
+        callback=maya_callback,
+        recording_sid="RE" + "1" * 32,
+        recording_url="https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
+        duration_seconds=23,
+    )
     second = a_call(queue, customer=leo, from_e164="+14155550124")
     a_callback(second, customer=leo, state=CallbackState.NOT_REACHED, attempts=3)
     done = a_call(queue, from_e164="+14155550125")
@@ -137,6 +145,8 @@ def test_supervisors_list_call_backs_waiting_or_not_reached_named_as_consent_all
     assert listed[0]["last_agent"] == {"id": dana.id, "display_name": "Dana"}
     assert listed[1]["number"] == "+14155550124"
     assert listed[0]["attempts_allowed"] == queue.callback_attempts
+    assert listed[0]["message"] == {"id": message.pk, "duration_seconds": 23}
+    assert listed[1]["message"] is None
     seen = ContextAccess.objects.filter(user=supervisor, reason=AccessReason.SUPERVISOR)
     assert sorted(seen.values_list("customer_id", "call_id")) == sorted(
         [(maya.id, first.id), (leo.id, second.id)]

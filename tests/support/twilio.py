@@ -35,10 +35,30 @@ CUSTOMER_NUMBER = "+14155550123"
 LOYALTY_NUMBER = "+18005550100"
 
 _sids = itertools.count(1)
+# A second of silence, 8 kHz 8-bit mono WAV: what the stand-in gives as any recording's audio.
+RECORDING_AUDIO = (
+    b"RIFF"
+    + (36 + 8000).to_bytes(4, "little")
+    + b"WAVEfmt "
+    + (16).to_bytes(4, "little")
+    + (1).to_bytes(2, "little")
+    + (1).to_bytes(2, "little")
+    + (8000).to_bytes(4, "little")
+    + (8000).to_bytes(4, "little")
+    + (1).to_bytes(2, "little")
+    + (8).to_bytes(2, "little")
+    + b"data"
+    + (8000).to_bytes(4, "little")
+    + b"\x80" * 8000
+)
 
 
 def new_call_sid() -> str:
     return f"CA{os.getpid():08x}{next(_sids):024x}"
+
+
+def new_recording_sid() -> str:
+    return f"RE{os.getpid():08x}{next(_sids):024x}"
 
 
 def timestamp(moment) -> str:
@@ -183,6 +203,30 @@ class Twilio:
             params.update(DialCallSid=leg_sid, DialCallDuration=str(seconds))
         return self.twiml(dial.get("action"), params)
 
+    def record(
+        self, record: ET.Element, call_sid: str, *, seconds: int, status: str = "completed"
+    ) -> tuple[TwiML, int, str]:
+        """The caller left a message of `seconds` after the beep, as Twilio follows `<Record>`:
+        it requests the action with the recording's fields, then posts the stored recording to
+        the recordingStatusCallback. Returns the action's TwiML, the callback's status code and
+        the recording's sid."""
+        assert record.get("method") == "POST"
+        assert record.get("recordingStatusCallbackMethod") == "POST"
+        assert record.get("recordingStatusCallbackEvent") == "completed"
+        sid = new_recording_sid()
+        recording = {
+            "CallSid": call_sid,
+            "RecordingSid": sid,
+            "RecordingUrl": recording_url(sid),
+            "RecordingDuration": str(seconds),
+        }
+        after = self.twiml(record.get("action"), {**recording, "Digits": "hangup"})
+        code = self.recording_status(record, {**recording, "RecordingStatus": status})
+        return after, code, sid
+
+    def recording_status(self, record: ET.Element, params: dict[str, str]) -> int:
+        return self.request(record.get("recordingStatusCallback"), params).status_code
+
     def call_status(self, call_sid: str, status: str, at=None) -> int:
         """The number's status callback."""
         params = {"CallSid": call_sid, "CallStatus": status, "CallDuration": "30"}
@@ -237,6 +281,11 @@ class _LiveResponse:
         return self._headers[name]
 
 
+def recording_url(sid: str) -> str:
+    """Where Twilio says it keeps a recording (without an extension: Rapport adds .wav)."""
+    return f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT_SID}/Recordings/{sid}"
+
+
 def to_of(noun: ET.Element) -> str:
     """What Twilio reports as the agent leg's `To`."""
     if noun.tag == "Client":
@@ -253,6 +302,7 @@ class RestUpdate:
     form: dict[str, list[str]]
     authorization: str
     sid: str = ""
+    method: str = "POST"
 
     @property
     def twiml(self) -> ET.Element:
@@ -305,6 +355,29 @@ def serve_twilio_api() -> tuple[TwilioApi, ThreadingHTTPServer]:
 
         def log_message(self, *args):
             pass
+
+        def do_GET(self):
+            """A recording's audio (`…/Recordings/RE….wav`)."""
+            status = api.script.pop(0) if api.script else 200
+            api.received.append(
+                RestUpdate(self.path, {}, self.headers.get("authorization", ""), method="GET")
+            )
+            content = RECORDING_AUDIO if status == 200 else b"{}"
+            self.send_response(status)
+            self.send_header("content-type", "audio/x-wav" if status == 200 else "application/json")
+            self.send_header("content-length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        def do_DELETE(self):
+            """A recording deleted (`…/Recordings/RE….json`): 204, as Twilio answers."""
+            status = api.script.pop(0) if api.script else 204
+            api.received.append(
+                RestUpdate(self.path, {}, self.headers.get("authorization", ""), method="DELETE")
+            )
+            self.send_response(status)
+            self.send_header("content-length", "0")
+            self.end_headers()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     api.base_url = f"http://127.0.0.1:{server.server_port}"

@@ -7,9 +7,6 @@ with a control URL Rapport pushes a signed `call.dial`."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth.models import User
@@ -23,26 +20,11 @@ from routing.states import AgentStatus, CallState, OfferState
 from telephony import callbacks as telephony_callbacks
 from telephony import connect
 from telephony.models import ConnectAttempt
-from tests.support.routing import past_call, tasks_published
+from tests.support.routing import tasks_published
 from tests.support.telephony import TelephonyControl, event, ringing
+from tests.telephony.conftest import MAYA
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-MAYA = "+14155550123"
-
-
-@pytest.fixture
-def dana(make_agent, queue) -> Agent:
-    queue.last_agent_wait_seconds = 60
-    queue.save()
-    return make_agent("dana", extension="1001", status=AgentStatus.BUSY)
-
-
-@pytest.fixture
-def maya(make_customer, dana, queue):
-    customer = make_customer("Maya Chen", phones=[MAYA], consent="closed")
-    past_call(customer=customer, agent=dana, queue=queue, days_ago=2)
-    return customer
 
 
 def asks_for_a_call_back(phone_system, call_id: str = "CA-maya") -> Callback:
@@ -116,16 +98,6 @@ def test_without_a_phone_system_to_place_it_the_agent_dials_and_says_how_it_went
     assert (callback.state, callback.attempts) == (CallbackState.REACHED, 2)
     assert Agent.objects.get(pk=dana.pk).status == AgentStatus.WRAP_UP
     assert client.post(url, {"reached": True}, format="json").status_code == 404
-
-
-@pytest.fixture
-def control_url() -> Iterator[str]:
-    TelephonyControl.script.clear()
-    TelephonyControl.received.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), TelephonyControl)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/control"
-    server.shutdown()
 
 
 def test_with_a_control_url_rapport_pushes_a_signed_call_dial(

@@ -205,7 +205,9 @@ def test_pressing_3_ends_the_call_as_a_call_back_that_keeps_the_callers_place(tw
 
     assert twilio.press(asked.root[0], call_sid, "3").verbs() == ["Leave"]
     confirmed = twilio.left_queue(enqueue, call_sid, "leave")
-    assert confirmed.verbs() == ["Say", "Hangup"]
+    # Out of the wait loop (Record is not allowed there): the message is offered.
+    assert confirmed.verbs() == ["Say", "Record", "Hangup"]
+    assert "leave a message for Dana if you like, or just hang up" in confirmed.root[0].text
     assert twilio.call_status(call_sid, "completed", at=timezone.now()) == 204
 
     call = the_call(call_sid)
@@ -257,6 +259,7 @@ def placed_for(agent, callback: Callback, twilio_api, sent):
         # Twilio places it: the agent dials nothing, and is shown no number to dial.
         "agent_dials": False,
         "number": None,
+        "message": None,
     }
     with tasks_published() as published:
         console_services.accept_offer(offer_id=offer.id, agent_id=agent.pk)

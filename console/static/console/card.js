@@ -18,6 +18,7 @@ export function callerCard(source, ringing, onPhone) {
   if (hold && hold.text) {
     parts.push(el("p", { class: "hold-why", "data-hold-rule": hold.rule || "", text: hold.text }));
   }
+  if (source.callback && source.callback.message) parts.push(voicemailNote(source.callback.message));
   if (!ringing && source.callback && source.callback.agent_dials) parts.push(callbackDial(source));
   parts.push(whoIsCalling(source, caller));
   if (caller.customer) {
@@ -159,4 +160,35 @@ function callbackDial(source) {
     " ",
     el("button", { type: "button", "data-called-back": "no-answer", text: "No answer", onclick: say(false) })
   );
+}
+
+// The message the caller left, the reason for the call back: played from Rapport, which fetches
+// it from the phone system. One player for the page, so a card drawn again goes on playing.
+let player = null;
+
+function voicemailNote(message) {
+  const url = "/api/voicemails/" + message.id + "/audio/";
+  const playOrPause = () => {
+    if (player && player.dataset.url === url && !player.paused) {
+      player.pause();
+      return;
+    }
+    if (!player || player.dataset.url !== url) {
+      if (player) player.pause();
+      player = new Audio(url);
+      player.dataset.url = url;
+    }
+    player.play().catch((error) => notice("Could not play the message: " + error.message));
+  };
+  return el(
+    "div",
+    { class: "banner neutral voicemail", "data-voicemail": message.id },
+    el("span", { text: "Left a message (" + minutesAndSeconds(message.duration_seconds) + ") " }),
+    el("button", { type: "button", "data-play-voicemail": message.id, text: "▶ Play", onclick: playOrPause })
+  );
+}
+
+function minutesAndSeconds(seconds) {
+  const whole = Math.max(0, Math.round(seconds || 0));
+  return Math.floor(whole / 60) + ":" + String(whole % 60).padStart(2, "0");
 }
