@@ -264,6 +264,12 @@ class Pbx:
         _next_port += count + (count % 2)
         return first
 
+    def close_phones(self) -> None:
+        """Stops every phone and caller started so far (a phone unregisters as it stops)."""
+        for phone in self._phones:
+            phone.close()
+        self._phones.clear()
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(
             f"--- {name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -368,8 +374,7 @@ def pbx(
         _wait_for_listening(the_pbx, "kamailio", timeout=10)
         yield the_pbx
     finally:
-        for phone in the_pbx._phones:
-            phone.close()
+        the_pbx.close_phones()
         for process in reversed(list(the_pbx.processes.values())):
             _stop(process)
         shutil.rmtree(workdir, ignore_errors=True)

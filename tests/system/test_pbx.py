@@ -73,14 +73,19 @@ def pbx(rapport, ports):
 
 
 @pytest.fixture
-def line(db, pbx, rapport):
-    """The queue whose number callers dial, and the PBX's route hint credential."""
+def line(db, pbx, rapport, request):
+    """The queue whose number callers dial, and the PBX's route hint credential; the scenario's
+    phones stop with it (their logs printed first if it failed)."""
+    failed_before = request.session.testsfailed
     hinting = User.objects.create_user("pbx")
     hinting.user_permissions.add(Permission.objects.get(codename="view_call"))
     Token.objects.create(user=hinting, key=HINT_TOKEN)
-    return Queue.objects.create(
+    yield Queue.objects.create(
         slug="loyalty", name="Loyalty", numbers=[QUEUE_NUMBER], offer_timeout_seconds=6
     )
+    if request.session.testsfailed > failed_before:
+        print(pbx.log_tail(), rapport.log_tail())
+    pbx.close_phones()
 
 
 def agent(name: str, extension: str, queue: Queue, *, status=AgentStatus.AVAILABLE) -> Agent:
@@ -151,7 +156,7 @@ def the_call() -> Call:
 def ended() -> Call:
     def call_ended():
         call = Call.objects.select_related("agent").order_by("-id").first()
-        return call if call is not None and call.state == CallState.ENDED else None
+        return call if call is not None and call.ended_at is not None else None
 
     return wait_until(call_ended, timeout=10)
 
@@ -211,3 +216,97 @@ def test_the_last_agent_rings_first_answers_and_talks_then_wraps_up(pbx, rapport
     ).json()
     assert hint["agent"] == "1001"
     console.close()
+
+
+def test_with_the_last_agent_offline_the_queues_other_agent_answers_on_their_phone(
+    pbx, rapport, line
+):
+    dana = agent("dana", "2001", line, status=AgentStatus.OFFLINE)
+    bob = agent("bob", "2002", line)
+    spoke_with(MAYA, dana, line)
+    bob_phone = pbx.phone("2002", tone_hz=BOB_TONE, credentials=softphone_credentials(rapport, bob))
+    console = ConsoleSocket(rapport, bob)
+    console.wait_for("state")
+    caller = pbx.caller(MAYA, tone_hz=CALLER_TONE)
+
+    caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    console.wait_for("ringing")
+    bob_phone.wait_for("CALL_ESTABLISHED")
+    caller.wait_for("CALL_ESTABLISHED")
+    time.sleep(0.6)
+    bob_phone.hangup()
+    caller.wait_for("CALL_CLOSED")
+
+    call = ended()
+    assert (call.agent, call.end_reason) == (bob, "completed")
+    assert abs(sip.dominant_hz(caller.heard()) - BOB_TONE) < 40
+    console.close()
+
+
+def test_an_agent_who_declines_is_skipped_and_the_next_agent_gets_the_card(pbx, rapport, line):
+    dana = agent("dana", "5001", line)
+    bob = agent("bob", "5002", line)
+    spoke_with(MAYA, dana, line)
+    dana_phone = pbx.phone("5001", answer="manual")
+    bob_phone = pbx.phone("5002", tone_hz=BOB_TONE)
+    bobs_console = ConsoleSocket(rapport, bob)
+    bobs_console.wait_for("state")
+    caller = pbx.caller(MAYA)
+
+    caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    dana_phone.wait_for("CALL_INCOMING")
+    dana_phone.hangup()  # declines: 486 Busy Here
+    bobs_console.wait_for("ringing")
+    bob_phone.wait_for("CALL_ESTABLISHED")
+    caller.wait_for("CALL_ESTABLISHED")
+    caller.hangup()
+    caller.wait_for("CALL_CLOSED")
+
+    call = ended()
+    assert (call.agent, call.end_reason) == (bob, "completed")
+    bobs_console.close()
+
+
+def test_a_caller_who_hangs_up_while_it_rings_has_abandoned_the_call(pbx, rapport, line):
+    dana = agent("dana", "4001", line)
+    dana_phone = pbx.phone("4001", answer="manual")
+    console = ConsoleSocket(rapport, dana)
+    console.wait_for("state")
+    caller = pbx.caller("+14155550999")
+
+    caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    dana_phone.wait_for("CALL_INCOMING")
+    console.wait_for("ringing")
+    caller.hangup()
+    caller.wait_for("CALL_CLOSED")
+    dana_phone.wait_for("CALL_CLOSED")
+
+    _, ended_card = console.wait_for("ringing_ended")
+    call = ended()
+    assert (call.agent, call.end_reason, call.connected_at) == (None, "abandoned", None)
+    assert ended_card["call_id"] == call.telephony_call_id
+    console.close()
+
+
+def test_with_the_route_hint_down_the_queues_agents_ring_at_once(rapport, line):
+    """A PBX whose route hint is a closed port: it rings the agents registered there."""
+    bob = agent("bob", "3002", line)
+    with sip.pbx(
+        rapport_url=rapport.base_url,
+        route_hint_token=HINT_TOKEN,
+        cti_token=CTI_TOKEN,
+        shared_secret=SHARED_SECRET,
+        route_hint_url=f"http://127.0.0.1:{sip.free_port()}",
+    ) as hintless:
+        bob_phone = hintless.phone("3002", tone_hz=BOB_TONE)
+        caller = hintless.caller(MAYA)
+
+        dialled_at = caller.dial(hintless.sip_uri(QUEUE_NUMBER))
+        answered = bob_phone.wait_for("CALL_ESTABLISHED")
+        caller.wait_for("CALL_ESTABLISHED")
+        caller.hangup()
+        caller.wait_for("CALL_CLOSED")
+        call = ended()
+
+    print(f"\nhint down: INVITE -> answered {(answered['at'] - dialled_at) * 1000:.0f} ms")
+    assert (call.agent, call.end_reason) == (bob, "completed")
