@@ -54,6 +54,8 @@ from typing import Any
 
 import pytest
 
+from infrastructure.paths import RUNTIME_DIR
+
 REPO = Path(__file__).resolve().parents[2]
 KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
 IN_NAMESPACE = "RAPPORT_SIP_NAMESPACE"
@@ -127,10 +129,12 @@ def namespace_test(module_file: str):
 def run_in_namespace(module_file: str, *pytest_args: str) -> subprocess.CompletedProcess:
     """pytest for `module_file` in a new network and PID namespace, loopback up, its own
     embedded PostgreSQL and Redis (the outer run's Redis is on a loopback it cannot reach)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.pop("PYTEST_CURRENT_TEST", None)
+    private = ("DATABASE_URL", "REDIS_URL", "XDG_RUNTIME_DIR", "PYTEST_CURRENT_TEST")
+    env = {k: v for k, v in os.environ.items() if k not in private}
     env[IN_NAMESPACE] = "1"
-    env["RAPPORT_TEST_INSTANCE"] = os.environ.get("RAPPORT_TEST_INSTANCE", "test") + "-sip"
+    instance = os.environ.get("RAPPORT_TEST_INSTANCE", "test") + "-sip"
+    env["RAPPORT_TEST_INSTANCE"] = instance
+    _forget_servers_of_dead_namespaces(RUNTIME_DIR / instance)
     inner = [
         sys.executable,
         *("-m", "pytest", module_file, "-q", "-s", "-p", "no:cacheprovider"),
@@ -139,7 +143,7 @@ def run_in_namespace(module_file: str, *pytest_args: str) -> subprocess.Complete
     ]
     script = "ip link set lo up && exec " + " ".join(_quoted(part) for part in inner)
     return subprocess.run(
-        [TOOLS["unshare"], "-n", "-p", "-f", "--mount-proc", "sh", "-c", script],
+        [TOOLS["unshare"], "-n", "-p", "-f", "--mount-proc", "--kill-child", "sh", "-c", script],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -147,6 +151,13 @@ def run_in_namespace(module_file: str, *pytest_args: str) -> subprocess.Complete
         text=True,
         timeout=600,
     )
+
+
+def _forget_servers_of_dead_namespaces(root: Path) -> None:
+    """The servers an earlier namespace started died with it; a run that was killed left their
+    process ids behind, which in a new PID namespace may be any live process's."""
+    for stale in ("postgres/postmaster.pid", "postgres/.handle_pids.json", "redis/redis.pid"):
+        (root / stale).unlink(missing_ok=True)
 
 
 def _quoted(part: str) -> str:
