@@ -310,3 +310,27 @@ def test_with_the_route_hint_down_the_queues_agents_ring_at_once(rapport, line):
 
     print(f"\nhint down: INVITE -> answered {(answered['at'] - dialled_at) * 1000:.0f} ms")
     assert (call.agent, call.end_reason) == (bob, "completed")
+
+
+def test_with_rapport_unreachable_calls_still_connect_and_no_secret_reaches_the_pbx_log():
+    """Every request to Rapport fails (the logged kind of failure): the Generic CTI token is in
+    the URL those posts go to, and the PBX's log must not show it, nor the other two secrets."""
+    with sip.pbx(
+        rapport_url=f"http://127.0.0.1:{sip.free_port()}",
+        route_hint_token=HINT_TOKEN,
+        cti_token=CTI_TOKEN,
+        shared_secret=SHARED_SECRET,
+    ) as cut_off:
+        cut_off.phone("6001")
+        caller = cut_off.caller(MAYA)
+        caller.dial(cut_off.sip_uri(QUEUE_NUMBER))
+        caller.wait_for("CALL_ESTABLISHED")
+        caller.hangup()
+        caller.wait_for("CALL_CLOSED")
+        log = cut_off.logs["kamailio"]
+        wait_until(lambda: log.read_text().count("not taken") >= 3)
+        text = log.read_text()
+
+    assert "route hint unanswered" in text
+    for secret in (CTI_TOKEN, HINT_TOKEN, SHARED_SECRET):
+        assert secret not in text
