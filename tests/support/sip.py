@@ -4,27 +4,39 @@ loopback inside the test's own network namespace (scripts/ensure-sip installs th
 
 How a test module uses it (tests/system/test_pbx.py is the example):
 
-    pytestmark = sip.namespace_marks()          # runs only inside the namespace, skips loudly
-    test_in_own_namespace = sip.namespace_test(__file__)   # outside: re-runs this module in it
+    pytestmark = [*sip.namespace_marks(), pytest.mark.django_db(transaction=True)]
+    test_in_own_network_namespace = sip.namespace_test(__file__)   # this very name
 
   `namespace_test` makes the one test that pytest runs outside: it re-executes pytest for the
   module inside `unshare -n -p -f --mount-proc` (the loopback interface brought up first), with
   its own embedded PostgreSQL and Redis (a test instance folder of its own), and passes when that
-  run passes; its output is printed. Inside, every process the run starts (Rapport's servers,
-  Kamailio, rtpengine, baresip, Chromium) is on a loopback no other run shares, and dies with the
-  namespace.
+  run passes; its output is printed (see it with -s). Without the SIP packages it skips, and
+  fails under CI (`CI` set). Outside, the module's other tests skip; inside, every process the
+  run starts (Rapport's servers, Kamailio, rtpengine, baresip, Chromium) is on a loopback no
+  other run shares, and dies with the namespace.
 
-Inside, with Rapport served (`tests.support.servers.served`):
+Inside, Rapport's web server and the PBX (Kamailio + rtpengine) for the module, configured for
+each other (Generic CTI token, softphone secret, WebSocket URL, route hint token):
 
-    with sip.pbx(rapport_url=servers.base_url, route_hint_token=..., cti_token=...,
-                 shared_secret=...) as pbx:
-        pbx.sip_uri("1001")        # sip:1001@<domain>; pbx.ws_url is ws://127.0.0.1:<port>
-        dana = pbx.phone("1001")  # a baresip UA registered as agent 1001 (auto-answer)
+    @pytest.fixture(scope="module")
+    def servers(django_db_setup, django_db_blocker):
+        with django_db_blocker.unblock(), sip.rapport_and_pbx() as (rapport, pbx):
+            yield rapport, pbx
+
+  and in each test (the database is emptied between tests) `sip.allow_route_hint()`, a queue
+  whose `numbers` callers dial, and agents whose telephony identity is their extension. Then:
+
+        pbx.ws_url                 # ws://127.0.0.1:<port>: SOFTPHONE_WEBSOCKET_URL, for JsSIP
+        pbx.sip_uri("1001")        # sip:1001@127.0.0.1:<port>
+        dana = pbx.phone("1001", credentials=sip.softphone_credentials(rapport, user))
+                                   # a baresip UA registered as agent 1001 (auto-answer; or
+                                   # answer="manual": .answer(), .hangup() declines with 486)
         caller = pbx.caller("+14155550123")   # an unregistered baresip UA, the phone network
-        call = caller.dial(pbx.sip_uri("+18005550100"))
+        dialled_at = caller.dial(pbx.sip_uri("+18005550100"))
         dana.wait_for("CALL_ESTABLISHED"); caller.wait_for("CALL_ESTABLISHED")
         caller.hangup(); caller.wait_for("CALL_CLOSED")
-        caller.heard()             # the WAV of what the caller heard (baresip's sndfile)
+        sip.dominant_hz(caller.heard())   # the WAV of what the caller heard (baresip's sndfile)
+        pbx.close_phones()         # at the end of each test: its phones unregister and stop
 
   `pbx.credentials(identity)` are the softphone's (telephony.sip.credentials' scheme) for a
   browser registering over `pbx.ws_url`. Phones send a sine tone (`tone_hz`): a WAV holding
@@ -39,6 +51,7 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -52,9 +65,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from infrastructure.paths import RUNTIME_DIR
+from tests.support.servers import RapportServers, served
 
 REPO = Path(__file__).resolve().parents[2]
 KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
@@ -68,6 +83,10 @@ TOOLS = {
 }
 KAMAILIO_MODULES = ("http_client", "websocket", "auth_ephemeral", "crypto", "jansson")
 DOMAIN = "127.0.0.1"
+# What Rapport and its PBX share in a test run (Rapport's settings of the same names).
+CTI_TOKEN = secrets.token_urlsafe(32)
+SHARED_SECRET = secrets.token_urlsafe(32)
+HINT_TOKEN = "pbx-route-hint-" + secrets.token_hex(12)
 # Phones' SIP, control and RTP ports, counted up from here (below rtpengine's 30000-30999 and
 # the kernel's ephemeral range).
 _next_port = 20000
@@ -176,6 +195,66 @@ def ephemeral_credentials(identity: str, *, secret: str, lifetime: int = 3600) -
     username = f"{int(time.time()) + lifetime}:{identity}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
     return {"username": username, "password": base64.b64encode(digest).decode()}
+
+
+# --- Rapport and its PBX together ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def rapport_and_pbx(
+    *, with_worker: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[RapportServers, Pbx]]:
+    """Rapport's web server (`tests.support.servers.served`, call with the database unblocked)
+    with Generic CTI and the softphone configured for the PBX started beside it: the shipped
+    Kamailio and rtpengine. Each test must still let the PBX ask the route hint
+    (`allow_route_hint`: the test database is emptied between tests)."""
+    sip_port, ws_port = free_port(socket.SOCK_DGRAM), free_port()
+    env = {
+        "TELEPHONY_CTI_TOKEN": CTI_TOKEN,
+        "SOFTPHONE_SHARED_SECRET": SHARED_SECRET,
+        "SOFTPHONE_WEBSOCKET_URL": f"ws://127.0.0.1:{ws_port}",
+        "SOFTPHONE_SIP_DOMAIN": DOMAIN,
+        **(extra_env or {}),
+    }
+    with (
+        served(with_worker=with_worker, extra_env=env) as servers,
+        pbx(
+            rapport_url=servers.base_url,
+            route_hint_token=HINT_TOKEN,
+            cti_token=CTI_TOKEN,
+            shared_secret=SHARED_SECRET,
+            sip_port=sip_port,
+            ws_port=ws_port,
+        ) as the_pbx,
+    ):
+        yield servers, the_pbx
+
+
+def allow_route_hint() -> None:
+    """The user whose token (HINT_TOKEN) the PBX asks the route hint with: one who may view
+    calls, as docs/telephony.md says to make."""
+    from django.contrib.auth.models import Permission, User
+    from rest_framework.authtoken.models import Token
+
+    hinting = User.objects.create_user("pbx")
+    hinting.user_permissions.add(Permission.objects.get(codename="view_call"))
+    Token.objects.create(user=hinting, key=HINT_TOKEN)
+
+
+def softphone_credentials(servers: RapportServers, user: Any) -> dict[str, Any]:
+    """What the console's softphone registers with: Rapport's GET /api/softphone/ for `user`
+    (signed in), which Kamailio's auth_ephemeral then checks."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    response = httpx.get(
+        servers.base_url + "/api/softphone/",
+        cookies={"sessionid": client.cookies["sessionid"].value},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 # --- the PBX: Kamailio + rtpengine ---------------------------------------------------------------

@@ -8,23 +8,21 @@ the agent whose phone answered, the agent wraps up. All in the test's own networ
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
+from customers.models import Customer, PhoneNumber
 from routing.models import Agent, Call, Queue
 from routing.states import AgentStatus, CallState
 from tests.support import sip
 from tests.support.routing import wait_until
-from tests.support.servers import served
 
 test_in_own_network_namespace = sip.namespace_test(__file__)
 
@@ -34,42 +32,26 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-CTI_TOKEN = secrets.token_urlsafe(32)
-SHARED_SECRET = secrets.token_urlsafe(32)
-HINT_TOKEN = "pbx-route-hint-" + secrets.token_hex(12)
+CTI_TOKEN, SHARED_SECRET, HINT_TOKEN = sip.CTI_TOKEN, sip.SHARED_SECRET, sip.HINT_TOKEN
 QUEUE_NUMBER = "+18005550100"
 MAYA = "+14155550123"
 DANA_TONE, BOB_TONE, CALLER_TONE = 440, 660, 880
 
 
 @pytest.fixture(scope="module")
-def ports():
-    return {"sip": sip.free_port(sip.socket.SOCK_DGRAM), "ws": sip.free_port()}
+def servers(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), sip.rapport_and_pbx() as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
-def rapport(django_db_setup, django_db_blocker, ports):
-    extra_env = {
-        "TELEPHONY_CTI_TOKEN": CTI_TOKEN,
-        "SOFTPHONE_SHARED_SECRET": SHARED_SECRET,
-        "SOFTPHONE_WEBSOCKET_URL": f"ws://127.0.0.1:{ports['ws']}",
-        "SOFTPHONE_SIP_DOMAIN": sip.DOMAIN,
-    }
-    with django_db_blocker.unblock(), served(with_worker=False, extra_env=extra_env) as servers:
-        yield servers
+def rapport(servers):
+    return servers[0]
 
 
 @pytest.fixture(scope="module")
-def pbx(rapport, ports):
-    with sip.pbx(
-        rapport_url=rapport.base_url,
-        route_hint_token=HINT_TOKEN,
-        cti_token=CTI_TOKEN,
-        shared_secret=SHARED_SECRET,
-        sip_port=ports["sip"],
-        ws_port=ports["ws"],
-    ) as the_pbx:
-        yield the_pbx
+def pbx(servers):
+    return servers[1]
 
 
 @pytest.fixture
@@ -77,9 +59,7 @@ def line(db, pbx, rapport, request):
     """The queue whose number callers dial, and the PBX's route hint credential; the scenario's
     phones stop with it (their logs printed first if it failed)."""
     failed_before = request.session.testsfailed
-    hinting = User.objects.create_user("pbx")
-    hinting.user_permissions.add(Permission.objects.get(codename="view_call"))
-    Token.objects.create(user=hinting, key=HINT_TOKEN)
+    sip.allow_route_hint()
     yield Queue.objects.create(
         slug="loyalty", name="Loyalty", numbers=[QUEUE_NUMBER], offer_timeout_seconds=6
     )
@@ -90,8 +70,6 @@ def line(db, pbx, rapport, request):
 
 def agent(name: str, extension: str, queue: Queue, *, status=AgentStatus.AVAILABLE) -> Agent:
     user = User.objects.create_user(username=name, password="pw-" + name)
-    from django.contrib.auth.models import Group
-
     user.groups.add(Group.objects.get_or_create(name="agent")[0])
     the_agent = Agent.objects.create(
         user=user, display_name=name.title(), telephony_identity=extension, status=status
@@ -101,16 +79,7 @@ def agent(name: str, extension: str, queue: Queue, *, status=AgentStatus.AVAILAB
 
 
 def softphone_credentials(rapport, the_agent: Agent) -> dict:
-    """What the console's softphone registers with: Rapport's answer, Kamailio's check."""
-    client = Client()
-    client.force_login(the_agent.user)
-    response = httpx.get(
-        rapport.base_url + "/api/softphone/",
-        cookies={"sessionid": client.cookies["sessionid"].value},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return sip.softphone_credentials(rapport, the_agent.user)
 
 
 class ConsoleSocket:
@@ -162,8 +131,6 @@ def ended() -> Call:
 
 
 def spoke_with(customer_number: str, the_agent: Agent, queue: Queue) -> None:
-    from customers.models import Customer, PhoneNumber
-
     maya = Customer.objects.create(name="Maya Chen")
     PhoneNumber.objects.create(customer=maya, number=customer_number)
     at = timezone.now() - timedelta(days=2)
