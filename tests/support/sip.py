@@ -11,7 +11,8 @@ How a test module uses it (tests/system/test_pbx.py is the example):
   module inside `unshare -n -p -f --mount-proc` (the loopback interface brought up first), with
   its own embedded PostgreSQL and Redis (a test instance folder of its own), and passes when that
   run passes; its output is printed (see it with -s). Without the SIP packages it skips, and
-  fails under CI (`CI` set). Outside, the module's other tests skip; inside, every process the
+  fails where RAPPORT_REQUIRE_BROWSER_TESTS is set (CI). Outside, the module's other tests are
+  left out (deselected); inside, every process the
   run starts (Rapport's servers, Kamailio, rtpengine, baresip, Chromium) is on a loopback no
   other run shares, and dies with the namespace.
 
@@ -69,6 +70,7 @@ import httpx
 import pytest
 
 from infrastructure.paths import RUNTIME_DIR
+from tests.support.browser_skips import REQUIRED
 from tests.support.servers import RapportServers, served
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,17 +115,20 @@ def namespace_marks() -> list[Any]:
     return [pytest.mark.sip_namespace]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before any fixture (the module's servers above all): outside the namespace only the
-    launcher runs; inside, everything but it."""
-    if item.get_closest_marker("sip_namespace") is None:
-        return
-    launcher = item.name == NAMESPACE_TEST
-    if launcher and in_namespace():
-        pytest.skip("this is the namespace's own run")
-    if not launcher and not in_namespace():
-        pytest.skip(f"runs inside its own network namespace ({NAMESPACE_TEST})")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside the namespace only a module's launcher runs; inside, everything but it. The
+    others are left out, not skipped: nothing that cannot run here counts as a skip (a skipped
+    browser test fails CI, tests/support/browser_skips.py)."""
+    inside = in_namespace()
+    left_out = [
+        item
+        for item in items
+        if item.get_closest_marker("sip_namespace") is not None
+        and (item.name == NAMESPACE_TEST) == inside
+    ]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
 
 
 def namespace_test(module_file: str):
@@ -133,7 +138,7 @@ def namespace_test(module_file: str):
         missing = missing_tools()
         if missing:
             message = "SIP tools missing (scripts/ensure-sip): " + ", ".join(missing)
-            if os.environ.get("CI"):
+            if os.environ.get(REQUIRED):
                 pytest.fail(message)
             pytest.skip(message)
         result = run_in_namespace(module_file)
@@ -157,7 +162,6 @@ def run_in_namespace(module_file: str, *pytest_args: str) -> subprocess.Complete
     inner = [
         sys.executable,
         *("-m", "pytest", module_file, "-q", "-s", "-p", "no:cacheprovider"),
-        *("-k", f"not {NAMESPACE_TEST}"),
         *pytest_args,
     ]
     script = "ip link set lo up && exec " + " ".join(_quoted(part) for part in inner)
