@@ -69,22 +69,24 @@ from typing import Any
 import httpx
 import pytest
 
+from development.pbx import BARESIP as BARESIP_BINARY
+from development.pbx import (
+    DOMAIN,
+    KAMAILIO_CFG,
+    PORTS_PER_BARESIP,
+    baresip_home,
+    kamailio_command,
+    kamailio_environment,
+    rtpengine_command,
+)
+from development.pbx import missing_tools as pbx_missing_tools
 from infrastructure.paths import RUNTIME_DIR
 from tests.support.browser_skips import REQUIRED
 from tests.support.servers import RapportServers, served
 
 REPO = Path(__file__).resolve().parents[2]
-KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
 IN_NAMESPACE = "RAPPORT_SIP_NAMESPACE"
-TOOLS = {
-    "kamailio": "/usr/sbin/kamailio",
-    "rtpengine": "/usr/bin/rtpengine",
-    "baresip": "/usr/bin/baresip",
-    "unshare": "/usr/bin/unshare",
-    "ip": "/usr/sbin/ip",
-}
-KAMAILIO_MODULES = ("http_client", "websocket", "auth_ephemeral", "crypto", "jansson")
-DOMAIN = "127.0.0.1"
+TOOLS = {"unshare": "/usr/bin/unshare", "ip": "/usr/sbin/ip"}
 # What Rapport and its PBX share in a test run (Rapport's settings of the same names).
 CTI_TOKEN = secrets.token_urlsafe(32)
 SHARED_SECRET = secrets.token_urlsafe(32)
@@ -95,12 +97,7 @@ _next_port = 20000
 
 
 def missing_tools() -> list[str]:
-    missing = [name for name, path in TOOLS.items() if not os.access(path, os.X_OK)]
-    modules = next(Path("/usr/lib").glob("*/kamailio/modules"), None)
-    for module in KAMAILIO_MODULES:
-        if modules is None or not (modules / f"{module}.so").exists():
-            missing.append(f"kamailio module {module}")
-    return missing
+    return [path for path in TOOLS.values() if not os.access(path, os.X_OK)] + pbx_missing_tools()
 
 
 def in_namespace() -> bool:
@@ -318,26 +315,12 @@ class Pbx:
         return self._start_baresip(f"caller-{number.lstrip('+')}", account, tone_hz=tone_hz)
 
     def _start_baresip(self, name: str, account: str, *, tone_hz: int) -> Baresip:
-        home = self.workdir / name
-        home.mkdir(exist_ok=True)
-        (home / "recordings").mkdir(exist_ok=True)
-        sip_port = self._ports(2)
-        control_port = self._ports(1)
-        rtp_low = self._ports(40)
-        (home / "accounts").write_text(account + "\n")
-        (home / "config").write_text(
-            BARESIP_CONFIG.format(
-                sip_port=sip_port,
-                control_port=control_port,
-                tone_hz=tone_hz,
-                recordings=home / "recordings",
-                rtp_low=rtp_low,
-                rtp_high=rtp_low + 39,
-            )
+        home, _, control_port = baresip_home(
+            self.workdir / name, account, first_port=self._ports(PORTS_PER_BARESIP), tone_hz=tone_hz
         )
         log = home / "baresip.log"
         process = subprocess.Popen(
-            [TOOLS["baresip"], "-f", str(home)],
+            [BARESIP_BINARY, "-f", str(home)],
             stdin=subprocess.DEVNULL,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
@@ -371,37 +354,6 @@ class Pbx:
         )
 
 
-BARESIP_CONFIG = """\
-poll_method epoll
-sip_listen 127.0.0.1:{sip_port}
-net_interface 127.0.0.1
-call_local_timeout 120
-call_max_calls 4
-audio_source ausine,{tone_hz}
-audio_player aubridge,nowhere
-audio_alert aubridge,nowhere
-ausrc_srate 48000
-ausrc_channels 2
-auplay_srate 48000
-auplay_channels 2
-audio_buffer 20-160
-rtp_ports {rtp_low}-{rtp_high}
-rtcp_mux no
-jitter_buffer_delay 5-10
-module_path /usr/lib/baresip/modules
-module g711.so
-module ausine.so
-module aubridge.so
-module sndfile.so
-module_tmp uuid.so
-module_tmp account.so
-module_app menu.so
-module_app ctrl_tcp.so
-ctrl_tcp_listen 127.0.0.1:{control_port}
-snd_path {recordings}
-"""
-
-
 @contextlib.contextmanager
 def pbx(
     *,
@@ -423,47 +375,23 @@ def pbx(
     rtpengine_port = free_port(socket.SOCK_DGRAM)
     the_pbx = Pbx(workdir=workdir, sip_port=sip_port, ws_port=ws_port, shared_secret=shared_secret)
     try:
-        _start(
-            the_pbx,
-            "rtpengine",
-            [
-                TOOLS["rtpengine"],
-                "--config-file=none",
-                "--table=-1",
-                "--interface=127.0.0.1",
-                f"--listen-ng=127.0.0.1:{rtpengine_port}",
-                "--port-min=30000",
-                "--port-max=30999",
-                "--foreground",
-                "--log-stderr",
-                "--no-fallback",
-                "--delete-delay=0",
-            ],
-        )
+        _start(the_pbx, "rtpengine", rtpengine_command(rtpengine_port))
         _wait_for_text(the_pbx, "rtpengine", "Startup complete", timeout=10)
-        cfg = _kamailio_cfg(workdir, route_hint_url)
-        environment = {
-            **os.environ,
-            "RAPPORT_URL": rapport_url,
-            "RAPPORT_ROUTE_HINT_TOKEN": route_hint_token,
-            "TELEPHONY_CTI_TOKEN": cti_token,
-            "SOFTPHONE_SHARED_SECRET": shared_secret,
-            "SOFTPHONE_SIP_DOMAIN": DOMAIN,
-            "KAMAILIO_SIP_LISTEN": f"udp:127.0.0.1:{sip_port}",
-            "KAMAILIO_SIP_TCP_LISTEN": f"tcp:127.0.0.1:{sip_port}",
-            "KAMAILIO_WS_LISTEN": f"tcp:127.0.0.1:{ws_port}",
-            "KAMAILIO_RTPENGINE": f"udp:127.0.0.1:{rtpengine_port}",
-            "KAMAILIO_HINT_TIMEOUT": str(hint_timeout_seconds),
-        }
+        environment = kamailio_environment(
+            rapport_url=rapport_url,
+            route_hint_token=route_hint_token,
+            cti_token=cti_token,
+            shared_secret=shared_secret,
+            sip_port=sip_port,
+            ws_port=ws_port,
+            rtpengine_port=rtpengine_port,
+            hint_timeout_seconds=hint_timeout_seconds,
+        )
         _start(
             the_pbx,
             "kamailio",
-            [
-                TOOLS["kamailio"],
-                *("-f", str(cfg), "-DD", "-E", "-Y", str(workdir), "-m", "64", "-M", "8"),
-                *("-a", "no"),
-            ],
-            env=environment,
+            kamailio_command(workdir, cfg=_kamailio_cfg(workdir, route_hint_url)),
+            env={**os.environ, **environment},
         )
         _wait_for_listening(the_pbx, "kamailio", timeout=10)
         yield the_pbx
