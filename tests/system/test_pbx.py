@@ -335,3 +335,24 @@ def test_a_caller_may_only_call_a_queues_number(pbx, line):
     assert "404" in closed.get("param", "")
     time.sleep(0.3)
     assert not Call.objects.exists()
+
+
+def test_a_call_in_an_agents_name_needs_their_credentials(pbx, rapport, line):
+    dana = agent("dana", "9001", line)
+    agent("lee", "9002", line, status=AgentStatus.OFFLINE)
+    dana_phone = pbx.phone("9001")
+    lees_phone = pbx.phone("9002")
+    impostor = pbx.caller("9002")
+
+    impostor.dial(pbx.sip_uri(QUEUE_NUMBER))
+    refused = impostor.wait_for("CALL_CLOSED")
+    # Lee's own phone, answering the challenge with Rapport's credentials, gets through.
+    lees_phone.dial(pbx.sip_uri(QUEUE_NUMBER))
+    dana_phone.wait_for("CALL_ESTABLISHED")
+    lees_phone.hangup()
+    lees_phone.wait_for("CALL_CLOSED")
+
+    assert "407" in refused.get("param", "")
+    call = ended()
+    assert (call.from_number, call.agent, call.end_reason) == ("9002", dana, "completed")
+    assert Call.objects.count() == 1
