@@ -356,3 +356,27 @@ def test_a_call_in_an_agents_name_needs_their_credentials(pbx, rapport, line):
     call = ended()
     assert (call.from_number, call.agent, call.end_reason) == ("9002", dana, "completed")
     assert Call.objects.count() == 1
+
+
+def test_the_last_agent_who_lets_it_ring_for_the_hints_wait_loses_it_to_the_queue(
+    pbx, rapport, line
+):
+    line.offer_timeout_seconds = 2
+    line.save()
+    dana = agent("dana", "9101", line)
+    bob = agent("bob", "9102", line)
+    spoke_with(MAYA, dana, line)
+    dana_phone = pbx.phone("9101", answer="manual")
+    bob_phone = pbx.phone("9102")
+    caller = pbx.caller(MAYA)
+
+    dialled_at = caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    rang = dana_phone.wait_for("CALL_INCOMING")
+    answered = bob_phone.wait_for("CALL_ESTABLISHED", timeout=6)
+    caller.hangup()
+    caller.wait_for("CALL_CLOSED")
+
+    assert 1.8 < answered["at"] - rang["at"] < 3.5
+    assert dana_phone.wait_for("CALL_CLOSED", after=dialled_at)
+    call = ended()
+    assert (call.agent, call.end_reason) == (bob, "completed")
