@@ -46,9 +46,11 @@ import httpx
 import psycopg
 import pytest
 import websockets
+import websockets.sync.client
 from standardwebhooks import Webhook
 
 from telephony.signing import signature_headers
+from tests.support import sip
 from tests.support.browser_skips import REQUIRED
 from tests.support.deployment import nginx_site, self_signed_certificate
 from tests.support.servers import REPO, free_port
@@ -567,6 +569,7 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
         database_url = f"postgres://rapport:{password}@127.0.0.1:{servers.pg_port}/rapport"
 
         https_port, http_port, internal_port = free_port(), free_port(), free_port()
+        sip_ws_port = free_port()
         web_ports = {8001: free_port(), 8002: free_port()}
         webhook_secret = new_secret()
         metrics_token = secrets.token_urlsafe(24)
@@ -641,6 +644,7 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
                 "/etc/letsencrypt/live/rapport.example.com/privkey.pem": str(key),
                 "/var/log/nginx/": str(root / "logs") + "/",
                 "/srv/rapport/static/": str(root / "static") + "/",
+                "proxy_pass http://127.0.0.1:8088;": f"proxy_pass http://127.0.0.1:{sip_ws_port};",
                 **{
                     f"server 127.0.0.1:{example} ": f"server 127.0.0.1:{port} "
                     for example, port in web_ports.items()
@@ -682,6 +686,7 @@ def test_two_web_instances_two_workers_and_a_beat_behind_nginx_survive_kills(
         wait_for(lambda: https.get("/api/health/").status_code == 200, "nginx")
 
         check_what_nginx_does(https, http_port, internal_port, metrics_token, root)
+        check_the_softphones_websocket(origin, tls, sip_ws_port)
         ready_at = time.monotonic() - started
 
         figures = asyncio.run(
@@ -775,6 +780,35 @@ def check_what_nginx_does(
         == 404
     )
     assert "# TYPE" in scrape(internal_port, metrics_token)
+
+
+def check_the_softphones_websocket(origin: str, tls: ssl.SSLContext, sip_ws_port: int) -> None:
+    """wss://<host>/sip reaches Kamailio's WebSocket (deploy/kamailio/, the PBX as shipped)
+    through nginx: a REGISTER without credentials is challenged."""
+    missing = sip.missing_tools()
+    if missing:
+        if os.environ.get(REQUIRED):
+            pytest.fail(f"SIP tools missing (scripts/ensure-sip): {', '.join(missing)}")
+        print(f"softphone WebSocket through nginx NOT CHECKED: missing {', '.join(missing)}")
+        return
+    with sip.pbx(
+        rapport_url=origin,
+        route_hint_token="unused-here",
+        cti_token="unused-here",
+        shared_secret=secrets.token_urlsafe(32),
+        ws_port=sip_ws_port,
+    ):
+        url = origin.replace("https://", "wss://") + "/sip"
+        with websockets.sync.client.connect(url, ssl=tls, subprotocols=["sip"]) as phone:
+            phone.send(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+                "Via: SIP/2.0/WSS softphone.invalid;branch=z9hG4bK-deploy\r\n"
+                "Max-Forwards: 70\r\nTo: <sip:1001@127.0.0.1>\r\n"
+                "From: <sip:1001@127.0.0.1>;tag=deploy\r\nCall-ID: deploy-sip\r\n"
+                "CSeq: 1 REGISTER\r\nContact: <sip:deploy@softphone.invalid;transport=ws>\r\n"
+                "Expires: 600\r\nContent-Length: 0\r\n\r\n"
+            )
+            assert phone.recv(timeout=5).startswith("SIP/2.0 401 ")
 
 
 def scrape(internal_port: int, metrics_token: str) -> str:
