@@ -12,6 +12,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	@scripts/ensure-chromium
 	@scripts/ensure-deploy-servers
+	@scripts/ensure-sip
 	@scripts/ensure-cti-client $(PY)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports

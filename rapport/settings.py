@@ -329,6 +329,13 @@ TELEPHONY_CONNECT_TIMEOUT_SECONDS = env.float("TELEPHONY_CONNECT_TIMEOUT_SECONDS
 TELEPHONY_CTI_TOKEN = env.str("TELEPHONY_CTI_TOKEN", default="")
 # Wrong tokens one client address may send ("N/s", "N/m", "N/h") before it is answered 429.
 TELEPHONY_CTI_GUESS_LIMIT = env.str("TELEPHONY_CTI_GUESS_LIMIT", default="10/m")
+# The console's softphone at Rapport's own Kamailio (deploy/kamailio/, telephony.sip.credentials):
+# the secret Kamailio's auth_ephemeral shares with Rapport, the WebSocket the browser registers
+# over (wss://<host>/sip behind nginx) and the SIP domain agents register in. Any empty: no
+# softphone (GET /api/softphone/ answers 404). A weak secret stops the server from starting.
+SOFTPHONE_SHARED_SECRET = env.str("SOFTPHONE_SHARED_SECRET", default="")
+SOFTPHONE_WEBSOCKET_URL = env.str("SOFTPHONE_WEBSOCKET_URL", default="")
+SOFTPHONE_SIP_DOMAIN = env.str("SOFTPHONE_SIP_DOMAIN", default="")
 
 # --- Not-ready reasons ------------------------------------------------------------------------
 # What an agent on `break` may say they are doing, e.g. NOT_READY_REASONS=break,lunch,coaching.

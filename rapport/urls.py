@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/health/ready/", health.ready, name="health-ready"),
     path("metrics", metrics, name="metrics"),
     path("api/telephony/", include("telephony.urls")),
+    path("api/softphone/", include("telephony.sip.urls")),
     path("", include("supervisor.urls")),
     path("api/", include("privacy.urls")),
     path("api/", include("routing.urls")),

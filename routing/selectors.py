@@ -373,14 +373,25 @@ _AGENT_WITH_STANDING_SQL = f"""
     WHERE agent.id = %s
 """
 _AGENT_WITH_STANDING_FOR_UPDATE_SQL = _AGENT_WITH_STANDING_SQL + "FOR UPDATE OF agent SKIP LOCKED"
-_LONGEST_IDLE_SQL = f"""
-    SELECT {_AGENT_WITH_USER_COLUMNS}
+# The router's queue step, in one place: who may be offered a queue's call, best first (the
+# available agent of the queue idle longest, with no offer ringing, who takes calls). Parameters:
+# status, queue id, offer state, excluded agent ids.
+_QUEUE_AGENTS_IN_ORDER = f"""
     {_AGENT_WITH_USER_FROM}
     WHERE agent.status = %s AND {_IN_QUEUE} AND NOT {_RINGING} AND {_TAKES_CALLS}
         AND NOT (agent.id = ANY(%s::bigint[]))
     ORDER BY agent.status_changed_at, agent.id
+"""
+_LONGEST_IDLE_SQL = f"""
+    SELECT {_AGENT_WITH_USER_COLUMNS}
+    {_QUEUE_AGENTS_IN_ORDER}
     LIMIT 1
     FOR UPDATE OF agent SKIP LOCKED
+"""
+_QUEUE_IDENTITIES_SQL = f"""
+    SELECT agent.telephony_identity
+    {_QUEUE_AGENTS_IN_ORDER}
+    LIMIT %s
 """
 
 
@@ -420,6 +431,20 @@ def longest_idle_agent_for_update(*, queue_id: int, excluded_agent_ids: list[int
         )
         row = cursor.fetchone()
     return None if row is None else _agent_with_user(row)
+
+
+def queue_agent_identities(
+    *, queue_id: int, excluded_agent_ids: list[int], limit: int
+) -> list[str]:
+    """The telephony identities of the agents the router's queue step would offer a call of the
+    queue to, in its order (`longest_idle_agent_for_update`'s rule, unlocked): for a PBX that
+    rings them itself (the route hint's `then`)."""
+    with rows.prepared_cursor() as cursor:
+        cursor.execute(
+            _QUEUE_IDENTITIES_SQL,
+            [AgentStatus.AVAILABLE, queue_id, OfferState.OFFERED, list(excluded_agent_ids), limit],
+        )
+        return [identity for (identity,) in cursor.fetchall()]
 
 
 # Decisions that applied a caller's hold rule to their busy last agent.

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core import checks
 
 from infrastructure.startup_checks import UNSAFE_SETTINGS
+from infrastructure.tokens import weak_token_problem
 from telephony.generic_cti.token import token_problem
 from telephony.signed_events.rate_limit import parse_rate
 from telephony.signing import secret_problem
@@ -76,3 +77,20 @@ def check_cti_token(app_configs, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+@checks.register(UNSAFE_SETTINGS)
+def check_softphone_secret(app_configs, **kwargs) -> list[checks.CheckMessage]:
+    """The secret signs every softphone's password: whoever guesses it registers as any agent."""
+    secret = settings.SOFTPHONE_SHARED_SECRET
+    problem = weak_token_problem(secret) if secret else None
+    if problem is None:
+        return []
+    return [
+        checks.Error(
+            f"SOFTPHONE_SHARED_SECRET {problem}.",
+            hint='Make one with: python -c "import secrets;print(secrets.token_urlsafe(32))"; '
+            "give Kamailio the same (deploy/kamailio/kamailio.cfg, SOFTPHONE_SHARED_SECRET).",
+            id="rapport.E009",
+        )
+    ]

@@ -26,6 +26,15 @@ def choose_queue(*, queue_slug: str, to_number: str) -> Queue:
     return chosen or default_queue()
 
 
+def queue_is_named(queue: Queue, *, queue_slug: str, to_number: str) -> bool:
+    """Whether `queue` is the one `queue_slug` or the dialled `to_number` names, rather than the
+    default queue a call to any other number waits in."""
+    dialled = queue_wanted(queue_slug, to_number)["dialled"]
+    return (bool(queue_slug) and queue.slug == queue_slug) or bool(
+        set(dialled) & set(queue.numbers or ())
+    )
+
+
 def queue_wanted(queue_slug: str, to_number: str) -> dict[str, Any]:
     dialled = sorted(
         {number for number in (to_number, normalise_phone_number(to_number)) if number}

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from telephony.authentication import authorise_pull
 from telephony.openapi import ERROR_DETAIL, FIELD_ERRORS, SIGNATURE_PARAMETERS
-from telephony.queues import choose_queue
+from telephony.queues import choose_queue, queue_is_named
 from telephony.route_hint.hint import route_hint
 
 
@@ -28,6 +28,24 @@ class RouteHintSerializer(serializers.Serializer):
         help_text="How long to ring (or hold the caller for) that agent before the ring group."
     )
     reason = serializers.CharField(help_text="Why, in the router's words.")
+    then = serializers.ListField(
+        child=serializers.CharField(),
+        help_text=(
+            "Then: the telephony identities of the queue's agents who could take the call now, "
+            "in the router's order (its queue step: longest idle first); `agent` is not among "
+            "them. Additive to the contract."
+        ),
+    )
+    ring_seconds = serializers.IntegerField(
+        help_text="How long to ring each of `then` (the queue's offer timeout)."
+    )
+    queue = serializers.CharField(
+        allow_null=True,
+        help_text=(
+            "The slug of the queue `queue` named (by slug or number); null when it named none "
+            "and the default queue answered: a PBX may refuse such a call from an unknown caller."
+        ),
+    )
 
 
 class RouteHintView(APIView):
@@ -74,7 +92,9 @@ class RouteHintView(APIView):
         if errors:
             raise exceptions.ValidationError(errors)
         queue = choose_queue(queue_slug=wanted[:50], to_number=wanted)
-        return Response(route_hint(from_number=caller, queue=queue, now=timezone.now()))
+        hint = route_hint(from_number=caller, queue=queue, now=timezone.now())
+        named = queue_is_named(queue, queue_slug=wanted[:50], to_number=wanted)
+        return Response({**hint, "queue": queue.slug if named else None})
 
     def get_authenticate_header(self, request: Request) -> str:
         return 'Signature realm="telephony", Token'

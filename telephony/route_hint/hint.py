@@ -1,5 +1,6 @@
 """The route hint: whom a PBX that routes its own calls should ring first for a caller, and for
-how long, by the router's own rule (routing.policy.last_agent_step). It names no customer."""
+how long, by the router's own rule (routing.policy.last_agent_step), then whom of the queue, by
+the router's queue step (routing.selectors.queue_agent_identities). It names no customer."""
 
 from __future__ import annotations
 
@@ -11,15 +12,33 @@ from customers.phone_numbers import normalise_phone_number
 from customers.selectors import customer_ids_for_number
 from routing import policy
 from routing.models import Queue
-from routing.selectors import agent_with_standing, last_agent
+from routing.selectors import agent_with_standing, last_agent, queue_agent_identities
+
+# The most agents `then` names: a PBX rings them one after another, a few are plenty.
+THEN_AT_MOST = 10
 
 
 def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, Any]:
-    """Whom a PBX that routes its own calls should ring first for a caller from `from_number`,
-    and for how long: the router's own last-agent step (routing.policy.last_agent_step) at its
-    first look at a call. Offered: the last agent, rung for as long as an offer would ring;
-    held for: the last agent, for as long as the caller may be held for them; else nobody, and
-    the router's reason why. Names no customer."""
+    """Whom a PBX that routes its own calls should ring for a caller from `from_number`: first
+    `agent` for `wait_seconds` (the router's last-agent step), `then` the queue's agents the
+    router's queue step would offer the call to, in its order, each for `ring_seconds`."""
+    first = _first_agent(from_number=from_number, queue=queue, now=now)
+    excluded = [first.pop("agent_id")] if first.get("agent_id") else []
+    first.pop("agent_id", None)
+    return {
+        **first,
+        "then": queue_agent_identities(
+            queue_id=queue.id, excluded_agent_ids=excluded, limit=THEN_AT_MOST
+        ),
+        "ring_seconds": queue.offer_timeout_seconds,
+    }
+
+
+def _first_agent(*, from_number: str, queue: Queue, now: datetime) -> dict[str, Any]:
+    """The router's own last-agent step (routing.policy.last_agent_step) at its first look at a
+    call. Offered: the last agent, rung for as long as an offer would ring; held for: the last
+    agent, for as long as the caller may be held for them; else nobody, and the router's reason
+    why. Names no customer."""
     nobody = {"agent": None, "status": None, "wait_seconds": 0}
     customer_ids = customer_ids_for_number(normalise_phone_number(from_number) or "")
     if not customer_ids:
@@ -45,9 +64,15 @@ def route_hint(*, from_number: str, queue: Queue, now: datetime) -> dict[str, An
     elif step.action == policy.HOLD:
         wait = step.wait_seconds
     else:
-        return {**nobody, "status": standing.status, "reason": str(step.reason)}
+        return {
+            **nobody,
+            "agent_id": agent.id,
+            "status": standing.status,
+            "reason": str(step.reason),
+        }
     return {
         "agent": agent.telephony_identity,
+        "agent_id": agent.id,
         "status": standing.status,
         "wait_seconds": wait,
         "reason": str(step.reason),

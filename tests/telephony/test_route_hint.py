@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 
 from customers.models import HoldTolerance, Pace
 from routing import router
-from routing.models import Call, Offer, Queue
+from routing.models import Agent, Call, Offer, Queue
 from routing.states import AgentStatus, CallState, OfferState
 from telephony.signing import sign, signed_request_content
 from tests.support.routing import arrive
@@ -56,10 +56,22 @@ def spoke_with(customer, agent, queue, *, days_ago: int = 3) -> Call:
     )
 
 
-def hint(client, token: str, **params):
+CONTRACT_FIELDS = ("agent", "status", "wait_seconds", "reason")
+
+
+def full_hint(client, token: str, **params) -> dict:
     response = client.get(URL, params, HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200, response.content
     return response.json()
+
+
+def hint(client, token: str, **params) -> dict:
+    """The contract's fields of the answer (the first agent), without the additive ones."""
+    return {
+        key: value
+        for key, value in full_hint(client, token, **params).items()
+        if key in CONTRACT_FIELDS
+    }
 
 
 def test_a_returning_caller_is_sent_to_their_busy_last_agent_for_the_queues_wait(
@@ -318,3 +330,73 @@ def test_for_a_last_agent_who_left_the_queue_both_give_the_routers_reason(
 
     assert (answer["agent"], answer["reason"]) == (rung, reason)
     assert (rung, reason) == (None, "last_agent_unavailable")
+
+
+# --- then: the queue's agents, in the router's order (additive to the contract) ------------------
+
+
+def test_then_names_the_queues_free_agents_longest_idle_first_without_the_first_agent(
+    client, token, queue, make_agent, make_customer
+):
+    now = timezone.now()
+    dana = make_agent("dana", extension="1001", status=AgentStatus.AVAILABLE)
+    make_agent("bob", extension="1002", status=AgentStatus.AVAILABLE)
+    make_agent("cleo", extension="1003", status=AgentStatus.AVAILABLE)
+    make_agent("eve", extension="1004", status=AgentStatus.BREAK)
+    make_agent("finn", extension="1005", status=AgentStatus.AVAILABLE, queues=[])
+    Agent.objects.filter(telephony_identity="1003").update(
+        status_changed_at=now - timedelta(hours=1)
+    )
+    Agent.objects.filter(telephony_identity="1002").update(
+        status_changed_at=now - timedelta(minutes=5)
+    )
+    maya = make_customer("Maya Chen", phones=(MAYA,))
+    spoke_with(maya, dana, queue)
+
+    answer = full_hint(client, token, **{"from": MAYA, "queue": "+18005550100"})
+
+    assert answer["agent"] == "1001"
+    assert answer["then"] == ["1003", "1002"]
+    assert answer["ring_seconds"] == 15
+    assert answer["queue"] == "loyalty"
+
+
+@pytest.mark.usefixtures("sent")
+def test_then_begins_with_whom_the_router_offers_a_call_of_the_queue(
+    client, token, queue, make_agent
+):
+    make_agent("bob", extension="1002", status=AgentStatus.AVAILABLE)
+    make_agent("cleo", extension="1003", status=AgentStatus.AVAILABLE)
+    Agent.objects.filter(telephony_identity="1003").update(
+        status_changed_at=timezone.now() - timedelta(hours=1)
+    )
+
+    answer = full_hint(client, token, **{"from": "+14155550999", "queue": "loyalty"})
+    call = arrive(queue=queue, number="+14155550999", publish=False)
+    router.route_call(call.id)
+
+    assert answer["agent"] is None
+    assert answer["then"][0] == whom_the_router_rings(call)[0] == "1003"
+
+
+def test_then_leaves_out_an_agent_an_offer_rings_for(client, token, queue, make_agent):
+    bob = make_agent("bob", extension="1002", status=AgentStatus.AVAILABLE)
+    make_agent("cleo", extension="1003", status=AgentStatus.AVAILABLE)
+    Offer.objects.create(
+        call=arrive(queue=queue, number="+14155550777", publish=False),
+        agent=bob,
+        state=OfferState.OFFERED,
+        offered_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(seconds=15),
+    )
+
+    assert full_hint(client, token, **{"from": MAYA})["then"] == ["1003"]
+
+
+def test_a_number_no_queue_has_is_answered_with_no_queue(client, token, queue, make_agent):
+    make_agent("bob", extension="1002", status=AgentStatus.AVAILABLE)
+
+    answer = full_hint(client, token, **{"from": MAYA, "queue": "+18005559999"})
+
+    assert answer["queue"] is None
+    assert answer["then"] == ["1002"]
