@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from console.labels import (
     CALL_STATE_LABELS,
@@ -15,6 +16,7 @@ from console.labels import (
 from infrastructure.content_security_policy import HEADER, build_policy
 from routing import roles, selectors, wrap_up
 from routing.states import not_ready_choices, status_label, status_labels
+from telephony.sip.credentials import softphone_configured
 
 
 @login_required
@@ -42,7 +44,7 @@ def console(request: HttpRequest) -> HttpResponse:
             "customers_url": "/api/customers/",
             "calls_url": "/api/calls/",
             # The softphone's credentials (softphone.js), only where a PBX is configured for it.
-            "softphone_url": "/api/softphone/" if softphone_socket_url() else None,
+            "softphone_url": reverse("softphone") if softphone_configured() else None,
             # By queue id: the codes the wrap-up panel offers, and whether Ready needs one.
             "wrap_up_codes": wrap_up.codes_by_queue(),
             "labels": {
@@ -54,20 +56,16 @@ def console(request: HttpRequest) -> HttpResponse:
             },
         }
     response = render(request, "console/console.html", context)
-    if agent is not None:
+    if agent is not None and softphone_configured():
         allow_softphone_socket(response)
     return response
-
-
-def softphone_socket_url() -> str:
-    return getattr(settings, "SOFTPHONE_WEBSOCKET_URL", "")
 
 
 def allow_softphone_socket(response: HttpResponse) -> None:
     """The softphone (console/static/console/softphone.js) registers over a WebSocket to the PBX,
     which may be another origin than the page's (another port on loopback): the page's policy
     lets the page connect there, and nowhere else new."""
-    url = urlsplit(softphone_socket_url())
+    url = urlsplit(settings.SOFTPHONE_WEBSOCKET_URL)
     if not url.scheme or not url.netloc:
         return
     policy = dict(settings.CONTENT_SECURITY_POLICY)
