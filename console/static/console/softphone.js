@@ -27,7 +27,8 @@ let phone = "off"; // off | connecting | connected | reconnecting
 let renewTimer = null;
 let renewWhenIdle = false;
 let leaving = false;
-let microphone = "unasked"; // unasked | asking | allowed | refused
+let microphone = "unasked"; // unasked | allowed | refused
+let asking = null; // the permission prompt's promise while it is open
 // The one SIP call on this page: {session, state: "ringing"|"answering"|"talking", muted, held,
 // callId, rapportCallId, number}. A second INVITE while there is one is answered busy.
 let call = null;
@@ -72,10 +73,11 @@ function register(credentials) {
   ua.on("registered", ifCurrent(() => setPhone("connected")));
   ua.on("disconnected", ifCurrent(() => setPhone(leaving ? "off" : "reconnecting")));
   ua.on("unregistered", ifCurrent(() => setPhone(leaving ? "off" : "reconnecting")));
-  // Refused credentials (expired, or the PBX's secret changed): ask Rapport for new ones.
-  ua.on("registrationFailed", ifCurrent(() => {
+  ua.on("registrationFailed", ifCurrent((event) => {
     setPhone("reconnecting");
-    scheduleRenewal(RETRY_MS);
+    // Refused credentials (expired, or the PBX's secret changed): ask Rapport for new ones. A lost
+    // connection JsSIP retries by itself.
+    if (event.cause !== "Connection Error" && event.cause !== "Request Timeout") scheduleRenewal(RETRY_MS);
   }));
   ua.on("newRTCSession", ifCurrent(onSession));
   ua.start();
@@ -101,28 +103,34 @@ function setPhone(state) {
 
 // --- the microphone, asked once -------------------------------------------------------------
 
-function askMicrophone() {
-  if (microphone !== "unasked") return Promise.resolve(microphone === "allowed");
+// `again`: ask even if refused before (Accept: the agent may have allowed it in the address bar).
+function askMicrophone(again) {
+  if (microphone === "allowed") return Promise.resolve(true);
+  if (asking) return asking;
+  if (microphone === "refused" && !again) return Promise.resolve(false);
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     microphone = "refused";
     renderPhone();
     return Promise.resolve(false);
   }
-  microphone = "asking";
-  return navigator.mediaDevices.getUserMedia({ audio: true, video: false }).then(
-    (stream) => {
-      // Only the permission is wanted now; answering a call opens the microphone again.
-      stream.getTracks().forEach((track) => track.stop());
-      microphone = "allowed";
+  asking = navigator.mediaDevices
+    .getUserMedia({ audio: true, video: false })
+    .then(
+      (stream) => {
+        // Only the permission is wanted now; answering a call opens the microphone again.
+        stream.getTracks().forEach((track) => track.stop());
+        microphone = "allowed";
+      },
+      () => {
+        microphone = "refused";
+      }
+    )
+    .then(() => {
+      asking = null;
       renderPhone();
-      return true;
-    },
-    () => {
-      microphone = "refused";
-      renderPhone();
-      return false;
-    }
-  );
+      return microphone === "allowed";
+    });
+  return asking;
 }
 
 // --- calls ----------------------------------------------------------------------------------
@@ -229,7 +237,7 @@ export function answer() {
   const session = call.session;
   call.state = "answering";
   changed();
-  askMicrophone().then((allowed) => {
+  askMicrophone(true).then((allowed) => {
     if (!call || call.session !== session) return;
     if (!allowed) {
       call.state = "ringing";
