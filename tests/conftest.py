@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.support.telephony",
     "tests.support.twilio",
     "tests.support.generic_cti",
+    "tests.support.sip",
 ]
 
 
