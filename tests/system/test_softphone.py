@@ -1,0 +1,301 @@
+"""The phone in the console, for real: Dana's console in Chromium (fake microphone) registers
+with JsSIP over WebSocket at Kamailio running deploy/kamailio/kamailio.cfg as shipped, with the
+credentials Rapport hands it (GET /api/softphone/); a baresip caller dials the queue; the route
+hint names Dana (her caller from last time); her console rings with the caller's card; one click
+on Accept answers in the browser; RTP flows both ways through rtpengine (the browser's
+getStats, and the caller's recording holds the browser's audio); the caller hangs up; Dana is in
+wrap-up and the call's history is right. In the test's own network namespace
+(tests/support/sip.py). Prints INVITE -> console ring and Accept -> first media packet."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import wave
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, Permission, User
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from customers.models import Customer, PhoneNumber
+from routing.models import Agent, Call, Queue
+from routing.states import AgentStatus, CallState
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.support import sip
+from tests.support.routing import wait_until
+from tests.support.servers import served
+
+test_in_own_network_namespace = sip.namespace_test(__file__)
+
+pytestmark = [
+    *sip.namespace_marks(),
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(120),
+]
+
+CTI_TOKEN = secrets.token_urlsafe(32)
+SHARED_SECRET = secrets.token_urlsafe(32)
+HINT_TOKEN = "softphone-hint-" + secrets.token_hex(12)
+QUEUE_NUMBER = "+18005550100"
+MAYA = "+14155550123"
+CALLER_TONE = 880
+# Chromium's fake microphone (--use-fake-device-for-media-stream): a beep every second.
+FAKE_MEDIA = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+# Every RTCPeerConnection the page makes, for the test to read its getStats().
+COLLECT_PEER_CONNECTIONS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  window.__peerConnections = [];
+  try { if (window.name === "") {} } catch (e) {}
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__peerConnections.push(this);
+    }
+  };
+})();
+"""
+# Resolves once the page's peer connection has received an RTP packet; its audio counters.
+FIRST_PACKET = """
+async () => {
+  const started = performance.now();
+  while (performance.now() - started < 10000) {
+    for (const connection of window.__peerConnections) {
+      const stats = await connection.getStats();
+      for (const report of stats.values()) {
+        if (report.type === "inbound-rtp" && report.kind === "audio" && report.packetsReceived > 0) {
+          return true;
+        }
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return false;
+}
+"""
+AUDIO_COUNTERS = """
+async () => {
+  const counters = { packetsReceived: 0, packetsSent: 0 };
+  for (const connection of window.__peerConnections) {
+    for (const report of (await connection.getStats()).values()) {
+      if (report.type === "inbound-rtp" && report.kind === "audio") {
+        counters.packetsReceived += report.packetsReceived;
+      }
+      if (report.type === "outbound-rtp" && report.kind === "audio") {
+        counters.packetsSent += report.packetsSent;
+      }
+    }
+  }
+  return counters;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def ports():
+    return {"sip": sip.free_port(sip.socket.SOCK_DGRAM), "ws": sip.free_port()}
+
+
+@pytest.fixture(scope="module")
+def rapport(django_db_setup, django_db_blocker, ports):
+    extra_env = {
+        "TELEPHONY_CTI_TOKEN": CTI_TOKEN,
+        "SOFTPHONE_SHARED_SECRET": SHARED_SECRET,
+        "SOFTPHONE_WEBSOCKET_URL": f"ws://127.0.0.1:{ports['ws']}",
+        "SOFTPHONE_SIP_DOMAIN": sip.DOMAIN,
+    }
+    with django_db_blocker.unblock(), served(with_worker=False, extra_env=extra_env) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def pbx(rapport, ports):
+    with sip.pbx(
+        rapport_url=rapport.base_url,
+        route_hint_token=HINT_TOKEN,
+        cti_token=CTI_TOKEN,
+        shared_secret=SHARED_SECRET,
+        sip_port=ports["sip"],
+        ws_port=ports["ws"],
+    ) as the_pbx:
+        yield the_pbx
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not CHROMIUM.exists():
+        pytest.skip("headless Chromium (/usr/bin/chromium) is not installed")
+    from playwright.sync_api import sync_playwright
+
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *FAKE_MEDIA], headless=True
+            )
+            try:
+                yield browser
+            finally:
+                browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def line(db, pbx):
+    """The queue whose number the caller dials, and the PBX's route hint credential."""
+    hinting = User.objects.create_user("pbx")
+    hinting.user_permissions.add(Permission.objects.get(codename="view_call"))
+    Token.objects.create(user=hinting, key=HINT_TOKEN)
+    return Queue.objects.create(
+        slug="loyalty", name="Loyalty", numbers=[QUEUE_NUMBER], offer_timeout_seconds=6
+    )
+
+
+def make_agent(name: str, extension: str, queue: Queue) -> Agent:
+    user = User.objects.create_user(username=name, password="pw-" + name)
+    user.groups.add(Group.objects.get_or_create(name="agent")[0])
+    agent = Agent.objects.create(
+        user=user,
+        display_name=name.title(),
+        telephony_identity=extension,
+        status=AgentStatus.AVAILABLE,
+    )
+    agent.queues.set([queue])
+    return agent
+
+
+def spoke_with(number: str, agent: Agent, queue: Queue) -> None:
+    """`number`'s caller, Maya, talked with `agent` two days ago: the route hint names her."""
+    maya = Customer.objects.create(name="Maya Chen")
+    PhoneNumber.objects.create(customer=maya, number=number)
+    at = timezone.now() - timedelta(days=2)
+    Call.objects.create(
+        telephony_call_id="earlier-call",
+        customer=maya,
+        agent=agent,
+        queue=queue,
+        state=CallState.ENDED,
+        connected_at=at,
+        ended_at=at + timedelta(minutes=3),
+    )
+
+
+def open_console(chromium, rapport, username: str):
+    context = chromium.new_context(
+        viewport={"width": 1280, "height": 860}, permissions=["microphone"]
+    )
+    context.set_default_timeout(10000)
+    context.add_init_script(COLLECT_PEER_CONNECTIONS)
+    if os.environ.get("SOFTPHONE_DEBUG"):
+        context.add_init_script('localStorage.debug = "JsSIP:*";')
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    if os.environ.get("SOFTPHONE_DEBUG"):
+        debug_log = Path(os.environ["SOFTPHONE_DEBUG"]).open("a")
+        page.on(
+            "console",
+            lambda message: print(
+                f"{time.monotonic():.3f}", message.text[:3000], file=debug_log, flush=True
+            ),
+        )
+    page.goto(rapport.base_url + "/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", "pw-" + username)
+    page.click("button[type=submit]")
+    page.wait_for_url(rapport.base_url + "/")
+    page.wait_for_selector('[data-link-state="live"]')
+    return context, page, errors
+
+
+def loud_fraction(recording: Path) -> float:
+    """The share of a WAV's samples (first channel) that are not silence."""
+    with wave.open(str(recording)) as wav:
+        channels = wav.getnchannels()
+        frames = wav.readframes(wav.getnframes())
+    samples = memoryview(frames).cast("h")[::channels]
+    return sum(1 for sample in samples if abs(sample) > 300) / max(1, len(samples))
+
+
+def ended() -> Call:
+    def call_ended():
+        call = Call.objects.select_related("agent", "customer").order_by("-id").first()
+        return call if call is not None and call.state == CallState.ENDED else None
+
+    return wait_until(call_ended, timeout=10)
+
+
+def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
+    pbx, rapport, line, chromium
+):
+    dana = make_agent("dana", "1001", line)
+    make_agent("bob", "1002", line)
+    spoke_with(MAYA, dana, line)
+    context, page, errors = open_console(chromium, rapport, "dana")
+    page.wait_for_selector('[data-phone-state="connected"]:has-text("Phone connected")')
+    caller = pbx.caller(MAYA, tone_hz=CALLER_TONE)
+
+    dialled_at = caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    page.wait_for_selector('[data-card][data-mode="ringing"] [data-phone-accept]:not([disabled])')
+    rang_at = time.monotonic()
+    assert page.get_attribute("body", "data-ringing") == "true"
+    # The INVITE may beat Rapport's card (the PBX posts newCall from a timer): the card drawn
+    # from it first, then the caller's card, Accept still on it.
+    accept = page.wait_for_selector(
+        '[data-card][data-mode="ringing"]:has-text("Maya Chen") [data-phone-accept]:not([disabled])'
+    )
+    carded_at = time.monotonic()
+    assert "Ringing in this browser" in page.inner_text("[data-card]")
+
+    accepted_at = time.monotonic()
+    accept.click()
+    assert page.evaluate(FIRST_PACKET), (
+        "no RTP reached the browser: "
+        + page.evaluate(
+            "() => [document.body.dataset.softphoneCall, document.querySelector('[data-phone-mic]').hidden]"
+        ).__repr__()
+    )
+    first_packet_at = time.monotonic()
+    caller.wait_for("CALL_ESTABLISHED")
+    page.wait_for_selector('[data-card][data-mode="call"]:has-text("Maya Chen")')
+    page.wait_for_selector("[data-phone-call]:not([hidden]) [data-phone-hangup]")
+    time.sleep(1.5)  # the fake microphone beeps once a second: the caller hears one
+    counters = page.evaluate(AUDIO_COUNTERS)
+    caller.hangup()
+    caller.wait_for("CALL_CLOSED")
+
+    page.wait_for_selector("[data-wrapup]:not([hidden])")
+    page.wait_for_selector('body[data-softphone-call="none"]')
+    print(f"\nINVITE -> console ring: {(rang_at - dialled_at) * 1000:.0f} ms")
+    print(
+        f"INVITE -> the caller's card (Generic CTI newCall): {(carded_at - dialled_at) * 1000:.0f} ms"
+    )
+    print(
+        f"Accept -> first media packet in the browser: {(first_packet_at - accepted_at) * 1000:.0f} ms"
+    )
+    print(f"browser audio: {counters}")
+    assert counters["packetsReceived"] > 0 and counters["packetsSent"] > 0
+    heard = loud_fraction(caller.heard())
+    print(f"caller's recording: {heard:.1%} of samples not silent")
+    assert heard > 0.01, "the caller heard nothing from the browser"
+    call = ended()
+    assert (call.agent, call.customer.name, call.from_number) == (dana, "Maya Chen", MAYA)
+    assert call.end_reason == "completed" and call.connected_at is not None
+    assert Agent.objects.get(id=dana.id).status == AgentStatus.WRAP_UP
+    assert errors == []
+    context.close()
