@@ -4,7 +4,9 @@ Here the PBX routes its own calls. Each of its events becomes a canonical call e
 `telephony.applying.accept_event` (its idempotency and ordering included), flagged as routed by
 the telephony system, so the router never offers the call to anyone:
 
-- `newCall` (in): the call rings; the agents named in `user` see the caller's card.
+- `newCall` (in): the call rings; the agents named in `user` see the caller's card. A later
+  newCall of the same call naming other agents (the PBX rings the next one) shows it to them
+  too, while nobody has answered; each set of names once.
 - `answer`: answered by the agent `answeringNumber` names (telephony identity, then username;
   else the one agent `user` names), who gets the full screen-pop and so becomes the caller's
   last agent.
@@ -101,6 +103,8 @@ def accept_cti_event(cti: CtiEvent) -> EventReceipt:
         else:
             event = _canonical(cti, now=now, reason=_end_reason(cti, answered=bool(connected_at)))
         receipt = accept_event(webhook_id=_webhook_id(cti, cti.event), event=event)
+        if receipt.duplicate and cti.event == "newCall" and cti.users and not cti.outbound:
+            return _ring_more(cti, event)
         if receipt.duplicate:
             return receipt
         call = Call.objects.select_related("queue").get(telephony_call_id=cti.call_id)
@@ -110,6 +114,25 @@ def accept_cti_event(cti: CtiEvent) -> EventReceipt:
         else:
             screens.stop_ringing(call=call, agent_ids=agents_rung_for(call))
         return receipt
+
+
+def _ring_more(cti: CtiEvent, event: TelephonyEvent) -> EventReceipt:
+    """A repeated newCall naming agents whose phones did not ring yet: the PBX rings the next
+    agent (the one before did not answer). While nobody has answered, the newly named see the
+    card, recorded as a ringing event of theirs (so an answer closes their card too); names
+    that rang already change nothing."""
+    call = Call.objects.select_related("queue").get(telephony_call_id=cti.call_id)
+    if call.connected_at is not None or call.ended_at is not None:
+        return EventReceipt(duplicate=True)
+    rung_before = set(agents_rung_for(call))
+    newly = [agent for agent in agents_named(list(cti.users)) if agent.id not in rung_before]
+    if not newly:
+        return EventReceipt(duplicate=True)
+    names = ",".join(sorted(agent.telephony_identity for agent in newly))
+    receipt = accept_event(webhook_id=f"cti:{cti.call_id}:newCall:{names}"[:255], event=event)
+    if not receipt.duplicate:
+        screens.show_ringing_call(call=call, agents=newly)
+    return receipt
 
 
 def _ringing(cti: CtiEvent, *, now) -> TelephonyEvent:

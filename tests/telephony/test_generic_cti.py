@@ -19,7 +19,7 @@ from routing import handoff, transfers
 from routing.models import Agent, Call, DecisionReason, Offer, RoutingDecision
 from routing.states import AgentStatus, CallState
 from telephony import instructions
-from telephony.models import CallEvent
+from telephony.models import CallEvent, CallEventType
 from tests.support.generic_cti import (
     TOKEN,
     answer,
@@ -396,3 +396,43 @@ def test_a_hand_off_on_a_cti_call_sends_the_note_ahead_and_nothing_to_the_pbx(
             agent_id=dana.id, message={"type": "hangup", "call_id": "cti-h"}
         )
     assert refused.value.field == "type"
+
+
+def test_a_new_call_naming_the_next_agent_rings_their_card_once_and_an_answer_closes_both(
+    url, dana, sam, maya
+):
+    """The PBX rings agents one after another (deploy/kamailio/): each newCall names the next."""
+    send(url, new_call("cti-next", caller=MAYA, user="1001"))
+
+    received = listening(
+        [dana, sam],
+        lambda: send(
+            url,
+            new_call("cti-next", caller=MAYA, user="1002"),
+            new_call("cti-next", caller=MAYA, user="1002"),
+            new_call("cti-next", caller=MAYA, user="1001"),
+            answer("cti-next", caller=MAYA, answering_number="1002"),
+        ),
+        expect={"dana": 1, "sam": 3},
+    )
+
+    sams = [message["type"] for message in received["sam"]]
+    assert sams[0] == "ringing" and sams.count("ringing") == 1 and "call" in sams
+    assert [message["type"] for message in received["dana"]] == ["ringing_ended"]
+    call = Call.objects.get(telephony_call_id="cti-next")
+    assert (call.state, call.agent) == (CallState.CONNECTED, sam)
+    assert call.events.filter(type=CallEventType.RINGING).count() == 2
+
+
+def test_a_new_call_naming_another_agent_after_the_answer_rings_nobody(url, dana, sam, maya):
+    send(
+        url,
+        new_call("cti-late", caller=MAYA, user="1001"),
+        answer("cti-late", caller=MAYA, answering_number="1001"),
+    )
+
+    received = listening(
+        [sam], lambda: send(url, new_call("cti-late", caller=MAYA, user="1002")), expect={}
+    )
+
+    assert received["sam"] == []
