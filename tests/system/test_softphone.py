@@ -270,6 +270,23 @@ def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
     page.wait_for_selector("[data-phone-call]:not([hidden]) [data-phone-hangup]")
     time.sleep(1.5)  # the fake microphone beeps once a second: the caller hears one
     counters = page.evaluate(AUDIO_COUNTERS)
+
+    page.click("[data-phone-mute]")
+    page.wait_for_selector('[data-phone-mute][aria-pressed="true"]:has-text("Unmute")')
+    page.click("[data-phone-mute]")
+    page.wait_for_selector('[data-phone-mute][aria-pressed="false"]')
+    page.click("[data-phone-hold]")
+    page.wait_for_selector('[data-phone-call-state]:has-text("On hold")')
+    time.sleep(0.3)  # the re-INVITE answered: the caller stops sending to a held line
+    held_from = page.evaluate(AUDIO_COUNTERS)["packetsReceived"]
+    time.sleep(0.5)
+    held_to = page.evaluate(AUDIO_COUNTERS)["packetsReceived"]
+    page.click("[data-phone-hold]")
+    page.wait_for_selector('[data-phone-call-state]:has-text("On the line")')
+    time.sleep(0.3)
+    resumed = page.evaluate(AUDIO_COUNTERS)["packetsReceived"]
+    print(f"on hold: {held_to - held_from} packets in 0.5 s; resumed: {resumed - held_to} in 0.3 s")
+    assert held_to - held_from < 5 < resumed - held_to
     caller.hangup()
     caller.wait_for("CALL_CLOSED")
 
