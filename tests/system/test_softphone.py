@@ -9,6 +9,7 @@ wrap-up and the call's history is right. In the test's own network namespace
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -43,7 +44,7 @@ SHARED_SECRET = secrets.token_urlsafe(32)
 HINT_TOKEN = "softphone-hint-" + secrets.token_hex(12)
 QUEUE_NUMBER = "+18005550100"
 MAYA = "+14155550123"
-CALLER_TONE = 880
+CALLER_TONE, BOB_TONE = 880, 660
 # Chromium's fake microphone (--use-fake-device-for-media-stream): a beep every second.
 FAKE_MEDIA = [
     "--use-fake-ui-for-media-stream",
@@ -193,28 +194,43 @@ def spoke_with(number: str, agent: Agent, queue: Queue) -> None:
     )
 
 
-def open_console(chromium, rapport, username: str):
-    context = chromium.new_context(
-        viewport={"width": 1280, "height": 860}, permissions=["microphone"]
-    )
-    context.set_default_timeout(10000)
-    context.add_init_script(COLLECT_PEER_CONNECTIONS)
-    if os.environ.get("SOFTPHONE_DEBUG"):
-        context.add_init_script('localStorage.debug = "JsSIP:*";')
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    if os.environ.get("SOFTPHONE_DEBUG"):
-        # SOFTPHONE_DEBUG=<file>: JsSIP's own log, for a failure the assertions do not explain.
-        log = Path(os.environ["SOFTPHONE_DEBUG"])
-        page.on("console", lambda message: append_line(log, message.text))
-    page.goto(rapport.base_url + "/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", "pw-" + username)
-    page.click("button[type=submit]")
-    page.wait_for_url(rapport.base_url + "/")
-    page.wait_for_selector('[data-link-state="live"]')
-    return context, page, errors
+@pytest.fixture
+def open_console(chromium, rapport):
+    """Logs `username` in and returns (page, page errors). At the end each page leaves (its
+    phone unregisters, as on a tab closed) and its context closes: the next scenario's PBX rings
+    no page of this one."""
+    contexts = []
+
+    def open_as(username: str):
+        context = chromium.new_context(
+            viewport={"width": 1280, "height": 860}, permissions=["microphone"]
+        )
+        contexts.append(context)
+        context.set_default_timeout(10000)
+        context.add_init_script(COLLECT_PEER_CONNECTIONS)
+        if os.environ.get("SOFTPHONE_DEBUG"):
+            context.add_init_script('localStorage.debug = "JsSIP:*";')
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        if os.environ.get("SOFTPHONE_DEBUG"):
+            # SOFTPHONE_DEBUG=<file>: JsSIP's own log, for a failure the assertions do not explain.
+            log = Path(os.environ["SOFTPHONE_DEBUG"])
+            page.on("console", lambda message: append_line(log, message.text))
+        page.goto(rapport.base_url + "/accounts/login/")
+        page.fill("input[name=username]", username)
+        page.fill("input[name=password]", "pw-" + username)
+        page.click("button[type=submit]")
+        page.wait_for_url(rapport.base_url + "/")
+        page.wait_for_selector('[data-link-state="live"]')
+        return page, errors
+
+    yield open_as
+    for context in contexts:
+        for page in context.pages:
+            with contextlib.suppress(Exception):
+                page.goto("about:blank")
+        context.close()
 
 
 def append_line(path: Path, text: str) -> None:
@@ -240,12 +256,12 @@ def ended() -> Call:
 
 
 def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
-    pbx, rapport, line, chromium
+    pbx, rapport, line, open_console
 ):
     dana = make_agent("dana", "1001", line)
     make_agent("bob", "1002", line)
     spoke_with(MAYA, dana, line)
-    context, page, errors = open_console(chromium, rapport, "dana")
+    page, errors = open_console("dana")
     page.wait_for_selector('[data-phone-state="connected"]:has-text("Phone connected")')
     caller = pbx.caller(MAYA, tone_hz=CALLER_TONE)
 
@@ -308,4 +324,51 @@ def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
     assert call.end_reason == "completed" and call.connected_at is not None
     assert Agent.objects.get(id=dana.id).status == AgentStatus.WRAP_UP
     assert errors == []
-    context.close()
+
+
+def rings_dana_then_bob(pbx, line, open_console):
+    """Dana (the caller's last agent) in her console, Bob on a baresip phone that answers; Maya
+    dials the queue and Dana's console rings with Accept. Returns (page, Bob's phone, caller)."""
+    dana = make_agent("dana", "1001", line)
+    bob = make_agent("bob", "1002", line)
+    spoke_with(MAYA, dana, line)
+    bob_phone = pbx.phone("1002", tone_hz=BOB_TONE, credentials=pbx.credentials("1002"))
+    page, errors = open_console("dana")
+    page.wait_for_selector('[data-phone-state="connected"]')
+    caller = pbx.caller(MAYA, tone_hz=CALLER_TONE)
+    caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    page.wait_for_selector('[data-card][data-mode="ringing"] [data-phone-accept]:not([disabled])')
+    return dana, bob, page, bob_phone, caller
+
+
+def bob_took_it(bob, bob_phone, caller, *, since: float) -> None:
+    """Bob's phone answered at once, not after Dana's ring ran out."""
+    answered = bob_phone.wait_for("CALL_ESTABLISHED")
+    print(f"Bob answered {(answered['at'] - since) * 1000:.0f} ms after Dana's browser let go")
+    assert answered["at"] - since < 2
+    caller.wait_for("CALL_ESTABLISHED")
+    caller.hangup()
+    caller.wait_for("CALL_CLOSED")
+    assert ended().agent == bob
+    bob_phone.close()
+
+
+def test_declined_in_the_browser_the_pbx_rings_the_next_agent(pbx, line, open_console):
+    dana, bob, page, bob_phone, caller = rings_dana_then_bob(pbx, line, open_console)
+
+    declined_at = time.monotonic()
+    page.click("[data-phone-decline]")
+
+    page.wait_for_selector('body[data-softphone-call="none"]')
+    bob_took_it(bob, bob_phone, caller, since=declined_at)
+    assert page.is_hidden("[data-phone-call]")
+
+
+def test_a_reload_while_ringing_loses_no_call_and_the_page_registers_again(pbx, line, open_console):
+    dana, bob, page, bob_phone, caller = rings_dana_then_bob(pbx, line, open_console)
+
+    reloaded_at = time.monotonic()
+    page.reload()
+
+    bob_took_it(bob, bob_phone, caller, since=reloaded_at)
+    page.wait_for_selector('[data-phone-state="connected"]')
