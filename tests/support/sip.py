@@ -4,27 +4,40 @@ loopback inside the test's own network namespace (scripts/ensure-sip installs th
 
 How a test module uses it (tests/system/test_pbx.py is the example):
 
-    pytestmark = sip.namespace_marks()          # runs only inside the namespace, skips loudly
-    test_in_own_namespace = sip.namespace_test(__file__)   # outside: re-runs this module in it
+    pytestmark = [*sip.namespace_marks(), pytest.mark.django_db(transaction=True)]
+    test_in_own_network_namespace = sip.namespace_test(__file__)   # this very name
 
   `namespace_test` makes the one test that pytest runs outside: it re-executes pytest for the
   module inside `unshare -n -p -f --mount-proc` (the loopback interface brought up first), with
   its own embedded PostgreSQL and Redis (a test instance folder of its own), and passes when that
-  run passes; its output is printed. Inside, every process the run starts (Rapport's servers,
-  Kamailio, rtpengine, baresip, Chromium) is on a loopback no other run shares, and dies with the
-  namespace.
+  run passes; its output is printed (see it with -s). Without the SIP packages it skips, and
+  fails where RAPPORT_REQUIRE_BROWSER_TESTS is set (CI). Outside, the module's other tests are
+  left out (deselected); inside, every process the
+  run starts (Rapport's servers, Kamailio, rtpengine, baresip, Chromium) is on a loopback no
+  other run shares, and dies with the namespace.
 
-Inside, with Rapport served (`tests.support.servers.served`):
+Inside, Rapport's web server and the PBX (Kamailio + rtpengine) for the module, configured for
+each other (Generic CTI token, softphone secret, WebSocket URL, route hint token):
 
-    with sip.pbx(rapport_url=servers.base_url, route_hint_token=..., cti_token=...,
-                 shared_secret=...) as pbx:
-        pbx.sip_uri("1001")        # sip:1001@<domain>; pbx.ws_url is ws://127.0.0.1:<port>
-        dana = pbx.phone("1001")  # a baresip UA registered as agent 1001 (auto-answer)
+    @pytest.fixture(scope="module")
+    def servers(django_db_setup, django_db_blocker):
+        with django_db_blocker.unblock(), sip.rapport_and_pbx() as (rapport, pbx):
+            yield rapport, pbx
+
+  and in each test (the database is emptied between tests) `sip.allow_route_hint()`, a queue
+  whose `numbers` callers dial, and agents whose telephony identity is their extension. Then:
+
+        pbx.ws_url                 # ws://127.0.0.1:<port>: SOFTPHONE_WEBSOCKET_URL, for JsSIP
+        pbx.sip_uri("1001")        # sip:1001@127.0.0.1:<port>
+        dana = pbx.phone("1001", credentials=sip.softphone_credentials(rapport, user))
+                                   # a baresip UA registered as agent 1001 (auto-answer; or
+                                   # answer="manual": .answer(), .hangup() declines with 486)
         caller = pbx.caller("+14155550123")   # an unregistered baresip UA, the phone network
-        call = caller.dial(pbx.sip_uri("+18005550100"))
+        dialled_at = caller.dial(pbx.sip_uri("+18005550100"))
         dana.wait_for("CALL_ESTABLISHED"); caller.wait_for("CALL_ESTABLISHED")
         caller.hangup(); caller.wait_for("CALL_CLOSED")
-        caller.heard()             # the WAV of what the caller heard (baresip's sndfile)
+        sip.dominant_hz(caller.heard())   # the WAV of what the caller heard (baresip's sndfile)
+        pbx.close_phones()         # at the end of each test: its phones unregister and stop
 
   `pbx.credentials(identity)` are the softphone's (telephony.sip.credentials' scheme) for a
   browser registering over `pbx.ws_url`. Phones send a sine tone (`tone_hz`): a WAV holding
@@ -39,6 +52,7 @@ import hashlib
 import hmac
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -52,32 +66,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from development.pbx import BARESIP as BARESIP_BINARY
+from development.pbx import (
+    DOMAIN,
+    KAMAILIO_CFG,
+    PORTS_PER_BARESIP,
+    baresip_home,
+    kamailio_command,
+    kamailio_environment,
+    rtpengine_command,
+)
+from development.pbx import missing_tools as pbx_missing_tools
+from infrastructure.paths import RUNTIME_DIR
+from tests.support.browser_skips import REQUIRED
+from tests.support.servers import RapportServers, served
+
 REPO = Path(__file__).resolve().parents[2]
-KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
 IN_NAMESPACE = "RAPPORT_SIP_NAMESPACE"
-TOOLS = {
-    "kamailio": "/usr/sbin/kamailio",
-    "rtpengine": "/usr/bin/rtpengine",
-    "baresip": "/usr/bin/baresip",
-    "unshare": "/usr/bin/unshare",
-    "ip": "/usr/sbin/ip",
-}
-KAMAILIO_MODULES = ("http_client", "websocket", "auth_ephemeral", "crypto", "jansson")
-DOMAIN = "127.0.0.1"
+TOOLS = {"unshare": "/usr/bin/unshare", "ip": "/usr/sbin/ip"}
+# What Rapport and its PBX share in a test run (Rapport's settings of the same names).
+CTI_TOKEN = secrets.token_urlsafe(32)
+SHARED_SECRET = secrets.token_urlsafe(32)
+HINT_TOKEN = "pbx-route-hint-" + secrets.token_hex(12)
 # Phones' SIP, control and RTP ports, counted up from here (below rtpengine's 30000-30999 and
 # the kernel's ephemeral range).
 _next_port = 20000
 
 
 def missing_tools() -> list[str]:
-    missing = [name for name, path in TOOLS.items() if not os.access(path, os.X_OK)]
-    modules = next(Path("/usr/lib").glob("*/kamailio/modules"), None)
-    for module in KAMAILIO_MODULES:
-        if modules is None or not (modules / f"{module}.so").exists():
-            missing.append(f"kamailio module {module}")
-    return missing
+    return [path for path in TOOLS.values() if not os.access(path, os.X_OK)] + pbx_missing_tools()
 
 
 def in_namespace() -> bool:
@@ -92,17 +112,20 @@ def namespace_marks() -> list[Any]:
     return [pytest.mark.sip_namespace]
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Before any fixture (the module's servers above all): outside the namespace only the
-    launcher runs; inside, everything but it."""
-    if item.get_closest_marker("sip_namespace") is None:
-        return
-    launcher = item.name == NAMESPACE_TEST
-    if launcher and in_namespace():
-        pytest.skip("this is the namespace's own run")
-    if not launcher and not in_namespace():
-        pytest.skip(f"runs inside its own network namespace ({NAMESPACE_TEST})")
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Outside the namespace only a module's launcher runs; inside, everything but it. The
+    others are left out, not skipped: nothing that cannot run here counts as a skip (a skipped
+    browser test fails CI, tests/support/browser_skips.py)."""
+    inside = in_namespace()
+    left_out = [
+        item
+        for item in items
+        if item.get_closest_marker("sip_namespace") is not None
+        and (item.name == NAMESPACE_TEST) == inside
+    ]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
 
 
 def namespace_test(module_file: str):
@@ -112,7 +135,7 @@ def namespace_test(module_file: str):
         missing = missing_tools()
         if missing:
             message = "SIP tools missing (scripts/ensure-sip): " + ", ".join(missing)
-            if os.environ.get("CI"):
+            if os.environ.get(REQUIRED):
                 pytest.fail(message)
             pytest.skip(message)
         result = run_in_namespace(module_file)
@@ -127,19 +150,20 @@ def namespace_test(module_file: str):
 def run_in_namespace(module_file: str, *pytest_args: str) -> subprocess.CompletedProcess:
     """pytest for `module_file` in a new network and PID namespace, loopback up, its own
     embedded PostgreSQL and Redis (the outer run's Redis is on a loopback it cannot reach)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.pop("PYTEST_CURRENT_TEST", None)
+    private = ("DATABASE_URL", "REDIS_URL", "XDG_RUNTIME_DIR", "PYTEST_CURRENT_TEST")
+    env = {k: v for k, v in os.environ.items() if k not in private}
     env[IN_NAMESPACE] = "1"
-    env["RAPPORT_TEST_INSTANCE"] = os.environ.get("RAPPORT_TEST_INSTANCE", "test") + "-sip"
+    instance = os.environ.get("RAPPORT_TEST_INSTANCE", "test") + "-sip"
+    env["RAPPORT_TEST_INSTANCE"] = instance
+    _forget_servers_of_dead_namespaces(RUNTIME_DIR / instance)
     inner = [
         sys.executable,
         *("-m", "pytest", module_file, "-q", "-s", "-p", "no:cacheprovider"),
-        *("-k", f"not {NAMESPACE_TEST}"),
         *pytest_args,
     ]
     script = "ip link set lo up && exec " + " ".join(_quoted(part) for part in inner)
     return subprocess.run(
-        [TOOLS["unshare"], "-n", "-p", "-f", "--mount-proc", "sh", "-c", script],
+        [TOOLS["unshare"], "-n", "-p", "-f", "--mount-proc", "--kill-child", "sh", "-c", script],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -147,6 +171,13 @@ def run_in_namespace(module_file: str, *pytest_args: str) -> subprocess.Complete
         text=True,
         timeout=600,
     )
+
+
+def _forget_servers_of_dead_namespaces(root: Path) -> None:
+    """The servers an earlier namespace started died with it; a run that was killed left their
+    process ids behind, which in a new PID namespace may be any live process's."""
+    for stale in ("postgres/postmaster.pid", "postgres/.handle_pids.json", "redis/redis.pid"):
+        (root / stale).unlink(missing_ok=True)
 
 
 def _quoted(part: str) -> str:
@@ -165,6 +196,66 @@ def ephemeral_credentials(identity: str, *, secret: str, lifetime: int = 3600) -
     username = f"{int(time.time()) + lifetime}:{identity}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
     return {"username": username, "password": base64.b64encode(digest).decode()}
+
+
+# --- Rapport and its PBX together ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def rapport_and_pbx(
+    *, with_worker: bool = False, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[RapportServers, Pbx]]:
+    """Rapport's web server (`tests.support.servers.served`, call with the database unblocked)
+    with Generic CTI and the softphone configured for the PBX started beside it: the shipped
+    Kamailio and rtpengine. Each test must still let the PBX ask the route hint
+    (`allow_route_hint`: the test database is emptied between tests)."""
+    sip_port, ws_port = free_port(socket.SOCK_DGRAM), free_port()
+    env = {
+        "TELEPHONY_CTI_TOKEN": CTI_TOKEN,
+        "SOFTPHONE_SHARED_SECRET": SHARED_SECRET,
+        "SOFTPHONE_WEBSOCKET_URL": f"ws://127.0.0.1:{ws_port}",
+        "SOFTPHONE_SIP_DOMAIN": DOMAIN,
+        **(extra_env or {}),
+    }
+    with (
+        served(with_worker=with_worker, extra_env=env) as servers,
+        pbx(
+            rapport_url=servers.base_url,
+            route_hint_token=HINT_TOKEN,
+            cti_token=CTI_TOKEN,
+            shared_secret=SHARED_SECRET,
+            sip_port=sip_port,
+            ws_port=ws_port,
+        ) as the_pbx,
+    ):
+        yield servers, the_pbx
+
+
+def allow_route_hint() -> None:
+    """The user whose token (HINT_TOKEN) the PBX asks the route hint with: one who may view
+    calls, as docs/telephony.md says to make."""
+    from django.contrib.auth.models import Permission, User
+    from rest_framework.authtoken.models import Token
+
+    hinting = User.objects.create_user("pbx")
+    hinting.user_permissions.add(Permission.objects.get(codename="view_call"))
+    Token.objects.create(user=hinting, key=HINT_TOKEN)
+
+
+def softphone_credentials(servers: RapportServers, user: Any) -> dict[str, Any]:
+    """What the console's softphone registers with: Rapport's GET /api/softphone/ for `user`
+    (signed in), which Kamailio's auth_ephemeral then checks."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    response = httpx.get(
+        servers.base_url + "/api/softphone/",
+        cookies={"sessionid": client.cookies["sessionid"].value},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
 
 
 # --- the PBX: Kamailio + rtpengine ---------------------------------------------------------------
@@ -224,26 +315,12 @@ class Pbx:
         return self._start_baresip(f"caller-{number.lstrip('+')}", account, tone_hz=tone_hz)
 
     def _start_baresip(self, name: str, account: str, *, tone_hz: int) -> Baresip:
-        home = self.workdir / name
-        home.mkdir(exist_ok=True)
-        (home / "recordings").mkdir(exist_ok=True)
-        sip_port = self._ports(2)
-        control_port = self._ports(1)
-        rtp_low = self._ports(40)
-        (home / "accounts").write_text(account + "\n")
-        (home / "config").write_text(
-            BARESIP_CONFIG.format(
-                sip_port=sip_port,
-                control_port=control_port,
-                tone_hz=tone_hz,
-                recordings=home / "recordings",
-                rtp_low=rtp_low,
-                rtp_high=rtp_low + 39,
-            )
+        home, _, control_port = baresip_home(
+            self.workdir / name, account, first_port=self._ports(PORTS_PER_BARESIP), tone_hz=tone_hz
         )
         log = home / "baresip.log"
         process = subprocess.Popen(
-            [TOOLS["baresip"], "-f", str(home)],
+            [BARESIP_BINARY, "-f", str(home)],
             stdin=subprocess.DEVNULL,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
@@ -264,42 +341,17 @@ class Pbx:
         _next_port += count + (count % 2)
         return first
 
+    def close_phones(self) -> None:
+        """Stops every phone and caller started so far (a phone unregisters as it stops)."""
+        for phone in self._phones:
+            phone.close()
+        self._phones.clear()
+
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(
             f"--- {name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
             for name, path in self.logs.items()
         )
-
-
-BARESIP_CONFIG = """\
-poll_method epoll
-sip_listen 127.0.0.1:{sip_port}
-net_interface 127.0.0.1
-call_local_timeout 120
-call_max_calls 4
-audio_source ausine,{tone_hz}
-audio_player aubridge,nowhere
-audio_alert aubridge,nowhere
-ausrc_srate 48000
-ausrc_channels 2
-auplay_srate 48000
-auplay_channels 2
-audio_buffer 20-160
-rtp_ports {rtp_low}-{rtp_high}
-rtcp_mux no
-jitter_buffer_delay 5-10
-module_path /usr/lib/baresip/modules
-module g711.so
-module ausine.so
-module aubridge.so
-module sndfile.so
-module_tmp uuid.so
-module_tmp account.so
-module_app menu.so
-module_app ctrl_tcp.so
-ctrl_tcp_listen 127.0.0.1:{control_port}
-snd_path {recordings}
-"""
 
 
 @contextlib.contextmanager
@@ -323,53 +375,28 @@ def pbx(
     rtpengine_port = free_port(socket.SOCK_DGRAM)
     the_pbx = Pbx(workdir=workdir, sip_port=sip_port, ws_port=ws_port, shared_secret=shared_secret)
     try:
-        _start(
-            the_pbx,
-            "rtpengine",
-            [
-                TOOLS["rtpengine"],
-                "--config-file=none",
-                "--table=-1",
-                "--interface=127.0.0.1",
-                f"--listen-ng=127.0.0.1:{rtpengine_port}",
-                "--port-min=30000",
-                "--port-max=30999",
-                "--foreground",
-                "--log-stderr",
-                "--no-fallback",
-                "--delete-delay=0",
-            ],
-        )
+        _start(the_pbx, "rtpengine", rtpengine_command(rtpengine_port))
         _wait_for_text(the_pbx, "rtpengine", "Startup complete", timeout=10)
-        cfg = _kamailio_cfg(workdir, route_hint_url)
-        environment = {
-            **os.environ,
-            "RAPPORT_URL": rapport_url,
-            "RAPPORT_ROUTE_HINT_TOKEN": route_hint_token,
-            "TELEPHONY_CTI_TOKEN": cti_token,
-            "SOFTPHONE_SHARED_SECRET": shared_secret,
-            "SOFTPHONE_SIP_DOMAIN": DOMAIN,
-            "KAMAILIO_SIP_LISTEN": f"udp:127.0.0.1:{sip_port}",
-            "KAMAILIO_SIP_TCP_LISTEN": f"tcp:127.0.0.1:{sip_port}",
-            "KAMAILIO_WS_LISTEN": f"tcp:127.0.0.1:{ws_port}",
-            "KAMAILIO_RTPENGINE": f"udp:127.0.0.1:{rtpengine_port}",
-            "KAMAILIO_HINT_TIMEOUT": str(hint_timeout_seconds),
-        }
+        environment = kamailio_environment(
+            rapport_url=rapport_url,
+            route_hint_token=route_hint_token,
+            cti_token=cti_token,
+            shared_secret=shared_secret,
+            sip_port=sip_port,
+            ws_port=ws_port,
+            rtpengine_port=rtpengine_port,
+            hint_timeout_seconds=hint_timeout_seconds,
+        )
         _start(
             the_pbx,
             "kamailio",
-            [
-                TOOLS["kamailio"],
-                *("-f", str(cfg), "-DD", "-E", "-Y", str(workdir), "-m", "64", "-M", "8"),
-                *("-a", "no"),
-            ],
-            env=environment,
+            kamailio_command(workdir, cfg=_kamailio_cfg(workdir, route_hint_url)),
+            env={**os.environ, **environment},
         )
         _wait_for_listening(the_pbx, "kamailio", timeout=10)
         yield the_pbx
     finally:
-        for phone in the_pbx._phones:
-            phone.close()
+        the_pbx.close_phones()
         for process in reversed(list(the_pbx.processes.values())):
             _stop(process)
         shutil.rmtree(workdir, ignore_errors=True)

@@ -8,23 +8,21 @@ the agent whose phone answered, the agent wraps up. All in the test's own networ
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from datetime import timedelta
 
 import httpx
 import pytest
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from websockets.sync.client import connect
 
+from customers.models import Customer, PhoneNumber
 from routing.models import Agent, Call, Queue
 from routing.states import AgentStatus, CallState
 from tests.support import sip
 from tests.support.routing import wait_until
-from tests.support.servers import served
 
 test_in_own_network_namespace = sip.namespace_test(__file__)
 
@@ -34,59 +32,44 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-CTI_TOKEN = secrets.token_urlsafe(32)
-SHARED_SECRET = secrets.token_urlsafe(32)
-HINT_TOKEN = "pbx-route-hint-" + secrets.token_hex(12)
+CTI_TOKEN, SHARED_SECRET, HINT_TOKEN = sip.CTI_TOKEN, sip.SHARED_SECRET, sip.HINT_TOKEN
 QUEUE_NUMBER = "+18005550100"
 MAYA = "+14155550123"
 DANA_TONE, BOB_TONE, CALLER_TONE = 440, 660, 880
 
 
 @pytest.fixture(scope="module")
-def ports():
-    return {"sip": sip.free_port(sip.socket.SOCK_DGRAM), "ws": sip.free_port()}
+def servers(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), sip.rapport_and_pbx() as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
-def rapport(django_db_setup, django_db_blocker, ports):
-    extra_env = {
-        "TELEPHONY_CTI_TOKEN": CTI_TOKEN,
-        "SOFTPHONE_SHARED_SECRET": SHARED_SECRET,
-        "SOFTPHONE_WEBSOCKET_URL": f"ws://127.0.0.1:{ports['ws']}",
-        "SOFTPHONE_SIP_DOMAIN": sip.DOMAIN,
-    }
-    with django_db_blocker.unblock(), served(with_worker=False, extra_env=extra_env) as servers:
-        yield servers
+def rapport(servers):
+    return servers[0]
 
 
 @pytest.fixture(scope="module")
-def pbx(rapport, ports):
-    with sip.pbx(
-        rapport_url=rapport.base_url,
-        route_hint_token=HINT_TOKEN,
-        cti_token=CTI_TOKEN,
-        shared_secret=SHARED_SECRET,
-        sip_port=ports["sip"],
-        ws_port=ports["ws"],
-    ) as the_pbx:
-        yield the_pbx
+def pbx(servers):
+    return servers[1]
 
 
 @pytest.fixture
-def line(db, pbx, rapport):
-    """The queue whose number callers dial, and the PBX's route hint credential."""
-    hinting = User.objects.create_user("pbx")
-    hinting.user_permissions.add(Permission.objects.get(codename="view_call"))
-    Token.objects.create(user=hinting, key=HINT_TOKEN)
-    return Queue.objects.create(
+def line(db, pbx, rapport, request):
+    """The queue whose number callers dial, and the PBX's route hint credential; the scenario's
+    phones stop with it (their logs printed first if it failed)."""
+    failed_before = request.session.testsfailed
+    sip.allow_route_hint()
+    yield Queue.objects.create(
         slug="loyalty", name="Loyalty", numbers=[QUEUE_NUMBER], offer_timeout_seconds=6
     )
+    if request.session.testsfailed > failed_before:
+        print(pbx.log_tail(), rapport.log_tail())
+    pbx.close_phones()
 
 
 def agent(name: str, extension: str, queue: Queue, *, status=AgentStatus.AVAILABLE) -> Agent:
     user = User.objects.create_user(username=name, password="pw-" + name)
-    from django.contrib.auth.models import Group
-
     user.groups.add(Group.objects.get_or_create(name="agent")[0])
     the_agent = Agent.objects.create(
         user=user, display_name=name.title(), telephony_identity=extension, status=status
@@ -96,16 +79,7 @@ def agent(name: str, extension: str, queue: Queue, *, status=AgentStatus.AVAILAB
 
 
 def softphone_credentials(rapport, the_agent: Agent) -> dict:
-    """What the console's softphone registers with: Rapport's answer, Kamailio's check."""
-    client = Client()
-    client.force_login(the_agent.user)
-    response = httpx.get(
-        rapport.base_url + "/api/softphone/",
-        cookies={"sessionid": client.cookies["sessionid"].value},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
+    return sip.softphone_credentials(rapport, the_agent.user)
 
 
 class ConsoleSocket:
@@ -151,14 +125,12 @@ def the_call() -> Call:
 def ended() -> Call:
     def call_ended():
         call = Call.objects.select_related("agent").order_by("-id").first()
-        return call if call is not None and call.state == CallState.ENDED else None
+        return call if call is not None and call.ended_at is not None else None
 
     return wait_until(call_ended, timeout=10)
 
 
 def spoke_with(customer_number: str, the_agent: Agent, queue: Queue) -> None:
-    from customers.models import Customer, PhoneNumber
-
     maya = Customer.objects.create(name="Maya Chen")
     PhoneNumber.objects.create(customer=maya, number=customer_number)
     at = timezone.now() - timedelta(days=2)
@@ -211,3 +183,121 @@ def test_the_last_agent_rings_first_answers_and_talks_then_wraps_up(pbx, rapport
     ).json()
     assert hint["agent"] == "1001"
     console.close()
+
+
+def test_with_the_last_agent_offline_the_queues_other_agent_answers_on_their_phone(
+    pbx, rapport, line
+):
+    dana = agent("dana", "2001", line, status=AgentStatus.OFFLINE)
+    bob = agent("bob", "2002", line)
+    spoke_with(MAYA, dana, line)
+    bob_phone = pbx.phone("2002", tone_hz=BOB_TONE, credentials=softphone_credentials(rapport, bob))
+    console = ConsoleSocket(rapport, bob)
+    console.wait_for("state")
+    caller = pbx.caller(MAYA, tone_hz=CALLER_TONE)
+
+    caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    console.wait_for("ringing")
+    bob_phone.wait_for("CALL_ESTABLISHED")
+    caller.wait_for("CALL_ESTABLISHED")
+    time.sleep(0.6)
+    bob_phone.hangup()
+    caller.wait_for("CALL_CLOSED")
+
+    call = ended()
+    assert (call.agent, call.end_reason) == (bob, "completed")
+    assert abs(sip.dominant_hz(caller.heard()) - BOB_TONE) < 40
+    console.close()
+
+
+def test_an_agent_who_declines_is_skipped_and_the_next_agent_gets_the_card(pbx, rapport, line):
+    dana = agent("dana", "5001", line)
+    bob = agent("bob", "5002", line)
+    spoke_with(MAYA, dana, line)
+    dana_phone = pbx.phone("5001", answer="manual")
+    bob_phone = pbx.phone("5002", tone_hz=BOB_TONE)
+    bobs_console = ConsoleSocket(rapport, bob)
+    bobs_console.wait_for("state")
+    caller = pbx.caller(MAYA)
+
+    caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    dana_phone.wait_for("CALL_INCOMING")
+    dana_phone.hangup()  # declines: 486 Busy Here
+    bobs_console.wait_for("ringing")
+    bob_phone.wait_for("CALL_ESTABLISHED")
+    caller.wait_for("CALL_ESTABLISHED")
+    caller.hangup()
+    caller.wait_for("CALL_CLOSED")
+
+    call = ended()
+    assert (call.agent, call.end_reason) == (bob, "completed")
+    bobs_console.close()
+
+
+def test_a_caller_who_hangs_up_while_it_rings_has_abandoned_the_call(pbx, rapport, line):
+    dana = agent("dana", "4001", line)
+    dana_phone = pbx.phone("4001", answer="manual")
+    console = ConsoleSocket(rapport, dana)
+    console.wait_for("state")
+    caller = pbx.caller("+14155550999")
+
+    caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    dana_phone.wait_for("CALL_INCOMING")
+    console.wait_for("ringing")
+    caller.hangup()
+    caller.wait_for("CALL_CLOSED")
+    dana_phone.wait_for("CALL_CLOSED")
+
+    _, ended_card = console.wait_for("ringing_ended")
+    call = ended()
+    assert (call.agent, call.end_reason, call.connected_at) == (None, "abandoned", None)
+    assert ended_card["call_id"] == call.telephony_call_id
+    console.close()
+
+
+def test_with_the_route_hint_down_the_queues_agents_ring_at_once(rapport, line):
+    """A PBX whose route hint is a closed port: it rings the agents registered there."""
+    bob = agent("bob", "3002", line)
+    with sip.pbx(
+        rapport_url=rapport.base_url,
+        route_hint_token=HINT_TOKEN,
+        cti_token=CTI_TOKEN,
+        shared_secret=SHARED_SECRET,
+        route_hint_url=f"http://127.0.0.1:{sip.free_port()}",
+    ) as hintless:
+        bob_phone = hintless.phone("3002", tone_hz=BOB_TONE)
+        caller = hintless.caller(MAYA)
+
+        dialled_at = caller.dial(hintless.sip_uri(QUEUE_NUMBER))
+        answered = bob_phone.wait_for("CALL_ESTABLISHED")
+        caller.wait_for("CALL_ESTABLISHED")
+        caller.hangup()
+        caller.wait_for("CALL_CLOSED")
+        call = ended()
+
+    print(f"\nhint down: INVITE -> answered {(answered['at'] - dialled_at) * 1000:.0f} ms")
+    assert (call.agent, call.end_reason) == (bob, "completed")
+
+
+def test_with_rapport_unreachable_calls_still_connect_and_no_secret_reaches_the_pbx_log():
+    """Every request to Rapport fails (the logged kind of failure): the Generic CTI token is in
+    the URL those posts go to, and the PBX's log must not show it, nor the other two secrets."""
+    with sip.pbx(
+        rapport_url=f"http://127.0.0.1:{sip.free_port()}",
+        route_hint_token=HINT_TOKEN,
+        cti_token=CTI_TOKEN,
+        shared_secret=SHARED_SECRET,
+    ) as cut_off:
+        cut_off.phone("6001")
+        caller = cut_off.caller(MAYA)
+        caller.dial(cut_off.sip_uri(QUEUE_NUMBER))
+        caller.wait_for("CALL_ESTABLISHED")
+        caller.hangup()
+        caller.wait_for("CALL_CLOSED")
+        log = cut_off.logs["kamailio"]
+        wait_until(lambda: log.read_text().count("not taken") >= 3)
+        text = log.read_text()
+
+    assert "route hint unanswered" in text
+    for secret in (CTI_TOKEN, HINT_TOKEN, SHARED_SECRET):
+        assert secret not in text
