@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import time
 import wave
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Group, User
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from customers.models import Customer, PhoneNumber
 from routing.models import Agent, Call, Queue
@@ -28,7 +26,6 @@ from routing.states import AgentStatus, CallState
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.support import sip
 from tests.support.routing import wait_until
-from tests.support.servers import served
 
 test_in_own_network_namespace = sip.namespace_test(__file__)
 
@@ -39,9 +36,6 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-CTI_TOKEN = secrets.token_urlsafe(32)
-SHARED_SECRET = secrets.token_urlsafe(32)
-HINT_TOKEN = "softphone-hint-" + secrets.token_hex(12)
 QUEUE_NUMBER = "+18005550100"
 MAYA = "+14155550123"
 CALLER_TONE, BOB_TONE = 880, 660
@@ -101,33 +95,19 @@ async () => {
 
 
 @pytest.fixture(scope="module")
-def ports():
-    return {"sip": sip.free_port(sip.socket.SOCK_DGRAM), "ws": sip.free_port()}
+def servers(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), sip.rapport_and_pbx() as both:
+        yield both
 
 
 @pytest.fixture(scope="module")
-def rapport(django_db_setup, django_db_blocker, ports):
-    extra_env = {
-        "TELEPHONY_CTI_TOKEN": CTI_TOKEN,
-        "SOFTPHONE_SHARED_SECRET": SHARED_SECRET,
-        "SOFTPHONE_WEBSOCKET_URL": f"ws://127.0.0.1:{ports['ws']}",
-        "SOFTPHONE_SIP_DOMAIN": sip.DOMAIN,
-    }
-    with django_db_blocker.unblock(), served(with_worker=False, extra_env=extra_env) as servers:
-        yield servers
+def rapport(servers):
+    return servers[0]
 
 
 @pytest.fixture(scope="module")
-def pbx(rapport, ports):
-    with sip.pbx(
-        rapport_url=rapport.base_url,
-        route_hint_token=HINT_TOKEN,
-        cti_token=CTI_TOKEN,
-        shared_secret=SHARED_SECRET,
-        sip_port=ports["sip"],
-        ws_port=ports["ws"],
-    ) as the_pbx:
-        yield the_pbx
+def pbx(servers):
+    return servers[1]
 
 
 @pytest.fixture(scope="module")
@@ -155,14 +135,17 @@ def chromium():
 
 
 @pytest.fixture
-def line(db, pbx):
-    """The queue whose number the caller dials, and the PBX's route hint credential."""
-    hinting = User.objects.create_user("pbx")
-    hinting.user_permissions.add(Permission.objects.get(codename="view_call"))
-    Token.objects.create(user=hinting, key=HINT_TOKEN)
-    return Queue.objects.create(
+def line(db, pbx, rapport, request):
+    """The queue whose number the caller dials; the scenario's phones stop with it (their logs
+    printed first if it failed)."""
+    failed_before = request.session.testsfailed
+    sip.allow_route_hint()
+    yield Queue.objects.create(
         slug="loyalty", name="Loyalty", numbers=[QUEUE_NUMBER], offer_timeout_seconds=6
     )
+    if request.session.testsfailed > failed_before:
+        print(pbx.log_tail(), rapport.log_tail())
+    pbx.close_phones()
 
 
 def make_agent(name: str, extension: str, queue: Queue) -> Agent:
@@ -326,13 +309,15 @@ def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
     assert errors == []
 
 
-def rings_dana_then_bob(pbx, line, open_console):
+def rings_dana_then_bob(pbx, rapport, line, open_console):
     """Dana (the caller's last agent) in her console, Bob on a baresip phone that answers; Maya
     dials the queue and Dana's console rings with Accept. Returns (page, Bob's phone, caller)."""
     dana = make_agent("dana", "1001", line)
     bob = make_agent("bob", "1002", line)
     spoke_with(MAYA, dana, line)
-    bob_phone = pbx.phone("1002", tone_hz=BOB_TONE, credentials=pbx.credentials("1002"))
+    bob_phone = pbx.phone(
+        "1002", tone_hz=BOB_TONE, credentials=sip.softphone_credentials(rapport, bob.user)
+    )
     page, errors = open_console("dana")
     page.wait_for_selector('[data-phone-state="connected"]')
     caller = pbx.caller(MAYA, tone_hz=CALLER_TONE)
@@ -350,11 +335,10 @@ def bob_took_it(bob, bob_phone, caller, *, since: float) -> None:
     caller.hangup()
     caller.wait_for("CALL_CLOSED")
     assert ended().agent == bob
-    bob_phone.close()
 
 
-def test_declined_in_the_browser_the_pbx_rings_the_next_agent(pbx, line, open_console):
-    dana, bob, page, bob_phone, caller = rings_dana_then_bob(pbx, line, open_console)
+def test_declined_in_the_browser_the_pbx_rings_the_next_agent(pbx, rapport, line, open_console):
+    dana, bob, page, bob_phone, caller = rings_dana_then_bob(pbx, rapport, line, open_console)
 
     declined_at = time.monotonic()
     page.click("[data-phone-decline]")
@@ -364,8 +348,10 @@ def test_declined_in_the_browser_the_pbx_rings_the_next_agent(pbx, line, open_co
     assert page.is_hidden("[data-phone-call]")
 
 
-def test_a_reload_while_ringing_loses_no_call_and_the_page_registers_again(pbx, line, open_console):
-    dana, bob, page, bob_phone, caller = rings_dana_then_bob(pbx, line, open_console)
+def test_a_reload_while_ringing_loses_no_call_and_the_page_registers_again(
+    pbx, rapport, line, open_console
+):
+    dana, bob, page, bob_phone, caller = rings_dana_then_bob(pbx, rapport, line, open_console)
 
     reloaded_at = time.monotonic()
     page.reload()
