@@ -326,15 +326,18 @@ def rings_dana_then_bob(pbx, rapport, line, open_console):
     return dana, bob, page, bob_phone, caller
 
 
-def bob_took_it(bob, bob_phone, caller, *, since: float) -> None:
+def bob_took_it(bob, bob_phone, caller, page, *, since: float) -> None:
     """Bob's phone answered at once, not after Dana's ring ran out."""
     answered = bob_phone.wait_for("CALL_ESTABLISHED")
     print(f"Bob answered {(answered['at'] - since) * 1000:.0f} ms after Dana's browser let go")
     assert answered["at"] - since < 2
     caller.wait_for("CALL_ESTABLISHED")
+    # Dana's screen lets the call go: Bob has it.
+    page.wait_for_selector("[data-card]", state="hidden")
     caller.hangup()
     caller.wait_for("CALL_CLOSED")
     assert ended().agent == bob
+    assert Agent.objects.get(telephony_identity="1001").status == AgentStatus.AVAILABLE
 
 
 def test_declined_in_the_browser_the_pbx_rings_the_next_agent(pbx, rapport, line, open_console):
@@ -344,7 +347,7 @@ def test_declined_in_the_browser_the_pbx_rings_the_next_agent(pbx, rapport, line
     page.click("[data-phone-decline]")
 
     page.wait_for_selector('body[data-softphone-call="none"]')
-    bob_took_it(bob, bob_phone, caller, since=declined_at)
+    bob_took_it(bob, bob_phone, caller, page, since=declined_at)
     assert page.is_hidden("[data-phone-call]")
 
 
@@ -356,5 +359,5 @@ def test_a_reload_while_ringing_loses_no_call_and_the_page_registers_again(
     reloaded_at = time.monotonic()
     page.reload()
 
-    bob_took_it(bob, bob_phone, caller, since=reloaded_at)
+    bob_took_it(bob, bob_phone, caller, page, since=reloaded_at)
     page.wait_for_selector('[data-phone-state="connected"]')
