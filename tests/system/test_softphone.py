@@ -361,3 +361,18 @@ def test_a_reload_while_ringing_loses_no_call_and_the_page_registers_again(
 
     bob_took_it(bob, bob_phone, caller, page, since=reloaded_at)
     page.wait_for_selector('[data-phone-state="connected"]')
+
+
+def test_dana_hangs_up_in_the_browser_and_wraps_up(pbx, rapport, line, open_console):
+    dana, bob, page, bob_phone, caller = rings_dana_then_bob(pbx, rapport, line, open_console)
+    page.click("[data-phone-accept]")
+    caller.wait_for("CALL_ESTABLISHED")
+    page.wait_for_selector("[data-phone-call]:not([hidden])")
+
+    page.click("[data-phone-hangup]")
+
+    caller.wait_for("CALL_CLOSED")
+    page.wait_for_selector("[data-wrapup]:not([hidden])")
+    assert page.is_hidden("[data-phone-call]")
+    assert ended().agent == dana
+    assert Agent.objects.get(id=dana.id).status == AgentStatus.WRAP_UP
