@@ -25,6 +25,7 @@ from routing.models import Agent, Call, Queue
 from routing.states import AgentStatus, CallState
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.support import sip
+from tests.support.browser import screenshot
 from tests.support.routing import wait_until
 
 test_in_own_network_namespace = sip.namespace_test(__file__)
@@ -259,6 +260,7 @@ def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
     )
     carded_at = time.monotonic()
     assert "Ringing in this browser" in page.inner_text("[data-card]")
+    screenshot(page, "console-softphone-ringing")
 
     accepted_at = time.monotonic()
     accept.click()
@@ -276,6 +278,7 @@ def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
     page.wait_for_selector('[data-phone-mute][aria-pressed="false"]')
     page.click("[data-phone-hold]")
     page.wait_for_selector('[data-phone-call-state]:has-text("On hold")')
+    screenshot(page, "console-softphone-on-hold")
     time.sleep(0.3)  # the re-INVITE answered: the caller stops sending to a held line
     held_from = page.evaluate(AUDIO_COUNTERS)["packetsReceived"]
     time.sleep(0.5)
