@@ -318,6 +318,13 @@ export function wirePhone() {
     clearTimeout(renewTimer);
     if (ua) ua.stop();
   });
+  // Back from the browser's back-forward cache: the page registers again, as a reload would.
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    leaving = false;
+    ua = null;
+    start();
+  });
   renderPhone();
   start();
 }
