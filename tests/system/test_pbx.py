@@ -66,6 +66,8 @@ def line(db, pbx, rapport, request):
     if request.session.testsfailed > failed_before:
         print(pbx.log_tail(), rapport.log_tail())
     pbx.close_phones()
+    # Rapport took every Generic CTI event the PBX posted (a refused one is logged).
+    assert "not taken" not in pbx.logs["kamailio"].read_text(), pbx.log_tail()
 
 
 def agent(name: str, extension: str, queue: Queue, *, status=AgentStatus.AVAILABLE) -> Agent:
@@ -301,3 +303,14 @@ def test_with_rapport_unreachable_calls_still_connect_and_no_secret_reaches_the_
     assert "route hint unanswered" in text
     for secret in (CTI_TOKEN, HINT_TOKEN, SHARED_SECRET):
         assert secret not in text
+
+
+def test_with_nobody_to_ring_the_caller_hears_480_and_rapport_records_no_answer(pbx, line):
+    agent("dana", "7001", line, status=AgentStatus.OFFLINE)
+    caller = pbx.caller(MAYA)
+
+    caller.dial(pbx.sip_uri(QUEUE_NUMBER))
+    caller.wait_for("CALL_CLOSED")
+
+    call = ended()
+    assert (call.from_number, call.end_reason, call.connected_at) == (MAYA, "no-answer", None)

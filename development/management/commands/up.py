@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from honcho.manager import Manager
 
+from development import pbx
 from development.embedded import embedded_services, free_port
 from development.management.commands.seed_demo import DEMO_LOGINS, DEMO_PASSWORD
 from development.running_services import forget_service_urls, record_service_urls
@@ -117,6 +118,61 @@ class SimulatorFirstManager(Manager):
         super().terminate()
 
 
+@dataclass(frozen=True)
+class PbxLine:
+    """Rapport's own PBX as processes of `up` (`--pbx`): the shipped Kamailio, rtpengine, and
+    baresip callers dialling the Loyalty queue, so a softphone in the console rings with real
+    SIP and RTP (docs/telephony.md, "Kamailio (tested)")."""
+
+    sip_port: int
+    ws_port: int
+    rtpengine_port: int
+    route_hint_token: str
+    runtime_dir: Path
+    calls_every_seconds: float
+
+    def settings(self, state_dir: Path) -> dict[str, str]:
+        """Rapport's side: Generic CTI and the softphone, for this PBX."""
+        return {
+            "TELEPHONY_CTI_TOKEN": pbx.stable_secret(state_dir, "cti-token"),
+            "SOFTPHONE_SHARED_SECRET": pbx.stable_secret(state_dir, "softphone-secret"),
+            "SOFTPHONE_WEBSOCKET_URL": f"ws://127.0.0.1:{self.ws_port}",
+            "SOFTPHONE_SIP_DOMAIN": pbx.DOMAIN,
+        }
+
+    def processes(self, env: dict[str, str], *, rapport_url: str) -> dict[str, tuple[list, dict]]:
+        kamailio_env = pbx.kamailio_environment(
+            rapport_url=rapport_url,
+            route_hint_token=self.route_hint_token,
+            cti_token=env["TELEPHONY_CTI_TOKEN"],
+            shared_secret=env["SOFTPHONE_SHARED_SECRET"],
+            sip_port=self.sip_port,
+            ws_port=self.ws_port,
+            rtpengine_port=self.rtpengine_port,
+        )
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            "rtpengine": (pbx.rtpengine_command(self.rtpengine_port), env),
+            "kamailio": (pbx.kamailio_command(self.runtime_dir), {**env, **kamailio_env}),
+            "sip-callers": (
+                [
+                    sys.executable,
+                    *("-m", "development.pbx", "callers"),
+                    *("--pbx", f"127.0.0.1:{self.sip_port}"),
+                    *("--every", f"{self.calls_every_seconds:g}"),
+                ],
+                env,
+            ),
+        }
+
+    def banner(self) -> list[str]:
+        return [
+            f"  PBX (Kamailio):    sip:127.0.0.1:{self.sip_port}, softphones "
+            f"ws://127.0.0.1:{self.ws_port}; a SIP caller dials +18005550100 about every "
+            f"{self.calls_every_seconds:.0f} s",
+        ]
+
+
 class Command(BaseCommand):
     help = (
         "Run Rapport: embedded PostgreSQL and Redis (unless DATABASE_URL / REDIS_URL are set), "
@@ -151,6 +207,20 @@ class Command(BaseCommand):
             help="More options for the simulator, as one string (see manage.py simulate --help).",
         )
         parser.add_argument(
+            "--pbx",
+            action="store_true",
+            help=(
+                "Also run Rapport's own PBX (Kamailio, rtpengine: Debian packages, installed by "
+                "scripts/ensure-sip) with simulated SIP callers: real calls for the softphone."
+            ),
+        )
+        parser.add_argument(
+            "--pbx-calls-every",
+            type=float,
+            default=45.0,
+            help="Seconds between the PBX's simulated SIP callers (default 45).",
+        )
+        parser.add_argument(
             "--simulate-bots",
             default=",".join(SIMULATED_BOTS),
             help="Demo agents the simulator plays (comma-separated; empty for none).",
@@ -181,6 +251,9 @@ class Command(BaseCommand):
                     )
                     if simulator.control_port is not None:
                         env["TELEPHONY_CONTROL_URL"] = simulator.control_url
+                line = self._pbx_line(env, state_dir, options) if options["pbx"] else None
+                if line is not None:
+                    env.update(line.settings(state_dir))
                 returncode = self._run_processes(
                     env,
                     host=host,
@@ -189,11 +262,43 @@ class Command(BaseCommand):
                     state_dir=state_dir,
                     show_demo=not no_demo,
                     simulator=simulator,
+                    line=line,
                 )
             finally:
                 forget_service_urls(state_dir)
         if returncode not in (0, None, 130, 143):
             raise CommandError(f"a process stopped with exit code {returncode}")
+
+    def _pbx_line(self, env: dict, state_dir: Path, options: dict) -> PbxLine | None:
+        missing = pbx.ensure_sip_packages()
+        if missing:
+            self.stderr.write(f"--pbx: not started, missing {', '.join(missing)}")
+            return None
+        token = (
+            subprocess.run(
+                [
+                    sys.executable,
+                    *("manage.py", "shell", "--no-imports", "-c"),
+                    "from development.pbx import ensure_route_hint_token; "
+                    "print(ensure_route_hint_token())",
+                ],
+                env=env,
+                cwd=settings.BASE_DIR,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        return PbxLine(
+            sip_port=free_port(),
+            ws_port=free_port(),
+            rtpengine_port=free_port(),
+            route_hint_token=token,
+            runtime_dir=state_dir / "kamailio",
+            calls_every_seconds=options["pbx_calls_every"],
+        )
 
     def _manage(self, env: dict, *arguments: str) -> None:
         completed = subprocess.run(
@@ -203,7 +308,7 @@ class Command(BaseCommand):
             raise CommandError(f"manage.py {' '.join(arguments)} failed")
 
     def _run_processes(
-        self, env, *, host, port, workers, state_dir, show_demo, simulator
+        self, env, *, host, port, workers, state_dir, show_demo, simulator, line=None
     ) -> int | None:
         python = shlex.quote(sys.executable)
         base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -239,7 +344,14 @@ class Command(BaseCommand):
                 env=env,
                 cwd=str(settings.BASE_DIR),
             )
+        if line is not None:
+            for name, (command, process_env) in line.processes(env, rapport_url=base_url).items():
+                manager.add_process(
+                    name, shlex.join(command), env=process_env, cwd=str(settings.BASE_DIR)
+                )
         self._print_welcome(host, port, show_demo, env, simulator)
+        if line is not None:
+            self.stdout.write("\n".join(line.banner()) + "\n")
         manager.loop()
         return manager.returncode
 
