@@ -39,6 +39,7 @@ pytestmark = [
 
 QUEUE_NUMBER = "+18005550100"
 MAYA = "+14155550123"
+EARLIER_CALL = "maya-two-days-ago"
 CALLER_TONE, BOB_TONE = 880, 660
 # Chromium's fake microphone (--use-fake-device-for-media-stream): a beep every second.
 FAKE_MEDIA = [
@@ -168,7 +169,7 @@ def spoke_with(number: str, agent: Agent, queue: Queue) -> None:
     PhoneNumber.objects.create(customer=maya, number=number)
     at = timezone.now() - timedelta(days=2)
     Call.objects.create(
-        telephony_call_id="earlier-call",
+        telephony_call_id=EARLIER_CALL,
         customer=maya,
         agent=agent,
         queue=queue,
@@ -232,9 +233,11 @@ def loud_fraction(recording: Path) -> float:
 
 
 def ended() -> Call:
+    """This scenario's call (not Maya's earlier one), once Rapport has it ended."""
+
     def call_ended():
-        call = Call.objects.select_related("agent", "customer").order_by("-id").first()
-        return call if call is not None and call.state == CallState.ENDED else None
+        calls = Call.objects.exclude(telephony_call_id=EARLIER_CALL)
+        return calls.select_related("agent", "customer").filter(state=CallState.ENDED).first()
 
     return wait_until(call_ended, timeout=10)
 
