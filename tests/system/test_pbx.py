@@ -124,9 +124,11 @@ def the_call() -> Call:
     return wait_until(lambda: Call.objects.select_related("agent").order_by("-id").first())
 
 
-def ended() -> Call:
+def ended(**which) -> Call:
+    """The latest call (of those `which` filters), once it ended."""
+
     def call_ended():
-        call = Call.objects.select_related("agent").order_by("-id").first()
+        call = Call.objects.filter(**which).select_related("agent").order_by("-id").first()
         return call if call is not None and call.ended_at is not None else None
 
     return wait_until(call_ended, timeout=10)
@@ -269,16 +271,22 @@ def test_with_the_route_hint_down_the_queues_agents_ring_at_once(rapport, line):
     ) as hintless:
         bob_phone = hintless.phone("3002", tone_hz=BOB_TONE)
         caller = hintless.caller(MAYA)
+        second_caller = hintless.caller("+14155550777")
 
         dialled_at = caller.dial(hintless.sip_uri(QUEUE_NUMBER))
         answered = bob_phone.wait_for("CALL_ESTABLISHED")
         caller.wait_for("CALL_ESTABLISHED")
+        # Bob is on a call here (the PBX's own record, a dialog): not rung for another.
+        second_caller.dial(hintless.sip_uri(QUEUE_NUMBER))
+        second_caller.wait_for("CALL_CLOSED")
         caller.hangup()
         caller.wait_for("CALL_CLOSED")
-        call = ended()
+        call = ended(from_number=MAYA)
 
     print(f"\nhint down: INVITE -> answered {(answered['at'] - dialled_at) * 1000:.0f} ms")
     assert (call.agent, call.end_reason) == (bob, "completed")
+    assert [event["type"] for event in bob_phone.events].count("CALL_ESTABLISHED") == 1
+    assert Call.objects.get(from_number="+14155550777").end_reason == "no-answer"
 
 
 def test_with_rapport_unreachable_calls_still_connect_and_no_secret_reaches_the_pbx_log():
@@ -314,3 +322,16 @@ def test_with_nobody_to_ring_the_caller_hears_480_and_rapport_records_no_answer(
 
     call = ended()
     assert (call.from_number, call.end_reason, call.connected_at) == (MAYA, "no-answer", None)
+
+
+def test_a_caller_may_only_call_a_queues_number(pbx, line):
+    agent("dana", "8001", line)
+    pbx.phone("8001")
+    caller = pbx.caller(MAYA)
+
+    caller.dial(pbx.sip_uri("8001"))
+    closed = caller.wait_for("CALL_CLOSED")
+
+    assert "404" in closed.get("param", "")
+    time.sleep(0.3)
+    assert not Call.objects.exists()
