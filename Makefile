@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test lint bench clean-data
+.PHONY: run test lint static bench clean-data
 
 run: $(VENV)/.installed-run
 	$(PY) manage.py up --port $(PORT) $(ARGS)
@@ -20,6 +20,11 @@ test: $(VENV)/.installed-test
 
 lint: $(VENV)/.installed-test
 	$(PY) -m ruff check . && $(PY) -m ruff format --check . && $(VENV)/bin/lint-imports
+
+# The console's bundled JsSIP (console/static/console/vendor/jssip.js, committed) from
+# frontend/package-lock.json: after changing frontend/, run this and commit the bundle.
+static: $(VENV)/.installed-test
+	scripts/build-static $(PY)
 
 # Running needs the project alone; the test tools (pytest, Playwright, ruff...) are the test extra.
 $(VENV)/.installed-run: pyproject.toml

@@ -1,7 +1,11 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from console.labels import (
     CALL_STATE_LABELS,
@@ -9,8 +13,10 @@ from console.labels import (
     OFFER_OUTCOME_LABELS,
     OFFER_REASON_LABELS,
 )
+from infrastructure.content_security_policy import HEADER, build_policy
 from routing import roles, selectors, wrap_up
 from routing.states import not_ready_choices, status_label, status_labels
+from telephony.sip.credentials import softphone_configured
 
 
 @login_required
@@ -37,6 +43,8 @@ def console(request: HttpRequest) -> HttpResponse:
             "csrf_token": get_token(request),
             "customers_url": "/api/customers/",
             "calls_url": "/api/calls/",
+            # The softphone's credentials (softphone.js), only where a PBX is configured for it.
+            "softphone_url": reverse("softphone") if softphone_configured() else None,
             # By queue id: the codes the wrap-up panel offers, and whether Ready needs one.
             "wrap_up_codes": wrap_up.codes_by_queue(),
             "labels": {
@@ -47,4 +55,19 @@ def console(request: HttpRequest) -> HttpResponse:
                 "handoff_outcomes": HANDOFF_OUTCOME_LABELS,
             },
         }
-    return render(request, "console/console.html", context)
+    response = render(request, "console/console.html", context)
+    if agent is not None and softphone_configured():
+        allow_softphone_socket(response)
+    return response
+
+
+def allow_softphone_socket(response: HttpResponse) -> None:
+    """The softphone (console/static/console/softphone.js) registers over a WebSocket to the PBX,
+    which may be another origin than the page's (another port on loopback): the page's policy
+    lets the page connect there, and nowhere else new."""
+    url = urlsplit(settings.SOFTPHONE_WEBSOCKET_URL)
+    if not url.scheme or not url.netloc:
+        return
+    policy = dict(settings.CONTENT_SECURITY_POLICY)
+    policy["connect-src"] = [*policy.get("connect-src", []), f"{url.scheme}://{url.netloc}"]
+    response[HEADER] = build_policy(policy)

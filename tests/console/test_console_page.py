@@ -237,3 +237,38 @@ def test_choosing_the_caller_names_bad_input(client, shared_line_call):
 def test_a_login_without_an_agent_profile_cannot_choose_the_caller(client, shared_line_call):
     client.force_login(User.objects.create_user(username="morgan", password="pw"))
     assert choose(client, "CA-shared", shared_line_call["maya"].id).status_code == 403
+
+
+def console_config(response) -> dict:
+    return json.loads(audit(response.content.decode()).json_blocks["console-config"])
+
+
+def test_with_a_softphone_the_page_may_connect_to_its_pbx_and_knows_where_to_ask(
+    client, make_agent, settings
+):
+    settings.SOFTPHONE_SHARED_SECRET = "softphone-page-secret-8c2f1a7e5d"
+    settings.SOFTPHONE_WEBSOCKET_URL = "wss://pbx.example.com:7443/sip"
+    settings.SOFTPHONE_SIP_DOMAIN = "rapport.example.com"
+    client.force_login(make_agent("dana").user)
+
+    response = client.get("/")
+
+    assert console_config(response)["softphone_url"] == "/api/softphone/"
+    directives = dict(
+        (part.split()[0], part.split()[1:])
+        for part in response["Content-Security-Policy"].split("; ")
+    )
+    assert directives["connect-src"] == ["'self'", "wss://pbx.example.com:7443"]
+    assert directives["script-src"] == ["'self'"]
+
+
+def test_without_a_softphone_the_page_asks_for_none_and_connects_only_home(
+    client, make_agent, settings
+):
+    settings.SOFTPHONE_WEBSOCKET_URL = ""
+    client.force_login(make_agent("dana").user)
+
+    response = client.get("/")
+
+    assert console_config(response)["softphone_url"] is None
+    assert "connect-src 'self';" in response["Content-Security-Policy"]

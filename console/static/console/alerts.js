@@ -4,6 +4,7 @@
 // A caller newly held for this agent notifies once too.
 import { closeNotification, notify, openTags } from "./desktop.js";
 import { startRing, stopRing } from "./ring.js";
+import { isRingingHere } from "./softphone.js";
 import { model } from "./state.js";
 
 const TITLE = "Console · Rapport";
@@ -28,6 +29,8 @@ export function renderAlerts() {
     wanted.add(tag);
     // The first name only, and only where consent lets a passer-by see it (the server decides).
     notifyOnce(tag, offerTitle(offer), offer.notification_name);
+    startRing();
+  } else if (isRingingHere()) {
     startRing();
   } else {
     stopRing();

@@ -6,12 +6,14 @@ import { formatTime } from "./format.js";
 import { notice } from "./notice.js";
 import { offerActions, ringTimer } from "./offer.js";
 import { api } from "./server.js";
+import { answer, declineHere, isRingingHere, ringsHere } from "./softphone.js";
 import { changed, config, labels, model } from "./state.js";
 
 // `ringing`: an offer to accept or decline; `onPhone`: rung by the phone system itself.
 export function callerCard(source, ringing, onPhone) {
   const caller = source.caller || { kind: "unknown", number: "", customer: null, candidates: [] };
-  const parts = [onPhone ? phoneRingingHead(source) : cardHead(source, ringing)];
+  const here = onPhone && ringsHere(source);
+  const parts = [here ? ringingHereHead(source) : onPhone ? phoneRingingHead(source) : cardHead(source, ringing)];
   // A colleague's hand-off is what the agent reads first, before the usual context.
   if (source.handoff) parts.push(handoffNote(source.handoff));
   const hold = source.hold_rule;
@@ -33,6 +35,7 @@ export function callerCard(source, ringing, onPhone) {
     );
   }
   if (ringing) parts.push(offerActions());
+  if (here) parts.push(answerHereActions());
   return parts;
 }
 
@@ -88,6 +91,38 @@ function phoneRingingHead(source) {
     el("span", { class: "tag tag-ring", text: "Ringing on your phone" }),
     queue ? el("span", { class: "queue", text: queue }) : null,
     el("span", { class: "reason", text: "Answer on your phone" })
+  );
+}
+
+// Rung by the phone system in this browser (softphone.js): answered here, one click.
+function ringingHereHead(source) {
+  const queue = source.queue ? source.queue.name : "";
+  return el(
+    "header",
+    { class: "card-head" },
+    el("span", { class: "tag tag-ring", text: "Incoming call" }),
+    queue ? el("span", { class: "queue", text: queue }) : null,
+    el("span", { class: "reason", text: "Ringing in this browser" })
+  );
+}
+
+function answerHereActions() {
+  const answering = !isRingingHere();
+  return el(
+    "footer",
+    { class: "actions" },
+    el(
+      "button",
+      { type: "button", class: "primary accept", "data-phone-accept": true, disabled: answering, onclick: answer },
+      answering ? "Connecting…" : "Accept",
+      el("kbd", { text: "A" })
+    ),
+    el(
+      "button",
+      { type: "button", class: "secondary", "data-phone-decline": true, disabled: answering, onclick: declineHere },
+      "Decline",
+      el("kbd", { text: "D" })
+    )
   );
 }
 

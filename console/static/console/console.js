@@ -8,6 +8,7 @@ import { handle } from "./messages.js";
 import { focusNote, ready, renderSide, saveNote, wireSidePanel } from "./note.js";
 import { accept, decline, tickRing } from "./offer.js";
 import { wireSoundControls } from "./ring.js";
+import { answer, askMicrophoneWhenAvailable, declineHere, renderPhone, wirePhone } from "./softphone.js";
 import { renderStage } from "./stage.js";
 import { onChange } from "./state.js";
 import { renderStatus, wireStatusControl } from "./status.js";
@@ -23,11 +24,14 @@ function render() {
   renderWrapUpCodes();
   renderCallControls();
   renderAlerts();
+  renderPhone();
+  askMicrophoneWhenAvailable();
 }
 
 const SHORTCUTS = {
-  KeyA: accept,
-  KeyD: decline,
+  // A call ringing in this browser (softphone.js) is answered here; else the offer on screen.
+  KeyA: () => answer() || accept(),
+  KeyD: () => declineHere() || decline(),
   KeyR: ready,
   KeyN: focusNote,
 };
@@ -63,6 +67,7 @@ wireSidePanel();
 wireCallControls();
 wireSoundControls();
 wireNotifications();
+wirePhone();
 document.addEventListener("keydown", onKey);
 setInterval(tickRing, 250);
 setInterval(tickWaiting, 1000);

@@ -3,13 +3,15 @@
 import { $ } from "../rapport/dom.js";
 import { callerCard } from "./card.js";
 import { tickRing } from "./offer.js";
+import { ringingWithoutCard } from "./softphone.js";
 import { isTalking, labels, model } from "./state.js";
 
 export function renderStage() {
   const card = $("[data-card]");
   const idle = $("[data-idle]");
   // A call ringing on the phone shows unless the agent is talking on another.
-  const ringing = model.ringing && !(model.call && isTalking(model.call)) ? model.ringing : null;
+  const onPhone = model.ringing || ringingWithoutCard();
+  const ringing = onPhone && !(model.call && isTalking(model.call)) ? onPhone : null;
   const source = model.offer || ringing || model.call;
   if (!source) {
     card.hidden = true;
