@@ -1,12 +1,15 @@
 """What the `call.connect` tests share: a Redis of their own that they stop and start, and a
 real HTTP server playing the telephony system's control URL. (test_soak.py keeps its own: a
-durable Redis, and a control URL that records each `call.connect` it is told.)"""
+durable Redis, and a control URL that records each `call.connect` it is told.) What the PBX
+tests share (test_pbx.py, test_softphone.py, inside their network namespace): Rapport's web
+server and the PBX configured for each other (tests/support/sip.py)."""
 
 import threading
 from http.server import ThreadingHTTPServer
 
 import pytest
 
+from tests.support import sip
 from tests.support.dedicated_redis import DedicatedRedis
 from tests.support.telephony import TelephonyControl
 
@@ -26,3 +29,19 @@ def control_url():
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}/control"
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def rapport_and_pbx(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), sip.rapport_and_pbx() as both:
+        yield both
+
+
+@pytest.fixture(scope="module")
+def rapport(rapport_and_pbx):
+    return rapport_and_pbx[0]
+
+
+@pytest.fixture(scope="module")
+def pbx(rapport_and_pbx):
+    return rapport_and_pbx[1]

@@ -38,22 +38,6 @@ MAYA = "+14155550123"
 DANA_TONE, BOB_TONE, CALLER_TONE = 440, 660, 880
 
 
-@pytest.fixture(scope="module")
-def servers(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock(), sip.rapport_and_pbx() as both:
-        yield both
-
-
-@pytest.fixture(scope="module")
-def rapport(servers):
-    return servers[0]
-
-
-@pytest.fixture(scope="module")
-def pbx(servers):
-    return servers[1]
-
-
 @pytest.fixture
 def line(db, pbx, rapport, request):
     """The queue whose number callers dial, and the PBX's route hint credential; the scenario's

@@ -23,9 +23,8 @@ from django.utils import timezone
 from customers.models import Customer, PhoneNumber
 from routing.models import Agent, Call, Queue
 from routing.states import AgentStatus, CallState
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.support import sip
-from tests.support.browser import screenshot
+from tests.support.browser import launched_chromium, screenshot
 from tests.support.routing import wait_until
 
 test_in_own_network_namespace = sip.namespace_test(__file__)
@@ -97,43 +96,9 @@ async () => {
 
 
 @pytest.fixture(scope="module")
-def servers(django_db_setup, django_db_blocker):
-    with django_db_blocker.unblock(), sip.rapport_and_pbx() as both:
-        yield both
-
-
-@pytest.fixture(scope="module")
-def rapport(servers):
-    return servers[0]
-
-
-@pytest.fixture(scope="module")
-def pbx(servers):
-    return servers[1]
-
-
-@pytest.fixture(scope="module")
 def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip("headless Chromium (/usr/bin/chromium) is not installed")
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=[*CHROMIUM_ARGS, *FAKE_MEDIA], headless=True
-            )
-            try:
-                yield browser
-            finally:
-                browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+    with launched_chromium(FAKE_MEDIA) as browser:
+        yield browser
 
 
 @pytest.fixture

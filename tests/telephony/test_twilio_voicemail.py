@@ -193,16 +193,8 @@ def test_a_recording_of_an_unknown_call_or_with_bad_fields_is_a_4xx_naming_the_f
 def test_a_message_after_asking_for_a_call_back_joins_that_call_back(
     twilio, make_agent, maya, team, queue, sent
 ):
-    dana, sam = team
-    # Dana is busy with another caller, Sam is free: Maya is held for Dana and asked.
-    agent_status.set_status(agent=dana, status=AgentStatus.BUSY, reason="test")
-    agent_status.set_status(agent=sam, status=AgentStatus.AVAILABLE, reason="test")
-    call_sid = new_call_sid()
-    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
-    router.route_call(the_call(call_sid).pk)
-    asked = twilio.wait_round(enqueue, call_sid)
-    twilio.press(asked.root[0], call_sid, "3")
-    confirmed = twilio.left_queue(enqueue, call_sid, "leave")
+    dana, _ = team
+    call_sid, confirmed = asks_for_a_call_back(twilio, team)
     assert confirmed.verbs() == ["Say", "Record", "Hangup"]
     assert "leave a message for Dana if you like, or just hang up" in confirmed.root[0].text
 
@@ -332,15 +324,8 @@ def test_a_closed_consent_callers_card_shows_their_message_as_what_the_call_need
 def test_a_message_that_comes_after_the_agent_took_the_call_back_is_drawn_on_their_card(
     twilio, maya, team, sent
 ):
-    dana, sam = team
-    agent_status.set_status(agent=dana, status=AgentStatus.BUSY, reason="test")
-    agent_status.set_status(agent=sam, status=AgentStatus.AVAILABLE, reason="test")
-    call_sid = new_call_sid()
-    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
-    router.route_call(the_call(call_sid).pk)
-    asked = twilio.wait_round(enqueue, call_sid)
-    twilio.press(asked.root[0], call_sid, "3")
-    confirmed = twilio.left_queue(enqueue, call_sid, "leave")
+    dana, _ = team
+    call_sid, confirmed = asks_for_a_call_back(twilio, team)
     attempt = Call.objects.get(callback=Callback.objects.get())
     router.route_call(attempt.pk)
     online(dana)
@@ -373,3 +358,17 @@ def test_the_customers_export_lists_their_messages(twilio, maya, team):
             "recording_url": recording_url(sid),
         }
     ]
+
+
+def asks_for_a_call_back(twilio, team):
+    """Dana is busy with another caller, Sam is free: Maya, held for Dana and asked, presses 3.
+    Returns her call's sid and the TwiML that confirms the call back."""
+    dana, sam = team
+    agent_status.set_status(agent=dana, status=AgentStatus.BUSY, reason="test")
+    agent_status.set_status(agent=sam, status=AgentStatus.AVAILABLE, reason="test")
+    call_sid = new_call_sid()
+    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
+    router.route_call(the_call(call_sid).pk)
+    asked = twilio.wait_round(enqueue, call_sid)
+    twilio.press(asked.root[0], call_sid, "3")
+    return call_sid, twilio.left_queue(enqueue, call_sid, "leave")
