@@ -9,8 +9,10 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
+from routing.models import Queue
 from tests.support import sip
 from tests.support.dedicated_redis import DedicatedRedis
+from tests.support.sip_people import QUEUE_NUMBER
 from tests.support.telephony import TelephonyControl
 
 
@@ -45,3 +47,19 @@ def rapport(rapport_and_pbx):
 @pytest.fixture(scope="module")
 def pbx(rapport_and_pbx):
     return rapport_and_pbx[1]
+
+
+@pytest.fixture
+def line(db, pbx, rapport, request):
+    """The queue whose number callers dial, and the PBX's route hint credential; the scenario's
+    phones stop with it (their logs printed first if it failed)."""
+    failed_before = request.session.testsfailed
+    sip.allow_route_hint()
+    yield Queue.objects.create(
+        slug="loyalty", name="Loyalty", numbers=[QUEUE_NUMBER], offer_timeout_seconds=6
+    )
+    if request.session.testsfailed > failed_before:
+        print(pbx.log_tail(), rapport.log_tail())
+    pbx.close_phones()
+    # Rapport took every Generic CTI event the PBX posted (a refused one is logged).
+    assert "not taken" not in pbx.logs["kamailio"].read_text(), pbx.log_tail()

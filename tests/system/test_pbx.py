@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 
 import httpx
 import pytest
-from django.contrib.auth.models import Group, User
 from django.test import Client
-from django.utils import timezone
 from websockets.sync.client import connect
 
-from customers.models import Customer, PhoneNumber
-from routing.models import Agent, Call, Queue
-from routing.states import AgentStatus, CallState
-from tests.support import sip
+from routing.models import Agent, Call
+from routing.states import AgentStatus
+from tests.support import sip, sip_people
 from tests.support.routing import wait_until
+from tests.support.sip_people import MAYA, QUEUE_NUMBER
 
 test_in_own_network_namespace = sip.namespace_test(__file__)
 
@@ -33,35 +30,7 @@ pytestmark = [
 ]
 
 CTI_TOKEN, SHARED_SECRET, HINT_TOKEN = sip.CTI_TOKEN, sip.SHARED_SECRET, sip.HINT_TOKEN
-QUEUE_NUMBER = "+18005550100"
-MAYA = "+14155550123"
 DANA_TONE, BOB_TONE, CALLER_TONE = 440, 660, 880
-
-
-@pytest.fixture
-def line(db, pbx, rapport, request):
-    """The queue whose number callers dial, and the PBX's route hint credential; the scenario's
-    phones stop with it (their logs printed first if it failed)."""
-    failed_before = request.session.testsfailed
-    sip.allow_route_hint()
-    yield Queue.objects.create(
-        slug="loyalty", name="Loyalty", numbers=[QUEUE_NUMBER], offer_timeout_seconds=6
-    )
-    if request.session.testsfailed > failed_before:
-        print(pbx.log_tail(), rapport.log_tail())
-    pbx.close_phones()
-    # Rapport took every Generic CTI event the PBX posted (a refused one is logged).
-    assert "not taken" not in pbx.logs["kamailio"].read_text(), pbx.log_tail()
-
-
-def agent(name: str, extension: str, queue: Queue, *, status=AgentStatus.AVAILABLE) -> Agent:
-    user = User.objects.create_user(username=name, password="pw-" + name)
-    user.groups.add(Group.objects.get_or_create(name="agent")[0])
-    the_agent = Agent.objects.create(
-        user=user, display_name=name.title(), telephony_identity=extension, status=status
-    )
-    the_agent.queues.set([queue])
-    return the_agent
 
 
 def softphone_credentials(rapport, the_agent: Agent) -> dict:
@@ -118,25 +87,10 @@ def ended(**which) -> Call:
     return wait_until(call_ended, timeout=10)
 
 
-def spoke_with(customer_number: str, the_agent: Agent, queue: Queue) -> None:
-    maya = Customer.objects.create(name="Maya Chen")
-    PhoneNumber.objects.create(customer=maya, number=customer_number)
-    at = timezone.now() - timedelta(days=2)
-    Call.objects.create(
-        telephony_call_id="earlier-call",
-        customer=maya,
-        agent=the_agent,
-        queue=queue,
-        state=CallState.ENDED,
-        connected_at=at,
-        ended_at=at + timedelta(minutes=3),
-    )
-
-
 def test_the_last_agent_rings_first_answers_and_talks_then_wraps_up(pbx, rapport, line):
-    dana = agent("dana", "1001", line)
-    agent("bob", "1002", line)
-    spoke_with(MAYA, dana, line)
+    dana = sip_people.agent("dana", "1001", line)
+    sip_people.agent("bob", "1002", line)
+    sip_people.spoke_with(MAYA, dana, line)
     dana_phone = pbx.phone(
         "1001", tone_hz=DANA_TONE, credentials=softphone_credentials(rapport, dana)
     )
@@ -176,9 +130,9 @@ def test_the_last_agent_rings_first_answers_and_talks_then_wraps_up(pbx, rapport
 def test_with_the_last_agent_offline_the_queues_other_agent_answers_on_their_phone(
     pbx, rapport, line
 ):
-    dana = agent("dana", "2001", line, status=AgentStatus.OFFLINE)
-    bob = agent("bob", "2002", line)
-    spoke_with(MAYA, dana, line)
+    dana = sip_people.agent("dana", "2001", line, status=AgentStatus.OFFLINE)
+    bob = sip_people.agent("bob", "2002", line)
+    sip_people.spoke_with(MAYA, dana, line)
     bob_phone = pbx.phone("2002", tone_hz=BOB_TONE, credentials=softphone_credentials(rapport, bob))
     console = ConsoleSocket(rapport, bob)
     console.wait_for("state")
@@ -199,9 +153,9 @@ def test_with_the_last_agent_offline_the_queues_other_agent_answers_on_their_pho
 
 
 def test_an_agent_who_declines_is_skipped_and_the_next_agent_gets_the_card(pbx, rapport, line):
-    dana = agent("dana", "5001", line)
-    bob = agent("bob", "5002", line)
-    spoke_with(MAYA, dana, line)
+    dana = sip_people.agent("dana", "5001", line)
+    bob = sip_people.agent("bob", "5002", line)
+    sip_people.spoke_with(MAYA, dana, line)
     dana_phone = pbx.phone("5001", answer="manual")
     bob_phone = pbx.phone("5002", tone_hz=BOB_TONE)
     bobs_console = ConsoleSocket(rapport, bob)
@@ -223,7 +177,7 @@ def test_an_agent_who_declines_is_skipped_and_the_next_agent_gets_the_card(pbx, 
 
 
 def test_a_caller_who_hangs_up_while_it_rings_has_abandoned_the_call(pbx, rapport, line):
-    dana = agent("dana", "4001", line)
+    dana = sip_people.agent("dana", "4001", line)
     dana_phone = pbx.phone("4001", answer="manual")
     console = ConsoleSocket(rapport, dana)
     console.wait_for("state")
@@ -245,7 +199,7 @@ def test_a_caller_who_hangs_up_while_it_rings_has_abandoned_the_call(pbx, rappor
 
 def test_with_the_route_hint_down_the_queues_agents_ring_at_once(rapport, line):
     """A PBX whose route hint is a closed port: it rings the agents registered there."""
-    bob = agent("bob", "3002", line)
+    bob = sip_people.agent("bob", "3002", line)
     with sip.pbx(
         rapport_url=rapport.base_url,
         route_hint_token=HINT_TOKEN,
@@ -298,7 +252,7 @@ def test_with_rapport_unreachable_calls_still_connect_and_no_secret_reaches_the_
 
 
 def test_with_nobody_to_ring_the_caller_hears_480_and_rapport_records_no_answer(pbx, line):
-    agent("dana", "7001", line, status=AgentStatus.OFFLINE)
+    sip_people.agent("dana", "7001", line, status=AgentStatus.OFFLINE)
     caller = pbx.caller(MAYA)
 
     caller.dial(pbx.sip_uri(QUEUE_NUMBER))
@@ -309,7 +263,7 @@ def test_with_nobody_to_ring_the_caller_hears_480_and_rapport_records_no_answer(
 
 
 def test_a_caller_may_only_call_a_queues_number(pbx, line):
-    agent("dana", "8001", line)
+    sip_people.agent("dana", "8001", line)
     pbx.phone("8001")
     caller = pbx.caller(MAYA)
 
@@ -322,8 +276,8 @@ def test_a_caller_may_only_call_a_queues_number(pbx, line):
 
 
 def test_a_call_in_an_agents_name_needs_their_credentials(pbx, rapport, line):
-    dana = agent("dana", "9001", line)
-    agent("lee", "9002", line, status=AgentStatus.OFFLINE)
+    dana = sip_people.agent("dana", "9001", line)
+    sip_people.agent("lee", "9002", line, status=AgentStatus.OFFLINE)
     dana_phone = pbx.phone("9001")
     lees_phone = pbx.phone("9002")
     impostor = pbx.caller("9002")
@@ -347,9 +301,9 @@ def test_the_last_agent_who_lets_it_ring_for_the_hints_wait_loses_it_to_the_queu
 ):
     line.offer_timeout_seconds = 2
     line.save()
-    dana = agent("dana", "9101", line)
-    bob = agent("bob", "9102", line)
-    spoke_with(MAYA, dana, line)
+    dana = sip_people.agent("dana", "9101", line)
+    bob = sip_people.agent("bob", "9102", line)
+    sip_people.spoke_with(MAYA, dana, line)
     dana_phone = pbx.phone("9101", answer="manual")
     bob_phone = pbx.phone("9102")
     caller = pbx.caller(MAYA)

@@ -13,19 +13,16 @@ import contextlib
 import os
 import time
 import wave
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.utils import timezone
 
-from customers.models import Customer, PhoneNumber
-from routing.models import Agent, Call, Queue
+from routing.models import Agent, Call
 from routing.states import AgentStatus, CallState
-from tests.support import sip
+from tests.support import sip, sip_people
 from tests.support.browser import launched_chromium, screenshot
 from tests.support.routing import wait_until
+from tests.support.sip_people import EARLIER_CALL, MAYA, QUEUE_NUMBER
 
 test_in_own_network_namespace = sip.namespace_test(__file__)
 
@@ -36,9 +33,6 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-QUEUE_NUMBER = "+18005550100"
-MAYA = "+14155550123"
-EARLIER_CALL = "maya-two-days-ago"
 CALLER_TONE, BOB_TONE = 880, 660
 # Chromium's fake microphone (--use-fake-device-for-media-stream): a beep every second.
 FAKE_MEDIA = [
@@ -99,49 +93,6 @@ async () => {
 def chromium():
     with launched_chromium(FAKE_MEDIA) as browser:
         yield browser
-
-
-@pytest.fixture
-def line(db, pbx, rapport, request):
-    """The queue whose number the caller dials; the scenario's phones stop with it (their logs
-    printed first if it failed)."""
-    failed_before = request.session.testsfailed
-    sip.allow_route_hint()
-    yield Queue.objects.create(
-        slug="loyalty", name="Loyalty", numbers=[QUEUE_NUMBER], offer_timeout_seconds=6
-    )
-    if request.session.testsfailed > failed_before:
-        print(pbx.log_tail(), rapport.log_tail())
-    pbx.close_phones()
-
-
-def make_agent(name: str, extension: str, queue: Queue) -> Agent:
-    user = User.objects.create_user(username=name, password="pw-" + name)
-    user.groups.add(Group.objects.get_or_create(name="agent")[0])
-    agent = Agent.objects.create(
-        user=user,
-        display_name=name.title(),
-        telephony_identity=extension,
-        status=AgentStatus.AVAILABLE,
-    )
-    agent.queues.set([queue])
-    return agent
-
-
-def spoke_with(number: str, agent: Agent, queue: Queue) -> None:
-    """`number`'s caller, Maya, talked with `agent` two days ago: the route hint names her."""
-    maya = Customer.objects.create(name="Maya Chen")
-    PhoneNumber.objects.create(customer=maya, number=number)
-    at = timezone.now() - timedelta(days=2)
-    Call.objects.create(
-        telephony_call_id=EARLIER_CALL,
-        customer=maya,
-        agent=agent,
-        queue=queue,
-        state=CallState.ENDED,
-        connected_at=at,
-        ended_at=at + timedelta(minutes=3),
-    )
 
 
 @pytest.fixture
@@ -210,9 +161,9 @@ def ended() -> Call:
 def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
     pbx, rapport, line, open_console
 ):
-    dana = make_agent("dana", "1001", line)
-    make_agent("bob", "1002", line)
-    spoke_with(MAYA, dana, line)
+    dana = sip_people.agent("dana", "1001", line)
+    sip_people.agent("bob", "1002", line)
+    sip_people.spoke_with(MAYA, dana, line)
     page, errors = open_console("dana")
     page.wait_for_selector('[data-phone-state="connected"]:has-text("Phone connected")')
     caller = pbx.caller(MAYA, tone_hz=CALLER_TONE)
@@ -283,9 +234,9 @@ def test_dana_answers_in_the_browser_with_one_click_and_talks_then_wraps_up(
 def rings_dana_then_bob(pbx, rapport, line, open_console):
     """Dana (the caller's last agent) in her console, Bob on a baresip phone that answers; Maya
     dials the queue and Dana's console rings with Accept. Returns (page, Bob's phone, caller)."""
-    dana = make_agent("dana", "1001", line)
-    bob = make_agent("bob", "1002", line)
-    spoke_with(MAYA, dana, line)
+    dana = sip_people.agent("dana", "1001", line)
+    bob = sip_people.agent("bob", "1002", line)
+    sip_people.spoke_with(MAYA, dana, line)
     bob_phone = pbx.phone(
         "1002", tone_hz=BOB_TONE, credentials=sip.softphone_credentials(rapport, bob.user)
     )
