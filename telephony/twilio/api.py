@@ -151,12 +151,18 @@ def _another_round_of_the_wait(request: HttpRequest) -> HttpResponse:
 
 @twilio_webhook(while_unreachable=_another_round_of_the_wait)
 def wait(request: HttpRequest) -> HttpResponse:
-    """The queue's wait loop: keep waiting, or leave the queue to be dialled to the agent."""
+    """The queue's wait loop: keep waiting, or leave the queue to be dialled to the agent, or
+    to leave a message once nobody of the queue is online any more."""
     call_sid = _call_sid(request.POST)
-    if twilio_calls.waiting_caller_should_leave(call_sid=call_sid):
-        logger.warning(
-            "twilio call %r: agent accepted, REST update missing; <Leave/>",
+    leaving = twilio_calls.why_waiting_caller_leaves(call_sid=call_sid)
+    if leaving is not None:
+        # To be dialled means the REST update went missing: worth a warning.
+        level = logging.WARNING if leaving == twilio_calls.TO_BE_DIALLED else logging.INFO
+        logger.log(
+            level,
+            "twilio call %r: leaves the queue %s",
             call_sid,
+            leaving,
             extra=call_fields(call_sid),
         )
         return _twiml(twilio_voice.leave())

@@ -70,22 +70,38 @@ def call_rang(
         return _next_step(call_sid)
 
 
-def waiting_caller_should_leave(*, call_sid: str) -> bool:
-    """The wait loop's question: has an agent accepted this caller while the REST update that
-    dials them could not be delivered (it failed, or has not come in the time it may take)?"""
+# Why a waiting caller leaves the queue (the wait loop answers `<Leave/>`; the enqueue action
+# then says what comes next, `_next_step`).
+TO_BE_DIALLED = "to be dialled"
+FOR_A_MESSAGE = "for a message"
+
+
+def why_waiting_caller_leaves(*, call_sid: str) -> str | None:
+    """The wait loop's question: should the caller leave the queue now, and why? To be dialled:
+    an agent accepted them while the REST update that dials them could not be delivered (it
+    failed, or has not come in the time it may take). For a message: every agent of their queue
+    went offline while they waited, with nobody having accepted them, so they are asked for a
+    message as a call coming in now would be. Else None: the wait goes on."""
     twilio_call = _twilio_call(call_sid)
     if twilio_call is None:
-        return False
+        return None
     call = twilio_call.call
     decision = _accepted_decision(call)
-    if decision is None or twilio_call.dialled_decision_id == decision.pk:
-        return False
+    if decision is None:
+        waiting = call.state not in FINAL_STATES and call.state not in TALKING_STATES
+        if waiting and voicemails.nobody_can_answer(call.queue_id):
+            return FOR_A_MESSAGE
+        return None
+    if twilio_call.dialled_decision_id == decision.pk:
+        return None
     attempts = ConnectAttempt.objects.filter(call=call, decision=decision)
     if attempts.exclude(status_code__range=(200, 299)).exists():
-        return True
+        return TO_BE_DIALLED
     patience = timedelta(seconds=settings.TWILIO_API_TIMEOUT_SECONDS + 2)
     accepted_at = decision.offer.responded_at if decision.offer else decision.decided_at
-    return not attempts.exists() and accepted_at <= timezone.now() - patience
+    if not attempts.exists() and accepted_at <= timezone.now() - patience:
+        return TO_BE_DIALLED
+    return None
 
 
 def caller_left_queue(*, call_sid: str, queue_result: str) -> NextStep:

@@ -150,6 +150,33 @@ def test_nobody_online_the_caller_leaves_a_message_offered_to_their_last_agent_f
     }
 
 
+def test_a_caller_waiting_when_the_last_agent_of_the_queue_goes_offline_is_asked_for_a_message(
+    twilio, maya, team
+):
+    """Sam, the one agent online, is on another call; Maya waits. His shift ends: at the next
+    round of the wait she leaves the queue and is asked for a message, as a caller ringing now
+    would be, instead of waiting for nobody."""
+    dana, sam = team
+    agent_status.set_status(agent=sam, status=AgentStatus.BUSY, reason="test")
+    call_sid = new_call_sid()
+    enqueue = twilio.incoming_call(call_sid).only("Enqueue")
+    router.route_call(the_call(call_sid).pk)
+    assert "Leave" not in twilio.wait_round(enqueue, call_sid).verbs()
+
+    agent_status.set_status(agent=sam, status=AgentStatus.OFFLINE, reason="test")
+    assert twilio.wait_round(enqueue, call_sid).verbs() == ["Leave"]
+    asked = twilio.left_queue(enqueue, call_sid, "leave")
+
+    assert asked.verbs() == ["Say", "Record", "Hangup"]
+    assert (the_call(call_sid).state, the_call(call_sid).end_reason) == (
+        CallState.ENDED,
+        "voicemail",
+    )
+    _, code, sid = twilio.record(asked.root[1], call_sid, seconds=12)
+    assert code == 204
+    assert Voicemail.objects.get(recording_sid=sid).callback.number == CUSTOMER_NUMBER
+
+
 def test_an_empty_or_failed_recording_is_not_a_message(twilio, maya, team):
     for seconds, status in ((0, "completed"), (12, "failed"), (12, "absent")):
         call_sid = new_call_sid()
