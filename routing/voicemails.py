@@ -15,7 +15,8 @@ from django.db.models import Q
 
 from customers.audit import record_context_access
 from customers.models import AccessReason
-from routing import callbacks, policy, roles, screens, selectors
+from infrastructure import broadcast
+from routing import callbacks, messages, policy, roles, screens, selectors
 from routing.models import Agent, Call, Voicemail
 from routing.states import FINAL_STATES, AgentStatus
 
@@ -74,8 +75,9 @@ def message_left(*, telephony_call_id: str, recording: Recording, agent_dials: b
 
 
 def _show_on_the_agents_card(callback_id: int) -> None:
-    """A try an agent has already taken (the message came after they accepted it): their card
-    is drawn again, with the message."""
+    """The message came after the call back's try was offered: the card of an agent who has
+    taken it is drawn again, and an agent whose offer still rings gets their screen's state
+    again (the offer with the message), as a reconnect would draw it."""
     taken = (
         Call.objects.select_related("agent__user", "callback", "queue", "customer")
         .filter(callback_id=callback_id, agent__isnull=False)
@@ -83,6 +85,9 @@ def _show_on_the_agents_card(callback_id: int) -> None:
     )
     for attempt in taken:
         screens.show_call(call=attempt, agent=attempt.agent)
+    ringing = selectors.open_offers().filter(call__callback_id=callback_id)
+    for agent_id in ringing.values_list("agent_id", flat=True):
+        broadcast.send_to_agent(agent_id, messages.agent_state_message(agent_id))
 
 
 class NotTheirs(Exception):

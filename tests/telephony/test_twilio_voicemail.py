@@ -371,6 +371,27 @@ def test_a_message_that_comes_after_the_agent_took_the_call_back_is_drawn_on_the
     }
 
 
+def test_a_message_that_comes_while_the_call_back_rings_is_drawn_on_the_ringing_card(
+    twilio, maya, team, sent
+):
+    dana, _ = team
+    call_sid, confirmed = asks_for_a_call_back(twilio, team)
+    attempt = Call.objects.get(callback=Callback.objects.get())
+    router.route_call(attempt.pk)
+    online(dana)
+    assert card_of(sent, dana)["callback"]["message"] is None
+
+    _, code, sid = twilio.record(confirmed.root[1], call_sid, seconds=17)
+
+    assert code == 204
+    state = [m for agent_id, m in sent if agent_id == dana.pk and m["type"] == "state"][-1]
+    assert state["offer"]["call_id"] == attempt.telephony_call_id
+    assert state["offer"]["callback"]["message"] == {
+        "id": Voicemail.objects.get(recording_sid=sid).pk,
+        "duration_seconds": 17,
+    }
+
+
 def test_the_customers_export_lists_their_messages(twilio, maya, team):
     call_sid = new_call_sid()
     _, sid = left_a_message(twilio, call_sid, seconds=17)
